@@ -1,0 +1,41 @@
+/*
+ * cli.h - what every subcommand of the docket command shares.
+ *
+ * main.c strips the global options (--home, --as, --json) wherever they
+ * stand, then calls the command's function with the remaining arguments
+ * (argv[0] is the command's name). A command returns a dk_err value; main
+ * prints dk_error_last() and exits with the matching status.
+ */
+#ifndef DK_CLI_H
+#define DK_CLI_H
+
+#include <stdint.h>
+
+typedef struct {
+	const char *home; /* --home, DOCKET_HOME, or ".docket-home" */
+	const char *user; /* --as or DOCKET_USER; NULL when neither */
+	int json;         /* --json */
+} dk_cli;
+
+typedef int (*dk_cmd_fn)(dk_cli *cli, int argc, char **argv);
+
+typedef struct {
+	const char *name;
+	dk_cmd_fn fn;
+	const char *usage;   /* "check FILE..." */
+	const char *summary; /* one line */
+} dk_cmd;
+
+/* Commands, one file each (cli/cmd_NAME.c). */
+#define DK_CMD(name, usage, summary) int cmd_##name(dk_cli *cli, int argc, char **argv);
+#include "cli/commands.def"
+#undef DK_CMD
+
+/* Reports a usage error for the named command (prints its usage line) and
+ * returns DK_EUSAGE. fmt may be NULL. */
+int dk_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The actor: cli->user or a usage error saying how to name one. */
+int dk_cli_require_user(const dk_cli *cli, const char **out);
+
+#endif

@@ -1,0 +1,61 @@
+# lib.sh - helpers for end-to-end tests that drive the real docket binary.
+# Source it from tests/e2e/*.sh; every check prints one TAP line.
+#
+#   dk ARGS...            run $DOCKET, output in $out/$err, status in $rc
+#   expect_rc N NAME      check the last status
+#   expect_out TEXT NAME  check that stdout contains TEXT (fixed string)
+#   expect_err TEXT NAME  check that stderr contains TEXT
+set -u
+: "${DOCKET:?run through tests/run.sh or set DOCKET}"
+: "${DOCKET_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/docket-test.XXXXXX")
+export DOCKET_HOME="$T/home"
+trap 'rm -rf "$T"' EXIT
+n=0
+nfail=0
+out=""
+err=""
+rc=0
+
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); nfail=$((nfail + 1)); echo "not ok $n - $*"; }
+
+dk() {
+	"$DOCKET" "$@" >"$T/stdout" 2>"$T/stderr"
+	rc=$?
+	out=$(cat "$T/stdout")
+	err=$(cat "$T/stderr")
+	return 0
+}
+
+show_last() {
+	echo "#   status: $rc"
+	printf '%s\n' "$out" | head -n 20 | sed 's/^/#   out: /'
+	printf '%s\n' "$err" | head -n 20 | sed 's/^/#   err: /'
+}
+
+expect_rc() {
+	if [ "$rc" -eq "$1" ]; then ok "$2"; else
+		not_ok "$2 (expected status $1)"
+		show_last
+	fi
+}
+
+expect_out() {
+	case "$out" in *"$1"*) ok "$2" ;; *)
+		not_ok "$2 (stdout lacks '$1')"
+		show_last ;;
+	esac
+}
+
+expect_err() {
+	case "$err" in *"$1"*) ok "$2" ;; *)
+		not_ok "$2 (stderr lacks '$1')"
+		show_last ;;
+	esac
+}
+
+done_testing() {
+	echo "1..$n"
+	[ "$nfail" -eq 0 ]
+}

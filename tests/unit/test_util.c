@@ -1,0 +1,117 @@
+/* test_util.c - instants, durations, buffers and error codes. */
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/time.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static void time_parse_forms(void **state)
+{
+	int64_t t;
+	char s[DK_TIME_STRLEN];
+	(void)state;
+	assert_int_equal(dk_time_parse(&t, "2026-11-28T09:30:00Z"), 0);
+	dk_time_format(s, t);
+	assert_string_equal(s, "2026-11-28T09:30:00Z");
+	assert_int_equal(dk_time_parse(&t, "2026-11-28T17:30:00+08:00"), 0);
+	dk_time_format(s, t);
+	assert_string_equal(s, "2026-11-28T09:30:00Z");
+	assert_int_equal(dk_time_parse(&t, "2024-02-29"), 0);
+	dk_time_format(s, t);
+	assert_string_equal(s, "2024-02-29T00:00:00Z");
+}
+
+static void time_parse_rejects(void **state)
+{
+	int64_t t;
+	(void)state;
+	assert_int_equal(dk_time_parse(&t, "2025-02-29"), DK_EINVALID);
+	assert_int_equal(dk_time_parse(&t, "2026-13-01"), DK_EINVALID);
+	assert_int_equal(dk_time_parse(&t, "2026-11-28T25:00"), DK_EINVALID);
+	assert_int_equal(dk_time_parse(&t, "yesterday"), DK_EINVALID);
+	assert_int_equal(dk_time_parse(&t, "2026-11-28Tx"), DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "ISO 8601"));
+}
+
+static void duration_parse(void **state)
+{
+	dk_duration d;
+	(void)state;
+	assert_int_equal(dk_duration_parse(&d, "P3D"), 0);
+	assert_int_equal(d.days, 3);
+	assert_int_equal(dk_duration_parse(&d, "PT1H30M"), 0);
+	assert_int_equal(d.seconds, 5400);
+	assert_int_equal(dk_duration_parse(&d, "P1Y2M10DT2H"), 0);
+	assert_int_equal(d.years, 1);
+	assert_int_equal(d.months, 2);
+	assert_int_equal(d.days, 10);
+	assert_int_equal(d.seconds, 7200);
+	assert_int_equal(dk_duration_parse(&d, "P2W"), 0);
+	assert_int_equal(d.days, 14);
+	assert_int_equal(dk_duration_parse(&d, "P"), DK_EINVALID);
+	assert_int_equal(dk_duration_parse(&d, "PT"), DK_EINVALID);
+	assert_int_equal(dk_duration_parse(&d, "3D"), DK_EINVALID);
+	assert_int_equal(dk_duration_parse(&d, "P1H"), DK_EINVALID);
+	assert_int_equal(dk_duration_parse(&d, "P-1D"), DK_EINVALID);
+}
+
+static void duration_add_clamps_month_end(void **state)
+{
+	int64_t t;
+	dk_duration d;
+	char s[DK_TIME_STRLEN];
+	(void)state;
+	dk_time_parse(&t, "2024-01-31T10:00:00Z");
+	dk_duration_parse(&d, "P1M");
+	dk_time_format(s, dk_duration_add(t, &d));
+	assert_string_equal(s, "2024-02-29T10:00:00Z");
+	dk_time_parse(&t, "2026-12-30T00:00:00Z");
+	dk_duration_parse(&d, "P3D");
+	dk_time_format(s, dk_duration_add(t, &d));
+	assert_string_equal(s, "2027-01-02T00:00:00Z");
+}
+
+static void buf_grows(void **state)
+{
+	dk_buf b = DK_BUF_INIT;
+	(void)state;
+	assert_string_equal(dk_buf_cstr(&b), "");
+	for (int i = 0; i < 1000; i++)
+		dk_buf_printf(&b, "%d,", i);
+	assert_int_equal(strncmp(b.ptr, "0,1,2,", 6), 0);
+	assert_int_equal(b.ptr[b.len], '\0');
+	char *p = dk_buf_detach(&b);
+	assert_null(b.ptr);
+	free(p);
+}
+
+static void error_codes_map_to_exit_status(void **state)
+{
+	(void)state;
+	assert_int_equal(dk_error_exit_status(DK_OK), 0);
+	assert_int_equal(dk_error_exit_status(DK_EINVALID), 1);
+	assert_int_equal(dk_error_exit_status(DK_EUSAGE), 2);
+	assert_int_equal(dk_error_exit_status(DK_ENOTFOUND), 3);
+	assert_int_equal(dk_error_exit_status(DK_EFORBIDDEN), 4);
+	assert_int_equal(dk_error_exit_status(DK_ECONFLICT), 5);
+	assert_int_equal(dk_error_exit_status(DK_EPRECOND), 6);
+	assert_int_equal(dk_error_exit_status(DK_EINTERNAL), 1);
+	assert_int_equal(dk_error_set(DK_ECONFLICT, "x %d", 5), DK_ECONFLICT);
+	assert_string_equal(dk_error_last(), "x 5");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(time_parse_forms), cmocka_unit_test(time_parse_rejects),
+	    cmocka_unit_test(duration_parse),   cmocka_unit_test(duration_add_clamps_month_end),
+	    cmocka_unit_test(buf_grows),        cmocka_unit_test(error_codes_map_to_exit_status),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,15 @@
+/* file.h - small file helpers shared by every module. */
+#ifndef DK_UTIL_FILE_H
+#define DK_UTIL_FILE_H
+
+#include <stddef.h>
+
+/* Reads a whole file of at most max bytes into *out, NUL-terminated
+ * (the caller frees it); *len gets its length. Returns 0, DK_ENOTFOUND when
+ * it does not exist, DK_EINVALID when it is too big or unreadable. */
+int dk_read_file(char **out, size_t *len, const char *path, size_t max);
+
+/* Hex SHA-256 of bytes into out[65]. */
+void dk_sha256_hex(char out[65], const void *bytes, size_t len);
+
+#endif
