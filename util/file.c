@@ -53,6 +53,6 @@ void dk_sha256_hex(char out[65], const void *bytes, size_t len)
 	unsigned int mdlen = 0;
 	EVP_Digest(bytes, len, md, &mdlen, EVP_sha256(), NULL);
 	for (unsigned int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+		snprintf(out + (size_t)2 * i, 3, "%02x", md[i]);
 	out[64] = '\0';
 }
