@@ -1,0 +1,150 @@
+#!/bin/sh
+# report.sh OUT SCALE REPS - writes bench/results.md (to stdout) from the
+# figures bench/run.sh left in OUT: one file per measure holding
+# "median min max", or KEY.why saying why it has no figure.
+#
+# Every ratio is docket's median over the peer's median; the target says
+# which way is better (>= for rates, <= for times). A row whose docket side
+# has no figure says why and claims nothing.
+set -eu
+OUT=$1
+SCALE=$2
+REPS=$3
+
+# fmt VALUE: 1234567 -> 1,234,567; 12.345 -> 12.3; 0.5 -> 0.500
+fmt() {
+	awk -v v="$1" 'BEGIN {
+		if (v >= 1000) {
+			s = sprintf("%.0f", v); o = ""
+			while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
+			print s o
+		} else if (v >= 100) printf "%.0f\n", v
+		else printf "%.3g\n", v
+	}'
+}
+
+# cell KEY UNIT: "median unit (min-max)" or empty when there is no figure
+cell() {
+	[ -f "$OUT/$1" ] || return 0
+	set -- $(cat "$OUT/$1") "$2"
+	echo "$(fmt "$1") $4 ($(fmt "$2")–$(fmt "$3"))"
+}
+
+median() { cut -d' ' -f1 "$OUT/$1"; }
+
+why() {
+	if [ -f "$OUT/$1.why" ]; then
+		cat "$OUT/$1.why"
+	else
+		echo "no figure"
+	fi
+}
+
+peer_cell() {
+	if [ "$pkey" = - ]; then echo "—"; else echo "$peer: $pcell"; fi
+}
+
+# row MEASURE DKEY DUNIT PEER PKEY PUNIT OP TARGET
+#   OP is ">=" or "<=" (or "-" for no target); TARGET a factor like 10
+row() {
+	measure=$1 dkey=$2 dunit=$3 peer=$4 pkey=$5 punit=$6 op=$7 target=$8
+	if [ "$pkey" = - ]; then
+		pcell="—"
+	else
+		pcell=$(cell "$pkey" "$punit")
+		[ -n "$pcell" ] || pcell="not measured: $(why "$pkey")"
+	fi
+	case $op in
+	">=") tcell="≥ ${target}×" ;;
+	"<=") tcell="≤ ${target}×" ;;
+	*) tcell="—" ;;
+	esac
+	dcell=$(cell "$dkey" "$dunit")
+	if [ -z "$dcell" ]; then
+		echo "| $measure | not yet measured: $(why "$dkey") | $(peer_cell) | — | $tcell | — |"
+		return
+	fi
+	if [ "$pkey" = - ] || [ ! -f "$OUT/$pkey" ]; then
+		echo "| $measure | $dcell | $(peer_cell) | — | $tcell | — |"
+		return
+	fi
+	ratio=$(awk -v d="$(median "$dkey")" -v p="$(median "$pkey")" 'BEGIN { printf "%.3g", d / p }')
+	case $op in
+	">=") met=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r >= t) ? "yes" : "**no**" }') ;;
+	"<=") met=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r <= t) ? "yes" : "**no**" }') ;;
+	*) met="—" ;;
+	esac
+	echo "| $measure | $dcell | $(peer_cell) | ${ratio}× | $tcell | $met |"
+}
+
+header() {
+	echo
+	echo "## $1"
+	echo
+	echo "| measure | docket | peer | ratio | target | met |"
+	echo "| --- | --- | --- | --- | --- | --- |"
+}
+
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+size_note="full size"
+[ "$SCALE" -eq 1 ] || size_note="QUICK=1: a tenth of the full size"
+
+cat <<EOF
+# docket benchmarks
+
+Written by \`make bench\` ($size_note) on $(date -u '+%Y-%m-%d %H:%M UTC'). Each
+figure is the median of $REPS runs with the spread (min–max) in brackets;
+each ratio is docket's median over the peer's, measured in the same run on
+the same machine. Reproduce with \`make bench\` (or \`make bench QUICK=1\`).
+
+| machine | |
+| --- | --- |
+| CPU | ${cpu:-unknown} |
+| cores | $(nproc) |
+| memory | $mem |
+| kernel | $(uname -sr) |
+| node | $(node --version 2>/dev/null || echo none) |
+| xstate / bpmn-engine | $(node -p "require('./bench/node_modules/xstate/package.json').version" 2>/dev/null || echo ?) / $(node -p "require('./bench/node_modules/bpmn-engine/package.json').version" 2>/dev/null || echo ?) |
+| sqlite3 CLI | $(sqlite3 --version | cut -d' ' -f1) |
+| git / curl | $(git --version | cut -d' ' -f3) / $(curl --version | awk 'NR == 1 { print $2 }') |
+EOF
+
+header "Engine core, in memory (monthly-plan)"
+row "transitions/s, each instance: submit, return, submit, approve, 3× phase-done, finish" \
+	core "/s" "xstate" xstate "/s" ">=" 10
+
+header "Durable steps (WAL, synchronous=FULL, one command per transaction)"
+row "durable transitions/s through the runner" durable "/s" \
+	"bare SQLite insert+commit" floor "commits/s" ">=" 0.8
+row "bare SQLite insert+commit against the disk's fsync rate" floor "commits/s" \
+	"write+fsync 4 KiB" fsync "fsyncs/s" "-" ""
+row "whole instances/s (start, submit with evidence, approve, finish), every step durable, through the library" \
+	whole "/s" "bpmn-engine in memory" bpmn "/s" "-" ""
+
+header "Command line, one process per step"
+row "milliseconds per \`docket act\` process against one \`sqlite3 DB 'insert…'\`" \
+	docket_act "ms" "sqlite3 CLI" sqlite3_cli "ms" "<=" 2
+
+header "Evidence archive"
+row "uploads/s (blob, tree, commit, ref) of 4 KiB files" archive "/s" \
+	"git CLI plumbing" git_uploads "/s" ">=" 20
+row "storing one big file (50 MB at full size)" archive_big "MB/s" \
+	"git hash-object -w" git_big "MB/s" "-" ""
+
+header "Webhooks"
+row "deliveries/s to a loopback receiver" hooks_dispatch "/s" \
+	"curl CLI, one process per request" curl "/s" "-" ""
+
+header "Timers (100,000 armed at full size)"
+row "tick with nothing due" tick_idle "ms" "none" - "" "-" ""
+row "tick firing every armed timer" tick_fire "timers/s" "none" - "" "-" ""
+
+cat <<EOF
+
+Peers: xstate runs bench/peers/xstate-plan.mjs and bpmn-engine runs
+bench/peers/plan.bpmn through bench/peers/bpmn-plan.mjs, both in memory with
+no I/O; the floors are bench/floor/sqlite_floor.c and bench/floor/fsync_rate.c;
+the curl peer posts to bench/sink.c on 127.0.0.1. docket's side runs
+bench/monthly-plan.xml against examples/org.xml.
+EOF

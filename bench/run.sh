@@ -1,0 +1,360 @@
+#!/bin/sh
+# run.sh - `make bench`: every benchmark beside its peer, in one run on this
+# machine, written to bench/results.md as ratios.
+#
+# Installs what the peers need (Debian: wrk, hyperfine, sqlite3; npm:
+# xstate and bpmn-engine pinned in bench/package-lock.json into
+# bench/node_modules), builds the C benchmarks into build/bench with -O2,
+# runs each measure REPS times (median and min-max), and writes the tables.
+# QUICK=1 runs each at a tenth of the size. A benchmark whose docket side is
+# not there yet (its command missing from `docket help`, its header missing)
+# is reported as "not yet measured" with the reason; a benchmark that fails
+# makes the run fail, and no number is ever made up.
+#
+# Raw figures of the last run stay in bench/results.tmp/ (git ignores it).
+set -eu
+cd "$(dirname "$0")/.."
+TOP=$(pwd)
+OUT=$TOP/bench/results.tmp
+BIN=$TOP/build/bench
+DOCKET=$TOP/docket
+REPS=${BENCH_REPS:-3}
+case "${QUICK:-}" in "" | 0) SCALE=1 ;; *) SCALE=10 ;; esac
+[ "$REPS" -ge 3 ] || { echo "bench: BENCH_REPS must be at least 3" >&2; exit 2; }
+
+# sizes at full scale; QUICK divides them by 10
+size() { echo $(($1 / SCALE)); }
+N_CORE=$(size 20000)    # engine core and xstate: instances (8 transitions each)
+N_BPMN=$(size 500)      # whole instances: bpmn-engine and docket
+N_COMMIT=$(size 2000)   # SQLite floor commits, fsyncs, durable transitions
+N_PROC=$(size 200)      # processes per per-process measure
+N_UPLOAD=$(size 200)    # evidence uploads
+MB_BIG=$(size 50)       # the big evidence file, MB
+N_TIMERS=$(size 100000) # armed timers for tick
+
+rm -rf "$OUT"
+mkdir -p "$OUT" "$BIN"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/docket-bench.XXXXXX")
+SINK_PID=""
+cleanup() {
+	[ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "bench: $*" >&2; }
+
+# ---- what the peers need -------------------------------------------------
+
+sh tools/deps.sh wrk hyperfine sqlite3 git curl
+command -v node >/dev/null || { log "node is needed for the xstate and bpmn-engine peers"; exit 1; }
+# npm ci installs exactly the locked versions; skip it when they are there
+if ! cmp -s bench/package-lock.json bench/node_modules/.bench-lock 2>/dev/null; then
+	log "installing the npm peers (bench/package-lock.json)"
+	npm ci --prefix bench --no-audit --no-fund --loglevel=error >&2
+	cp bench/package-lock.json bench/node_modules/.bench-lock
+fi
+
+# ---- building ------------------------------------------------------------
+
+PKGS="libxml-2.0 sqlite3 libcurl libgit2 jansson libmicrohttpd libcrypto"
+CC=${CC:-cc}
+CF="-std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I$TOP -I$TOP/build/release/gen $(pkg-config --cflags $PKGS)"
+LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
+LIBDOCKET=$TOP/build/release/libdocket.a
+
+# build NAME SOURCE: a standalone program (floors, sink)
+build() {
+	$CC $CF -o "$BIN/$1" "$2" $LIBS
+}
+# build_docket NAME SOURCE HEADER...: a program linked with libdocket.a, only
+# when every header it needs is in the tree; prints the reason otherwise
+build_docket() {
+	name=$1
+	src=$2
+	shift 2
+	for h in "$@"; do
+		if [ ! -f "$h" ]; then
+			echo "$h is not on main yet" >"$OUT/$name.why"
+			return 1
+		fi
+	done
+	if ! $CC $CF -o "$BIN/$name" "$src" "$LIBDOCKET" $LIBS 2>"$OUT/$name.build"; then
+		log "$src does not build; see bench/results.tmp/$name.build"
+		failed="$failed $name"
+		echo "$src does not build against today's headers" >"$OUT/$name.why"
+		return 1
+	fi
+}
+
+has_cmd() { "$DOCKET" help 2>/dev/null | awk -v c="$1" '$1 == c { f = 1 } END { exit !f }'; }
+
+# needs_cmd KEY CMD...: 0 when docket has every command, else writes why
+needs_cmd() {
+	key=$1
+	shift
+	for c in "$@"; do
+		if ! has_cmd "$c"; then
+			echo "\`docket $c\` is not there yet" >"$OUT/$key.why"
+			return 1
+		fi
+	done
+}
+
+failed=""
+build sqlite_floor bench/floor/sqlite_floor.c
+build fsync_rate bench/floor/fsync_rate.c
+build sink bench/sink.c
+
+# ---- measuring -----------------------------------------------------------
+
+# measure KEY CMD...: runs CMD $REPS times, each printing one number, and
+# writes "median min max" to $OUT/KEY. A failing run marks the key failed.
+measure() {
+	key=$1
+	shift
+	: >"$OUT/$key.runs"
+	i=0
+	while [ $i -lt "$REPS" ]; do
+		if ! v=$("$@" 2>>"$OUT/$key.err") || [ -z "$v" ]; then
+			log "$key failed: $* (see bench/results.tmp/$key.err)"
+			echo "failed: see bench/results.tmp/$key.err" >"$OUT/$key.why"
+			failed="$failed $key"
+			return 0
+		fi
+		echo "$v" >>"$OUT/$key.runs"
+		i=$((i + 1))
+	done
+	sort -g "$OUT/$key.runs" | awk '{ a[NR] = $1 }
+		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		      print m, a[1], a[NR] }' >"$OUT/$key"
+	log "$key: $(cat "$OUT/$key")"
+}
+
+# per_second COUNT CMD...: runs CMD once, prints COUNT per second of its
+# wall time
+per_second() {
+	count=$1
+	shift
+	t0=$(date +%s%N)
+	"$@" >/dev/null || return 1
+	t1=$(date +%s%N)
+	awk -v n="$count" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", n / (ns / 1e9) }'
+}
+
+# ms_each COUNT CMD...: runs CMD once, prints milliseconds per item
+ms_each() {
+	count=$1
+	shift
+	t0=$(date +%s%N)
+	"$@" >/dev/null || return 1
+	t1=$(date +%s%N)
+	awk -v n="$count" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", ns / 1e6 / n }'
+}
+
+# -- engine core against xstate ---------------------------------------------
+log "engine core: xstate, $N_CORE instances"
+measure xstate node bench/peers/xstate-plan.mjs "$N_CORE"
+if build_docket engine_core bench/engine_core.c engine/engine.h; then
+	measure core "$BIN/engine_core" bench/monthly-plan.xml examples/org.xml "$N_CORE"
+else
+	cp "$OUT/engine_core.why" "$OUT/core.why"
+fi
+
+# -- whole instances: bpmn-engine in memory, docket durable -----------------
+log "whole instances: bpmn-engine, $N_BPMN instances"
+measure bpmn node bench/peers/bpmn-plan.mjs "$N_BPMN"
+
+# -- durable steps: floors and the runner -----------------------------------
+log "durable steps: fsync and SQLite floors, $N_COMMIT each"
+fsync_run() {
+	rm -f "$WORK/fsync.dat"
+	"$BIN/fsync_rate" "$WORK/fsync.dat" "$N_COMMIT"
+}
+floor_run() {
+	rm -f "$WORK/floor.db" "$WORK/floor.db-wal" "$WORK/floor.db-shm"
+	"$BIN/sqlite_floor" "$WORK/floor.db" "$N_COMMIT"
+}
+measure fsync fsync_run
+measure floor floor_run
+if build_docket runner_steps bench/runner_steps.c engine/runner.h; then
+	runner_run() {
+		rm -rf "$WORK/rhome"
+		"$BIN/runner_steps" "$WORK/rhome" "$1" bench/monthly-plan.xml examples/org.xml "$2"
+	}
+	measure durable runner_run transitions "$N_COMMIT"
+	measure whole runner_run instances "$N_BPMN"
+else
+	cp "$OUT/runner_steps.why" "$OUT/durable.why"
+	cp "$OUT/runner_steps.why" "$OUT/whole.why"
+fi
+
+# -- the command line: docket act against sqlite3 per process ----------------
+log "per process: sqlite3 CLI, $N_PROC processes"
+sqlite3 "$WORK/cli.db" "PRAGMA journal_mode=WAL;
+	CREATE TABLE steps(id INTEGER PRIMARY KEY, instance TEXT, seq INTEGER, body TEXT);" >/dev/null
+sqlite3_loop() {
+	i=0
+	while [ $i -lt "$N_PROC" ]; do
+		sqlite3 "$WORK/cli.db" "PRAGMA synchronous=FULL;
+			INSERT INTO steps(instance, seq, body) VALUES ('bench', $i, '{\"to\":\"in-progress\"}');" ||
+			return 1
+		i=$((i + 1))
+	done
+}
+measure sqlite3_cli ms_each "$N_PROC" sqlite3_loop
+
+# docket act: instances brought to review, then `act ID approve` timed
+if needs_cmd docket_act act attach start deploy org; then
+	DH=$WORK/cli-home
+	"$DOCKET" --home "$DH" org load examples/org.xml >/dev/null
+	"$DOCKET" --home "$DH" deploy bench/monthly-plan.xml >/dev/null
+	printf '%%PDF-1.4 bench plan\n' >"$WORK/plan.pdf"
+	act_loop() {
+		: >"$WORK/ids"
+		i=0
+		while [ $i -lt "$N_PROC" ]; do
+			id=$("$DOCKET" --home "$DH" --as li start bench-plan --var month=2026-11) &&
+				"$DOCKET" --home "$DH" --as li attach "$id" "$WORK/plan.pdf" \
+					--evidence plan >/dev/null &&
+				"$DOCKET" --home "$DH" --as li act "$id" submit >/dev/null || return 1
+			echo "$id" >>"$WORK/ids"
+			i=$((i + 1))
+		done
+		t0=$(date +%s%N)
+		while read -r id; do
+			"$DOCKET" --home "$DH" --as wei act "$id" approve || return 1
+		done <"$WORK/ids" >/dev/null
+		t1=$(date +%s%N)
+		awk -v n="$N_PROC" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", ns / 1e6 / n }'
+	}
+	measure docket_act act_loop
+fi
+
+# -- evidence: docket's archive against git plumbing -------------------------
+log "evidence: git CLI plumbing, $N_UPLOAD uploads; ${MB_BIG} MB hash-object"
+git_uploads() {
+	rm -rf "$WORK/git.git" "$WORK/up"
+	git init -q --bare "$WORK/git.git"
+	mkdir -p "$WORK/up"
+	i=0
+	while [ $i -lt "$N_UPLOAD" ]; do
+		head -c 4096 /dev/urandom >"$WORK/up/$i.pdf"
+		i=$((i + 1))
+	done
+	t0=$(date +%s%N)
+	i=0
+	old=0000000000000000000000000000000000000000
+	while [ $i -lt "$N_UPLOAD" ]; do
+		blob=$(git --git-dir="$WORK/git.git" hash-object -w "$WORK/up/$i.pdf")
+		tree=$(printf '100644 blob %s\tplan-%s.pdf\n' "$blob" "$i" |
+			git --git-dir="$WORK/git.git" mktree)
+		if [ $i -eq 0 ]; then
+			commit=$(echo "plan $i" | GIT_AUTHOR_NAME=li GIT_AUTHOR_EMAIL=li@example.com \
+				GIT_COMMITTER_NAME=docket GIT_COMMITTER_EMAIL=docket@localhost \
+				git --git-dir="$WORK/git.git" commit-tree "$tree")
+		else
+			commit=$(echo "plan $i" | GIT_AUTHOR_NAME=li GIT_AUTHOR_EMAIL=li@example.com \
+				GIT_COMMITTER_NAME=docket GIT_COMMITTER_EMAIL=docket@localhost \
+				git --git-dir="$WORK/git.git" commit-tree "$tree" -p "$old")
+		fi
+		git --git-dir="$WORK/git.git" update-ref refs/docket/instances/bench "$commit" \
+			"$old" || return 1
+		old=$commit
+		i=$((i + 1))
+	done
+	t1=$(date +%s%N)
+	# every upload must be on the ref: a failed step above is no upload
+	[ "$(git --git-dir="$WORK/git.git" rev-list --count refs/docket/instances/bench)" \
+		-eq "$N_UPLOAD" ] || return 1
+	awk -v n="$N_UPLOAD" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", n / (ns / 1e9) }'
+}
+measure git_uploads git_uploads
+head -c $((MB_BIG * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
+git_big() {
+	rm -rf "$WORK/big.git"
+	git init -q --bare "$WORK/big.git"
+	per_second "$MB_BIG" git --git-dir="$WORK/big.git" hash-object -w "$WORK/big.bin"
+}
+measure git_big git_big
+if build_docket archive_uploads bench/archive_uploads.c store/archive.h; then
+	archive_run() {
+		rm -rf "$WORK/arch"
+		"$BIN/archive_uploads" "$WORK/arch" "$@"
+	}
+	measure archive archive_run uploads "$N_UPLOAD"
+	measure archive_big archive_run big "$WORK/big.bin"
+else
+	cp "$OUT/archive_uploads.why" "$OUT/archive.why"
+	cp "$OUT/archive_uploads.why" "$OUT/archive_big.why"
+fi
+
+# -- webhooks: docket dispatch against curl per request ----------------------
+log "webhooks: curl CLI, $N_PROC requests"
+"$BIN/sink" "$WORK/sink.port" 600 >"$WORK/sink.count" &
+SINK_PID=$!
+i=0
+while [ ! -s "$WORK/sink.port" ] && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+PORT=$(cat "$WORK/sink.port")
+printf '{"type":"task.created","timestamp":"2026-11-28T12:00:00Z","data":{"instance":"bench"}}' >"$WORK/payload.json"
+curl_loop() {
+	i=0
+	while [ $i -lt "$N_PROC" ]; do
+		curl -s -f -o /dev/null -X POST -H 'content-type: application/json' \
+			-H "webhook-id: msg_$i" --data-binary @"$WORK/payload.json" \
+			"http://127.0.0.1:$PORT/hook" || return 1
+		i=$((i + 1))
+	done
+}
+measure curl per_second "$N_PROC" curl_loop
+if needs_cmd hooks_dispatch dispatch hooks deliveries start deploy org; then
+	hooks_run() {
+		HH=$WORK/hooks-home
+		rm -rf "$HH"
+		"$DOCKET" --home "$HH" org load examples/org.xml >/dev/null
+		"$DOCKET" --home "$HH" deploy bench/monthly-plan.xml >/dev/null
+		"$DOCKET" --home "$HH" hooks add "http://127.0.0.1:$PORT/hook" --events '*' \
+			--secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw >/dev/null
+		i=0
+		while [ $i -lt "$N_PROC" ]; do
+			"$DOCKET" --home "$HH" --as li start bench-plan --var month=2026-11 >/dev/null
+			i=$((i + 1))
+		done
+		n=$("$DOCKET" --home "$HH" --json deliveries | jq 'length')
+		per_second "$n" "$DOCKET" --home "$HH" dispatch
+	}
+	measure hooks_dispatch hooks_run
+fi
+kill "$SINK_PID" 2>/dev/null || true
+wait "$SINK_PID" 2>/dev/null || true
+SINK_PID=""
+
+# -- timers ------------------------------------------------------------------
+if build_docket tick_timers bench/tick_timers.c engine/runner.h; then
+	log "timers: tick with $N_TIMERS armed"
+	"$BIN/tick_timers" "$WORK/thome" arm bench/monthly-plan.xml examples/org.xml "$N_TIMERS" >/dev/null
+	measure tick_idle "$BIN/tick_timers" "$WORK/thome" idle
+	# firing changes the store: each repetition works on a fresh copy
+	tick_fire() {
+		rm -rf "$WORK/tcopy"
+		cp -r "$WORK/thome" "$WORK/tcopy"
+		"$BIN/tick_timers" "$WORK/tcopy" fire
+	}
+	measure tick_fire tick_fire
+else
+	cp "$OUT/tick_timers.why" "$OUT/tick_idle.why"
+	cp "$OUT/tick_timers.why" "$OUT/tick_fire.why"
+fi
+
+# ---- the report ------------------------------------------------------------
+
+sh bench/report.sh "$OUT" "$SCALE" "$REPS" >bench/results.md
+log "wrote bench/results.md"
+if [ -n "$failed" ]; then
+	log "failed:$failed"
+	exit 1
+fi
