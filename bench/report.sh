@@ -145,6 +145,7 @@ cat <<EOF
 Peers: xstate runs bench/peers/xstate-plan.mjs and bpmn-engine runs
 bench/peers/plan.bpmn through bench/peers/bpmn-plan.mjs, both in memory with
 no I/O; the floors are bench/floor/sqlite_floor.c and bench/floor/fsync_rate.c;
-the curl peer posts to bench/sink.c on 127.0.0.1. docket's side runs
+the curl peer posts signed requests to the webhooks' test receiver
+(tests/tools/receiver.c) on 127.0.0.1, as docket's dispatcher does. docket's side runs
 bench/monthly-plan.xml against examples/org.xml.
 EOF
