@@ -1,0 +1,578 @@
+/*
+ * sqlite.c - the SQLite store: opening HOME/docket.db, schema migrations,
+ * explicit transactions, error conversion and the statement cache.
+ *
+ * Durability comes from three settings made on every connection: WAL
+ * journal (readers never block the writer), synchronous=FULL (a commit that
+ * returned is on disk, even after power loss) and foreign_keys=ON. Every
+ * write transaction starts with BEGIN IMMEDIATE so the write lock is taken
+ * up front: a transaction that started never fails later with SQLITE_BUSY
+ * half-way through a command.
+ *
+ * The schema is a list of migrations below; migration i brings the database
+ * from user_version i to i+1 and runs in its own transaction. Append new
+ * migrations, never edit a released one.
+ */
+#include "store/sqlite_int.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DK_BUSY_TIMEOUT_MS 10000
+
+/* ---- schema ------------------------------------------------------------ */
+
+static const char *const migrations[] = {
+    /* 1: flows, the org directory, instances and what runs them. */
+    "CREATE TABLE flows (\n"
+    "  flow_id TEXT NOT NULL,\n"
+    "  version INTEGER NOT NULL,\n"
+    "  sha256 TEXT NOT NULL,\n"
+    "  bytes BLOB NOT NULL,\n"
+    "  title TEXT,\n"
+    "  deployed_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (flow_id, version)\n"
+    ");\n"
+    "CREATE TABLE org_file (\n"
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "  bytes BLOB NOT NULL,\n"
+    "  sha256 TEXT NOT NULL,\n"
+    "  timezone TEXT NOT NULL,\n"
+    "  loaded_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE users (\n"
+    "  id TEXT PRIMARY KEY,\n"
+    "  name TEXT NOT NULL,\n"
+    "  email TEXT,\n"
+    "  dept TEXT,\n"
+    "  roles TEXT NOT NULL DEFAULT ''\n"
+    ");\n"
+    "CREATE TABLE depts (\n"
+    "  id TEXT PRIMARY KEY,\n"
+    "  name TEXT NOT NULL,\n"
+    "  head TEXT,\n"
+    "  division_leader TEXT\n"
+    ");\n"
+    "CREATE TABLE holidays (date TEXT PRIMARY KEY);\n"
+    /* AUTOINCREMENT: an instance id is never reused, even after the
+     * newest row is gone, so a webhook or a log line naming it stays
+     * unambiguous. */
+    "CREATE TABLE instances (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  flow_id TEXT NOT NULL,\n"
+    "  flow_version INTEGER NOT NULL,\n"
+    "  state TEXT NOT NULL,\n"
+    "  snapshot TEXT NOT NULL,\n"
+    "  version INTEGER NOT NULL,\n"
+    "  initiator TEXT NOT NULL,\n"
+    "  title TEXT,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  final INTEGER NOT NULL DEFAULT 0,\n"
+    "  status TEXT NOT NULL,\n"
+    "  FOREIGN KEY (flow_id, flow_version) REFERENCES flows (flow_id, version)\n"
+    ");\n"
+    "CREATE INDEX instances_flow ON instances (flow_id, id);\n"
+    "CREATE INDEX instances_initiator ON instances (initiator, status, id);\n"
+    "CREATE INDEX instances_status ON instances (status, id);\n"
+    /* One row per current state id of an instance (a parallel has
+     * several), so `list --state` is an index range, newest first. */
+    "CREATE TABLE instance_states (\n"
+    "  state TEXT NOT NULL,\n"
+    "  instance_id INTEGER NOT NULL REFERENCES instances (id),\n"
+    "  PRIMARY KEY (state, instance_id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX instance_states_instance ON instance_states (instance_id);\n"
+    "CREATE TABLE events (\n"
+    "  instance_id INTEGER NOT NULL REFERENCES instances (id),\n"
+    "  seq INTEGER NOT NULL,\n"
+    "  type TEXT NOT NULL,\n"
+    "  actor TEXT,\n"
+    "  on_behalf_of TEXT,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  from_state TEXT,\n"
+    "  to_state TEXT,\n"
+    "  transition TEXT,\n"
+    "  comment TEXT,\n"
+    "  data TEXT,\n"
+    "  UNIQUE (instance_id, seq)\n"
+    ");\n"
+    "CREATE TABLE tasks (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  instance_id INTEGER NOT NULL REFERENCES instances (id),\n"
+    "  state_id TEXT NOT NULL,\n"
+    "  user_id TEXT NOT NULL,\n"
+    "  role TEXT,\n"
+    "  due_at INTEGER,\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX tasks_instance ON tasks (instance_id);\n"
+    "CREATE INDEX tasks_user ON tasks (user_id, due_at);\n"
+    "CREATE INDEX tasks_due ON tasks (due_at);\n",
+
+    /* 2: delegations, timers, evidence, webhooks and API tokens. */
+    "CREATE TABLE delegations (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  from_user TEXT NOT NULL,\n"
+    "  to_user TEXT NOT NULL,\n"
+    "  role TEXT,\n"
+    "  until INTEGER NOT NULL,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  created_by TEXT\n"
+    ");\n"
+    "CREATE INDEX delegations_to ON delegations (to_user, until);\n"
+    "CREATE TABLE timers (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  instance_id INTEGER NOT NULL REFERENCES instances (id),\n"
+    "  kind TEXT NOT NULL,\n"
+    "  state_id TEXT,\n"
+    "  due_at INTEGER NOT NULL,\n"
+    "  payload TEXT\n"
+    ");\n"
+    "CREATE INDEX timers_due ON timers (due_at, id);\n"
+    "CREATE INDEX timers_instance ON timers (instance_id);\n"
+    "CREATE TABLE evidence (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  instance_id INTEGER NOT NULL REFERENCES instances (id),\n"
+    "  kind TEXT NOT NULL,\n"
+    "  name TEXT NOT NULL,\n"
+    "  state_id TEXT,\n"
+    "  visit INTEGER NOT NULL DEFAULT 0,\n"
+    "  size INTEGER NOT NULL,\n"
+    "  sha256 TEXT NOT NULL,\n"
+    "  git_commit TEXT,\n"
+    "  git_blob TEXT,\n"
+    "  uploader TEXT,\n"
+    "  uploaded_at INTEGER NOT NULL,\n"
+    "  due_at INTEGER,\n"
+    "  late INTEGER NOT NULL DEFAULT 0,\n"
+    "  days_late INTEGER NOT NULL DEFAULT 0,\n"
+    "  event_seq INTEGER,\n"
+    "  UNIQUE (instance_id, name)\n"
+    ");\n"
+    "CREATE TABLE hooks (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  url TEXT NOT NULL,\n"
+    "  events TEXT NOT NULL DEFAULT '',\n"
+    "  flow TEXT,\n"
+    "  secret TEXT NOT NULL,\n"
+    "  old_secret TEXT,\n"
+    "  old_secret_until INTEGER NOT NULL DEFAULT 0,\n"
+    "  enabled INTEGER NOT NULL DEFAULT 1,\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n"
+    /* The delivery id is the webhook-id receivers deduplicate on:
+     * AUTOINCREMENT so it is never reused. */
+    "CREATE TABLE deliveries (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  hook_id INTEGER NOT NULL REFERENCES hooks (id) ON DELETE CASCADE,\n"
+    "  event_type TEXT NOT NULL,\n"
+    "  instance_id TEXT,\n"
+    "  body TEXT NOT NULL,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  attempts INTEGER NOT NULL DEFAULT 0,\n"
+    "  next_attempt_at INTEGER NOT NULL,\n"
+    "  status TEXT NOT NULL,\n"
+    "  last_status_code INTEGER NOT NULL DEFAULT 0,\n"
+    "  last_error TEXT,\n"
+    "  delivered_at INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    /* status first: the dispatcher reads pending rows in id order
+     * without walking the delivered history. */
+    "CREATE INDEX deliveries_status ON deliveries (status, id);\n"
+    "CREATE INDEX deliveries_pending ON deliveries (next_attempt_at) WHERE status = 'pending';\n"
+    "CREATE INDEX deliveries_order ON deliveries (hook_id, instance_id, id)\n"
+    "  WHERE status = 'pending';\n"
+    "CREATE INDEX deliveries_hook ON deliveries (hook_id);\n"
+    "CREATE TABLE tokens (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  user_id TEXT NOT NULL,\n"
+    "  sha256 TEXT NOT NULL UNIQUE,\n"
+    "  name TEXT,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  expires_at INTEGER NOT NULL DEFAULT 0,\n"
+    "  revoked INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE INDEX tokens_user ON tokens (user_id);\n",
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DK_STORE_SCHEMA_VERSION,
+               "DK_STORE_SCHEMA_VERSION must equal the number of migrations");
+
+/* ---- errors ------------------------------------------------------------ */
+
+int dk_sql_error(dk_store *s, int rc, const char *what)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: return dk_error_set(DK_ECONFLICT, "the database is busy; try again");
+	case SQLITE_CONSTRAINT:
+		return dk_error_set(DK_ECONFLICT, "cannot %s: %s", what, sqlite3_errmsg(s->db));
+	default:
+		return dk_error_set(DK_EINTERNAL, "cannot %s in %s: %s (sqlite error %d)", what,
+		                    s->path, sqlite3_errmsg(s->db), rc);
+	}
+}
+
+/* ---- the statement cache ----------------------------------------------- */
+
+int dk_sql_stmt_keyed(dk_store *s, sqlite3_stmt **out, const void *key, const char *sql)
+{
+	size_t i;
+	int rc;
+	sqlite3_stmt *st = NULL;
+
+	*out = NULL;
+	for (i = 0; i < s->ncache; i++) {
+		if (s->cache[i].key == key) {
+			*out = s->cache[i].stmt;
+			return 0;
+		}
+	}
+	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (rc != SQLITE_OK)
+		return dk_sql_error(s, rc, "prepare a query");
+	s->cache = dk_sql_grow(s->cache, &s->capcache, s->ncache, sizeof(*s->cache));
+	s->cache[s->ncache].key = key;
+	s->cache[s->ncache].stmt = st;
+	s->ncache++;
+	*out = st;
+	return 0;
+}
+
+int dk_sql_stmt(dk_store *s, sqlite3_stmt **out, const char *sql)
+{
+	return dk_sql_stmt_keyed(s, out, sql, sql);
+}
+
+void dk_sql_done(sqlite3_stmt *st)
+{
+	if (!st)
+		return;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+int dk_sql_need_tx(dk_store *s, const char *what)
+{
+	if (sqlite3_get_autocommit(s->db))
+		return dk_error_set(DK_EINTERNAL,
+		                    "cannot %s outside a transaction; call dk_store_begin first",
+		                    what);
+	return 0;
+}
+
+/* ---- binding and reading ----------------------------------------------- */
+
+int dk_sql_bind_text(sqlite3_stmt *st, int idx, const char *v)
+{
+	if (!v)
+		return sqlite3_bind_null(st, idx);
+	return sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
+}
+
+int dk_sql_bind_int(sqlite3_stmt *st, int idx, int64_t v)
+{
+	return sqlite3_bind_int64(st, idx, v);
+}
+
+int dk_sql_bind_time(sqlite3_stmt *st, int idx, int64_t v)
+{
+	if (v == 0)
+		return sqlite3_bind_null(st, idx);
+	return sqlite3_bind_int64(st, idx, v);
+}
+
+int64_t dk_sql_instance_num(const char *id)
+{
+	int64_t v = 0;
+	const char *p;
+
+	/* Only the canonical form: "7", not "07", "+7" or " 7", so one
+	 * instance has exactly one name. */
+	if (!id || id[0] < '1' || id[0] > '9')
+		return 0;
+	for (p = id; *p; p++) {
+		if (*p < '0' || *p > '9' || p - id >= 18)
+			return 0;
+		v = v * 10 + (*p - '0');
+	}
+	return v;
+}
+
+int dk_sql_bind_instance(dk_store *s, sqlite3_stmt *st, int idx, const char *id)
+{
+	int64_t v = dk_sql_instance_num(id);
+	(void)s;
+	if (v == 0)
+		return dk_error_set(DK_ENOTFOUND,
+		                    "no instance '%s'; instance ids are numbers, see docket list",
+		                    id ? id : "");
+	sqlite3_bind_int64(st, idx, v);
+	return 0;
+}
+
+char *dk_sql_col_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t;
+	int len;
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return NULL;
+	t = sqlite3_column_text(st, col);
+	len = sqlite3_column_bytes(st, col);
+	return dk_strndup(t ? (const char *)t : "", (size_t)len);
+}
+
+int64_t dk_sql_col_int(sqlite3_stmt *st, int col)
+{
+	return sqlite3_column_int64(st, col);
+}
+
+int dk_sql_exec_stmt(dk_store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return dk_sql_error(s, rc, what);
+	return 0;
+}
+
+void *dk_sql_grow(void *items, size_t *cap, size_t count, size_t size)
+{
+	if (count < *cap)
+		return items;
+	*cap = *cap ? *cap * 2 : 16;
+	return dk_realloc(items, *cap * size);
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+/* mkdir -p with mode 0700 for what it creates: the home holds the whole
+ * audit trail and webhook secrets, so others get no access to it. */
+static int make_home(const char *home)
+{
+	char *path = dk_strdup(home);
+	char *p;
+	int error = 0;
+
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			error = dk_error_set(DK_EINTERNAL, "cannot create directory %s: %s", path,
+			                     strerror(errno));
+			goto cleanup;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		error = dk_error_set(DK_EINTERNAL, "cannot create the docket home %s: %s", home,
+		                     strerror(errno));
+cleanup:
+	free(path);
+	return error;
+}
+
+static int exec_sql(dk_store *s, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return dk_sql_error(s, rc, what);
+	return 0;
+}
+
+static int read_user_version(dk_store *s, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*out = 0;
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return dk_sql_error(s, rc, "read the schema version");
+	return 0;
+}
+
+static int refuse_newer(dk_store *s, int found)
+{
+	return dk_error_set(DK_EINVALID,
+	                    "%s has schema version %d but this docket knows versions up to %d; "
+	                    "use a newer docket with this home",
+	                    s->path, found, DK_STORE_SCHEMA_VERSION);
+}
+
+/* Applies each pending migration in its own transaction. The version is
+ * read again once the write lock is held, so two processes opening a new
+ * home at once do not both run the same migration. */
+static int migrate(dk_store *s)
+{
+	int version, error;
+	char pragma[64];
+
+	if ((error = read_user_version(s, &version)) < 0)
+		return error;
+	if (version > DK_STORE_SCHEMA_VERSION)
+		return refuse_newer(s, version);
+	while (version < DK_STORE_SCHEMA_VERSION) {
+		if ((error = exec_sql(s, "BEGIN IMMEDIATE", "start a migration")) < 0)
+			return error;
+		if ((error = read_user_version(s, &version)) < 0)
+			goto fail;
+		if (version > DK_STORE_SCHEMA_VERSION) {
+			error = refuse_newer(s, version);
+			goto fail;
+		}
+		if (version == DK_STORE_SCHEMA_VERSION) {
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			break;
+		}
+		if ((error = exec_sql(s, migrations[version], "migrate the schema")) < 0)
+			goto fail;
+		/* PRAGMA takes no parameters; the number is ours, not input. */
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
+		if ((error = exec_sql(s, pragma, "record the schema version")) < 0)
+			goto fail;
+		if ((error = exec_sql(s, "COMMIT", "commit a migration")) < 0)
+			goto fail;
+		version++;
+	}
+	return 0;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return error;
+}
+
+static int check_journal_wal(dk_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error = 0;
+
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		error = dk_sql_error(s, rc, "switch to WAL mode");
+	} else if (sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		error = dk_error_set(DK_EINTERNAL,
+		                     "%s cannot use WAL mode (journal mode is %s); put the docket "
+		                     "home on a local file system",
+		                     s->path, (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	return error;
+}
+
+int dk_store_open(dk_store **out, const char *home)
+{
+	dk_store *s = NULL;
+	dk_buf path = DK_BUF_INIT;
+	int rc, error;
+
+	*out = NULL;
+	if (!home || !*home)
+		return dk_error_set(DK_EINVALID, "no docket home given; use --home or DOCKET_HOME");
+	if ((error = make_home(home)) < 0)
+		return error;
+	dk_buf_printf(&path, "%s/docket.db", home);
+	s = dk_calloc(1, sizeof(*s));
+	s->path = dk_buf_detach(&path);
+	rc =
+	    sqlite3_open_v2(s->path, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		error = dk_error_set(DK_EINTERNAL, "cannot open %s: %s", s->path,
+		                     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto cleanup;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, DK_BUSY_TIMEOUT_MS);
+	if ((error = check_journal_wal(s)) < 0)
+		goto cleanup;
+	if ((error = exec_sql(s, "PRAGMA synchronous = FULL", "set synchronous=FULL")) < 0)
+		goto cleanup;
+	if ((error = exec_sql(s, "PRAGMA foreign_keys = ON", "enable foreign keys")) < 0)
+		goto cleanup;
+	if ((error = migrate(s)) < 0)
+		goto cleanup;
+	*out = s;
+	s = NULL;
+cleanup:
+	dk_store_close(s);
+	return error;
+}
+
+void dk_store_close(dk_store *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->ncache; i++)
+		sqlite3_finalize(s->cache[i].stmt);
+	free(s->cache);
+	if (s->db) {
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(s->db);
+	}
+	free(s->path);
+	free(s);
+}
+
+void dk_store_set_busy_timeout(dk_store *s, int ms)
+{
+	sqlite3_busy_timeout(s->db, ms);
+}
+
+int dk_store_schema_version(dk_store *s, int *out)
+{
+	return read_user_version(s, out);
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+int dk_store_begin(dk_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		return dk_error_set(DK_EINTERNAL, "a transaction is already open on this store");
+	return exec_sql(s, "BEGIN IMMEDIATE", "start a transaction");
+}
+
+int dk_store_commit(dk_store *s)
+{
+	int error;
+
+	if (sqlite3_get_autocommit(s->db))
+		return dk_error_set(DK_EINTERNAL, "no transaction to commit");
+	if ((error = exec_sql(s, "COMMIT", "commit")) < 0) {
+		/* A failed COMMIT may leave the transaction open; end it so
+		 * that nothing of it can be committed later by accident. */
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	return error;
+}
+
+int dk_store_rollback(dk_store *s)
+{
+	if (sqlite3_get_autocommit(s->db))
+		return 0;
+	return exec_sql(s, "ROLLBACK", "roll back");
+}
+
+int dk_store_in_transaction(dk_store *s)
+{
+	return !sqlite3_get_autocommit(s->db);
+}

@@ -1,0 +1,602 @@
+/*
+ * sqlite_instances.c - flow instances, their audit trail and open tasks.
+ *
+ * An instance row carries the engine's snapshot as opaque JSON plus a few
+ * columns copied out of it for listing (flow, state summary, initiator,
+ * status). Updates are compare-and-set on the version column, so two
+ * commands racing on one instance cannot both win: the loser is told to
+ * reload. Events are numbered 1, 2, 3... per instance inside the writing
+ * transaction; the UNIQUE (instance_id, seq) index makes a gap or a
+ * duplicate impossible rather than merely unlikely.
+ */
+#include "store/sqlite_int.h"
+#include "util/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INSTANCE_COLS                                                                              \
+	"i.id, i.flow_id, i.flow_version, i.state, i.snapshot, i.version, i.initiator, "           \
+	"i.title, i.created_at, i.updated_at, i.final, i.status"
+
+void dk_instance_row_free(dk_instance_row *r)
+{
+	if (!r)
+		return;
+	free(r->id);
+	free(r->flow_id);
+	free(r->state);
+	free(r->snapshot);
+	free(r->initiator);
+	free(r->title);
+	free(r->status);
+	memset(r, 0, sizeof(*r));
+}
+
+void dk_instance_rows_free(dk_instance_row *rows, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		dk_instance_row_free(&rows[i]);
+	free(rows);
+}
+
+static void read_instance(sqlite3_stmt *st, dk_instance_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = dk_sql_col_text(st, 0);
+	r->flow_id = dk_sql_col_text(st, 1);
+	r->flow_version = (int)dk_sql_col_int(st, 2);
+	r->state = dk_sql_col_text(st, 3);
+	r->snapshot = dk_sql_col_text(st, 4);
+	r->version = dk_sql_col_int(st, 5);
+	r->initiator = dk_sql_col_text(st, 6);
+	r->title = dk_sql_col_text(st, 7);
+	r->created_at = dk_sql_col_int(st, 8);
+	r->updated_at = dk_sql_col_int(st, 9);
+	r->final = (int)dk_sql_col_int(st, 10);
+	r->status = dk_sql_col_text(st, 11);
+}
+
+static int check_status(const char *status)
+{
+	if (strcmp(status, "active") != 0 && strcmp(status, "completed") != 0 &&
+	    strcmp(status, "recalled") != 0)
+		return dk_error_set(
+		    DK_EINVALID, "unknown instance status '%s'; use active, completed or recalled",
+		    status);
+	return 0;
+}
+
+static const char sql_states_clear[] = "DELETE FROM instance_states WHERE instance_id = ?1";
+static const char sql_states_add[] =
+    "INSERT OR IGNORE INTO instance_states (state, instance_id) VALUES (?1, ?2)";
+
+/* Rewrites the per-state index rows of instance num from the summary
+ * "a,b,c". */
+static int index_states(dk_store *s, int64_t num, const char *summary)
+{
+	sqlite3_stmt *st = NULL;
+	const char *p = summary, *comma;
+	char *one;
+	int error;
+
+	if ((error = dk_sql_stmt(s, &st, sql_states_clear)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, num);
+	error = dk_sql_exec_stmt(s, st, "index instance states");
+	dk_sql_done(st);
+	if (error < 0)
+		return error;
+	if ((error = dk_sql_stmt(s, &st, sql_states_add)) < 0)
+		return error;
+	while (*p && error == 0) {
+		comma = strchr(p, ',');
+		one = comma ? dk_strndup(p, (size_t)(comma - p)) : dk_strdup(p);
+		if (*one) {
+			dk_sql_bind_text(st, 1, one);
+			dk_sql_bind_int(st, 2, num);
+			error = dk_sql_exec_stmt(s, st, "index instance states");
+			dk_sql_done(st);
+		}
+		free(one);
+		p = comma ? comma + 1 : p + strlen(p);
+	}
+	return error;
+}
+
+static const char sql_instance_insert[] =
+    "INSERT INTO instances (flow_id, flow_version, state, snapshot, version, initiator, title, "
+    "created_at, updated_at, final, status) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+int dk_store_instance_create(dk_store *s, dk_instance_row *row)
+{
+	sqlite3_stmt *st = NULL;
+	const char *status = row->status ? row->status : "active";
+	char idbuf[32];
+	int64_t num;
+	int error;
+
+	if ((error = dk_sql_need_tx(s, "create an instance")) < 0)
+		return error;
+	if (!row->flow_id || !row->state || !row->snapshot || !row->initiator)
+		return dk_error_set(
+		    DK_EINVALID, "an instance needs a flow, a state, a snapshot and an initiator");
+	if ((error = check_status(status)) < 0)
+		return error;
+	if ((error = dk_sql_stmt(s, &st, sql_instance_insert)) < 0)
+		return error;
+	dk_sql_bind_text(st, 1, row->flow_id);
+	dk_sql_bind_int(st, 2, row->flow_version);
+	dk_sql_bind_text(st, 3, row->state);
+	dk_sql_bind_text(st, 4, row->snapshot);
+	dk_sql_bind_text(st, 5, row->initiator);
+	dk_sql_bind_text(st, 6, row->title);
+	dk_sql_bind_int(st, 7, row->created_at);
+	dk_sql_bind_int(st, 8, row->updated_at ? row->updated_at : row->created_at);
+	dk_sql_bind_int(st, 9, row->final ? 1 : 0);
+	dk_sql_bind_text(st, 10, status);
+	error = dk_sql_exec_stmt(s, st, "create an instance (is the flow version deployed?)");
+	dk_sql_done(st);
+	if (error < 0)
+		return error;
+	num = sqlite3_last_insert_rowid(s->db);
+	if ((error = index_states(s, num, row->state)) < 0)
+		return error;
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)num);
+	free(row->id);
+	row->id = dk_strdup(idbuf);
+	row->version = 1;
+	return 0;
+}
+
+static const char sql_instance_get[] = "SELECT " INSTANCE_COLS " FROM instances i WHERE i.id = ?1";
+
+int dk_store_instance_get(dk_store *s, const char *id, dk_instance_row *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	memset(out, 0, sizeof(*out));
+	if ((error = dk_sql_stmt(s, &st, sql_instance_get)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, id)) < 0)
+		goto cleanup;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_instance(st, out);
+	else if (rc == SQLITE_DONE)
+		error = dk_error_set(DK_ENOTFOUND, "no instance %s; see docket list", id);
+	else
+		error = dk_sql_error(s, rc, "read an instance");
+cleanup:
+	dk_sql_done(st);
+	return error;
+}
+
+static const char sql_instance_update[] =
+    "UPDATE instances SET state = ?3, snapshot = ?4, title = ?5, updated_at = ?6, final = ?7, "
+    "status = ?8, version = version + 1 WHERE id = ?1 AND version = ?2";
+static const char sql_instance_version[] = "SELECT version FROM instances WHERE id = ?1";
+
+int dk_store_instance_update(dk_store *s, dk_instance_row *row, int64_t expect_version)
+{
+	sqlite3_stmt *st = NULL;
+	const char *status = row->status ? row->status : "active";
+	int64_t num = dk_sql_instance_num(row->id);
+	int rc, error;
+
+	if ((error = dk_sql_need_tx(s, "update an instance")) < 0)
+		return error;
+	if (!row->state || !row->snapshot)
+		return dk_error_set(DK_EINVALID, "an instance update needs a state and a snapshot");
+	if ((error = check_status(status)) < 0)
+		return error;
+	if ((error = dk_sql_stmt(s, &st, sql_instance_update)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, row->id)) < 0)
+		goto cleanup;
+	dk_sql_bind_int(st, 2, expect_version);
+	dk_sql_bind_text(st, 3, row->state);
+	dk_sql_bind_text(st, 4, row->snapshot);
+	dk_sql_bind_text(st, 5, row->title);
+	dk_sql_bind_int(st, 6, row->updated_at);
+	dk_sql_bind_int(st, 7, row->final ? 1 : 0);
+	dk_sql_bind_text(st, 8, status);
+	if ((error = dk_sql_exec_stmt(s, st, "update an instance")) < 0)
+		goto cleanup;
+	dk_sql_done(st);
+	st = NULL;
+
+	if (sqlite3_changes(s->db) == 0) {
+		/* The compare-and-set missed: tell apart a moved version from
+		 * a missing instance. */
+		if ((error = dk_sql_stmt(s, &st, sql_instance_version)) < 0)
+			return error;
+		dk_sql_bind_int(st, 1, num);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			error = dk_error_set(
+			    DK_ECONFLICT,
+			    "instance %s was changed by someone else (version %lld, "
+			    "you had %lld); reload with docket show and try again",
+			    row->id, (long long)dk_sql_col_int(st, 0), (long long)expect_version);
+		else if (rc == SQLITE_DONE)
+			error =
+			    dk_error_set(DK_ENOTFOUND, "no instance %s; see docket list", row->id);
+		else
+			error = dk_sql_error(s, rc, "read an instance version");
+		goto cleanup;
+	}
+	if ((error = index_states(s, num, row->state)) < 0)
+		goto cleanup;
+	row->version = expect_version + 1;
+cleanup:
+	dk_sql_done(st);
+	return error;
+}
+
+/* ---- listing ----------------------------------------------------------- */
+
+enum { F_FLOW = 1, F_STATE = 2, F_INITIATOR = 4, F_STATUS = 8, F_OVERDUE = 16, F_COMBOS = 32 };
+
+static unsigned filter_mask(const dk_instance_filter *f)
+{
+	return (f->flow ? F_FLOW : 0) | (f->state ? F_STATE : 0) |
+	       (f->initiator ? F_INITIATOR : 0) | (f->status ? F_STATUS : 0) |
+	       (f->overdue_at ? F_OVERDUE : 0);
+}
+
+/* The SQL for one combination of filters, assembled from fixed fragments:
+ * the shape varies, the values are always bound (?1 flow, ?2 state,
+ * ?3 initiator, ?4 status, ?5 overdue instant, ?6 limit, ?7 offset). A state
+ * filter drives the query from instance_states, whose primary key (state,
+ * instance_id) yields the rows already newest first. */
+void dk_sqlite_instance_list_sql(dk_buf *out, const dk_instance_filter *f)
+{
+	unsigned m = filter_mask(f);
+
+	dk_buf_puts(out, "SELECT " INSTANCE_COLS " FROM ");
+	if (m & F_STATE)
+		dk_buf_puts(out, "instance_states x JOIN instances i ON i.id = x.instance_id "
+		                 "WHERE x.state = ?2");
+	else
+		dk_buf_puts(out, "instances i WHERE 1");
+	if (m & F_FLOW)
+		dk_buf_puts(out, " AND i.flow_id = ?1");
+	if (m & F_INITIATOR)
+		dk_buf_puts(out, " AND i.initiator = ?3");
+	if (m & F_STATUS)
+		dk_buf_puts(out, " AND i.status = ?4");
+	if (m & F_OVERDUE)
+		dk_buf_puts(out, " AND i.id IN (SELECT t.instance_id FROM tasks t "
+		                 "WHERE t.due_at < ?5)");
+	if (m & F_STATE)
+		dk_buf_puts(out, " ORDER BY x.instance_id DESC");
+	else
+		dk_buf_puts(out, " ORDER BY i.id DESC");
+	dk_buf_puts(out, " LIMIT ?6 OFFSET ?7");
+}
+
+/* One distinct address per filter combination: the statement cache key. */
+static const char list_keys[F_COMBOS];
+
+int dk_store_instance_list(dk_store *s, const dk_instance_filter *f, dk_instance_row **out,
+                           size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	dk_instance_row *rows = NULL;
+	dk_buf sql = DK_BUF_INIT;
+	size_t count = 0, cap = 0;
+	int rc, error;
+
+	*out = NULL;
+	*n = 0;
+	dk_sqlite_instance_list_sql(&sql, f);
+	error = dk_sql_stmt_keyed(s, &st, &list_keys[filter_mask(f)], dk_buf_cstr(&sql));
+	dk_buf_free(&sql);
+	if (error < 0)
+		return error;
+	if (f->flow)
+		dk_sql_bind_text(st, 1, f->flow);
+	if (f->state)
+		dk_sql_bind_text(st, 2, f->state);
+	if (f->initiator)
+		dk_sql_bind_text(st, 3, f->initiator);
+	if (f->status)
+		dk_sql_bind_text(st, 4, f->status);
+	if (f->overdue_at)
+		dk_sql_bind_int(st, 5, f->overdue_at);
+	dk_sql_bind_int(st, 6, f->limit ? (int64_t)f->limit : -1);
+	dk_sql_bind_int(st, 7, (int64_t)f->offset);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
+		read_instance(st, &rows[count++]);
+	}
+	if (rc != SQLITE_DONE) {
+		error = dk_sql_error(s, rc, "list instances");
+		dk_instance_rows_free(rows, count);
+		rows = NULL;
+		count = 0;
+	}
+	dk_sql_done(st);
+	*out = rows;
+	*n = count;
+	return error;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+void dk_event_row_free(dk_event_row *r)
+{
+	if (!r)
+		return;
+	free(r->instance_id);
+	free(r->type);
+	free(r->actor);
+	free(r->on_behalf_of);
+	free(r->from_state);
+	free(r->to_state);
+	free(r->transition);
+	free(r->comment);
+	free(r->data);
+	memset(r, 0, sizeof(*r));
+}
+
+void dk_event_rows_free(dk_event_row *rows, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		dk_event_row_free(&rows[i]);
+	free(rows);
+}
+
+/* seq is computed inside the INSERT from the UNIQUE (instance_id, seq)
+ * index; the write lock held since BEGIN IMMEDIATE means nobody else can
+ * take the same number between the read and the write. */
+static const char sql_event_append[] =
+    "INSERT INTO events (instance_id, seq, type, actor, on_behalf_of, at, from_state, "
+    "to_state, transition, comment, data) VALUES (?1, "
+    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE instance_id = ?1), "
+    "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING seq";
+
+int dk_store_event_append(dk_store *s, dk_event_row *ev)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	if ((error = dk_sql_need_tx(s, "record an event")) < 0)
+		return error;
+	if (!ev->type)
+		return dk_error_set(DK_EINVALID, "an event needs a type");
+	if ((error = dk_sql_stmt(s, &st, sql_event_append)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, ev->instance_id)) < 0)
+		goto cleanup;
+	dk_sql_bind_text(st, 2, ev->type);
+	dk_sql_bind_text(st, 3, ev->actor);
+	dk_sql_bind_text(st, 4, ev->on_behalf_of);
+	dk_sql_bind_int(st, 5, ev->at);
+	dk_sql_bind_text(st, 6, ev->from_state);
+	dk_sql_bind_text(st, 7, ev->to_state);
+	dk_sql_bind_text(st, 8, ev->transition);
+	dk_sql_bind_text(st, 9, ev->comment);
+	dk_sql_bind_text(st, 10, ev->data);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		error = dk_sql_error(s, rc, "record an event");
+		goto cleanup;
+	}
+	ev->seq = dk_sql_col_int(st, 0);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		error = dk_sql_error(s, rc, "record an event");
+cleanup:
+	dk_sql_done(st);
+	return error;
+}
+
+static const char sql_event_list[] =
+    "SELECT instance_id, seq, type, actor, on_behalf_of, at, from_state, to_state, "
+    "transition, comment, data FROM events WHERE instance_id = ?1 ORDER BY seq";
+
+int dk_store_event_list(dk_store *s, const char *instance_id, dk_event_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	dk_event_row *rows = NULL;
+	size_t count = 0, cap = 0;
+	int rc, error;
+
+	*out = NULL;
+	*n = 0;
+	if (dk_sql_instance_num(instance_id) == 0)
+		return 0;
+	if ((error = dk_sql_stmt(s, &st, sql_event_list)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, dk_sql_instance_num(instance_id));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		dk_event_row *r;
+		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
+		r = &rows[count++];
+		r->instance_id = dk_sql_col_text(st, 0);
+		r->seq = dk_sql_col_int(st, 1);
+		r->type = dk_sql_col_text(st, 2);
+		r->actor = dk_sql_col_text(st, 3);
+		r->on_behalf_of = dk_sql_col_text(st, 4);
+		r->at = dk_sql_col_int(st, 5);
+		r->from_state = dk_sql_col_text(st, 6);
+		r->to_state = dk_sql_col_text(st, 7);
+		r->transition = dk_sql_col_text(st, 8);
+		r->comment = dk_sql_col_text(st, 9);
+		r->data = dk_sql_col_text(st, 10);
+	}
+	if (rc != SQLITE_DONE) {
+		error = dk_sql_error(s, rc, "list events");
+		dk_event_rows_free(rows, count);
+		rows = NULL;
+		count = 0;
+	}
+	dk_sql_done(st);
+	*out = rows;
+	*n = count;
+	return error;
+}
+
+/* ---- tasks ------------------------------------------------------------- */
+
+void dk_task_row_free(dk_task_row *r)
+{
+	if (!r)
+		return;
+	free(r->instance_id);
+	free(r->state_id);
+	free(r->user_id);
+	free(r->role);
+	free(r->flow_id);
+	free(r->title);
+	free(r->state);
+	free(r->on_behalf_of);
+	memset(r, 0, sizeof(*r));
+}
+
+void dk_task_rows_free(dk_task_row *rows, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		dk_task_row_free(&rows[i]);
+	free(rows);
+}
+
+static const char sql_task_clear[] = "DELETE FROM tasks WHERE instance_id = ?1";
+static const char sql_task_insert[] =
+    "INSERT INTO tasks (instance_id, state_id, user_id, role, due_at, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+int dk_store_task_replace_for_instance(dk_store *s, const char *instance_id,
+                                       const dk_task_row *tasks, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int error;
+
+	if ((error = dk_sql_need_tx(s, "record tasks")) < 0)
+		return error;
+	if ((error = dk_sql_stmt(s, &st, sql_task_clear)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, instance_id)) == 0)
+		error = dk_sql_exec_stmt(s, st, "clear tasks");
+	dk_sql_done(st);
+	if (error < 0)
+		return error;
+	if ((error = dk_sql_stmt(s, &st, sql_task_insert)) < 0)
+		return error;
+	for (i = 0; i < n && error == 0; i++) {
+		if (!tasks[i].state_id || !tasks[i].user_id) {
+			error = dk_error_set(DK_EINVALID, "a task needs a state and a user");
+			break;
+		}
+		dk_sql_bind_instance(s, st, 1, instance_id);
+		dk_sql_bind_text(st, 2, tasks[i].state_id);
+		dk_sql_bind_text(st, 3, tasks[i].user_id);
+		dk_sql_bind_text(st, 4, tasks[i].role);
+		dk_sql_bind_time(st, 5, tasks[i].due_at);
+		dk_sql_bind_int(st, 6, tasks[i].created_at);
+		error = dk_sql_exec_stmt(s, st, "record a task");
+		dk_sql_done(st);
+	}
+	return error;
+}
+
+#define TASK_COLS                                                                                  \
+	"t.instance_id, t.state_id, t.user_id, t.role, t.due_at, t.created_at, i.flow_id, "        \
+	"i.title, i.state"
+
+/* Own tasks come from the tasks_user index; tasks reaching the user by
+ * delegation from the delegations_to index, then tasks_user of each
+ * delegator. ?2 NULL (no instant) switches the delegated half off. */
+const char dk_sqlite_sql_task_list_for_user[] =
+    "SELECT * FROM ("
+    "SELECT " TASK_COLS ", NULL AS behalf, t.id AS tid FROM tasks t "
+    "JOIN instances i ON i.id = t.instance_id WHERE t.user_id = ?1 "
+    "UNION ALL "
+    "SELECT DISTINCT " TASK_COLS ", t.user_id, t.id FROM delegations d "
+    "JOIN tasks t ON t.user_id = d.from_user AND (d.role IS NULL OR d.role = t.role) "
+    "JOIN instances i ON i.id = t.instance_id "
+    "WHERE ?2 IS NOT NULL AND d.to_user = ?1 AND d.until > ?2 AND d.created_at <= ?2 "
+    "AND t.user_id <> ?1"
+    ") ORDER BY due_at IS NULL, due_at, created_at, tid LIMIT ?3 OFFSET ?4";
+
+static const char sql_task_list_for_instance[] =
+    "SELECT " TASK_COLS ", NULL, t.id FROM tasks t JOIN instances i ON i.id = t.instance_id "
+    "WHERE t.instance_id = ?1 ORDER BY t.user_id, t.state_id, t.id";
+
+static int read_tasks(dk_store *s, sqlite3_stmt *st, dk_task_row **out, size_t *n)
+{
+	dk_task_row *rows = NULL;
+	size_t count = 0, cap = 0;
+	int rc, error = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		dk_task_row *r;
+		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
+		r = &rows[count++];
+		memset(r, 0, sizeof(*r));
+		r->instance_id = dk_sql_col_text(st, 0);
+		r->state_id = dk_sql_col_text(st, 1);
+		r->user_id = dk_sql_col_text(st, 2);
+		r->role = dk_sql_col_text(st, 3);
+		r->due_at = dk_sql_col_int(st, 4);
+		r->created_at = dk_sql_col_int(st, 5);
+		r->flow_id = dk_sql_col_text(st, 6);
+		r->title = dk_sql_col_text(st, 7);
+		r->state = dk_sql_col_text(st, 8);
+		r->on_behalf_of = dk_sql_col_text(st, 9);
+	}
+	if (rc != SQLITE_DONE) {
+		error = dk_sql_error(s, rc, "list tasks");
+		dk_task_rows_free(rows, count);
+		rows = NULL;
+		count = 0;
+	}
+	*out = rows;
+	*n = count;
+	return error;
+}
+
+int dk_store_task_list_for_user(dk_store *s, const char *user_id, int64_t delegated_at,
+                                size_t limit, size_t offset, dk_task_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	*out = NULL;
+	*n = 0;
+	if ((error = dk_sql_stmt(s, &st, dk_sqlite_sql_task_list_for_user)) < 0)
+		return error;
+	dk_sql_bind_text(st, 1, user_id);
+	dk_sql_bind_time(st, 2, delegated_at);
+	dk_sql_bind_int(st, 3, limit ? (int64_t)limit : -1);
+	dk_sql_bind_int(st, 4, (int64_t)offset);
+	error = read_tasks(s, st, out, n);
+	dk_sql_done(st);
+	return error;
+}
+
+int dk_store_task_list_for_instance(dk_store *s, const char *instance_id, dk_task_row **out,
+                                    size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	*out = NULL;
+	*n = 0;
+	if (dk_sql_instance_num(instance_id) == 0)
+		return 0;
+	if ((error = dk_sql_stmt(s, &st, sql_task_list_for_instance)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, dk_sql_instance_num(instance_id));
+	error = read_tasks(s, st, out, n);
+	dk_sql_done(st);
+	return error;
+}

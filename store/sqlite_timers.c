@@ -1,0 +1,295 @@
+/*
+ * sqlite_timers.c - delegations of authority and the timers that drive
+ * deadlines, reminders and escalations.
+ *
+ * A timer fires at most once even with two ticking processes: the ticker
+ * deletes the timer and acts on it in the same write transaction, and only
+ * the transaction whose DELETE removed the row goes on to act.
+ */
+#include "store/sqlite_int.h"
+#include "util/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- delegations ------------------------------------------------------- */
+
+void dk_delegation_row_free(dk_delegation_row *r)
+{
+	if (!r)
+		return;
+	free(r->from_user);
+	free(r->to_user);
+	free(r->role);
+	free(r->created_by);
+	memset(r, 0, sizeof(*r));
+}
+
+void dk_delegation_rows_free(dk_delegation_row *rows, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		dk_delegation_row_free(&rows[i]);
+	free(rows);
+}
+
+static const char sql_delegation_add[] =
+    "INSERT INTO delegations (from_user, to_user, role, until, created_at, created_by) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+int dk_store_delegation_add(dk_store *s, dk_delegation_row *row)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	if ((error = dk_sql_need_tx(s, "add a delegation")) < 0)
+		return error;
+	if (!row->from_user || !row->to_user)
+		return dk_error_set(DK_EINVALID, "a delegation needs a from and a to user");
+	if (row->until <= row->created_at)
+		return dk_error_set(DK_EINVALID, "a delegation must end after it starts");
+	if ((error = dk_sql_stmt(s, &st, sql_delegation_add)) < 0)
+		return error;
+	dk_sql_bind_text(st, 1, row->from_user);
+	dk_sql_bind_text(st, 2, row->to_user);
+	dk_sql_bind_text(st, 3, row->role);
+	dk_sql_bind_int(st, 4, row->until);
+	dk_sql_bind_int(st, 5, row->created_at);
+	dk_sql_bind_text(st, 6, row->created_by);
+	error = dk_sql_exec_stmt(s, st, "add a delegation");
+	dk_sql_done(st);
+	if (error == 0)
+		row->id = sqlite3_last_insert_rowid(s->db);
+	return error;
+}
+
+static const char sql_delegation_remove[] = "DELETE FROM delegations WHERE id = ?1";
+
+int dk_store_delegation_remove(dk_store *s, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	if ((error = dk_sql_need_tx(s, "remove a delegation")) < 0)
+		return error;
+	if ((error = dk_sql_stmt(s, &st, sql_delegation_remove)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, id);
+	error = dk_sql_exec_stmt(s, st, "remove a delegation");
+	dk_sql_done(st);
+	if (error == 0 && sqlite3_changes(s->db) == 0)
+		error = dk_error_set(DK_ENOTFOUND, "no delegation %lld", (long long)id);
+	return error;
+}
+
+#define DELEGATION_COLS "id, from_user, to_user, role, until, created_at, created_by"
+
+static const char sql_delegation_list[] = "SELECT " DELEGATION_COLS " FROM delegations ORDER BY id";
+static const char sql_delegation_active[] =
+    "SELECT " DELEGATION_COLS " FROM delegations "
+    "WHERE to_user = ?2 AND until > ?1 AND created_at <= ?1 ORDER BY id";
+
+static int read_delegations(dk_store *s, sqlite3_stmt *st, dk_delegation_row **out, size_t *n)
+{
+	dk_delegation_row *rows = NULL;
+	size_t count = 0, cap = 0;
+	int rc, error = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		dk_delegation_row *r;
+		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
+		r = &rows[count++];
+		r->id = dk_sql_col_int(st, 0);
+		r->from_user = dk_sql_col_text(st, 1);
+		r->to_user = dk_sql_col_text(st, 2);
+		r->role = dk_sql_col_text(st, 3);
+		r->until = dk_sql_col_int(st, 4);
+		r->created_at = dk_sql_col_int(st, 5);
+		r->created_by = dk_sql_col_text(st, 6);
+	}
+	if (rc != SQLITE_DONE) {
+		error = dk_sql_error(s, rc, "list delegations");
+		dk_delegation_rows_free(rows, count);
+		rows = NULL;
+		count = 0;
+	}
+	*out = rows;
+	*n = count;
+	return error;
+}
+
+int dk_store_delegation_list(dk_store *s, dk_delegation_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	*out = NULL;
+	*n = 0;
+	if ((error = dk_sql_stmt(s, &st, sql_delegation_list)) < 0)
+		return error;
+	error = read_delegations(s, st, out, n);
+	dk_sql_done(st);
+	return error;
+}
+
+int dk_store_delegation_active(dk_store *s, int64_t at, const char *to_user,
+                               dk_delegation_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	*out = NULL;
+	*n = 0;
+	if ((error = dk_sql_stmt(s, &st, sql_delegation_active)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, at);
+	dk_sql_bind_text(st, 2, to_user);
+	error = read_delegations(s, st, out, n);
+	dk_sql_done(st);
+	return error;
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+void dk_timer_row_free(dk_timer_row *r)
+{
+	if (!r)
+		return;
+	free(r->instance_id);
+	free(r->kind);
+	free(r->state_id);
+	free(r->payload);
+	memset(r, 0, sizeof(*r));
+}
+
+void dk_timer_rows_free(dk_timer_row *rows, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		dk_timer_row_free(&rows[i]);
+	free(rows);
+}
+
+static const char sql_timer_add[] =
+    "INSERT INTO timers (instance_id, kind, state_id, due_at, payload) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+
+int dk_store_timer_add(dk_store *s, dk_timer_row *row)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	if ((error = dk_sql_need_tx(s, "add a timer")) < 0)
+		return error;
+	if (!row->kind)
+		return dk_error_set(DK_EINVALID, "a timer needs a kind");
+	if ((error = dk_sql_stmt(s, &st, sql_timer_add)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, row->instance_id)) == 0) {
+		dk_sql_bind_text(st, 2, row->kind);
+		dk_sql_bind_text(st, 3, row->state_id);
+		dk_sql_bind_int(st, 4, row->due_at);
+		dk_sql_bind_text(st, 5, row->payload);
+		error = dk_sql_exec_stmt(s, st, "add a timer");
+	}
+	dk_sql_done(st);
+	if (error == 0)
+		row->id = sqlite3_last_insert_rowid(s->db);
+	return error;
+}
+
+static const char sql_timer_clear[] = "DELETE FROM timers WHERE instance_id = ?1";
+
+int dk_store_timer_clear_for_instance(dk_store *s, const char *instance_id)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	if ((error = dk_sql_need_tx(s, "clear timers")) < 0)
+		return error;
+	if ((error = dk_sql_stmt(s, &st, sql_timer_clear)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, instance_id)) == 0)
+		error = dk_sql_exec_stmt(s, st, "clear timers");
+	dk_sql_done(st);
+	return error;
+}
+
+const char dk_sqlite_sql_timer_due[] =
+    "SELECT id, instance_id, kind, state_id, due_at, payload FROM timers "
+    "WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2";
+
+int dk_store_timer_due(dk_store *s, int64_t now, size_t limit, dk_timer_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	dk_timer_row *rows = NULL;
+	size_t count = 0, cap = 0;
+	int rc, error;
+
+	*out = NULL;
+	*n = 0;
+	if ((error = dk_sql_stmt(s, &st, dk_sqlite_sql_timer_due)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, now);
+	dk_sql_bind_int(st, 2, limit ? (int64_t)limit : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		dk_timer_row *r;
+		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
+		r = &rows[count++];
+		r->id = dk_sql_col_int(st, 0);
+		r->instance_id = dk_sql_col_text(st, 1);
+		r->kind = dk_sql_col_text(st, 2);
+		r->state_id = dk_sql_col_text(st, 3);
+		r->due_at = dk_sql_col_int(st, 4);
+		r->payload = dk_sql_col_text(st, 5);
+	}
+	if (rc != SQLITE_DONE) {
+		error = dk_sql_error(s, rc, "list due timers");
+		dk_timer_rows_free(rows, count);
+		rows = NULL;
+		count = 0;
+	}
+	dk_sql_done(st);
+	*out = rows;
+	*n = count;
+	return error;
+}
+
+static const char sql_timer_delete[] = "DELETE FROM timers WHERE id = ?1";
+
+int dk_store_timer_delete(dk_store *s, int64_t id, int *deleted)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	*deleted = 0;
+	if ((error = dk_sql_need_tx(s, "delete a timer")) < 0)
+		return error;
+	if ((error = dk_sql_stmt(s, &st, sql_timer_delete)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, id);
+	error = dk_sql_exec_stmt(s, st, "delete a timer");
+	dk_sql_done(st);
+	if (error == 0)
+		*deleted = sqlite3_changes(s->db) > 0;
+	return error;
+}
+
+static const char sql_timer_next[] = "SELECT MIN(due_at) FROM timers";
+
+int dk_store_timer_next_due(dk_store *s, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	*out = 0;
+	if ((error = dk_sql_stmt(s, &st, sql_timer_next)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = dk_sql_col_int(st, 0);
+	else
+		error = dk_sql_error(s, rc, "find the next timer");
+	dk_sql_done(st);
+	return error;
+}
