@@ -57,6 +57,14 @@ void dk_diags_add(dk_diags *d, const char *file, int line, dk_diag_severity sev,
  * "file:line: warning: message\n" for each. */
 void dk_diags_print(dk_diags *d, FILE *to);
 void dk_diags_free(dk_diags *d);
+/* Sorts by file, then line (stable), as dk_diags_print does. */
+void dk_diags_sort(dk_diags *d);
+
+/* Which kind of docket file bytes hold, told by the namespace of the root
+ * element without loading it: DK_DOC_ORG for urn:docket:org:1, DK_DOC_FLOW
+ * for anything else (the flow loader then says what is wrong). */
+typedef enum { DK_DOC_FLOW, DK_DOC_ORG } dk_doc_kind;
+dk_doc_kind dk_doc_detect(const char *bytes, size_t len);
 
 /* ---- compiled XPath ---------------------------------------------------- */
 
@@ -154,7 +162,8 @@ typedef struct {
 	int comment_required;
 	dk_set *sets;
 	size_t nsets;
-	int on_done; /* join transition of a <parallel on="done"> */
+	int on_done; /* join transition of a <parallel> (on="done"); its id is
+	              * "done" when the flow gives none */
 	int line;
 } dk_transition;
 
@@ -211,12 +220,13 @@ typedef struct dk_region {
 typedef struct dk_flow {
 	char *id;
 	int version;
-	char *title;
+	char *title;     /* the id when the flow gives no <title> */
 	char *file;      /* the name given to the loader */
 	char sha256[65]; /* hex SHA-256 of the bytes loaded */
 	char *timezone;  /* NULL: the org's, else UTC */
 	char **roles;
 	size_t nroles;
+	int *role_lines; /* the line of each <role>, parallel to roles */
 	dk_var *vars;
 	size_t nvars;
 	dk_evidence_kind *evidence;
@@ -228,6 +238,7 @@ typedef struct dk_flow {
 	dk_region *regions;
 	size_t nregions;
 	const dk_state *initial; /* the top-level initial state */
+	int line;                /* of the <flow> element */
 } dk_flow;
 
 /* Loads and checks a flow. On success returns 0 and *out; warnings may be
@@ -291,6 +302,8 @@ int dk_org_load_file(dk_org **out, const char *path, dk_diags *diags);
 void dk_org_free(dk_org *org);
 
 const dk_user *dk_org_user(const dk_org *org, const char *id);
+/* 1 when date ("YYYY-MM-DD") is one of the org's holidays. */
+int dk_org_is_holiday(const dk_org *org, const char *date);
 const dk_dept *dk_org_dept(const dk_org *org, const char *id);
 int dk_user_has_role(const dk_user *user, const char *role);
 

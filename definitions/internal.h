@@ -1,0 +1,50 @@
+/*
+ * internal.h - what the files of definitions/ share and nobody else sees:
+ * the safe XML reader, small DOM helpers, and the checks run on a model.
+ */
+#ifndef DK_DEFINITIONS_INTERNAL_H
+#define DK_DEFINITIONS_INTERNAL_H
+
+#include "definitions/flow.h"
+
+#include <libxml/tree.h>
+
+/* Parses untrusted bytes (no network, no external entities, no DTD, no
+ * entity expansion, at most DK_FLOW_MAX_BYTES), checks that the root is
+ * <root xmlns=ns>, and validates it against the embedded RelaxNG schema
+ * (e.g. "definitions/flow.rng"). Every problem becomes a diag; returns 0 and
+ * *out (the caller frees it with xmlFreeDoc) or DK_EINVALID. what names the
+ * kind of file in messages ("flow", "org directory"). */
+int dk_xml_load(xmlDocPtr *out, const char *file, const char *bytes, size_t len, const char *root,
+                const char *ns, const char *schema, const char *what, dk_diags *d);
+
+/* Reads a file for dk_xml_load: at most DK_FLOW_MAX_BYTES (one more, so
+ * the loader can say it is too big, without reading a huge file whole).
+ * Returns 0 and *bytes (free()), or DK_ENOTFOUND / DK_EINVALID with a diag. */
+int dk_xml_read(char **bytes, size_t *len, const char *path, const char *what, dk_diags *d);
+
+int dk_xml_line(const xmlNode *n);
+/* The attribute's value, a copy (free()), or NULL when absent. */
+char *dk_xml_attr(const xmlNode *n, const char *name);
+/* 1 when n is an element named name in the document's namespace. */
+int dk_xml_is(const xmlNode *n, const char *name);
+
+/* Compiles text into a dk_xpath, or adds a diag (at line, naming what) and
+ * returns NULL. Checks nothing else. */
+dk_xpath *dk_xpath_compile(const char *file, int line, const char *what, const char *text,
+                           dk_diags *d);
+void dk_xpath_free(dk_xpath *x);
+
+/* Runs every check of meaning on a freshly built flow (references,
+ * reachability, expressions); adds errors and warnings to d. */
+void dk_flow_check(dk_flow *flow, dk_diags *d);
+
+/* A space-separated list split into a NULL-terminated array of copies;
+ * *n gets the count. */
+char **dk_split_words(const char *s, size_t *n);
+void dk_strv_free(char **v, size_t n);
+
+/* When the caller passed no diags, the first error goes to dk_error_last. */
+int dk_diags_finish(dk_diags *d, dk_diags *local, int failed);
+
+#endif
