@@ -177,16 +177,29 @@ floor_run() {
 }
 measure fsync fsync_run
 measure floor floor_run
+# the durable transitions leave uploads out (the archive rows measure them):
+# the same flow with its <requires> taken away
+sed 's#<requires evidence="[^"]*"/>##g' bench/monthly-plan.xml >"$WORK/plan-noupload.xml"
 if build_docket runner_steps bench/runner_steps.c engine/runner.h; then
-	runner_run() {
+	log "durable steps: docket runner, $N_COMMIT transitions"
+	durable_run() {
 		rm -rf "$WORK/rhome"
-		"$BIN/runner_steps" "$WORK/rhome" "$1" bench/monthly-plan.xml examples/org.xml "$2"
+		"$BIN/runner_steps" "$WORK/rhome" transitions "$WORK/plan-noupload.xml" \
+			examples/org.xml "$N_COMMIT"
 	}
-	measure durable runner_run transitions "$N_COMMIT"
-	measure whole runner_run instances "$N_BPMN"
+	measure durable durable_run
 else
 	cp "$OUT/runner_steps.why" "$OUT/durable.why"
+fi
+# whole instances with their upload need the runner's attach command
+if [ -f engine/runner.h ] && ! grep -q 'dk_runner_attach' engine/runner.h; then
+	echo "engine/runner.h has no attach command yet (submit needs the plan uploaded)" \
+		>"$OUT/whole.why"
+elif [ -f "$OUT/runner_steps.why" ]; then
 	cp "$OUT/runner_steps.why" "$OUT/whole.why"
+else
+	echo "the runner's attach is new: bench/runner_steps.c does not drive it yet" \
+		>"$OUT/whole.why"
 fi
 
 # -- the command line: docket act against sqlite3 per process ----------------
@@ -233,32 +246,35 @@ fi
 
 # -- evidence: docket's archive against git plumbing -------------------------
 log "evidence: git CLI plumbing, $N_UPLOAD uploads; ${MB_BIG} MB hash-object"
+# git_uploads [GIT OPTION...]: every upload is a blob, a tree holding every
+# file so far (one flat tree: docket's STATE/KIND/NAME needs three), a
+# commit on the previous one and a compare-and-swap of the ref
 git_uploads() {
 	rm -rf "$WORK/git.git" "$WORK/up"
 	git init -q --bare "$WORK/git.git"
 	mkdir -p "$WORK/up"
+	: >"$WORK/tree.txt"
 	i=0
 	while [ $i -lt "$N_UPLOAD" ]; do
 		head -c 4096 /dev/urandom >"$WORK/up/$i.pdf"
 		i=$((i + 1))
 	done
+	export GIT_AUTHOR_NAME=li GIT_AUTHOR_EMAIL=li@example.com
+	export GIT_COMMITTER_NAME=docket GIT_COMMITTER_EMAIL=docket@localhost
 	t0=$(date +%s%N)
 	i=0
 	old=0000000000000000000000000000000000000000
 	while [ $i -lt "$N_UPLOAD" ]; do
-		blob=$(git --git-dir="$WORK/git.git" hash-object -w "$WORK/up/$i.pdf")
-		tree=$(printf '100644 blob %s\tplan-%s.pdf\n' "$blob" "$i" |
-			git --git-dir="$WORK/git.git" mktree)
+		blob=$(git "$@" --git-dir="$WORK/git.git" hash-object -w "$WORK/up/$i.pdf")
+		printf '100644 blob %s\tplan-%s.pdf\n' "$blob" "$i" >>"$WORK/tree.txt"
+		tree=$(git "$@" --git-dir="$WORK/git.git" mktree <"$WORK/tree.txt")
 		if [ $i -eq 0 ]; then
-			commit=$(echo "plan $i" | GIT_AUTHOR_NAME=li GIT_AUTHOR_EMAIL=li@example.com \
-				GIT_COMMITTER_NAME=docket GIT_COMMITTER_EMAIL=docket@localhost \
-				git --git-dir="$WORK/git.git" commit-tree "$tree")
+			commit=$(echo "plan $i" | git "$@" --git-dir="$WORK/git.git" commit-tree "$tree")
 		else
-			commit=$(echo "plan $i" | GIT_AUTHOR_NAME=li GIT_AUTHOR_EMAIL=li@example.com \
-				GIT_COMMITTER_NAME=docket GIT_COMMITTER_EMAIL=docket@localhost \
-				git --git-dir="$WORK/git.git" commit-tree "$tree" -p "$old")
+			commit=$(echo "plan $i" |
+				git "$@" --git-dir="$WORK/git.git" commit-tree "$tree" -p "$old")
 		fi
-		git --git-dir="$WORK/git.git" update-ref refs/docket/instances/bench "$commit" \
+		git "$@" --git-dir="$WORK/git.git" update-ref refs/docket/instances/bench "$commit" \
 			"$old" || return 1
 		old=$commit
 		i=$((i + 1))
@@ -270,6 +286,8 @@ git_uploads() {
 	awk -v n="$N_UPLOAD" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", n / (ns / 1e9) }'
 }
 measure git_uploads git_uploads
+# the same with every object and ref fsynced, as docket's archive does
+measure git_uploads_fsync git_uploads -c core.fsync=all -c core.fsyncMethod=fsync
 head -c $((MB_BIG * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
 git_big() {
 	rm -rf "$WORK/big.git"
@@ -359,20 +377,34 @@ else
 fi
 
 # -- timers ------------------------------------------------------------------
-if build_docket tick_timers bench/tick_timers.c engine/runner.h; then
-	log "timers: tick with $N_TIMERS armed"
-	"$BIN/tick_timers" "$WORK/thome" arm bench/monthly-plan.xml examples/org.xml "$N_TIMERS" >/dev/null
-	measure tick_idle "$BIN/tick_timers" "$WORK/thome" idle
-	# firing changes the store: each repetition works on a fresh copy
-	tick_fire() {
-		rm -rf "$WORK/tcopy"
-		cp -r "$WORK/thome" "$WORK/tcopy"
-		"$BIN/tick_timers" "$WORK/tcopy" fire
-	}
-	measure tick_fire tick_fire
+if [ -x "$BIN/runner_steps" ] && grep -q 'dk_runner_tick' engine/runner.h; then
+	# each instance waiting in review arms its deadline and its reminder
+	log "timers: arming $N_TIMERS timers"
+	if "$BIN/runner_steps" "$WORK/thome" arm "$WORK/plan-noupload.xml" examples/org.xml \
+		$((N_TIMERS / 2)) >/dev/null 2>"$OUT/tick_arm.err"; then
+		sqlite3 "$WORK/thome/docket.db" 'SELECT count(*) FROM timers' \
+			>"$OUT/tick_armed" 2>/dev/null || echo "?" >"$OUT/tick_armed"
+		log "timers armed: $(cat "$OUT/tick_armed")"
+		measure tick_idle "$BIN/runner_steps" "$WORK/thome" idle
+		# firing changes the store: each repetition works on a fresh copy
+		tick_fire() {
+			rm -rf "$WORK/tcopy"
+			cp -r "$WORK/thome" "$WORK/tcopy"
+			"$BIN/runner_steps" "$WORK/tcopy" fire
+		}
+		measure tick_fire tick_fire
+	else
+		log "arming timers failed; see bench/results.tmp/tick_arm.err"
+		failed="$failed tick_arm"
+		echo "arming failed: see bench/results.tmp/tick_arm.err" >"$OUT/tick_idle.why"
+		cp "$OUT/tick_idle.why" "$OUT/tick_fire.why"
+	fi
+elif [ -f "$OUT/runner_steps.why" ]; then
+	cp "$OUT/runner_steps.why" "$OUT/tick_idle.why"
+	cp "$OUT/runner_steps.why" "$OUT/tick_fire.why"
 else
-	cp "$OUT/tick_timers.why" "$OUT/tick_idle.why"
-	cp "$OUT/tick_timers.why" "$OUT/tick_fire.why"
+	echo "engine/runner.h has no tick yet" >"$OUT/tick_idle.why"
+	cp "$OUT/tick_idle.why" "$OUT/tick_fire.why"
 fi
 
 # ---- the report ------------------------------------------------------------
