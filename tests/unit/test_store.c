@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -34,6 +35,7 @@ static int setup(void **state)
 {
 	fixture *f = calloc(1, sizeof(*f));
 	snprintf(f->dir, sizeof(f->dir), "/tmp/dk-store-XXXXXX");
+	*state = f;
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->home, sizeof(f->home), "%s/home", f->dir);
@@ -41,7 +43,6 @@ static int setup(void **state)
 		fprintf(stderr, "open: %s\n", dk_error_last());
 		return -1;
 	}
-	*state = f;
 	return 0;
 }
 
@@ -218,6 +219,74 @@ static void busy_is_conflict(void **state)
 	OK(dk_store_begin(s2));
 	OK(dk_store_commit(s2));
 	dk_store_close(s2);
+}
+
+/* Two processes open a brand-new home at once, then append events to the
+ * same instance in many small transactions: both migrations succeed (one
+ * applies, the other finds the work done) and the trail has no gap and no
+ * duplicate. */
+static void two_processes(void **state)
+{
+	fixture *f = *state;
+	char home2[128];
+	dk_event_row *rows;
+	dk_store *s;
+	pid_t pid[2];
+	size_t n, i;
+	int k, status, v;
+
+	snprintf(home2, sizeof(home2), "%s/shared", f->dir);
+	for (k = 0; k < 2; k++) {
+		pid[k] = fork();
+		assert_true(pid[k] >= 0);
+		if (pid[k] == 0) {
+			dk_event_row ev = {0};
+			int j = 0, tries = 0, bad = 0;
+			while (dk_store_open(&s, home2) != 0)
+				if (dk_error_code() != DK_ECONFLICT || ++tries > 100)
+					_exit(10);
+			ev.instance_id = "1";
+			ev.type = k ? "b" : "a";
+			/* The parent's instance may not exist yet: retry until
+			 * it does (bounded, so a bug cannot hang the test). */
+			for (tries = 0; j < 40 && !bad && tries < 5000; tries++) {
+				if (dk_store_begin(s) != 0)
+					continue;
+				if (dk_store_event_append(s, &ev) != 0) {
+					dk_store_rollback(s);
+					usleep(2000);
+					continue;
+				}
+				bad = dk_store_commit(s) != 0;
+				j++;
+			}
+			dk_store_close(s);
+			_exit(bad || j < 40 ? 11 : 0);
+		}
+	}
+	/* Open concurrently with the children, then create the instance. */
+	for (;;) {
+		if (dk_store_open(&s, home2) == 0)
+			break;
+		assert_int_equal(dk_error_code(), DK_ECONFLICT);
+	}
+	OK(dk_store_schema_version(s, &v));
+	assert_int_equal(v, DK_STORE_SCHEMA_VERSION);
+	OK(dk_store_begin(s));
+	deploy_flows(s);
+	free(make_instance(s, "f", "s", "li", 1));
+	OK(dk_store_commit(s));
+	for (k = 0; k < 2; k++) {
+		assert_int_equal(waitpid(pid[k], &status, 0), pid[k]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	OK(dk_store_event_list(s, "1", &rows, &n));
+	assert_int_equal(n, 80);
+	for (i = 0; i < n; i++)
+		assert_int_equal(rows[i].seq, (int64_t)i + 1);
+	dk_event_rows_free(rows, n);
+	dk_store_close(s);
 }
 
 /* ---- flows and org ----------------------------------------------------- */
@@ -1462,6 +1531,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(refuses_newer_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(writes_need_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(busy_is_conflict, setup, teardown),
+	    cmocka_unit_test_setup_teardown(two_processes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(flow_put_idempotent_and_conflict, setup, teardown),
 	    cmocka_unit_test_setup_teardown(org_replace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(instance_cas, setup, teardown),
