@@ -17,9 +17,11 @@
 #define DK_WEB_HOOKS_HOOKS_H
 
 #include "definitions/flow.h"
+#include "store/store.h"
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- secrets and signatures (sign.c) ----------------------------------- */
 
@@ -157,5 +159,67 @@ int64_t dk_hook_retry_delay(const dk_hook_schedule *s, int attempts, int64_t ret
 /* Parses a Retry-After header value: delay-seconds or an HTTP-date, into
  * seconds from now (never negative). Returns 0 or DK_EINVALID. */
 int dk_hook_retry_after_parse(int64_t *out, const char *value, int64_t now);
+
+/* ---- the dispatcher (dispatch.c) --------------------------------------- */
+
+/* How the dispatcher sends. Fill with DK_DISPATCH_OPTS_INIT, then
+ * dk_dispatch_opts_env to apply the environment:
+ *   DOCKET_HOOK_TIMEOUT_MS          whole request, default 15000
+ *   DOCKET_HOOK_CONNECT_TIMEOUT_MS  TCP+TLS connect, default 5000
+ *   DOCKET_HOOK_MAX_IN_FLIGHT       concurrent requests, default 64
+ *   DOCKET_HOOK_SCHEDULE            retry schedule (dk_hook_schedule_parse) */
+typedef struct {
+	unsigned max_in_flight;
+	long timeout_ms;
+	long connect_timeout_ms;
+	dk_hook_schedule schedule; /* n == 0: the default */
+	FILE *log;                 /* hook.failing lines; NULL: stderr */
+} dk_dispatch_opts;
+
+#define DK_DISPATCH_OPTS_INIT                                                                      \
+	{                                                                                          \
+		64, 15000, 5000, {{0}, 0}, NULL                                                    \
+	}
+
+/* Applies the DOCKET_HOOK_* variables above to opts. Returns 0 or
+ * DK_EINVALID naming the variable and what it should hold. */
+int dk_dispatch_opts_env(dk_dispatch_opts *opts);
+
+/* What a dispatcher has done so far. */
+typedef struct {
+	size_t attempts;  /* requests that completed (any outcome) */
+	size_t delivered; /* answered 2xx */
+	size_t retrying;  /* failed, another attempt scheduled */
+	size_t dead;      /* failed for the last time, or 410 */
+	size_t disabled;  /* subscriptions disabled by a 410 */
+	int64_t next_due; /* earliest retry scheduled (by dk_dispatch_run: or
+	                   * found in the store), 0 when none is known */
+} dk_dispatch_stats;
+
+/* A dispatcher: one libcurl multi handle (connections are reused across
+ * requests) and the deliveries in flight. It owns neither the store nor
+ * opts' log. One thread at a time. */
+typedef struct dk_dispatcher dk_dispatcher;
+
+int dk_dispatcher_new(dk_dispatcher **out, dk_store *store, const dk_dispatch_opts *opts);
+
+/* Works for at most max_ms milliseconds (a little more if a store write is
+ * slow): starts due deliveries up to max_in_flight, moves transfers along
+ * and records each finished attempt in its own short transaction. Sets
+ * *idle to 1 when it returns with nothing in flight and nothing due.
+ * Returns 0, or the store's error when an attempt cannot be recorded (the
+ * delivery then stays pending and goes again: at least once). */
+int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle);
+
+void dk_dispatcher_stats(const dk_dispatcher *d, dk_dispatch_stats *out);
+
+/* Frees the dispatcher. Transfers still in flight are abandoned; their
+ * deliveries are still pending in the store and go again later. */
+void dk_dispatcher_free(dk_dispatcher *d);
+
+/* `docket dispatch`: sends until nothing is in flight and nothing is due
+ * (the queue is empty or only future retries remain). stats may be NULL.
+ * Returns 0 or the first error. */
+int dk_dispatch_run(dk_store *store, const dk_dispatch_opts *opts, dk_dispatch_stats *stats);
 
 #endif
