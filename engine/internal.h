@@ -1,0 +1,120 @@
+/*
+ * internal.h - what the engine's files share; not part of the interface.
+ *
+ * A command runs on a dk_run: the environment it was given, a working copy
+ * of the snapshot (which becomes the result's snapshot on success) and the
+ * result being filled. Nothing here touches the caller's snapshot.
+ */
+#ifndef DK_ENGINE_INTERNAL_H
+#define DK_ENGINE_INTERNAL_H
+
+#include "engine/engine.h"
+#include "util/buf.h"
+#include "util/error.h"
+
+#include <libxml/xpath.h>
+#include <time.h>
+
+typedef struct {
+	const dk_engine_env *env;
+	const dk_flow *flow;
+	dk_snapshot *snap;     /* working copy, owned by res on success */
+	dk_engine_result *res; /* events collected here */
+	const char *actor;     /* $actor while evaluating */
+} dk_run;
+
+/* A list of user ids with the role each came through (NULL when none). */
+typedef struct {
+	char **users;
+	char **roles;
+	size_t n, cap;
+} dk_users;
+
+/* ---- snapshot.c -------------------------------------------------------- */
+dk_snap_state *dk__snap_state(dk_snapshot *snap, const char *state, int create);
+void dk__snap_state_reset(dk_snap_state *st);
+void dk__value_clear(dk_value *v);
+void dk__value_copy(dk_value *dst, const dk_value *src);
+/* Sets (copies) v into snap->vars keeping the flow's declaration order. */
+void dk__snap_set_var(dk_snapshot *snap, const dk_flow *flow, const dk_value *v);
+void dk__snap_drop_votes(dk_snapshot *snap, const char *state);
+int dk__snap_is_active(const dk_snapshot *snap, const char *state);
+
+/* ---- vars.c ------------------------------------------------------------ */
+/* Parses text as a value of decl's type into *out (name copied). */
+int dk__value_parse(dk_value *out, const dk_var *decl, const char *text);
+/* Converts an XPath result to decl's type. */
+int dk__value_from_xpath(dk_value *out, const dk_var *decl, xmlXPathObjectPtr obj);
+/* Applies "K=V" strings to run->snap, adding {"k":{"from":..,"to":..}}
+ * pairs to changes (a jansson object, may be NULL). */
+int dk__vars_assign(dk_run *run, const char *const *kv, size_t n, void *changes);
+void dk__var_change(void *changes, const dk_value *before, const dk_value *after);
+
+/* ---- xpath.c ----------------------------------------------------------- */
+/* Evaluates expr with $state = state. *out freed with xmlXPathFreeObject.
+ * DK_EINVALID with a message naming the expression when it fails. */
+int dk__eval(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xpath *expr);
+int dk__eval_bool(int *out, dk_run *run, const char *state, const dk_xpath *expr);
+/* A date-time: a string that dk_time_parse accepts. *out = 0 when the
+ * expression gives the empty string. */
+int dk__eval_time(int64_t *out, dk_run *run, const char *state, const dk_xpath *expr);
+
+/* ---- calendar.c -------------------------------------------------------- */
+/* The zone the flow's calendar rules use: the flow's, else the org's. */
+const char *dk__zone(const dk_run *run);
+/* UTC instant -> local broken-down time in zone (tm_gmtoff set). */
+void dk__local(struct tm *out, const char *zone, int64_t t);
+/* Local broken-down time in zone -> UTC instant (fields normalised). */
+int64_t dk__from_local(const char *zone, struct tm *tm);
+/* t + d applied to the local calendar of zone. */
+int64_t dk__add_local(const char *zone, int64_t t, const dk_duration *d);
+/* Days from a to b counted on the local calendar (midnights crossed). */
+int64_t dk__days_between(const char *zone, int64_t a, int64_t b);
+int dk__is_holiday(const dk_run *run, const struct tm *local);
+
+/* ---- assign.c ---------------------------------------------------------- */
+void dk__users_add(dk_users *u, const char *user, const char *role);
+int dk__users_has(const dk_users *u, const char *user);
+void dk__users_free(dk_users *u);
+/* Who is assigned to state (not counting escalation). */
+int dk__assignees(dk_users *out, dk_run *run, const dk_state *st, const dk_assign *a);
+/* The same plus users added by escalation in the current visit. */
+int dk__state_actors(dk_users *out, dk_run *run, const dk_state *st);
+/* May run->actor fire t (NULL: any act, no role) in st? On success
+ * *on_behalf is NULL (for self) or the assignee acted for (caller frees). */
+int dk__authorize(char **on_behalf, dk_run *run, const dk_state *st, const dk_transition *t);
+/* A user's description for messages: "li (head of sales)". */
+void dk__describe_users(dk_buf *b, dk_run *run, const dk_users *u);
+
+/* ---- result.c ---------------------------------------------------------- */
+dk_event *dk__event(dk_run *run, const char *type);
+void dk__set(char **field, const char *value);
+/* Fills res->tasks and res->timers from run->snap and adds a task.assigned
+ * event for every task that was not open in before (may be NULL). */
+int dk__finish(dk_run *run, const dk_snapshot *before);
+int dk__desired_tasks(dk_run *run, dk_task **out, size_t *n);
+int dk__desired_timers(dk_run *run, dk_timer **out, size_t *n);
+
+/* ---- fire.c ------------------------------------------------------------ */
+int dk__enter(dk_run *run, const dk_state *st);
+/* Takes t out of from (which is active) with all its effects; actor and
+ * on_behalf as recorded. Runs sets, exit, entry, join, completion. */
+int dk__take(dk_run *run, const dk_state *from, const dk_transition *t, const char *on_behalf,
+             const char *comment, void *var_changes);
+/* Preconditions: guard, requires, comment. */
+int dk__check(dk_run *run, const dk_state *st, const dk_transition *t, const char *comment,
+              int system);
+
+/* ---- quorum.c ---------------------------------------------------------- */
+/* Records the vote of user (acting actor) for t in the quorum state st;
+ * sets *fire when the transition now fires. */
+int dk__vote(int *fire, dk_run *run, const dk_state *st, const dk_transition *t, const char *user);
+
+/* ---- evidence.c -------------------------------------------------------- */
+const dk_snap_evidence *dk__latest_upload(const dk_snapshot *snap, const char *kind);
+size_t dk__count_uploads(const dk_snapshot *snap, const char *kind);
+/* The due instant of an upload of kind (0 when the kind has no due). */
+int dk__evidence_due(int64_t *out, dk_run *run, const dk_evidence_kind *k,
+                     const dk_snap_evidence *upload);
+
+#endif

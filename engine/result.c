@@ -1,0 +1,259 @@
+/*
+ * result.c - what a command gives back: events, open tasks, armed timers.
+ *
+ * Tasks and timers are not kept in the snapshot: they are derived from it
+ * after every command, complete, and the runner replaces the instance's
+ * rows with them. That way a state that is left loses its tasks and timers
+ * without anyone disarming them, and a task.assigned event is simply a task
+ * that the snapshot before the command did not imply.
+ */
+#include "engine/internal.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dk__set(char **field, const char *value)
+{
+	free(*field);
+	*field = value ? dk_strdup(value) : NULL;
+}
+
+dk_event *dk__event(dk_run *run, const char *type)
+{
+	dk_engine_result *res = run->res;
+	res->events = dk_realloc(res->events, (res->nevents + 1) * sizeof(*res->events));
+	dk_event *e = &res->events[res->nevents++];
+	memset(e, 0, sizeof(*e));
+	e->type = dk_strdup(type);
+	e->at = run->env->now;
+	e->actor = dk_strdup(run->actor ? run->actor : DK_SYSTEM_ACTOR);
+	return e;
+}
+
+static void task_free(dk_task *t)
+{
+	free(t->instance);
+	free(t->state);
+	free(t->user);
+	free(t->role);
+}
+
+static void timer_free(dk_timer *t)
+{
+	free(t->instance);
+	free(t->kind);
+	free(t->state);
+	free(t->payload);
+}
+
+void dk_engine_result_free(dk_engine_result *res)
+{
+	if (!res)
+		return;
+	dk_snapshot_free(res->snapshot);
+	for (size_t i = 0; i < res->nevents; i++) {
+		dk_event *e = &res->events[i];
+		free(e->type);
+		free(e->actor);
+		free(e->on_behalf_of);
+		free(e->user);
+		free(e->from);
+		free(e->to);
+		free(e->transition);
+		free(e->comment);
+		free(e->data);
+	}
+	free(res->events);
+	for (size_t i = 0; i < res->ntasks; i++)
+		task_free(&res->tasks[i]);
+	free(res->tasks);
+	for (size_t i = 0; i < res->ntimers; i++)
+		timer_free(&res->timers[i]);
+	free(res->timers);
+	memset(res, 0, sizeof(*res));
+}
+
+/* The innermost active states and, for a parallel, the parallel itself
+ * (first), as flow states. */
+static size_t active_states(dk_run *run, const dk_state **out, size_t max)
+{
+	size_t n = 0;
+	const dk_state *top = run->snap->state ? dk_flow_state(run->flow, run->snap->state) : NULL;
+	if (!top)
+		return 0;
+	out[n++] = top;
+	for (size_t i = 0; i < run->snap->nregions && n < max; i++) {
+		const dk_state *s = dk_flow_state(run->flow, run->snap->regions[i].state);
+		if (s)
+			out[n++] = s;
+	}
+	return n;
+}
+
+static int voted(const dk_snapshot *snap, const char *state, const char *user)
+{
+	for (size_t i = 0; i < snap->nvotes; i++)
+		if (strcmp(snap->votes[i].state, state) == 0 &&
+		    strcmp(snap->votes[i].user, user) == 0)
+			return 1;
+	return 0;
+}
+
+/* Tasks: one per user assigned to an active, non-final state, except the
+ * parallel's own assignees (they may act on it but nothing waits for
+ * them) and countersigners who have voted. */
+int dk__desired_tasks(dk_run *run, dk_task **out, size_t *n)
+{
+	const dk_state *act[64];
+	size_t na = active_states(run, act, 64);
+	int err = 0;
+	*out = NULL;
+	*n = 0;
+	if (run->snap->status == DK_INSTANCE_COMPLETED)
+		return 0;
+	for (size_t i = 0; i < na; i++) {
+		const dk_state *st = act[i];
+		const dk_snap_state *rec = dk_snapshot_state(run->snap, st->id);
+		dk_users u = {0};
+		if (st->final || st->kind == DK_STATE_PARALLEL)
+			continue;
+		if ((err = dk__state_actors(&u, run, st)) < 0)
+			return err;
+		for (size_t j = 0; j < u.n; j++) {
+			if (st->quorum != DK_QUORUM_NONE && voted(run->snap, st->id, u.users[j]))
+				continue;
+			*out = dk_realloc(*out, (*n + 1) * sizeof(**out));
+			dk_task *t = &(*out)[(*n)++];
+			memset(t, 0, sizeof(*t));
+			t->instance = run->snap->instance ? dk_strdup(run->snap->instance) : NULL;
+			t->state = dk_strdup(st->id);
+			t->user = dk_strdup(u.users[j]);
+			t->role = u.roles[j] ? dk_strdup(u.roles[j]) : NULL;
+			t->due_at = rec && rec->ndeadlines ? rec->deadlines[0].due_at : 0;
+		}
+		dk__users_free(&u);
+	}
+	return 0;
+}
+
+static void add_timer(dk_timer **out, size_t *n, dk_run *run, const char *kind, const dk_state *st,
+                      int visit, size_t index, int64_t due)
+{
+	dk_buf p = DK_BUF_INIT;
+	*out = dk_realloc(*out, (*n + 1) * sizeof(**out));
+	dk_timer *t = &(*out)[(*n)++];
+	memset(t, 0, sizeof(*t));
+	t->instance = run->snap->instance ? dk_strdup(run->snap->instance) : NULL;
+	t->kind = dk_strdup(kind);
+	t->state = dk_strdup(st->id);
+	t->due_at = due;
+	json_t *o =
+	    json_pack("{s:s,s:i,s:i}", "state", st->id, "visit", visit, "deadline", (int)index);
+	char *s = json_dumps(o, JSON_COMPACT);
+	dk_buf_puts(&p, s);
+	free(s);
+	json_decref(o);
+	t->payload = dk_buf_detach(&p);
+}
+
+/* Timers: for every active state's deadline, the deadline itself until it
+ * has fired, and its next reminder. */
+int dk__desired_timers(dk_run *run, dk_timer **out, size_t *n)
+{
+	const dk_state *act[64];
+	size_t na = active_states(run, act, 64);
+	*out = NULL;
+	*n = 0;
+	if (run->snap->status == DK_INSTANCE_COMPLETED)
+		return 0;
+	for (size_t i = 0; i < na; i++) {
+		const dk_state *st = act[i];
+		const dk_snap_state *rec = dk_snapshot_state(run->snap, st->id);
+		if (!rec || st->final)
+			continue;
+		for (size_t d = 0; d < st->ndeadlines && d < rec->ndeadlines; d++) {
+			const dk_deadline *dl = &st->deadlines[d];
+			const dk_snap_deadline *sd = &rec->deadlines[d];
+			if (!sd->missed && sd->due_at) {
+				const char *kind = dl->fire           ? "fire"
+				                   : dl->has_escalate ? "escalate"
+				                                      : "deadline";
+				add_timer(out, n, run, kind, st, rec->visits, d, sd->due_at);
+			}
+			if (dl->has_remind && sd->next_remind)
+				add_timer(out, n, run, "remind", st, rec->visits, d,
+				          sd->next_remind);
+		}
+	}
+	return 0;
+}
+
+int dk__finish(dk_run *run, const dk_snapshot *before)
+{
+	dk_engine_result *res = run->res;
+	dk_task *old = NULL;
+	size_t nold = 0;
+	int err;
+	if ((err = dk__desired_tasks(run, &res->tasks, &res->ntasks)) < 0)
+		return err;
+	if ((err = dk__desired_timers(run, &res->timers, &res->ntimers)) < 0)
+		return err;
+	if (before) {
+		dk_run prev = *run;
+		prev.snap = (dk_snapshot *)before; /* read only: tasks are derived */
+		if ((err = dk__desired_tasks(&prev, &old, &nold)) < 0)
+			return err;
+	}
+	for (size_t i = 0; i < res->ntasks; i++) {
+		const dk_task *t = &res->tasks[i];
+		const dk_snap_state *now = dk_snapshot_state(run->snap, t->state);
+		const dk_snap_state *was = before ? dk_snapshot_state(before, t->state) : NULL;
+		int known = 0;
+		for (size_t j = 0; j < nold && !known; j++)
+			known = strcmp(old[j].state, t->state) == 0 &&
+			        strcmp(old[j].user, t->user) == 0 && was && now &&
+			        was->visits == now->visits;
+		if (known)
+			continue;
+		dk_event *e = dk__event(run, DK_EV_ASSIGNED);
+		dk__set(&e->actor, DK_SYSTEM_ACTOR);
+		e->user = dk_strdup(t->user);
+		e->to = dk_strdup(t->state);
+		json_t *o = json_pack("{s:s,s:s}", "assignee", t->user, "state", t->state);
+		if (t->role)
+			json_object_set_new(o, "role", json_string(t->role));
+		if (t->due_at) {
+			char s[DK_TIME_STRLEN];
+			dk_time_format(s, t->due_at);
+			json_object_set_new(o, "due_at", json_string(s));
+		}
+		e->data = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+	}
+	for (size_t j = 0; j < nold; j++) {
+		free(old[j].instance);
+		free(old[j].state);
+		free(old[j].user);
+		free(old[j].role);
+	}
+	free(old);
+	return 0;
+}
+
+int dk_engine_view(dk_engine_result *out, const dk_engine_env *env, const dk_snapshot *snap)
+{
+	dk_engine_result res = DK_ENGINE_RESULT_INIT;
+	dk_run run = {env, env->flow, NULL, &res, NULL};
+	int err;
+	memset(out, 0, sizeof(*out));
+	res.snapshot = dk_snapshot_dup(snap);
+	run.snap = res.snapshot;
+	if ((err = dk__desired_tasks(&run, &res.tasks, &res.ntasks)) < 0 ||
+	    (err = dk__desired_timers(&run, &res.timers, &res.ntimers)) < 0) {
+		dk_engine_result_free(&res);
+		return err;
+	}
+	*out = res;
+	return 0;
+}

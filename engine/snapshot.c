@@ -1,0 +1,666 @@
+/*
+ * snapshot.c - an instance's whole state, and its JSON form.
+ *
+ * The store keeps the snapshot as opaque JSON text for years, so the form
+ * is documented here and only ever extended (new keys, optional on read);
+ * "format" changes only when a key changes meaning. Keys always come in
+ * this order, so the same snapshot always gives the same bytes. Instants
+ * are ISO 8601 UTC strings ("2026-11-28T09:30:00Z") or null.
+ *
+ *   {
+ *     "format": 1,
+ *     "flow": {"id": "monthly-plan", "version": 1},
+ *     "instance": "I-42",
+ *     "status": "active" | "completed" | "recalled",
+ *     "state": "review",                 active top-level state
+ *     "regions": [{"region": "sales", "state": "docs-check"}, ...],
+ *                                        when "state" is a parallel
+ *     "initiator": "li",
+ *     "version": 3,                      +1 per successful command
+ *     "acted": false,                    see dk_snapshot.acted
+ *     "created_at": "...", "updated_at": "...",
+ *     "vars": [{"name": "phases", "type": "number", "value": 3}, ...],
+ *                                        value: JSON number for number,
+ *                                        true/false for boolean, string
+ *                                        for string and date
+ *     "states": [{"state": "review", "entered_at": "...", "visits": 2,
+ *                 "deadlines": [{"due_at": "...", "next_remind": "...",
+ *                                "missed": false}],
+ *                 "escalated": ["zhao"]}, ...],
+ *     "votes": [{"state": "board", "user": "wei", "actor": "li",
+ *                "transition": "approve", "at": "..."}],
+ *     "evidence": [{"kind": "plan", "state": "draft", "visit": 1,
+ *                   "state_entered_at": "...", "at": "...", "by": "li",
+ *                   "name": "plan.pdf", "sha256": "ab..", "size": 1234}]
+ *   }
+ */
+#include "engine/internal.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *dk_instance_status_name(dk_instance_status s)
+{
+	switch (s) {
+	case DK_INSTANCE_ACTIVE: return "active";
+	case DK_INSTANCE_COMPLETED: return "completed";
+	case DK_INSTANCE_RECALLED: return "recalled";
+	}
+	return "active";
+}
+
+static const char *type_name(dk_var_type t)
+{
+	switch (t) {
+	case DK_VAR_STRING: return "string";
+	case DK_VAR_NUMBER: return "number";
+	case DK_VAR_BOOLEAN: return "boolean";
+	case DK_VAR_DATE: return "date";
+	}
+	return "string";
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? dk_strdup(s) : NULL;
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+void dk__value_clear(dk_value *v)
+{
+	free(v->name);
+	free(v->text);
+	memset(v, 0, sizeof(*v));
+}
+
+void dk__value_copy(dk_value *dst, const dk_value *src)
+{
+	*dst = *src;
+	dst->name = dup_or_null(src->name);
+	dst->text = dup_or_null(src->text);
+}
+
+void dk__snap_state_reset(dk_snap_state *st)
+{
+	free(st->deadlines);
+	st->deadlines = NULL;
+	st->ndeadlines = 0;
+	for (size_t i = 0; i < st->nescalated; i++)
+		free(st->escalated[i]);
+	free(st->escalated);
+	st->escalated = NULL;
+	st->nescalated = 0;
+}
+
+static void vote_clear(dk_snap_vote *v)
+{
+	free(v->state);
+	free(v->user);
+	free(v->actor);
+	free(v->transition);
+}
+
+static void evidence_clear(dk_snap_evidence *e)
+{
+	free(e->kind);
+	free(e->state);
+	free(e->by);
+	free(e->name);
+	free(e->sha256);
+}
+
+void dk_snapshot_free(dk_snapshot *s)
+{
+	if (!s)
+		return;
+	free(s->flow_id);
+	free(s->instance);
+	free(s->state);
+	for (size_t i = 0; i < s->nregions; i++) {
+		free(s->regions[i].region);
+		free(s->regions[i].state);
+	}
+	free(s->regions);
+	for (size_t i = 0; i < s->nstates; i++) {
+		dk__snap_state_reset(&s->states[i]);
+		free(s->states[i].state);
+	}
+	free(s->states);
+	for (size_t i = 0; i < s->nvars; i++)
+		dk__value_clear(&s->vars[i]);
+	free(s->vars);
+	free(s->initiator);
+	for (size_t i = 0; i < s->nvotes; i++)
+		vote_clear(&s->votes[i]);
+	free(s->votes);
+	for (size_t i = 0; i < s->nevidence; i++)
+		evidence_clear(&s->evidence[i]);
+	free(s->evidence);
+	free(s);
+}
+
+dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
+{
+	dk_snapshot *d = dk_calloc(1, sizeof(*d));
+	*d = *s;
+	d->flow_id = dup_or_null(s->flow_id);
+	d->instance = dup_or_null(s->instance);
+	d->state = dup_or_null(s->state);
+	d->initiator = dup_or_null(s->initiator);
+	d->regions = dk_calloc(s->nregions + 1, sizeof(*d->regions));
+	for (size_t i = 0; i < s->nregions; i++) {
+		d->regions[i].region = dup_or_null(s->regions[i].region);
+		d->regions[i].state = dup_or_null(s->regions[i].state);
+	}
+	d->states = dk_calloc(s->nstates + 1, sizeof(*d->states));
+	for (size_t i = 0; i < s->nstates; i++) {
+		const dk_snap_state *a = &s->states[i];
+		dk_snap_state *b = &d->states[i];
+		*b = *a;
+		b->state = dup_or_null(a->state);
+		b->deadlines = dk_calloc(a->ndeadlines + 1, sizeof(*b->deadlines));
+		if (a->ndeadlines)
+			memcpy(b->deadlines, a->deadlines, a->ndeadlines * sizeof(*b->deadlines));
+		b->escalated = dk_calloc(a->nescalated + 1, sizeof(char *));
+		for (size_t j = 0; j < a->nescalated; j++)
+			b->escalated[j] = dk_strdup(a->escalated[j]);
+	}
+	d->vars = dk_calloc(s->nvars + 1, sizeof(*d->vars));
+	for (size_t i = 0; i < s->nvars; i++)
+		dk__value_copy(&d->vars[i], &s->vars[i]);
+	d->votes = dk_calloc(s->nvotes + 1, sizeof(*d->votes));
+	for (size_t i = 0; i < s->nvotes; i++) {
+		d->votes[i] = s->votes[i];
+		d->votes[i].state = dup_or_null(s->votes[i].state);
+		d->votes[i].user = dup_or_null(s->votes[i].user);
+		d->votes[i].actor = dup_or_null(s->votes[i].actor);
+		d->votes[i].transition = dup_or_null(s->votes[i].transition);
+	}
+	d->evidence = dk_calloc(s->nevidence + 1, sizeof(*d->evidence));
+	for (size_t i = 0; i < s->nevidence; i++) {
+		const dk_snap_evidence *a = &s->evidence[i];
+		dk_snap_evidence *b = &d->evidence[i];
+		*b = *a;
+		b->kind = dup_or_null(a->kind);
+		b->state = dup_or_null(a->state);
+		b->by = dup_or_null(a->by);
+		b->name = dup_or_null(a->name);
+		b->sha256 = dup_or_null(a->sha256);
+	}
+	return d;
+}
+
+/* ---- lookups and edits ------------------------------------------------- */
+
+const dk_value *dk_snapshot_var(const dk_snapshot *snap, const char *name)
+{
+	for (size_t i = 0; snap && i < snap->nvars; i++)
+		if (strcmp(snap->vars[i].name, name) == 0)
+			return &snap->vars[i];
+	return NULL;
+}
+
+const dk_snap_state *dk_snapshot_state(const dk_snapshot *snap, const char *state)
+{
+	for (size_t i = 0; snap && i < snap->nstates; i++)
+		if (strcmp(snap->states[i].state, state) == 0)
+			return &snap->states[i];
+	return NULL;
+}
+
+dk_snap_state *dk__snap_state(dk_snapshot *snap, const char *state, int create)
+{
+	for (size_t i = 0; i < snap->nstates; i++)
+		if (strcmp(snap->states[i].state, state) == 0)
+			return &snap->states[i];
+	if (!create)
+		return NULL;
+	snap->states = dk_realloc(snap->states, (snap->nstates + 1) * sizeof(*snap->states));
+	dk_snap_state *st = &snap->states[snap->nstates++];
+	memset(st, 0, sizeof(*st));
+	st->state = dk_strdup(state);
+	return st;
+}
+
+size_t dk_snapshot_active(const dk_snapshot *snap, const char **ids, size_t max)
+{
+	if (!snap->state)
+		return 0;
+	if (snap->nregions == 0) {
+		if (max > 0)
+			ids[0] = snap->state;
+		return 1;
+	}
+	for (size_t i = 0; i < snap->nregions && i < max; i++)
+		ids[i] = snap->regions[i].state;
+	return snap->nregions;
+}
+
+int dk__snap_is_active(const dk_snapshot *snap, const char *state)
+{
+	if (snap->state && strcmp(snap->state, state) == 0)
+		return 1;
+	for (size_t i = 0; i < snap->nregions; i++)
+		if (strcmp(snap->regions[i].state, state) == 0)
+			return 1;
+	return 0;
+}
+
+void dk__snap_set_var(dk_snapshot *snap, const dk_flow *flow, const dk_value *v)
+{
+	for (size_t i = 0; i < snap->nvars; i++) {
+		if (strcmp(snap->vars[i].name, v->name) == 0) {
+			dk__value_clear(&snap->vars[i]);
+			dk__value_copy(&snap->vars[i], v);
+			return;
+		}
+	}
+	/* keep the declaration order: find the position of the first
+	 * variable declared after v */
+	size_t decl = 0;
+	while (decl < flow->nvars && strcmp(flow->vars[decl].name, v->name) != 0)
+		decl++;
+	size_t at = snap->nvars;
+	for (size_t i = 0; i < snap->nvars; i++) {
+		size_t k = 0;
+		while (k < flow->nvars && strcmp(flow->vars[k].name, snap->vars[i].name) != 0)
+			k++;
+		if (k > decl) {
+			at = i;
+			break;
+		}
+	}
+	snap->vars = dk_realloc(snap->vars, (snap->nvars + 1) * sizeof(*snap->vars));
+	memmove(&snap->vars[at + 1], &snap->vars[at], (snap->nvars - at) * sizeof(*snap->vars));
+	dk__value_copy(&snap->vars[at], v);
+	snap->nvars++;
+}
+
+void dk__snap_drop_votes(dk_snapshot *snap, const char *state)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < snap->nvotes; i++) {
+		if (strcmp(snap->votes[i].state, state) == 0)
+			vote_clear(&snap->votes[i]);
+		else
+			snap->votes[j++] = snap->votes[i];
+	}
+	snap->nvotes = j;
+}
+
+/* ---- to JSON ----------------------------------------------------------- */
+
+static json_t *jtime(int64_t t)
+{
+	char s[DK_TIME_STRLEN];
+	if (t == 0)
+		return json_null();
+	dk_time_format(s, t);
+	return json_string(s);
+}
+
+static json_t *jstr(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *jvalue(const dk_value *v)
+{
+	switch (v->type) {
+	case DK_VAR_NUMBER:
+		if (v->number == (double)(int64_t)v->number && v->number > -9e15 &&
+		    v->number < 9e15)
+			return json_integer((json_int_t)v->number);
+		if (v->number != v->number) /* NaN has no JSON form */
+			return json_null();
+		return json_real(v->number);
+	case DK_VAR_BOOLEAN: return json_boolean(v->boolean);
+	default: return jstr(v->text);
+	}
+}
+
+int dk_snapshot_to_json(char **out, const dk_snapshot *s)
+{
+	json_t *root = json_object(), *a;
+	json_object_set_new(root, "format", json_integer(DK_SNAPSHOT_FORMAT));
+	json_object_set_new(
+	    root, "flow",
+	    json_pack("{s:o,s:i}", "id", jstr(s->flow_id), "version", s->flow_version));
+	json_object_set_new(root, "instance", jstr(s->instance));
+	json_object_set_new(root, "status", json_string(dk_instance_status_name(s->status)));
+	json_object_set_new(root, "state", jstr(s->state));
+	a = json_array();
+	for (size_t i = 0; i < s->nregions; i++)
+		json_array_append_new(a,
+		                      json_pack("{s:o,s:o}", "region", jstr(s->regions[i].region),
+		                                "state", jstr(s->regions[i].state)));
+	json_object_set_new(root, "regions", a);
+	json_object_set_new(root, "initiator", jstr(s->initiator));
+	json_object_set_new(root, "version", json_integer(s->version));
+	json_object_set_new(root, "acted", json_boolean(s->acted));
+	json_object_set_new(root, "created_at", jtime(s->created_at));
+	json_object_set_new(root, "updated_at", jtime(s->updated_at));
+	a = json_array();
+	for (size_t i = 0; i < s->nvars; i++)
+		json_array_append_new(a, json_pack("{s:s,s:s,s:o}", "name", s->vars[i].name, "type",
+		                                   type_name(s->vars[i].type), "value",
+		                                   jvalue(&s->vars[i])));
+	json_object_set_new(root, "vars", a);
+	a = json_array();
+	for (size_t i = 0; i < s->nstates; i++) {
+		const dk_snap_state *st = &s->states[i];
+		json_t *o = json_object(), *dl = json_array(), *esc = json_array();
+		json_object_set_new(o, "state", jstr(st->state));
+		json_object_set_new(o, "entered_at", jtime(st->entered_at));
+		json_object_set_new(o, "visits", json_integer(st->visits));
+		for (size_t j = 0; j < st->ndeadlines; j++)
+			json_array_append_new(
+			    dl, json_pack("{s:o,s:o,s:b}", "due_at", jtime(st->deadlines[j].due_at),
+			                  "next_remind", jtime(st->deadlines[j].next_remind),
+			                  "missed", st->deadlines[j].missed));
+		json_object_set_new(o, "deadlines", dl);
+		for (size_t j = 0; j < st->nescalated; j++)
+			json_array_append_new(esc, json_string(st->escalated[j]));
+		json_object_set_new(o, "escalated", esc);
+		json_array_append_new(a, o);
+	}
+	json_object_set_new(root, "states", a);
+	a = json_array();
+	for (size_t i = 0; i < s->nvotes; i++) {
+		const dk_snap_vote *v = &s->votes[i];
+		json_array_append_new(a, json_pack("{s:o,s:o,s:o,s:o,s:o}", "state", jstr(v->state),
+		                                   "user", jstr(v->user), "actor", jstr(v->actor),
+		                                   "transition", jstr(v->transition), "at",
+		                                   jtime(v->at)));
+	}
+	json_object_set_new(root, "votes", a);
+	a = json_array();
+	for (size_t i = 0; i < s->nevidence; i++) {
+		const dk_snap_evidence *e = &s->evidence[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "kind", jstr(e->kind));
+		json_object_set_new(o, "state", jstr(e->state));
+		json_object_set_new(o, "visit", json_integer(e->visit));
+		json_object_set_new(o, "state_entered_at", jtime(e->state_entered_at));
+		json_object_set_new(o, "at", jtime(e->at));
+		json_object_set_new(o, "by", jstr(e->by));
+		json_object_set_new(o, "name", jstr(e->name));
+		json_object_set_new(o, "sha256", jstr(e->sha256));
+		json_object_set_new(o, "size", json_integer(e->size));
+		json_array_append_new(a, o);
+	}
+	json_object_set_new(root, "evidence", a);
+	*out = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!*out)
+		return dk_error_set(DK_EINTERNAL, "cannot write the snapshot as JSON");
+	return 0;
+}
+
+/* ---- from JSON --------------------------------------------------------- */
+
+/* Reading is strict about types and lenient about missing keys, so older
+ * snapshots that lack a newer optional key still load. */
+typedef struct {
+	const char *where;
+	int bad;
+} rd;
+
+static char *rstr(rd *r, json_t *o, const char *key, const char *where)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v)) {
+		r->bad = 1;
+		r->where = where;
+		return NULL;
+	}
+	return dk_strdup(json_string_value(v));
+}
+
+static int64_t rtime(rd *r, json_t *o, const char *key, const char *where)
+{
+	json_t *v = json_object_get(o, key);
+	int64_t t = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || dk_time_parse(&t, json_string_value(v)) < 0) {
+		r->bad = 1;
+		r->where = where;
+		return 0;
+	}
+	return t;
+}
+
+static int64_t rinteger(rd *r, json_t *o, const char *key, const char *where)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v)) {
+		r->bad = 1;
+		r->where = where;
+		return 0;
+	}
+	return (int64_t)json_integer_value(v);
+}
+
+static int rbool(rd *r, json_t *o, const char *key, const char *where)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		r->bad = 1;
+		r->where = where;
+		return 0;
+	}
+	return json_is_true(v);
+}
+
+static json_t *rarr(rd *r, json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (v && !json_is_array(v)) {
+		r->bad = 1;
+		r->where = key;
+		return NULL;
+	}
+	return v;
+}
+
+static int rvalue(dk_value *v, json_t *o)
+{
+	const char *type = json_string_value(json_object_get(o, "type"));
+	json_t *val = json_object_get(o, "value");
+	const char *name = json_string_value(json_object_get(o, "name"));
+	if (!type || !name || !val)
+		return -1;
+	v->name = dk_strdup(name);
+	if (strcmp(type, "number") == 0) {
+		v->type = DK_VAR_NUMBER;
+		if (json_is_null(val))
+			v->number = xmlXPathNAN;
+		else if (json_is_number(val))
+			v->number = json_number_value(val);
+		else
+			return -1;
+		xmlChar *t = xmlXPathCastNumberToString(v->number);
+		v->text = dk_strdup((const char *)t);
+		xmlFree(t);
+	} else if (strcmp(type, "boolean") == 0) {
+		if (!json_is_boolean(val))
+			return -1;
+		v->type = DK_VAR_BOOLEAN;
+		v->boolean = json_is_true(val);
+		v->text = dk_strdup(v->boolean ? "true" : "false");
+	} else if (strcmp(type, "string") == 0 || strcmp(type, "date") == 0) {
+		if (!json_is_string(val))
+			return -1;
+		v->type = type[0] == 's' ? DK_VAR_STRING : DK_VAR_DATE;
+		v->text = dk_strdup(json_string_value(val));
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+int dk_snapshot_from_json(dk_snapshot **out, const char *text)
+{
+	json_error_t jerr;
+	json_t *root = json_loads(text ? text : "", 0, &jerr), *a, *o;
+	dk_snapshot *s = NULL;
+	rd r = {NULL, 0};
+	size_t i;
+	const char *status;
+	*out = NULL;
+	if (!root || !json_is_object(root)) {
+		dk_error_set(DK_EINVALID,
+		             "the instance snapshot is not a JSON object (%s at line %d); "
+		             "the store is damaged: restore the instance from a backup",
+		             root ? "wrong type" : jerr.text, root ? 1 : jerr.line);
+		json_decref(root);
+		return DK_EINVALID;
+	}
+	if (rinteger(&r, root, "format", "format") > DK_SNAPSHOT_FORMAT) {
+		json_decref(root);
+		return dk_error_set(DK_EINVALID,
+		                    "the instance snapshot has format %lld, newer than this docket "
+		                    "understands (%d); upgrade docket",
+		                    (long long)json_integer_value(json_object_get(root, "format")),
+		                    DK_SNAPSHOT_FORMAT);
+	}
+	s = dk_calloc(1, sizeof(*s));
+	s->format = DK_SNAPSHOT_FORMAT;
+	o = json_object_get(root, "flow");
+	if (json_is_object(o)) {
+		s->flow_id = rstr(&r, o, "id", "flow.id");
+		s->flow_version = (int)rinteger(&r, o, "version", "flow.version");
+	}
+	s->instance = rstr(&r, root, "instance", "instance");
+	status = json_string_value(json_object_get(root, "status"));
+	if (!status || strcmp(status, "active") == 0)
+		s->status = DK_INSTANCE_ACTIVE;
+	else if (strcmp(status, "completed") == 0)
+		s->status = DK_INSTANCE_COMPLETED;
+	else if (strcmp(status, "recalled") == 0)
+		s->status = DK_INSTANCE_RECALLED;
+	else {
+		r.bad = 1;
+		r.where = "status";
+	}
+	s->state = rstr(&r, root, "state", "state");
+	s->initiator = rstr(&r, root, "initiator", "initiator");
+	s->version = rinteger(&r, root, "version", "version");
+	s->acted = rbool(&r, root, "acted", "acted");
+	s->created_at = rtime(&r, root, "created_at", "created_at");
+	s->updated_at = rtime(&r, root, "updated_at", "updated_at");
+
+	a = rarr(&r, root, "regions");
+	s->regions = dk_calloc(json_array_size(a) + 1, sizeof(*s->regions));
+	json_array_foreach(a, i, o)
+	{
+		s->regions[i].region = rstr(&r, o, "region", "regions");
+		s->regions[i].state = rstr(&r, o, "state", "regions");
+		s->nregions++;
+		if (!s->regions[i].region || !s->regions[i].state) {
+			r.bad = 1;
+			r.where = "regions";
+		}
+	}
+	a = rarr(&r, root, "vars");
+	s->vars = dk_calloc(json_array_size(a) + 1, sizeof(*s->vars));
+	json_array_foreach(a, i, o)
+	{
+		s->nvars++;
+		if (rvalue(&s->vars[i], o) < 0) {
+			r.bad = 1;
+			r.where = "vars";
+		}
+	}
+	a = rarr(&r, root, "states");
+	s->states = dk_calloc(json_array_size(a) + 1, sizeof(*s->states));
+	json_array_foreach(a, i, o)
+	{
+		dk_snap_state *st = &s->states[s->nstates++];
+		json_t *dl = rarr(&r, o, "deadlines"), *esc = rarr(&r, o, "escalated"), *x;
+		size_t j;
+		st->state = rstr(&r, o, "state", "states");
+		if (!st->state) {
+			r.bad = 1;
+			r.where = "states";
+		}
+		st->entered_at = rtime(&r, o, "entered_at", "states.entered_at");
+		st->visits = (int)rinteger(&r, o, "visits", "states.visits");
+		st->deadlines = dk_calloc(json_array_size(dl) + 1, sizeof(*st->deadlines));
+		json_array_foreach(dl, j, x)
+		{
+			st->deadlines[j].due_at = rtime(&r, x, "due_at", "deadlines.due_at");
+			st->deadlines[j].next_remind =
+			    rtime(&r, x, "next_remind", "deadlines.next_remind");
+			st->deadlines[j].missed = rbool(&r, x, "missed", "deadlines.missed");
+			st->ndeadlines++;
+		}
+		st->escalated = dk_calloc(json_array_size(esc) + 1, sizeof(char *));
+		json_array_foreach(esc, j, x)
+		{
+			if (!json_is_string(x)) {
+				r.bad = 1;
+				r.where = "escalated";
+				continue;
+			}
+			st->escalated[st->nescalated++] = dk_strdup(json_string_value(x));
+		}
+	}
+	a = rarr(&r, root, "votes");
+	s->votes = dk_calloc(json_array_size(a) + 1, sizeof(*s->votes));
+	json_array_foreach(a, i, o)
+	{
+		dk_snap_vote *v = &s->votes[s->nvotes++];
+		v->state = rstr(&r, o, "state", "votes");
+		v->user = rstr(&r, o, "user", "votes");
+		v->actor = rstr(&r, o, "actor", "votes");
+		v->transition = rstr(&r, o, "transition", "votes");
+		v->at = rtime(&r, o, "at", "votes.at");
+		if (!v->state || !v->user || !v->transition) {
+			r.bad = 1;
+			r.where = "votes";
+		}
+	}
+	a = rarr(&r, root, "evidence");
+	s->evidence = dk_calloc(json_array_size(a) + 1, sizeof(*s->evidence));
+	json_array_foreach(a, i, o)
+	{
+		dk_snap_evidence *e = &s->evidence[s->nevidence++];
+		e->kind = rstr(&r, o, "kind", "evidence");
+		e->state = rstr(&r, o, "state", "evidence");
+		e->visit = (int)rinteger(&r, o, "visit", "evidence.visit");
+		e->state_entered_at = rtime(&r, o, "state_entered_at", "evidence");
+		e->at = rtime(&r, o, "at", "evidence.at");
+		e->by = rstr(&r, o, "by", "evidence");
+		e->name = rstr(&r, o, "name", "evidence");
+		e->sha256 = rstr(&r, o, "sha256", "evidence");
+		e->size = rinteger(&r, o, "size", "evidence.size");
+		if (!e->kind || !e->state) {
+			r.bad = 1;
+			r.where = "evidence";
+		}
+	}
+	if (!s->flow_id || !s->state) {
+		r.bad = 1;
+		r.where = !s->flow_id ? "flow.id" : "state";
+	}
+	json_decref(root);
+	if (r.bad) {
+		dk_snapshot_free(s);
+		return dk_error_set(DK_EINVALID,
+		                    "the instance snapshot has a bad or missing '%s'; the store is "
+		                    "damaged: restore the instance from a backup",
+		                    r.where);
+	}
+	*out = s;
+	return 0;
+}

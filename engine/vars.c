@@ -1,0 +1,184 @@
+/*
+ * vars.c - instance variables: typed values from text and from XPath.
+ *
+ * A variable always holds a value of its declared type. Text from the
+ * command line is checked strictly (a number must be all number, a boolean
+ * exactly true or false, a date ISO 8601); values computed by <set> are
+ * converted with XPath's own rules (number(), boolean(), string()), and a
+ * date must still parse.
+ */
+#include "engine/internal.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *type_word(dk_var_type t)
+{
+	switch (t) {
+	case DK_VAR_NUMBER: return "a number";
+	case DK_VAR_BOOLEAN: return "a boolean (true or false)";
+	case DK_VAR_DATE: return "a date (ISO 8601, like 2026-11-28)";
+	default: return "a string";
+	}
+}
+
+static void set_number(dk_value *out, double d)
+{
+	xmlChar *t = xmlXPathCastNumberToString(d);
+	out->type = DK_VAR_NUMBER;
+	out->number = d;
+	out->text = dk_strdup((const char *)t);
+	xmlFree(t);
+}
+
+/* A date keeps its date-only form ("2026-11-28") when it has no time, and
+ * is normalised to UTC otherwise, so equal instants compare equal. */
+static int set_date(dk_value *out, const dk_var *decl, const char *text)
+{
+	int64_t t;
+	char buf[DK_TIME_STRLEN];
+	if (dk_time_parse(&t, text) < 0)
+		return dk_error_set(DK_EINVALID,
+		                    "variable '%s' must be %s, not '%s'; write it like 2026-11-28 "
+		                    "or 2026-11-28T09:30:00+08:00",
+		                    decl->name, type_word(DK_VAR_DATE), text);
+	out->type = DK_VAR_DATE;
+	if (strlen(text) == 10) {
+		out->text = dk_strdup(text);
+	} else {
+		dk_time_format(buf, t);
+		out->text = dk_strdup(buf);
+	}
+	return 0;
+}
+
+int dk__value_parse(dk_value *out, const dk_var *decl, const char *text)
+{
+	memset(out, 0, sizeof(*out));
+	switch (decl->type) {
+	case DK_VAR_NUMBER: {
+		char *end = NULL;
+		double d;
+		const char *p = text;
+		while (*p == ' ')
+			p++;
+		d = *p ? strtod(p, &end) : 0;
+		if (!*p || !end || *end != '\0' || !isfinite(d) || strpbrk(p, "xXpPnNiI"))
+			return dk_error_set(DK_EINVALID, "variable '%s' must be %s, not '%s'",
+			                    decl->name, type_word(decl->type), text);
+		set_number(out, d);
+		break;
+	}
+	case DK_VAR_BOOLEAN:
+		if (strcmp(text, "true") != 0 && strcmp(text, "false") != 0)
+			return dk_error_set(DK_EINVALID, "variable '%s' must be %s, not '%s'",
+			                    decl->name, type_word(decl->type), text);
+		out->type = DK_VAR_BOOLEAN;
+		out->boolean = text[0] == 't';
+		out->text = dk_strdup(text);
+		break;
+	case DK_VAR_DATE:
+		if (set_date(out, decl, text) < 0)
+			return DK_EINVALID;
+		break;
+	default:
+		out->type = DK_VAR_STRING;
+		out->text = dk_strdup(text);
+		break;
+	}
+	out->name = dk_strdup(decl->name);
+	return 0;
+}
+
+int dk__value_from_xpath(dk_value *out, const dk_var *decl, xmlXPathObjectPtr obj)
+{
+	xmlChar *s;
+	int err = 0;
+	memset(out, 0, sizeof(*out));
+	switch (decl->type) {
+	case DK_VAR_NUMBER: set_number(out, xmlXPathCastToNumber(obj)); break;
+	case DK_VAR_BOOLEAN:
+		out->type = DK_VAR_BOOLEAN;
+		out->boolean = xmlXPathCastToBoolean(obj);
+		out->text = dk_strdup(out->boolean ? "true" : "false");
+		break;
+	case DK_VAR_DATE:
+		s = xmlXPathCastToString(obj);
+		err = set_date(out, decl, (const char *)s);
+		xmlFree(s);
+		if (err < 0)
+			return err;
+		break;
+	default:
+		s = xmlXPathCastToString(obj);
+		out->type = DK_VAR_STRING;
+		out->text = dk_strdup((const char *)s);
+		xmlFree(s);
+		break;
+	}
+	out->name = dk_strdup(decl->name);
+	return 0;
+}
+
+static json_t *jv(const dk_value *v)
+{
+	if (!v)
+		return json_null();
+	if (v->type == DK_VAR_NUMBER && isfinite(v->number))
+		return json_real(v->number);
+	if (v->type == DK_VAR_BOOLEAN)
+		return json_boolean(v->boolean);
+	return json_string(v->text);
+}
+
+void dk__var_change(void *changes, const dk_value *before, const dk_value *after)
+{
+	if (!changes)
+		return;
+	json_object_set_new((json_t *)changes, after->name,
+	                    json_pack("{s:o,s:o}", "from", jv(before), "to", jv(after)));
+}
+
+static void declared_list(dk_buf *b, const dk_flow *flow)
+{
+	for (size_t i = 0; i < flow->nvars; i++)
+		dk_buf_printf(b, "%s%s", i ? ", " : "", flow->vars[i].name);
+	if (flow->nvars == 0)
+		dk_buf_puts(b, "(none)");
+}
+
+int dk__vars_assign(dk_run *run, const char *const *kv, size_t n, void *changes)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(kv[i], '=');
+		char *name;
+		const dk_var *decl;
+		dk_value v;
+		if (!eq || eq == kv[i])
+			return dk_error_set(DK_EINVALID,
+			                    "'%s' is not a variable assignment; write it as "
+			                    "--var NAME=VALUE",
+			                    kv[i]);
+		name = dk_strndup(kv[i], (size_t)(eq - kv[i]));
+		decl = dk_flow_var(run->flow, name);
+		if (!decl) {
+			dk_buf b = DK_BUF_INIT;
+			declared_list(&b, run->flow);
+			dk_error_set(DK_EINVALID,
+			             "flow '%s' declares no variable '%s'; declared: %s",
+			             run->flow->id, name, dk_buf_cstr(&b));
+			dk_buf_free(&b);
+			free(name);
+			return DK_EINVALID;
+		}
+		free(name);
+		if (dk__value_parse(&v, decl, eq + 1) < 0)
+			return DK_EINVALID;
+		dk__var_change(changes, dk_snapshot_var(run->snap, decl->name), &v);
+		dk__snap_set_var(run->snap, run->flow, &v);
+		dk__value_clear(&v);
+	}
+	return 0;
+}

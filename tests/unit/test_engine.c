@@ -1,0 +1,1223 @@
+/* test_engine.c - the pure state machine: commands, refusals, quorum,
+ * parallel regions, timers, the snapshot's JSON and the dk: functions. */
+#include "definitions/flow.h"
+#include "engine/engine.h"
+#include "util/error.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <libxml/xpath.h>
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static const char ORG[] =
+    "<org xmlns='urn:docket:org:1' timezone='Asia/Shanghai'>"
+    " <dept id='sales' name='Sales' head='wei' division-leader='zhao'/>"
+    " <dept id='finance' name='Finance' head='qian' division-leader='sun'/>"
+    " <user id='li' name='Li Ming' dept='sales' roles='employee'/>"
+    " <user id='wei' name='Wei Guohua' dept='sales' roles='employee dept-head'/>"
+    " <user id='zhao' name='Zhao' dept='sales' roles='division-leader'/>"
+    " <user id='wang' name='Wang' dept='sales' roles='employee board'/>"
+    " <user id='qian' name='Qian' dept='finance' roles='employee dept-head board'/>"
+    " <user id='he' name='He' dept='finance' roles='employee board'/>"
+    " <user id='sun' name='Sun' dept='finance' roles='division-leader'/>"
+    " <holiday date='2026-10-01'/>"
+    " <holiday date='2026-12-01'/>"
+    "</org>";
+
+/* The monthly plan of the design, with a timer and a role-narrowed step. */
+static const char PLAN[] =
+    "<flow xmlns='urn:docket:flow:1' xmlns:dk='urn:docket:fn' id='plan' version='1'>"
+    " <role id='employee'/><role id='dept-head'/><role id='division-leader'/>"
+    " <var name='month' type='string' required='true'/>"
+    " <var name='phases' type='number' default='2'/>"
+    " <var name='done_phases' type='number' default='0'/>"
+    " <var name='urgent' type='boolean' default='false'/>"
+    " <var name='end' type='date'/>"
+    " <evidence id='plan' title='Plan document' types='pdf docx' max-size='1KB'/>"
+    " <evidence id='phase-report' multiple='true' due='P7D'/>"
+    " <state id='draft' initial='true' assign='$initiator'>"
+    "  <transition id='submit' to='review'><requires evidence='plan'/></transition>"
+    " </state>"
+    " <state id='review' assign='dk:head-of($initiator)'>"
+    "  <deadline after='P3D'><remind every='P1D'/>"
+    "   <escalate to='role:division-leader'/></deadline>"
+    "  <transition id='approve' to='in-progress'/>"
+    "  <transition id='return' to='draft' comment='required'/>"
+    " </state>"
+    " <state id='in-progress' assign='$initiator' freeze='plan'>"
+    "  <transition id='phase-done' to='in-progress'>"
+    "   <requires evidence='phase-report'/>"
+    "   <set var='done_phases' value='$done_phases + 1'/>"
+    "  </transition>"
+    "  <transition id='finish' to='signoff'><guard>$done_phases &gt;= $phases</guard>"
+    "   <set var='urgent' value='$done_phases &gt; 5'/></transition>"
+    " </state>"
+    " <state id='signoff' assign='role:employee'>"
+    "  <transition id='sign' to='done' role='dept-head'/>"
+    " </state>"
+    " <state id='done' final='true'/>"
+    "</flow>";
+
+static const char QUORUM[] =
+    "<flow xmlns='urn:docket:flow:1' xmlns:dk='urn:docket:fn' id='board' version='2'>"
+    " <role id='board'/>"
+    " <state id='draft' initial='true' assign='$initiator'>"
+    "  <transition id='to-all' to='all'/>"
+    "  <transition id='to-any' to='any'/>"
+    "  <transition id='to-two' to='two'/>"
+    " </state>"
+    " <state id='all' assign='role:board' quorum='all'>"
+    "  <transition id='approve' to='done'/>"
+    "  <transition id='reject' to='draft' comment='required'/>"
+    " </state>"
+    " <state id='any' assign='role:board' quorum='any'>"
+    "  <transition id='approve' to='done'/>"
+    "  <transition id='reject' to='draft'/>"
+    " </state>"
+    " <state id='two' assign='role:board' quorum='2'>"
+    "  <transition id='approve' to='done'/>"
+    "  <transition id='reject' to='draft'/>"
+    " </state>"
+    " <state id='done' final='true'/>"
+    "</flow>";
+
+static const char PARALLEL[] =
+    "<flow xmlns='urn:docket:flow:1' xmlns:dk='urn:docket:fn' id='cross' version='1'>"
+    " <evidence id='booking'/>"
+    " <state id='prepare' initial='true' assign='$initiator'>"
+    "  <transition id='submit' to='checks'/>"
+    " </state>"
+    " <parallel id='checks' assign='$initiator'>"
+    "  <region id='sales'>"
+    "   <state id='docs' initial='true' assign='wang'>"
+    "    <transition id='approve' to='docs-ok'/></state>"
+    "   <state id='docs-ok' final='true'/>"
+    "  </region>"
+    "  <region id='finance'>"
+    "   <state id='money' initial='true' assign='qian'>"
+    "    <transition id='approve' to='money-ok'/></state>"
+    "   <state id='money-ok' final='true'/>"
+    "  </region>"
+    "  <region id='logistics'>"
+    "   <state id='book' initial='true' assign='he'>"
+    "    <deadline after='P2D'><remind every='P1D'/></deadline>"
+    "    <transition id='submit' to='book-approve'><requires evidence='booking'/></transition>"
+    "   </state>"
+    "   <state id='book-approve' assign='qian'>"
+    "    <transition id='approve' to='book-ok'/>"
+    "    <transition id='return' to='book'/></state>"
+    "   <state id='book-ok' final='true'/>"
+    "  </region>"
+    "  <transition on='done' to='dispatch'/>"
+    "  <transition id='cancel' to='cancelled' comment='required'/>"
+    " </parallel>"
+    " <state id='dispatch' assign='he'><transition id='ship' to='shipped'/></state>"
+    " <state id='shipped' final='true'/>"
+    " <state id='cancelled' final='true'/>"
+    "</flow>";
+
+static const char TIMED[] =
+    "<flow xmlns='urn:docket:flow:1' xmlns:dk='urn:docket:fn' id='timed' version='1'>"
+    " <var name='ok' type='boolean' default='true'/>"
+    " <state id='wait' initial='true' assign='$initiator'>"
+    "  <deadline after='PT2H'><fire transition='expire'/></deadline>"
+    "  <deadline at='dk:day-of-month(8, 1)'/>"
+    "  <transition id='go' to='next'/>"
+    "  <transition id='expire' to='expired'><guard>$ok</guard></transition>"
+    " </state>"
+    " <state id='next' assign='wei'><transition id='close' to='expired'/></state>"
+    " <state id='expired' final='true'/>"
+    "</flow>";
+
+static dk_org *org;
+
+static int64_t T(const char *s)
+{
+	int64_t t = 0;
+	assert_int_equal(dk_time_parse(&t, s), 0);
+	return t;
+}
+
+static dk_flow *load(const char *xml)
+{
+	dk_flow *f = NULL;
+	dk_diags d = DK_DIAGS_INIT;
+	int err = dk_flow_load_buffer(&f, "test.xml", xml, strlen(xml), &d);
+	if (err < 0)
+		dk_diags_print(&d, stderr);
+	dk_diags_free(&d);
+	assert_int_equal(err, 0);
+	return f;
+}
+
+static int setup_org(void **state)
+{
+	(void)state;
+	return dk_org_load_buffer(&org, "org.xml", ORG, strlen(ORG), NULL);
+}
+
+static int teardown_org(void **state)
+{
+	(void)state;
+	dk_org_free(org);
+	return 0;
+}
+
+/* One instance under test: the flow, the environment and the latest
+ * result (whose snapshot is the instance's current one). */
+typedef struct {
+	dk_flow *flow;
+	dk_engine_env env;
+	dk_delegation dels[4];
+	dk_engine_result res;
+} inst;
+
+static void begin(inst *in, const char *xml, const char *actor, const char *const *vars, size_t n)
+{
+	memset(in, 0, sizeof(*in));
+	in->flow = load(xml);
+	in->env.flow = in->flow;
+	in->env.org = org;
+	in->env.delegations = in->dels;
+	in->env.now = T("2026-11-02T09:00:00Z");
+	int err = dk_engine_start(&in->res, &in->env, "I-1", actor, vars, n);
+	if (err < 0)
+		fail_msg("start: %s", dk_error_last());
+}
+
+static void end(inst *in)
+{
+	dk_engine_result_free(&in->res);
+	dk_flow_free(in->flow);
+}
+
+static dk_snapshot *snap(inst *in)
+{
+	return in->res.snapshot;
+}
+
+/* Runs a result-producing step; on success it becomes the current one. */
+static int adopt(inst *in, int err, dk_engine_result *next)
+{
+	if (err == 0) {
+		dk_engine_result_free(&in->res);
+		in->res = *next;
+	} else {
+		assert_null(next->snapshot);
+	}
+	return err;
+}
+
+static int act_full(inst *in, const char *tid, const char *actor, const char *comment,
+                    const char *const *vars, size_t nvars, const char *state)
+{
+	dk_fire_cmd cmd = DK_FIRE_CMD_INIT;
+	dk_engine_result next;
+	cmd.transition = tid;
+	cmd.actor = actor;
+	cmd.comment = comment;
+	cmd.vars = vars;
+	cmd.nvars = nvars;
+	cmd.state = state;
+	return adopt(in, dk_engine_fire(&next, &in->env, snap(in), &cmd), &next);
+}
+
+static int act(inst *in, const char *tid, const char *actor)
+{
+	return act_full(in, tid, actor, NULL, NULL, 0, NULL);
+}
+
+static int attach(inst *in, const char *kind, const char *actor, const char *name, int64_t size)
+{
+	dk_evidence_cmd cmd = {kind, actor, name, "ab12", size};
+	dk_engine_result next;
+	return adopt(in, dk_engine_evidence(&next, &in->env, snap(in), &cmd), &next);
+}
+
+static size_t count_events(const dk_engine_result *r, const char *type)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nevents; i++)
+		n += strcmp(r->events[i].type, type) == 0;
+	return n;
+}
+
+static const dk_event *event(const dk_engine_result *r, const char *type)
+{
+	for (size_t i = 0; i < r->nevents; i++)
+		if (strcmp(r->events[i].type, type) == 0)
+			return &r->events[i];
+	return NULL;
+}
+
+static int has_task(const dk_engine_result *r, const char *state, const char *user)
+{
+	for (size_t i = 0; i < r->ntasks; i++)
+		if (strcmp(r->tasks[i].state, state) == 0 && strcmp(r->tasks[i].user, user) == 0)
+			return 1;
+	return 0;
+}
+
+static const dk_timer *timer_of(const dk_engine_result *r, const char *kind, const char *state)
+{
+	for (size_t i = 0; i < r->ntimers; i++)
+		if (strcmp(r->timers[i].kind, kind) == 0 && strcmp(r->timers[i].state, state) == 0)
+			return &r->timers[i];
+	return NULL;
+}
+
+/* Fires a copy of a timer (the result it came from is replaced). */
+static int fire_timer(inst *in, const char *kind, const char *state)
+{
+	const dk_timer *t = timer_of(&in->res, kind, state);
+	dk_engine_result next;
+	dk_timer copy;
+	int err;
+	assert_non_null(t);
+	copy = *t;
+	copy.kind = strdup(t->kind);
+	copy.state = strdup(t->state);
+	copy.payload = strdup(t->payload);
+	copy.instance = NULL;
+	if (in->env.now < copy.due_at)
+		in->env.now = copy.due_at;
+	err = adopt(in, dk_engine_timer(&next, &in->env, snap(in), &copy), &next);
+	free(copy.kind);
+	free(copy.state);
+	free(copy.payload);
+	return err;
+}
+
+static const char *msg(void)
+{
+	return dk_error_last();
+}
+
+#define assert_msg(needle)                                                                         \
+	do {                                                                                       \
+		if (!strstr(msg(), needle))                                                        \
+			fail_msg("message '%s' lacks '%s'", msg(), needle);                        \
+	} while (0)
+
+static const char *plan_vars[] = {"month=2026-11"};
+
+/* Starts the plan flow as li and brings it to review. */
+static void plan_to_review(inst *in)
+{
+	begin(in, PLAN, "li", plan_vars, 1);
+	assert_int_equal(attach(in, "plan", "li", "plan.pdf", 100), 0);
+	assert_int_equal(act(in, "submit", "li"), 0);
+	assert_string_equal(snap(in)->state, "review");
+}
+
+/* ---- start and variables ----------------------------------------------- */
+
+static void start_defaults_and_tasks(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	assert_string_equal(snap(&in)->state, "draft");
+	assert_int_equal(snap(&in)->status, DK_INSTANCE_ACTIVE);
+	assert_int_equal(snap(&in)->version, 1);
+	assert_string_equal(dk_snapshot_var(snap(&in), "phases")->text, "2");
+	assert_string_equal(dk_snapshot_var(snap(&in), "month")->text, "2026-11");
+	assert_null(dk_snapshot_var(snap(&in), "end"));
+	assert_string_equal(in.res.events[0].type, DK_EV_STARTED);
+	assert_int_equal(count_events(&in.res, DK_EV_ASSIGNED), 1);
+	assert_int_equal(in.res.ntasks, 1);
+	assert_true(has_task(&in.res, "draft", "li"));
+	assert_int_equal(in.res.ntimers, 0);
+	end(&in);
+}
+
+static void start_var_errors(void **state)
+{
+	dk_flow *f = load(PLAN);
+	dk_engine_env env = DK_ENGINE_ENV_INIT;
+	dk_engine_result r;
+	const char *bad_number[] = {"month=x", "phases=three"};
+	const char *bad_date[] = {"month=x", "end=30/11/2026"};
+	const char *bad_bool[] = {"month=x", "urgent=yes"};
+	const char *unknown[] = {"month=x", "colour=red"};
+	const char *good[] = {"month=x", "end=2026-11-30", "urgent=true", "phases=4.5"};
+	(void)state;
+	env.flow = f;
+	env.org = org;
+	env.now = T("2026-11-02T09:00:00Z");
+	assert_int_equal(dk_engine_start(&r, &env, "I", "li", bad_number, 2), DK_EINVALID);
+	assert_msg("'phases' must be a number, not 'three'");
+	assert_int_equal(dk_engine_start(&r, &env, "I", "li", bad_date, 2), DK_EINVALID);
+	assert_msg("'end' must be a date");
+	assert_int_equal(dk_engine_start(&r, &env, "I", "li", bad_bool, 2), DK_EINVALID);
+	assert_msg("true or false");
+	assert_int_equal(dk_engine_start(&r, &env, "I", "li", unknown, 2), DK_EINVALID);
+	assert_msg("no variable 'colour'; declared: month, phases, done_phases, urgent, end");
+	assert_int_equal(dk_engine_start(&r, &env, "I", "li", NULL, 0), DK_EINVALID);
+	assert_msg("requires variable 'month' (string); pass --var month=VALUE");
+	assert_int_equal(dk_engine_start(&r, &env, "I", "li", good, 4), 0);
+	assert_string_equal(dk_snapshot_var(r.snapshot, "end")->text, "2026-11-30");
+	assert_true(dk_snapshot_var(r.snapshot, "urgent")->boolean);
+	assert_true(dk_snapshot_var(r.snapshot, "phases")->number == 4.5);
+	dk_engine_result_free(&r);
+	dk_flow_free(f);
+}
+
+/* ---- linear flow ------------------------------------------------------- */
+
+static void linear_approve(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_true(has_task(&in.res, "review", "wei"));
+	assert_int_equal(in.res.ntasks, 1);
+	const dk_event *e = event(&in.res, DK_EV_FIRED);
+	assert_string_equal(e->from, "draft");
+	assert_string_equal(e->to, "review");
+	assert_string_equal(e->actor, "li");
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	assert_string_equal(snap(&in)->state, "in-progress");
+	assert_true(has_task(&in.res, "in-progress", "li"));
+	assert_int_equal(snap(&in)->version, 4);
+	end(&in);
+}
+
+static void linear_return_needs_comment(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "return", "wei"), DK_EPRECOND);
+	assert_msg("transition 'return' requires a comment; add --comment TEXT");
+	assert_int_equal(act_full(&in, "return", "wei", "too vague", NULL, 0, NULL), 0);
+	assert_string_equal(snap(&in)->state, "draft");
+	assert_string_equal(event(&in.res, DK_EV_FIRED)->comment, "too vague");
+	assert_int_equal(dk_snapshot_state(snap(&in), "draft")->visits, 2);
+	end(&in);
+}
+
+static void unknown_transition_lists_all(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	assert_int_equal(act(&in, "aprove", "li"), DK_ENOTFOUND);
+	assert_msg("no transition 'aprove'; it has: submit, approve, return, phase-done, finish, "
+	           "sign");
+	end(&in);
+}
+
+static void unavailable_transition_conflict(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	assert_int_equal(act(&in, "approve", "wei"), DK_ECONFLICT);
+	assert_msg("transition 'approve' is not available in state 'draft'; available: submit");
+	end(&in);
+}
+
+static void stale_version_conflict(void **state)
+{
+	inst in;
+	dk_fire_cmd cmd = DK_FIRE_CMD_INIT;
+	dk_engine_result r;
+	(void)state;
+	plan_to_review(&in);
+	cmd.transition = "approve";
+	cmd.actor = "wei";
+	cmd.expect_version = 1;
+	assert_int_equal(dk_engine_fire(&r, &in.env, snap(&in), &cmd), DK_ECONFLICT);
+	assert_msg("is at version 3, not 1");
+	cmd.expect_version = 3;
+	assert_int_equal(dk_engine_fire(&r, &in.env, snap(&in), &cmd), 0);
+	dk_engine_result_free(&r);
+	end(&in);
+}
+
+static void forbidden_actor(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "li"), DK_EFORBIDDEN);
+	assert_msg("li may not act on 'review': it is assigned to wei (dk:head-of($initiator))");
+	assert_string_equal(snap(&in)->state, "review");
+	end(&in);
+}
+
+static void transition_role_narrows(void **state)
+{
+	inst in;
+	const char *two[] = {"phases=0"};
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	assert_int_equal(act_full(&in, "finish", "li", NULL, two, 1, NULL), 0);
+	assert_string_equal(snap(&in)->state, "signoff");
+	/* signoff is assigned to every employee; sign needs dept-head too */
+	assert_true(has_task(&in.res, "signoff", "li"));
+	assert_int_equal(act(&in, "sign", "li"), DK_EFORBIDDEN);
+	assert_msg("needs role 'dept-head'");
+	assert_int_equal(act(&in, "sign", "wei"), 0);
+	assert_int_equal(snap(&in)->status, DK_INSTANCE_COMPLETED);
+	assert_int_equal(in.res.ntasks, 0);
+	assert_int_equal(count_events(&in.res, DK_EV_COMPLETED), 1);
+	assert_int_equal(act(&in, "sign", "wei"), DK_ECONFLICT);
+	assert_msg("already completed");
+	end(&in);
+}
+
+/* ---- guards, sets, evidence -------------------------------------------- */
+
+static void guard_false_shows_text(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	assert_int_equal(act(&in, "finish", "li"), DK_EPRECOND);
+	assert_msg("its guard '$done_phases >= $phases' is false");
+	end(&in);
+}
+
+static void set_arithmetic_and_types(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(attach(&in, "phase-report", "li", "r.pdf", 10), 0);
+		assert_int_equal(act(&in, "phase-done", "li"), 0);
+	}
+	assert_string_equal(dk_snapshot_var(snap(&in), "done_phases")->text, "2");
+	assert_true(dk_snapshot_var(snap(&in), "done_phases")->number == 2);
+	const dk_event *e = event(&in.res, DK_EV_FIRED);
+	assert_non_null(strstr(e->data, "\"done_phases\":{\"from\":1"));
+	assert_int_equal(act(&in, "finish", "li"), 0);
+	/* a boolean set is converted with boolean() */
+	assert_int_equal(dk_snapshot_var(snap(&in), "urgent")->type, DK_VAR_BOOLEAN);
+	assert_false(dk_snapshot_var(snap(&in), "urgent")->boolean);
+	end(&in);
+}
+
+static void requires_evidence_message(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	assert_int_equal(act(&in, "submit", "li"), DK_EPRECOND);
+	assert_msg("transition 'submit' requires evidence 'plan' (Plan document); attach it with "
+	           "docket attach I-1 FILE --evidence plan");
+	end(&in);
+}
+
+static void requires_evidence_of_this_visit(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act_full(&in, "return", "wei", "redo", NULL, 0, NULL), 0);
+	/* the plan uploaded in the first visit of draft does not count */
+	assert_int_equal(act(&in, "submit", "li"), DK_EPRECOND);
+	assert_int_equal(attach(&in, "plan", "li", "plan2.docx", 100), 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(snap(&in)->nevidence, 2);
+	assert_int_equal(snap(&in)->evidence[1].visit, 2);
+	end(&in);
+}
+
+static void evidence_freeze(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(attach(&in, "plan", "li", "better.pdf", 100), 0);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	assert_int_equal(attach(&in, "plan", "li", "sneaky.pdf", 100), DK_EPRECOND);
+	assert_msg("evidence 'plan' is frozen since state 'in-progress': the approved plan cannot "
+	           "be replaced");
+	end(&in);
+}
+
+static void evidence_checks(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	assert_int_equal(attach(&in, "photo", "li", "a.jpg", 1), DK_ENOTFOUND);
+	assert_msg("it has: plan, phase-report");
+	assert_int_equal(attach(&in, "plan", "li", "a.jpg", 1), DK_EINVALID);
+	assert_msg("takes pdf, docx files");
+	assert_int_equal(attach(&in, "plan", "li", "a.pdf", 5000), DK_EINVALID);
+	assert_msg("at most 1024 bytes");
+	assert_int_equal(attach(&in, "plan", "zhao", "a.pdf", 10), DK_EFORBIDDEN);
+	assert_int_equal(attach(&in, "plan", "li", "A.PDF", 10), 0);
+	const dk_event *e = event(&in.res, DK_EV_EVIDENCE);
+	assert_non_null(e);
+	assert_non_null(strstr(e->data, "\"kind\":\"plan\""));
+	assert_int_equal(in.res.ntasks, 1); /* tasks unchanged, no new assignment */
+	assert_int_equal(count_events(&in.res, DK_EV_ASSIGNED), 0);
+	end(&in);
+}
+
+/* ---- delegation -------------------------------------------------------- */
+
+static void delegation_acts_for(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	in.dels[0] = (dk_delegation){"wei", "wang", NULL, T("2026-11-01T00:00:00Z"),
+	                             T("2026-11-10T00:00:00Z")};
+	in.env.ndelegations = 1;
+	assert_int_equal(act(&in, "approve", "wang"), 0);
+	const dk_event *e = event(&in.res, DK_EV_FIRED);
+	assert_string_equal(e->actor, "wang");
+	assert_string_equal(e->on_behalf_of, "wei");
+	end(&in);
+}
+
+static void delegation_expired_or_other_role(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	in.dels[0] = (dk_delegation){"wei", "wang", NULL, T("2026-10-01T00:00:00Z"),
+	                             T("2026-11-01T00:00:00Z")};
+	in.dels[1] = (dk_delegation){"wei", "wang", "hr", 0, 0};
+	in.env.ndelegations = 2;
+	assert_int_equal(act(&in, "approve", "wang"), DK_EFORBIDDEN);
+	assert_msg("wang may not act on 'review'");
+	end(&in);
+}
+
+static void delegation_for_role(void **state)
+{
+	inst in;
+	const char *none[] = {"phases=0"};
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	assert_int_equal(act_full(&in, "finish", "li", NULL, none, 1, NULL), 0);
+	/* wei delegates his dept-head authority to zhao, who is no employee */
+	in.dels[0] = (dk_delegation){"wei", "zhao", "dept-head", 0, 0};
+	in.env.ndelegations = 1;
+	assert_int_equal(act(&in, "sign", "zhao"), 0);
+	assert_string_equal(event(&in.res, DK_EV_FIRED)->on_behalf_of, "wei");
+	end(&in);
+}
+
+/* ---- recall ------------------------------------------------------------ */
+
+static void recall_before_acting(void **state)
+{
+	inst in;
+	dk_engine_result r;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(dk_engine_recall(&r, &in.env, snap(&in), "wei", NULL), DK_EFORBIDDEN);
+	assert_msg("only its initiator (li)");
+	assert_int_equal(adopt(&in, dk_engine_recall(&r, &in.env, snap(&in), "li", "oops"), &r), 0);
+	assert_string_equal(snap(&in)->state, "draft");
+	assert_int_equal(snap(&in)->status, DK_INSTANCE_RECALLED);
+	assert_string_equal(event(&in.res, DK_EV_RECALLED)->from, "review");
+	assert_true(has_task(&in.res, "draft", "li"));
+	assert_false(has_task(&in.res, "review", "wei"));
+	assert_int_equal(dk_engine_recall(&r, &in.env, snap(&in), "li", NULL), DK_ECONFLICT);
+	assert_msg("already in its initial state");
+	/* submitting again makes it active */
+	assert_int_equal(attach(&in, "plan", "li", "plan.pdf", 10), 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(snap(&in)->status, DK_INSTANCE_ACTIVE);
+	end(&in);
+}
+
+static void recall_refused_after_acting(void **state)
+{
+	inst in;
+	dk_engine_result r;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	assert_int_equal(dk_engine_recall(&r, &in.env, snap(&in), "li", NULL), DK_ECONFLICT);
+	assert_msg("can no longer be recalled");
+	end(&in);
+}
+
+/* ---- quorum ------------------------------------------------------------ */
+
+static void quorum_all_approves(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, QUORUM, "li", NULL, 0);
+	assert_int_equal(act(&in, "to-all", "li"), 0);
+	assert_int_equal(in.res.ntasks, 3); /* wang, qian, he */
+	assert_int_equal(act(&in, "approve", "wang"), 0);
+	assert_string_equal(snap(&in)->state, "all");
+	assert_int_equal(count_events(&in.res, DK_EV_VOTE), 1);
+	assert_false(has_task(&in.res, "all", "wang"));
+	assert_int_equal(in.res.ntasks, 2);
+	assert_int_equal(act(&in, "approve", "wang"), DK_ECONFLICT);
+	assert_msg("wang has already voted 'approve'");
+	assert_int_equal(act(&in, "approve", "qian"), 0);
+	assert_string_equal(snap(&in)->state, "all");
+	assert_int_equal(act(&in, "approve", "he"), 0);
+	assert_string_equal(snap(&in)->state, "done");
+	assert_int_equal(count_events(&in.res, DK_EV_FIRED), 1);
+	assert_int_equal(snap(&in)->nvotes, 0);
+	end(&in);
+}
+
+static void quorum_all_veto(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, QUORUM, "li", NULL, 0);
+	assert_int_equal(act(&in, "to-all", "li"), 0);
+	assert_int_equal(act(&in, "approve", "wang"), 0);
+	assert_int_equal(act(&in, "reject", "he"), DK_EPRECOND); /* comment required */
+	assert_int_equal(act_full(&in, "reject", "he", "no budget", NULL, 0, NULL), 0);
+	assert_string_equal(snap(&in)->state, "draft");
+	assert_int_equal(count_events(&in.res, DK_EV_VOTE), 1);
+	assert_int_equal(count_events(&in.res, DK_EV_FIRED), 1);
+	/* the next round starts with no votes */
+	assert_int_equal(act(&in, "to-all", "li"), 0);
+	assert_int_equal(in.res.ntasks, 3);
+	end(&in);
+}
+
+static void quorum_any_first_decides(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, QUORUM, "li", NULL, 0);
+	assert_int_equal(act(&in, "to-any", "li"), 0);
+	assert_int_equal(act(&in, "reject", "qian"), 0);
+	assert_string_equal(snap(&in)->state, "draft");
+	end(&in);
+}
+
+static void quorum_two(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, QUORUM, "li", NULL, 0);
+	assert_int_equal(act(&in, "to-two", "li"), 0);
+	assert_int_equal(act(&in, "approve", "qian"), 0);
+	assert_int_equal(act(&in, "reject", "he"), 0);
+	assert_string_equal(snap(&in)->state, "two");
+	assert_int_equal(act(&in, "approve", "wang"), 0);
+	assert_string_equal(snap(&in)->state, "done");
+	assert_int_equal(snap(&in)->status, DK_INSTANCE_COMPLETED);
+	assert_int_equal(act(&in, "approve", "li"), DK_ECONFLICT);
+	end(&in);
+}
+
+/* ---- parallel ---------------------------------------------------------- */
+
+static void parallel_three_regions_join(void **state)
+{
+	inst in;
+	const char *ids[8];
+	(void)state;
+	begin(&in, PARALLEL, "li", NULL, 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_string_equal(snap(&in)->state, "checks");
+	assert_int_equal(snap(&in)->nregions, 3);
+	assert_int_equal(dk_snapshot_active(snap(&in), ids, 8), 3);
+	assert_string_equal(ids[2], "book");
+	assert_true(has_task(&in.res, "docs", "wang"));
+	assert_true(has_task(&in.res, "money", "qian"));
+	assert_true(has_task(&in.res, "book", "he"));
+	assert_int_equal(in.res.ntasks, 3);
+	assert_non_null(timer_of(&in.res, "remind", "book"));
+
+	assert_int_equal(act(&in, "approve", "wang"), 0);
+	assert_string_equal(snap(&in)->regions[0].state, "docs-ok");
+	assert_int_equal(act(&in, "submit", "he"), DK_EPRECOND);
+	assert_int_equal(attach(&in, "booking", "he", "b.pdf", 1), 0);
+	assert_string_equal(snap(&in)->evidence[0].state, "book");
+	assert_int_equal(act(&in, "submit", "he"), 0);
+	/* qian holds money and book-approve: approve is ambiguous */
+	assert_int_equal(act(&in, "approve", "qian"), DK_ECONFLICT);
+	assert_msg("several active states (money, book-approve)");
+	assert_int_equal(act_full(&in, "approve", "qian", NULL, NULL, 0, "money"), 0);
+	assert_string_equal(snap(&in)->state, "checks");
+	assert_int_equal(act_full(&in, "approve", "qian", NULL, NULL, 0, "book-approve"), 0);
+	/* every region final: the join fired in the same command */
+	assert_string_equal(snap(&in)->state, "dispatch");
+	assert_int_equal(snap(&in)->nregions, 0);
+	assert_int_equal(count_events(&in.res, DK_EV_FIRED), 2);
+	assert_string_equal(in.res.events[1].actor, DK_SYSTEM_ACTOR);
+	assert_string_equal(in.res.events[1].from, "checks");
+	assert_true(has_task(&in.res, "dispatch", "he"));
+	assert_int_equal(in.res.ntimers, 0);
+	end(&in);
+}
+
+static void parallel_level_transition_leaves_all(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PARALLEL, "li", NULL, 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(act(&in, "approve", "wang"), 0);
+	/* any active region's assignee, or the parallel's own, may cancel */
+	assert_int_equal(act(&in, "cancel", "zhao"), DK_EFORBIDDEN);
+	assert_int_equal(act_full(&in, "cancel", "he", "customer withdrew", NULL, 0, NULL), 0);
+	assert_string_equal(snap(&in)->state, "cancelled");
+	assert_int_equal(snap(&in)->nregions, 0);
+	assert_int_equal(snap(&in)->status, DK_INSTANCE_COMPLETED);
+	assert_int_equal(in.res.ntasks, 0);
+	assert_int_equal(in.res.ntimers, 0);
+	end(&in);
+}
+
+static void parallel_region_return(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PARALLEL, "li", NULL, 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(attach(&in, "booking", "he", "b.pdf", 1), 0);
+	assert_int_equal(act(&in, "submit", "he"), 0);
+	assert_int_equal(act(&in, "return", "qian"), 0);
+	assert_string_equal(snap(&in)->regions[2].state, "book");
+	assert_int_equal(dk_snapshot_state(snap(&in), "book")->visits, 2);
+	/* the booking of the first visit does not count any more */
+	assert_int_equal(act(&in, "submit", "he"), DK_EPRECOND);
+	end(&in);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void timers_armed_on_entry(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	const dk_timer *d = timer_of(&in.res, "escalate", "review");
+	const dk_timer *r = timer_of(&in.res, "remind", "review");
+	assert_non_null(d);
+	assert_non_null(r);
+	assert_int_equal(d->due_at, T("2026-11-05T09:00:00Z"));
+	assert_int_equal(r->due_at, T("2026-11-03T09:00:00Z"));
+	assert_int_equal(in.res.tasks[0].due_at, T("2026-11-05T09:00:00Z"));
+	assert_string_equal(d->instance, "I-1");
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	assert_int_equal(in.res.ntimers, 0); /* exit disarms */
+	end(&in);
+}
+
+static void timer_remind_rearms(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	in.env.now = T("2026-11-03T10:00:00Z");
+	assert_int_equal(fire_timer(&in, "remind", "review"), 0);
+	const dk_event *e = event(&in.res, DK_EV_REMINDER);
+	assert_non_null(e);
+	assert_string_equal(e->user, "wei");
+	assert_int_equal(timer_of(&in.res, "remind", "review")->due_at, T("2026-11-04T09:00:00Z"));
+	end(&in);
+}
+
+static void timer_escalates(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(fire_timer(&in, "escalate", "review"), 0);
+	assert_int_equal(count_events(&in.res, DK_EV_MISSED), 1);
+	/* both division leaders hold the role */
+	assert_int_equal(count_events(&in.res, DK_EV_ESCALATED), 2);
+	assert_true(has_task(&in.res, "review", "zhao"));
+	assert_true(has_task(&in.res, "review", "wei"));
+	assert_null(timer_of(&in.res, "escalate", "review"));
+	assert_non_null(timer_of(&in.res, "remind", "review"));
+	/* the escalation target may act now */
+	assert_int_equal(act(&in, "approve", "zhao"), 0);
+	assert_string_equal(snap(&in)->state, "in-progress");
+	end(&in);
+}
+
+static void timer_fires_transition(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, TIMED, "li", NULL, 0);
+	assert_int_equal(fire_timer(&in, "fire", "wait"), 0);
+	assert_string_equal(snap(&in)->state, "expired");
+	const dk_event *e = event(&in.res, DK_EV_FIRED);
+	assert_string_equal(e->actor, DK_SYSTEM_ACTOR);
+	assert_string_equal(e->transition, "expire");
+	assert_int_equal(snap(&in)->status, DK_INSTANCE_COMPLETED);
+	end(&in);
+}
+
+static void timer_fire_guard_false(void **state)
+{
+	inst in;
+	const char *no[] = {"ok=false"};
+	(void)state;
+	begin(&in, TIMED, "li", no, 1);
+	assert_int_equal(fire_timer(&in, "fire", "wait"), 0);
+	assert_string_equal(snap(&in)->state, "wait");
+	assert_int_equal(count_events(&in.res, DK_EV_TIMER_DROP), 1);
+	assert_int_equal(count_events(&in.res, DK_EV_MISSED), 1);
+	end(&in);
+}
+
+static void timer_at_expression(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, TIMED, "li", NULL, 0);
+	/* day-of-month(8, 1) from 2026-11-02 in Shanghai: 2026-12-08 00:00 +08 */
+	assert_int_equal(timer_of(&in.res, "deadline", "wait")->due_at, T("2026-12-07T16:00:00Z"));
+	end(&in);
+}
+
+static void timer_of_left_state_dropped(void **state)
+{
+	inst in;
+	dk_timer old;
+	dk_engine_result r;
+	(void)state;
+	begin(&in, TIMED, "li", NULL, 0);
+	const dk_timer *t = timer_of(&in.res, "fire", "wait");
+	old.instance = NULL;
+	old.kind = strdup(t->kind);
+	old.state = strdup(t->state);
+	old.payload = strdup(t->payload);
+	old.due_at = t->due_at;
+	assert_int_equal(act(&in, "go", "li"), 0);
+	int64_t version = snap(&in)->version;
+	in.env.now = T("2026-11-02T12:00:00Z");
+	assert_int_equal(adopt(&in, dk_engine_timer(&r, &in.env, snap(&in), &old), &r), 0);
+	assert_string_equal(snap(&in)->state, "next");
+	assert_int_equal(in.res.nevents, 1);
+	assert_string_equal(in.res.events[0].type, DK_EV_TIMER_DROP);
+	assert_non_null(strstr(in.res.events[0].data, "the state was left"));
+	assert_int_equal(snap(&in)->version, version);
+	free(old.kind);
+	free(old.state);
+	free(old.payload);
+	end(&in);
+}
+
+static void timer_not_due_refused(void **state)
+{
+	inst in;
+	dk_engine_result r;
+	(void)state;
+	begin(&in, TIMED, "li", NULL, 0);
+	assert_int_equal(dk_engine_timer(&r, &in.env, snap(&in), timer_of(&in.res, "fire", "wait")),
+	                 DK_ECONFLICT);
+	assert_msg("not due yet");
+	end(&in);
+}
+
+/* ---- snapshot ---------------------------------------------------------- */
+
+static void snapshot_json_round_trip(void **state)
+{
+	inst in;
+	char *a = NULL, *b = NULL;
+	dk_snapshot *back = NULL;
+	(void)state;
+	begin(&in, PARALLEL, "li", NULL, 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(attach(&in, "booking", "he", "b.pdf", 7), 0);
+	assert_int_equal(dk_snapshot_to_json(&a, snap(&in)), 0);
+	assert_non_null(strstr(a, "\"format\": 1"));
+	assert_non_null(strstr(a, "\"region\": \"logistics\""));
+	assert_int_equal(dk_snapshot_from_json(&back, a), 0);
+	assert_int_equal(dk_snapshot_to_json(&b, back), 0);
+	assert_string_equal(a, b);
+	assert_int_equal(back->nregions, 3);
+	assert_int_equal(back->evidence[0].size, 7);
+	/* the parsed copy works as input */
+	dk_snapshot_free(in.res.snapshot);
+	in.res.snapshot = back;
+	assert_int_equal(act(&in, "submit", "he"), 0);
+	free(a);
+	free(b);
+	end(&in);
+}
+
+static void snapshot_vars_round_trip(void **state)
+{
+	inst in;
+	const char *vars[] = {"month=2026-11", "phases=2.5", "urgent=true",
+	                      "end=2026-11-30T18:00:00+08:00"};
+	char *a = NULL, *b = NULL;
+	dk_snapshot *back = NULL;
+	(void)state;
+	begin(&in, PLAN, "li", vars, 4);
+	assert_int_equal(dk_snapshot_to_json(&a, snap(&in)), 0);
+	assert_non_null(strstr(a, "\"value\": 2.5"));
+	assert_non_null(strstr(a, "\"value\": true"));
+	assert_non_null(strstr(a, "\"value\": \"2026-11-30T10:00:00Z\""));
+	assert_int_equal(dk_snapshot_from_json(&back, a), 0);
+	assert_true(dk_snapshot_var(back, "phases")->number == 2.5);
+	assert_string_equal(dk_snapshot_var(back, "phases")->text, "2.5");
+	assert_int_equal(dk_snapshot_to_json(&b, back), 0);
+	assert_string_equal(a, b);
+	dk_snapshot_free(back);
+	free(a);
+	free(b);
+	end(&in);
+}
+
+static void snapshot_rejects_garbage(void **state)
+{
+	dk_snapshot *s = NULL;
+	(void)state;
+	assert_int_equal(dk_snapshot_from_json(&s, "not json"), DK_EINVALID);
+	assert_msg("restore the instance");
+	assert_int_equal(dk_snapshot_from_json(&s, "{\"format\":1,\"flow\":{\"id\":\"x\"}}"),
+	                 DK_EINVALID);
+	assert_msg("'state'");
+	assert_int_equal(dk_snapshot_from_json(&s, "{\"format\":99}"), DK_EINVALID);
+	assert_msg("upgrade docket");
+	assert_null(s);
+}
+
+static void deterministic(void **state)
+{
+	inst a, b;
+	char *ja = NULL, *jb = NULL;
+	(void)state;
+	plan_to_review(&a);
+	plan_to_review(&b);
+	assert_int_equal(dk_snapshot_to_json(&ja, snap(&a)), 0);
+	assert_int_equal(dk_snapshot_to_json(&jb, snap(&b)), 0);
+	assert_string_equal(ja, jb);
+	assert_int_equal(a.res.nevents, b.res.nevents);
+	free(ja);
+	free(jb);
+	end(&a);
+	end(&b);
+}
+
+static void view_and_available(void **state)
+{
+	inst in;
+	dk_engine_result v;
+	const char *ids[8];
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(dk_engine_view(&v, &in.env, snap(&in)), 0);
+	assert_int_equal(v.ntasks, 1);
+	assert_int_equal(v.ntimers, 2);
+	assert_int_equal(v.nevents, 0);
+	dk_engine_result_free(&v);
+	assert_int_equal(dk_engine_available(&in.env, snap(&in), "wei", ids, 8), 2);
+	assert_string_equal(ids[0], "approve");
+	assert_string_equal(ids[1], "return");
+	assert_int_equal(dk_engine_available(&in.env, snap(&in), "li", ids, 8), 0);
+	end(&in);
+}
+
+/* ---- dk: functions ----------------------------------------------------- */
+
+static void every_fn_implemented(void **state)
+{
+	(void)state;
+	int n = 0;
+	for (const dk_fn_info *f = dk_fn_table(); f->name; f++, n++)
+		if (!dk_engine_has_fn(f->name))
+			fail_msg("dk:%s is in dk_fn_table but the engine lacks it", f->name);
+	assert_true(n >= 19);
+	assert_false(dk_engine_has_fn("no-such"));
+}
+
+/* Evaluates text against the current snapshot of in as li at now. */
+static char *ev(inst *in, const char *text, const char *now)
+{
+	dk_xpath x = {(char *)text, xmlXPathCompile((const xmlChar *)text), 1};
+	char *out = NULL;
+	dk_engine_env env = in->env;
+	if (now)
+		env.now = T(now);
+	assert_non_null(x.comp);
+	if (dk_engine_eval_string(&out, &env, snap(in), "li", &x) < 0)
+		fail_msg("%s: %s", text, dk_error_last());
+	xmlXPathFreeCompExpr(x.comp);
+	return out;
+}
+
+#define assert_eval(in, text, now, want)                                                           \
+	do {                                                                                       \
+		char *got_ = ev(in, text, now);                                                    \
+		if (strcmp(got_, want) != 0)                                                       \
+			fail_msg("%s gave '%s', want '%s'", text, got_, want);                     \
+		free(got_);                                                                        \
+	} while (0)
+
+static void fn_org(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	assert_eval(&in, "dk:head-of($initiator)", NULL, "wei");
+	assert_eval(&in, "dk:dept-of('qian')", NULL, "finance");
+	assert_eval(&in, "dk:division-leader-of('he')", NULL, "sun");
+	assert_eval(&in, "dk:name-of('li')", NULL, "Li Ming");
+	assert_eval(&in, "dk:name-of('nobody')", NULL, "");
+	assert_eval(&in, "dk:members('board')", NULL, "wang qian he");
+	assert_eval(&in, "dk:members('board', 'finance')", NULL, "qian he");
+	assert_eval(&in, "concat($actor, '/', $state, '/', $instance)", NULL, "li/draft/I-1");
+	end(&in);
+}
+
+static void fn_clock(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	assert_eval(&in, "dk:now()", "2026-11-03T01:02:03Z", "2026-11-03T01:02:03Z");
+	assert_eval(&in, "dk:entered-at()", "2026-11-05T00:00:00Z", "2026-11-02T09:00:00Z");
+	assert_eval(&in, "dk:min(3, $phases)", NULL, "2");
+	assert_eval(&in, "dk:max(3, $phases)", NULL, "3");
+	end(&in);
+}
+
+static void fn_calendar_month_end_and_leap_day(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	/* Shanghai is UTC+8: local midnight is 16:00Z the day before */
+	assert_eval(&in, "dk:day-of-month(8)", "2026-11-02T09:00:00Z", "2026-11-07T16:00:00Z");
+	/* 2026-11-30T17:00Z is already December 1st in Shanghai */
+	assert_eval(&in, "dk:day-of-month(8)", "2026-11-30T17:00:00Z", "2026-12-07T16:00:00Z");
+	assert_eval(&in, "dk:day-of-month(31, 3)", "2027-11-15T00:00:00Z",
+	            "2028-02-28T16:00:00Z"); /* Feb 29 2028, clamped */
+	assert_eval(&in, "dk:day-of-month(30, 3)", "2026-11-15T00:00:00Z",
+	            "2027-02-27T16:00:00Z"); /* Feb 28 2027 */
+	assert_eval(&in, "dk:end-of-month()", "2028-02-10T00:00:00Z", "2028-02-29T15:59:59Z");
+	assert_eval(&in, "dk:end-of-month(1)", "2026-12-31T15:00:00Z", "2027-01-31T15:59:59Z");
+	assert_eval(&in, "dk:add('2028-01-31T04:00:00Z', 'P1M')", NULL, "2028-02-29T04:00:00Z");
+	assert_eval(&in, "dk:add('2026-11-02T09:00:00Z', 'PT36H')", NULL, "2026-11-03T21:00:00Z");
+	assert_eval(&in, "dk:days-between('2028-02-28', '2028-03-01')", NULL, "2");
+	assert_eval(&in, "dk:days-between('2026-11-30T15:00:00Z', '2026-11-30T17:00:00Z')", NULL,
+	            "1");
+	/* Friday 2026-11-27 10:00 local + 2 working days: Tue Dec 1 is a holiday */
+	assert_eval(&in, "dk:working-days(2, '2026-11-27T02:00:00Z')", NULL,
+	            "2026-12-02T02:00:00Z");
+	assert_eval(&in, "dk:working-days(1)", "2026-11-02T09:00:00Z", "2026-11-03T09:00:00Z");
+	/* Wednesday 2026-11-04 local: next Monday 2026-11-09 00:00 local */
+	assert_eval(&in, "dk:start-of-next-week()", "2026-11-04T03:00:00Z", "2026-11-08T16:00:00Z");
+	/* on a Monday it is the Monday after */
+	assert_eval(&in, "dk:start-of-next-week()", "2026-11-09T03:00:00Z", "2026-11-15T16:00:00Z");
+	end(&in);
+}
+
+static void fn_evidence(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	assert_eval(&in, "dk:count('phase-report')", NULL, "0");
+	assert_eval(&in, "dk:uploaded-at('phase-report')", NULL, "");
+	/* phase reports are due 7 days after entering the state */
+	assert_eval(&in, "dk:late('phase-report')", "2026-11-05T09:00:00Z", "false");
+	assert_eval(&in, "dk:late('phase-report')", "2026-11-10T09:00:00Z", "true");
+	in.env.now = T("2026-11-12T10:00:00Z");
+	assert_int_equal(attach(&in, "phase-report", "li", "r.pdf", 1), 0);
+	assert_eval(&in, "dk:count('phase-report')", NULL, "1");
+	assert_eval(&in, "dk:uploaded-at('phase-report')", NULL, "2026-11-12T10:00:00Z");
+	assert_eval(&in, "dk:late('phase-report')", NULL, "true");
+	assert_eval(&in, "dk:days-late('phase-report')", NULL, "3");
+	assert_eval(&in, "dk:late('plan')", NULL, "false"); /* no due */
+	end(&in);
+}
+
+static void fn_errors_name_the_expression(void **state)
+{
+	inst in;
+	char *out = NULL;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	dk_xpath x = {"dk:add('soon', 'P1D')",
+	              xmlXPathCompile((const xmlChar *)"dk:add('soon', "
+	                                               "'P1D')"),
+	              7};
+	assert_int_equal(dk_engine_eval_string(&out, &in.env, snap(&in), "li", &x), DK_EINVALID);
+	assert_msg("'soon' is not a date");
+	assert_msg("line 7");
+	xmlXPathFreeCompExpr(x.comp);
+	dk_xpath y = {"$nope", xmlXPathCompile((const xmlChar *)"$nope"), 2};
+	assert_int_equal(dk_engine_eval_string(&out, &in.env, snap(&in), "li", &y), DK_EINVALID);
+	xmlXPathFreeCompExpr(y.comp);
+	assert_null(out);
+	end(&in);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(start_defaults_and_tasks),
+	    cmocka_unit_test(start_var_errors),
+	    cmocka_unit_test(linear_approve),
+	    cmocka_unit_test(linear_return_needs_comment),
+	    cmocka_unit_test(unknown_transition_lists_all),
+	    cmocka_unit_test(unavailable_transition_conflict),
+	    cmocka_unit_test(stale_version_conflict),
+	    cmocka_unit_test(forbidden_actor),
+	    cmocka_unit_test(transition_role_narrows),
+	    cmocka_unit_test(guard_false_shows_text),
+	    cmocka_unit_test(set_arithmetic_and_types),
+	    cmocka_unit_test(requires_evidence_message),
+	    cmocka_unit_test(requires_evidence_of_this_visit),
+	    cmocka_unit_test(evidence_freeze),
+	    cmocka_unit_test(evidence_checks),
+	    cmocka_unit_test(delegation_acts_for),
+	    cmocka_unit_test(delegation_expired_or_other_role),
+	    cmocka_unit_test(delegation_for_role),
+	    cmocka_unit_test(recall_before_acting),
+	    cmocka_unit_test(recall_refused_after_acting),
+	    cmocka_unit_test(quorum_all_approves),
+	    cmocka_unit_test(quorum_all_veto),
+	    cmocka_unit_test(quorum_any_first_decides),
+	    cmocka_unit_test(quorum_two),
+	    cmocka_unit_test(parallel_three_regions_join),
+	    cmocka_unit_test(parallel_level_transition_leaves_all),
+	    cmocka_unit_test(parallel_region_return),
+	    cmocka_unit_test(timers_armed_on_entry),
+	    cmocka_unit_test(timer_remind_rearms),
+	    cmocka_unit_test(timer_escalates),
+	    cmocka_unit_test(timer_fires_transition),
+	    cmocka_unit_test(timer_fire_guard_false),
+	    cmocka_unit_test(timer_at_expression),
+	    cmocka_unit_test(timer_of_left_state_dropped),
+	    cmocka_unit_test(timer_not_due_refused),
+	    cmocka_unit_test(snapshot_json_round_trip),
+	    cmocka_unit_test(snapshot_vars_round_trip),
+	    cmocka_unit_test(snapshot_rejects_garbage),
+	    cmocka_unit_test(deterministic),
+	    cmocka_unit_test(view_and_available),
+	    cmocka_unit_test(every_fn_implemented),
+	    cmocka_unit_test(fn_org),
+	    cmocka_unit_test(fn_clock),
+	    cmocka_unit_test(fn_calendar_month_end_and_leap_day),
+	    cmocka_unit_test(fn_evidence),
+	    cmocka_unit_test(fn_errors_name_the_expression),
+	};
+	return cmocka_run_group_tests(tests, setup_org, teardown_org);
+}
