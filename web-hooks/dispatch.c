@@ -4,8 +4,9 @@
  * Invariants that make delivery "at least once, in order, never forged":
  *
  * - The store is the only truth. A delivery is pending until an attempt's
- *   outcome is recorded, each in its own short transaction after the
- *   response; nothing is sent from inside a transaction. A crash between a
+ *   outcome is recorded, in a short transaction after the response (the
+ *   responses that arrive together share one, so a burst costs one fsync);
+ *   nothing is sent from inside a transaction. A crash between a
  *   2xx and its record sends that delivery again (receivers deduplicate by
  *   webhook-id); a crash can never lose one, and a recorded 2xx is never
  *   sent again.
@@ -50,6 +51,17 @@ typedef struct xfer {
 	char errbuf[CURL_ERROR_SIZE];
 } xfer;
 
+/* What one attempt came to, waiting to be written. */
+typedef struct {
+	int64_t id;
+	dk_delivery_status st;
+	int http;
+	char *err; /* NULL when none */
+	int64_t next, now;
+	int64_t disable_hook; /* > 0: 410, disable that subscription */
+	char *log;            /* a line for opts.log once written, or NULL */
+} outcome;
+
 struct dk_dispatcher {
 	dk_store *store;
 	dk_dispatch_opts opts;
@@ -59,6 +71,8 @@ struct dk_dispatcher {
 	CURL **spare; /* finished easy handles kept for reuse */
 	size_t nspare;
 	int need_fill; /* something finished: the due set may have changed */
+	outcome *done; /* finished attempts not yet written */
+	size_t ndone, capdone;
 	dk_dispatch_stats stats;
 };
 
@@ -169,6 +183,13 @@ void dk_dispatcher_free(dk_dispatcher *d)
 	}
 	for (size_t i = 0; i < d->nspare; i++)
 		curl_easy_cleanup(d->spare[i]);
+	/* Outcomes never written leave their deliveries pending: they go
+	 * again (at least once). */
+	for (size_t i = 0; i < d->ndone; i++) {
+		free(d->done[i].err);
+		free(d->done[i].log);
+	}
+	free(d->done);
 	curl_multi_cleanup(d->multi);
 	free(d->live);
 	free(d->spare);
@@ -295,23 +316,65 @@ static int start(dk_dispatcher *d, dk_delivery_row *row, const dk_hook_row *h, i
 	return 0;
 }
 
-/* Writes the outcome of one attempt in its own transaction. st is the
- * new status; disable_hook > 0 also disables that subscription. */
-static int record(dk_dispatcher *d, int64_t id, dk_delivery_status st, int http, const char *err,
-                  int64_t next, int64_t now, int64_t disable_hook)
+/* Queues the outcome of one attempt; flush writes it. err and log are
+ * copied. */
+static void record(dk_dispatcher *d, int64_t id, dk_delivery_status st, int http, const char *err,
+                   int64_t next, int64_t now, int64_t disable_hook, const char *log)
 {
-	int error;
+	if (d->ndone == d->capdone) {
+		d->capdone = d->capdone ? 2 * d->capdone : 64;
+		d->done = dk_realloc(d->done, d->capdone * sizeof(*d->done));
+	}
+	outcome *o = &d->done[d->ndone++];
+	o->id = id;
+	o->st = st;
+	o->http = http;
+	o->err = err ? dk_strdup(err) : NULL;
+	o->next = next;
+	o->now = now;
+	o->disable_hook = disable_hook;
+	o->log = log ? dk_strdup(log) : NULL;
+}
+
+/* Writes every queued outcome in one short transaction: the responses
+ * that arrived together are acknowledged together, so a burst costs one
+ * fsync, not one per delivery. No request is sent while it is open. On
+ * failure nothing of the batch is written, and those deliveries stay
+ * pending and go again. The log lines follow the commit, so they tell
+ * only what is durable. */
+static int flush(dk_dispatcher *d)
+{
+	int error = 0;
+	if (d->ndone == 0)
+		return 0;
 	if ((error = dk_store_begin(d->store)) < 0)
-		return error;
-	if ((error = dk_store_delivery_record(d->store, id, st, http, err, next, now)) < 0)
-		goto fail;
-	if (disable_hook > 0 &&
-	    (error = dk_store_hook_set_enabled(d->store, disable_hook, 0)) < 0 &&
-	    error != DK_ENOTFOUND)
-		goto fail;
-	return dk_store_commit(d->store);
-fail:
-	dk_store_rollback(d->store);
+		goto cleanup;
+	for (size_t i = 0; i < d->ndone; i++) {
+		outcome *o = &d->done[i];
+		if ((error = dk_store_delivery_record(d->store, o->id, o->st, o->http, o->err,
+		                                      o->next, o->now)) < 0 &&
+		    error != DK_ENOTFOUND) /* its subscription was removed meanwhile */
+			break;
+		if (o->disable_hook > 0 &&
+		    (error = dk_store_hook_set_enabled(d->store, o->disable_hook, 0)) < 0 &&
+		    error != DK_ENOTFOUND)
+			break;
+		error = 0;
+	}
+	if (error < 0 || (error = dk_store_commit(d->store)) < 0) {
+		dk_store_rollback(d->store);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < d->ndone; i++)
+		if (d->done[i].log)
+			fputs(d->done[i].log, d->opts.log);
+	fflush(d->opts.log);
+cleanup:
+	for (size_t i = 0; i < d->ndone; i++) {
+		free(d->done[i].err);
+		free(d->done[i].log);
+	}
+	d->ndone = 0;
 	return error;
 }
 
@@ -322,12 +385,12 @@ static void note_retry(dk_dispatcher *d, int64_t at)
 		d->stats.next_due = at;
 }
 
-/* Decides what a finished attempt means and records it. */
+/* Decides what a finished attempt means and queues its record. */
 static int finish(dk_dispatcher *d, xfer *x, CURLcode code)
 {
 	long http = 0;
 	int64_t now = 0;
-	dk_buf err = DK_BUF_INIT;
+	dk_buf err = DK_BUF_INIT, line = DK_BUF_INIT;
 	int error;
 
 	if ((error = dk_time_now(&now)) < 0)
@@ -336,7 +399,8 @@ static int finish(dk_dispatcher *d, xfer *x, CURLcode code)
 	d->stats.attempts++;
 	if (code == CURLE_OK && http >= 200 && http < 300) {
 		d->stats.delivered++;
-		return record(d, x->id, DK_DELIVERY_DELIVERED, (int)http, NULL, 0, now, 0);
+		record(d, x->id, DK_DELIVERY_DELIVERED, (int)http, NULL, 0, now, 0, NULL);
+		return 0;
 	}
 	if (code != CURLE_OK) {
 		http = 0;
@@ -358,34 +422,34 @@ static int finish(dk_dispatcher *d, xfer *x, CURLcode code)
 	if (code == CURLE_OK && http == 410) {
 		d->stats.dead++;
 		d->stats.disabled++;
-		fprintf(d->opts.log,
-		        "hook.disabled hook=%" PRId64 " delivery=%" PRId64
-		        " url=%s reason=\"410 Gone\"\n",
-		        x->hook_id, x->id, x->url);
-		fflush(d->opts.log);
+		dk_buf_printf(&line,
+		              "hook.disabled hook=%" PRId64 " delivery=%" PRId64
+		              " url=%s reason=\"410 Gone\"\n",
+		              x->hook_id, x->id, x->url);
 		dk_buf_puts(&err, " (the receiver is gone; subscription disabled)");
-		error = record(d, x->id, DK_DELIVERY_DEAD, (int)http, err.ptr, 0, now, x->hook_id);
-		dk_buf_free(&err);
-		return error;
+		record(d, x->id, DK_DELIVERY_DEAD, (int)http, err.ptr, 0, now, x->hook_id,
+		       line.ptr);
+		goto cleanup;
 	}
 	int64_t delay = dk_hook_retry_delay(&d->opts.schedule, x->attempts + 1,
 	                                    code == CURLE_OK ? x->retry_after : -1, jitter());
 	if (delay < 0) {
 		d->stats.dead++;
-		fprintf(d->opts.log,
-		        "hook.failing hook=%" PRId64 " delivery=%" PRId64
-		        " attempts=%d url=%s status=%ld error=\"%s\"\n",
-		        x->hook_id, x->id, x->attempts + 1, x->url, http, err.ptr);
-		fflush(d->opts.log);
-		error = record(d, x->id, DK_DELIVERY_DEAD, (int)http, err.ptr, 0, now, 0);
+		dk_buf_printf(&line,
+		              "hook.failing hook=%" PRId64 " delivery=%" PRId64
+		              " attempts=%d url=%s status=%ld error=\"%s\"\n",
+		              x->hook_id, x->id, x->attempts + 1, x->url, http, err.ptr);
+		record(d, x->id, DK_DELIVERY_DEAD, (int)http, err.ptr, 0, now, 0, line.ptr);
 	} else {
 		d->stats.retrying++;
 		note_retry(d, now + delay);
-		error =
-		    record(d, x->id, DK_DELIVERY_PENDING, (int)http, err.ptr, now + delay, now, 0);
+		record(d, x->id, DK_DELIVERY_PENDING, (int)http, err.ptr, now + delay, now, 0,
+		       NULL);
 	}
+cleanup:
 	dk_buf_free(&err);
-	return error;
+	dk_buf_free(&line);
+	return 0;
 }
 
 static int in_flight(const dk_dispatcher *d, int64_t id)
@@ -456,13 +520,9 @@ static int fill(dk_dispatcher *d)
 					d->stats.retrying++;
 					note_retry(d, now + delay);
 				}
-				char *why = dk_strdup(dk_error_last());
-				error = record(d, r->id,
-				               delay < 0 ? DK_DELIVERY_DEAD : DK_DELIVERY_PENDING,
-				               0, why, delay < 0 ? 0 : now + delay, now, 0);
-				free(why);
-				if (error < 0)
-					goto cleanup;
+				record(d, r->id, delay < 0 ? DK_DELIVERY_DEAD : DK_DELIVERY_PENDING,
+				       0, dk_error_last(), delay < 0 ? 0 : now + delay, now, 0,
+				       NULL);
 			}
 		}
 		int more = nrows == limit && skipped > 0;
@@ -476,6 +536,8 @@ static int fill(dk_dispatcher *d)
 cleanup:
 	dk_delivery_rows_free(rows, nrows);
 	dk_hook_rows_free(hooks, nhooks);
+	if (error == 0)
+		error = flush(d);
 	return error;
 }
 
@@ -513,13 +575,15 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 			xfer *x = NULL;
 			CURLcode code = m->data.result;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			/* record before retiring: x owns what the record names */
+			/* decide before retiring: x owns what the record names */
 			error = finish(d, x, code);
 			xfer_retire(d, x);
 			d->need_fill = 1;
 			if (error < 0)
 				return error;
 		}
+		if ((error = flush(d)) < 0)
+			return error;
 		int64_t left_ms = end - mono_ms();
 		if (left_ms <= 0)
 			return 0;

@@ -205,7 +205,8 @@ int dk_dispatcher_new(dk_dispatcher **out, dk_store *store, const dk_dispatch_op
 
 /* Works for at most max_ms milliseconds (a little more if a store write is
  * slow): starts due deliveries up to max_in_flight, moves transfers along
- * and records each finished attempt in its own short transaction. Sets
+ * and records finished attempts in short transactions (those that finish
+ * together share one), never while a request is being sent. Sets
  * *idle to 1 when it returns with nothing in flight and nothing due.
  * Returns 0, or the store's error when an attempt cannot be recorded (the
  * delivery then stays pending and goes again: at least once). */
