@@ -1,10 +1,18 @@
 /* test_hooks.c - webhook signing, secrets, event lists, URLs, retry policy,
  * Retry-After and the payload's shape. */
+#include "store/store.h"
 #include "util/error.h"
 #include "util/time.h"
 #include "web-hooks/hooks.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -350,6 +358,122 @@ static void payload_shape(void **state)
 	assert_int_equal(dk_hook_payload(&body, &ev, NULL), DK_EINVALID);
 }
 
+/* ---- the step function, against an in-process slow receiver ----------- */
+
+static atomic_int slow_requests;
+
+static enum MHD_Result slow_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version, const char *upload,
+                                    size_t *upload_size, void **con_cls)
+{
+	static int marker;
+	(void)cls;
+	(void)url;
+	(void)method;
+	(void)version;
+	(void)upload;
+	if (!*con_cls) {
+		*con_cls = &marker;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	atomic_fetch_add(&slow_requests, 1);
+	struct timespec t = {0, 300 * 1000000L};
+	nanosleep(&t, NULL);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret = MHD_queue_response(c, 204, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void enqueue_one(dk_store *s, const char *instance)
+{
+	int64_t now;
+	assert_int_equal(dk_time_now(&now), 0);
+	assert_int_equal(dk_store_begin(s), 0);
+	assert_int_equal(dk_store_outbox_enqueue(s, "task.assigned", "plan", instance, "{}", now),
+	                 0);
+	assert_int_equal(dk_store_commit(s), 0);
+}
+
+static void dispatcher_step_budget(void **state)
+{
+	char dir[] = "/tmp/docket-test-hooks-XXXXXX", url[64], cmd[64];
+	dk_store *s = NULL;
+	dk_dispatcher *d = NULL;
+	dk_dispatch_stats st;
+	dk_hook_row h;
+	struct sockaddr_in addr;
+	int idle = 0;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct MHD_Daemon *mhd = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+	    slow_handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+	assert_non_null(mhd);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/hook",
+	         (unsigned)MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT)->port);
+
+	assert_int_equal(dk_store_open(&s, dir), 0);
+	memset(&h, 0, sizeof(h));
+	h.url = url;
+	h.events = (char *)"";
+	h.secret = (char *)SPEC_SECRET;
+	h.enabled = 1;
+	assert_int_equal(dk_store_begin(s), 0);
+	assert_int_equal(dk_store_hook_add(s, &h), 0);
+	assert_int_equal(dk_store_commit(s), 0);
+	enqueue_one(s, "a");
+	enqueue_one(s, "a");
+
+	dk_dispatch_opts opts = DK_DISPATCH_OPTS_INIT;
+	assert_int_equal(dk_dispatcher_new(&d, s, &opts), 0);
+	/* the receiver takes 300 ms: a 50 ms step returns with it in flight */
+	int64_t t0 = now_ms();
+	assert_int_equal(dk_dispatcher_step(d, 50, &idle), 0);
+	assert_true(now_ms() - t0 < 290);
+	assert_int_equal(idle, 0);
+	dk_dispatcher_stats(d, &st);
+	assert_int_equal(st.attempts, 0);
+	/* later steps carry the same transfer on: it is not started twice,
+	 * and the second event of the instance waits for the first */
+	for (int i = 0; i < 40 && !idle; i++)
+		assert_int_equal(dk_dispatcher_step(d, 50, &idle), 0);
+	assert_int_equal(idle, 1);
+	dk_dispatcher_stats(d, &st);
+	assert_int_equal(st.delivered, 2);
+	assert_int_equal(atomic_load(&slow_requests), 2);
+	/* an event enqueued while the dispatcher lives is picked up */
+	enqueue_one(s, "b");
+	idle = 0;
+	for (int i = 0; i < 40 && !idle; i++)
+		assert_int_equal(dk_dispatcher_step(d, 50, &idle), 0);
+	dk_dispatcher_stats(d, &st);
+	assert_int_equal(st.delivered, 3);
+	assert_int_equal(atomic_load(&slow_requests), 3);
+
+	dk_dispatcher_free(d);
+	dk_store_close(s);
+	MHD_stop_daemon(mhd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +486,7 @@ int main(void)
 	    cmocka_unit_test(retry_schedule),
 	    cmocka_unit_test(retry_after),
 	    cmocka_unit_test(payload_shape),
+	    cmocka_unit_test(dispatcher_step_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
