@@ -198,6 +198,12 @@ static const char *const migrations[] = {
     "  revoked INTEGER NOT NULL DEFAULT 0\n"
     ");\n"
     "CREATE INDEX tokens_user ON tokens (user_id);\n",
+
+    /* 3: the inbox reads a user's tasks straight in its display order
+     * (soonest due first, no deadline last) and stops at the page size,
+     * instead of sorting every open task of the user. */
+    "DROP INDEX tasks_user;\n"
+    "CREATE INDEX tasks_user ON tasks (user_id, due_at IS NULL, due_at, created_at);\n",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DK_STORE_SCHEMA_VERSION,
