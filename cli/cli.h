@@ -9,6 +9,9 @@
 #ifndef DK_CLI_H
 #define DK_CLI_H
 
+#include "engine/runner.h"
+
+#include <jansson.h>
 #include <stdint.h>
 
 typedef struct {
@@ -37,5 +40,18 @@ int dk_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(pr
 
 /* The actor: cli->user or a usage error saying how to name one. */
 int dk_cli_require_user(const dk_cli *cli, const char **out);
+
+/* Opens the runner on cli->home. */
+int dk_cli_open(const dk_cli *cli, dk_runner **out);
+
+/* Adds "NAME=VALUE" to *vars (growing it; free the array, not the items). */
+int dk_cli_add_var(dk_kv **vars, size_t *n, const char *cmd, const char *arg);
+
+/* Prints a JSON value, indented, with a newline. */
+void dk_cli_print_json(const json_t *j);
+
+/* Field getters that never fail: "" and 0 for absent or mistyped. */
+const char *dk_json_str(const json_t *obj, const char *key);
+long long dk_json_int(const json_t *obj, const char *key);
 
 #endif

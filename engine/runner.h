@@ -1,0 +1,115 @@
+/*
+ * runner.h - applies commands to instances, one store transaction each.
+ *
+ * The runner is the only place where the pure engine (engine.h) meets the
+ * store (store.h): it loads what a command needs, asks the engine to
+ * decide, and writes the new snapshot, audit events, tasks, timers and
+ * outbox rows in ONE transaction. A call that returns 0 is on disk.
+ *
+ * Reads come back as jansson objects shaped like the REST API's bodies, so
+ * the command line (human or --json) and the server print the same facts.
+ *
+ * A dk_runner is used by one thread at a time. Everything returned through
+ * an out parameter is the caller's: json_t with json_decref, strings with
+ * free().
+ */
+#ifndef DK_ENGINE_RUNNER_H
+#define DK_ENGINE_RUNNER_H
+
+#include "definitions/flow.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dk_runner dk_runner;
+
+/* A variable assignment as the user typed it: --var NAME=VALUE. */
+typedef struct {
+	const char *name;
+	const char *value;
+} dk_kv;
+
+/* Opens (creating when needed) the home: database and archive. */
+int dk_runner_open(dk_runner **out, const char *home);
+void dk_runner_free(dk_runner *r);
+
+/* The clock for every command of this runner (DOCKET_NOW or the system
+ * clock when 0). */
+void dk_runner_set_now(dk_runner *r, int64_t now);
+int64_t dk_runner_now(dk_runner *r);
+
+/* ---- definitions and org ---- */
+
+/* Checks and stores a flow file. *out gets {"flow","version","sha256",
+ * "unchanged"}. Same bytes again: unchanged = true, nothing written. Same
+ * id and version with other bytes: DK_ECONFLICT. Check errors go to diags
+ * (DK_EINVALID). */
+int dk_runner_deploy(dk_runner *r, json_t **out, const char *path, dk_diags *diags);
+/* Replaces the org directory. *out: {"users","depts","sha256"}. */
+int dk_runner_org_load(dk_runner *r, json_t **out, const char *path, dk_diags *diags);
+/* [{"flow","version","title","sha256","deployed_at"}] latest of each, or
+ * every version when all. */
+int dk_runner_flows(dk_runner *r, json_t **out, int all);
+
+/* ---- instances ---- */
+
+typedef struct {
+	const char *flow;     /* flow id, latest version */
+	const char *actor;    /* the initiator */
+	const dk_kv *vars;
+	size_t nvars;
+	const char *title;    /* NULL: the flow's title */
+} dk_start_opts;
+
+/* Starts an instance; *out gets the instance as dk_runner_show gives it. */
+int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts);
+
+typedef struct {
+	const char *instance;
+	const char *transition;
+	const char *actor;
+	const char *comment;   /* NULL when none */
+	const dk_kv *vars;
+	size_t nvars;
+	int64_t expect_version; /* 0: no check */
+} dk_act_opts;
+
+/* Fires a transition. *out: {"instance","from","to","version","status",
+ * "events":[...]} */
+int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts);
+
+/* The initiator withdraws the instance to its initial state. */
+int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const char *actor,
+		     const char *comment);
+
+/* {"id","flow","version","title","status","state","states":[...],
+ *  "initiator","vars":{...},"tasks":[...],"available":[...],
+ *  "instance_version","created_at","updated_at"} */
+int dk_runner_show(dk_runner *r, json_t **out, const char *instance);
+/* The audit trail: [{"seq","type","at","actor","on_behalf_of","from","to",
+ * "transition","comment","data"}] */
+int dk_runner_log(dk_runner *r, json_t **out, const char *instance);
+
+typedef struct {
+	const char *flow, *state, *initiator, *status;
+	int overdue;
+	size_t limit;
+} dk_list_opts;
+
+int dk_runner_list(dk_runner *r, json_t **out, const dk_list_opts *opts);
+/* Open tasks of a user (and of those who delegated to them). */
+int dk_runner_inbox(dk_runner *r, json_t **out, const char *user);
+
+/* ---- delegation ---- */
+
+int dk_runner_delegate(dk_runner *r, json_t **out, const char *from, const char *to,
+		       const char *role, const char *until, const char *by);
+int dk_runner_delegations(dk_runner *r, json_t **out);
+
+/* ---- timers ---- */
+
+/* Fires every timer due at the clock. *fired gets how many. */
+int dk_runner_tick(dk_runner *r, size_t *fired);
+
+#endif

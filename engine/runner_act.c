@@ -1,0 +1,477 @@
+/*
+ * runner_act.c - the write commands: start, act, recall, tick.
+ *
+ * Each one runs inside a single BEGIN IMMEDIATE transaction: the write lock
+ * is taken before the snapshot is read, so two processes acting on one
+ * instance are serialised and the loser sees the winner's snapshot (and
+ * gets "not available" or a stale-version refusal, exit 5). apply() writes
+ * everything the engine decided; any failure rolls it all back.
+ */
+#include "engine/engine.h"
+#include "engine/runner_int.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "web-hooks/hooks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* "a,b" from the snapshot's active states, for the instance row. */
+static char *state_summary(const dk_snapshot *snap)
+{
+	const char *ids[64];
+	size_t n = dk_snapshot_active(snap, ids, 64);
+	dk_buf b = DK_BUF_INIT;
+	for (size_t i = 0; i < n && i < 64; i++) {
+		if (i)
+			dk_buf_putc(&b, ',');
+		dk_buf_puts(&b, ids[i]);
+	}
+	return dk_buf_detach(&b);
+}
+
+/* The env the engine needs: flow, org, and the delegations in force for
+ * actor at now. *dels is the caller's (free()); rows keep the strings. */
+static int load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, const char *actor,
+		    dk_delegation_row **rows, size_t *nrows, dk_delegation **dels)
+{
+	const dk_org *org;
+	int error;
+
+	*rows = NULL;
+	*nrows = 0;
+	*dels = NULL;
+	if ((error = dk_runner_org(r, &org)) < 0)
+		return error;
+	env->flow = flow;
+	env->org = org;
+	if (actor && (error = dk_store_delegation_active(r->store, env->now, actor, rows, nrows)) < 0)
+		return error;
+	if (*nrows) {
+		*dels = dk_calloc(*nrows, sizeof(**dels));
+		for (size_t i = 0; i < *nrows; i++) {
+			(*dels)[i].from = (*rows)[i].from_user;
+			(*dels)[i].to = (*rows)[i].to_user;
+			(*dels)[i].role = (*rows)[i].role;
+			(*dels)[i].starts_at = (*rows)[i].created_at;
+			(*dels)[i].ends_at = (*rows)[i].until;
+		}
+	}
+	env->delegations = *dels;
+	env->ndelegations = *nrows;
+	return 0;
+}
+
+/* The assignees of the open tasks in res, for webhook payloads. */
+static size_t task_users(const dk_engine_result *res, const char **users, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < res->ntasks && n < max; i++) {
+		size_t j;
+		for (j = 0; j < n; j++)
+			if (strcmp(users[j], res->tasks[i].user) == 0)
+				break;
+		if (j == n)
+			users[n++] = res->tasks[i].user;
+	}
+	return n;
+}
+
+/* Queues a webhook delivery for each subscription that wants ev. */
+static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
+			const dk_event *ev, int64_t seq)
+{
+	const char *users[256];
+	dk_hook_event he = {0};
+	char *body = NULL;
+	const dk_org *org;
+	int error;
+
+	if (!dk_hook_event_type_known(ev->type))
+		return 0;
+	if ((error = dk_runner_org(r, &org)) < 0)
+		return error;
+	he.type = ev->type;
+	he.instance_id = row->id;
+	he.seq = seq;
+	he.at = ev->at;
+	he.flow_id = row->flow_id;
+	he.flow_version = row->flow_version;
+	he.state = row->state;
+	he.title = row->title;
+	he.actor = ev->actor;
+	he.on_behalf_of = ev->on_behalf_of;
+	if (ev->user) {
+		users[0] = ev->user;
+		he.nassignees = 1;
+	} else {
+		he.nassignees = task_users(res, users, 256);
+	}
+	he.assignees = users;
+	he.transition = ev->transition;
+	he.comment = ev->comment;
+	if ((error = dk_hook_payload(&body, &he, org)) < 0)
+		return error;
+	error = dk_store_outbox_enqueue(r->store, ev->type, row->flow_id, row->id, body, ev->at);
+	free(body);
+	return error;
+}
+
+/* Writes what the engine decided for instance row: snapshot (CAS on the
+ * row's version), events, tasks, timers, outbox rows. Inside the caller's
+ * transaction. */
+static int apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res)
+{
+	char *json = NULL;
+	int error;
+
+	if ((error = dk_snapshot_to_json(&json, res->snapshot)) < 0)
+		return error;
+	free(row->snapshot);
+	row->snapshot = json;
+	free(row->state);
+	row->state = state_summary(res->snapshot);
+	free(row->status);
+	row->status = dk_strdup(dk_instance_status_name(res->snapshot->status));
+	row->final = res->snapshot->status == DK_INSTANCE_COMPLETED;
+	row->updated_at = res->snapshot->updated_at;
+	if ((error = dk_store_instance_update(r->store, row, row->version)) < 0)
+		return error;
+	for (size_t i = 0; i < res->nevents; i++) {
+		const dk_event *e = &res->events[i];
+		dk_event_row er = {0};
+		er.instance_id = row->id;
+		er.type = e->type;
+		er.actor = e->actor;
+		er.on_behalf_of = e->on_behalf_of;
+		er.at = e->at;
+		er.from_state = e->from;
+		er.to_state = e->to;
+		er.transition = e->transition;
+		er.comment = e->comment;
+		er.data = e->data;
+		if ((error = dk_store_event_append(r->store, &er)) < 0 ||
+		    (error = enqueue_hook(r, row, res, e, er.seq)) < 0)
+			return error;
+	}
+	dk_task_row *tasks = dk_calloc(res->ntasks ? res->ntasks : 1, sizeof(*tasks));
+	for (size_t i = 0; i < res->ntasks; i++) {
+		tasks[i].state_id = res->tasks[i].state;
+		tasks[i].user_id = res->tasks[i].user;
+		tasks[i].role = res->tasks[i].role;
+		tasks[i].due_at = res->tasks[i].due_at;
+		tasks[i].created_at = res->snapshot->updated_at;
+	}
+	error = dk_store_task_replace_for_instance(r->store, row->id, tasks, res->ntasks);
+	free(tasks);
+	if (error < 0 || (error = dk_store_timer_clear_for_instance(r->store, row->id)) < 0)
+		return error;
+	for (size_t i = 0; i < res->ntimers; i++) {
+		dk_timer_row tr = {0};
+		tr.instance_id = row->id;
+		tr.kind = res->timers[i].kind;
+		tr.state_id = res->timers[i].state;
+		tr.due_at = res->timers[i].due_at;
+		tr.payload = res->timers[i].payload;
+		if ((error = dk_store_timer_add(r->store, &tr)) < 0)
+			return error;
+	}
+	return 0;
+}
+
+static json_t *step_json(const dk_instance_row *row, const char *from,
+			 const dk_engine_result *res)
+{
+	json_t *events = json_array();
+	for (size_t i = 0; i < res->nevents; i++)
+		json_array_append_new(events, json_string(res->events[i].type));
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "instance", row->id, "from", from,
+			 "to", row->state, "version", (json_int_t)res->snapshot->version,
+			 "status", row->status, "events", events);
+}
+
+int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
+{
+	dk_engine_env env = DK_ENGINE_ENV_INIT;
+	dk_engine_result res = DK_ENGINE_RESULT_INIT;
+	dk_instance_row row = {0};
+	dk_delegation_row *drows = NULL;
+	dk_delegation *dels = NULL;
+	size_t ndrows = 0;
+	const dk_flow *flow;
+	const dk_org *org;
+	char **vars = NULL;
+	int error, began = 0;
+
+	*out = NULL;
+	if ((error = dk_runner_clock(r, &env.now)) < 0 ||
+	    (error = dk_runner_flow(r, &flow, opts->flow, 0)) < 0 ||
+	    (error = dk_runner_org(r, &org)) < 0)
+		goto cleanup;
+	if (org->nusers && !dk_org_user(org, opts->actor)) {
+		error = dk_error_set(DK_EFORBIDDEN,
+				     "'%s' is not a user in the org directory; act as one of its "
+				     "users with --as",
+				     opts->actor);
+		goto cleanup;
+	}
+	vars = dk_calloc(opts->nvars + 1, sizeof(*vars));
+	for (size_t i = 0; i < opts->nvars; i++) {
+		dk_buf b = DK_BUF_INIT;
+		dk_buf_printf(&b, "%s=%s", opts->vars[i].name, opts->vars[i].value);
+		vars[i] = dk_buf_detach(&b);
+	}
+	if ((error = load_env(r, &env, flow, opts->actor, &drows, &ndrows, &dels)) < 0)
+		goto cleanup;
+	/* Check the variables before anything is written. */
+	if ((error = dk_engine_start(&res, &env, "0", opts->actor, (const char *const *)vars,
+				     opts->nvars)) < 0)
+		goto cleanup;
+	dk_engine_result_free(&res);
+	if ((error = dk_store_begin(r->store)) < 0)
+		goto cleanup;
+	began = 1;
+	row.flow_id = dk_strdup(flow->id);
+	row.flow_version = flow->version;
+	row.state = dk_strdup("");
+	row.snapshot = dk_strdup("{}");
+	row.initiator = dk_strdup(opts->actor);
+	row.title = dk_strdup(opts->title ? opts->title : flow->title);
+	row.created_at = env.now;
+	if ((error = dk_store_instance_create(r->store, &row)) < 0 ||
+	    (error = dk_engine_start(&res, &env, row.id, opts->actor, (const char *const *)vars,
+				     opts->nvars)) < 0 ||
+	    (error = apply(r, &row, &res)) < 0 || (error = dk_store_commit(r->store)) < 0)
+		goto cleanup;
+	began = 0;
+	error = dk_runner_show(r, out, row.id);
+cleanup:
+	if (began)
+		dk_store_rollback(r->store);
+	for (size_t i = 0; vars && i < opts->nvars; i++)
+		free(vars[i]);
+	free(vars);
+	free(dels);
+	dk_delegation_rows_free(drows, ndrows);
+	dk_engine_result_free(&res);
+	dk_instance_row_free(&row);
+	return error;
+}
+
+/* Loads instance id (inside the transaction), its flow and env. */
+static int load_instance(dk_runner *r, const char *id, const char *actor, dk_instance_row *row,
+			 dk_snapshot **snap, dk_engine_env *env, dk_delegation_row **drows,
+			 size_t *ndrows, dk_delegation **dels)
+{
+	const dk_flow *flow;
+	int error;
+
+	if ((error = dk_runner_get_instance(r, row, id)) < 0 ||
+	    (error = dk_runner_flow(r, &flow, row->flow_id, row->flow_version)) < 0)
+		return error;
+	if ((error = dk_snapshot_from_json(snap, row->snapshot)) < 0)
+		return dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s", id,
+				    dk_error_last());
+	return load_env(r, env, flow, actor, drows, ndrows, dels);
+}
+
+int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
+{
+	dk_engine_env env = DK_ENGINE_ENV_INIT;
+	dk_engine_result res = DK_ENGINE_RESULT_INIT;
+	dk_instance_row row = {0};
+	dk_snapshot *snap = NULL;
+	dk_delegation_row *drows = NULL;
+	dk_delegation *dels = NULL;
+	size_t ndrows = 0;
+	dk_fire_cmd cmd = DK_FIRE_CMD_INIT;
+	char **vars = NULL, *from = NULL;
+	int error, began = 0;
+
+	*out = NULL;
+	if ((error = dk_runner_clock(r, &env.now)) < 0)
+		goto cleanup;
+	vars = dk_calloc(opts->nvars + 1, sizeof(*vars));
+	for (size_t i = 0; i < opts->nvars; i++) {
+		dk_buf b = DK_BUF_INIT;
+		dk_buf_printf(&b, "%s=%s", opts->vars[i].name, opts->vars[i].value);
+		vars[i] = dk_buf_detach(&b);
+	}
+	if ((error = dk_store_begin(r->store)) < 0)
+		goto cleanup;
+	began = 1;
+	if ((error = load_instance(r, opts->instance, opts->actor, &row, &snap, &env, &drows,
+				   &ndrows, &dels)) < 0)
+		goto cleanup;
+	from = dk_strdup(row.state);
+	cmd.transition = opts->transition;
+	cmd.actor = opts->actor;
+	cmd.comment = opts->comment;
+	cmd.vars = (const char *const *)vars;
+	cmd.nvars = opts->nvars;
+	cmd.expect_version = opts->expect_version;
+	if ((error = dk_engine_fire(&res, &env, snap, &cmd)) < 0 ||
+	    (error = apply(r, &row, &res)) < 0 || (error = dk_store_commit(r->store)) < 0)
+		goto cleanup;
+	began = 0;
+	*out = step_json(&row, from, &res);
+cleanup:
+	if (began)
+		dk_store_rollback(r->store);
+	for (size_t i = 0; vars && i < opts->nvars; i++)
+		free(vars[i]);
+	free(vars);
+	free(from);
+	free(dels);
+	dk_delegation_rows_free(drows, ndrows);
+	dk_engine_result_free(&res);
+	dk_snapshot_free(snap);
+	dk_instance_row_free(&row);
+	return error;
+}
+
+int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const char *actor,
+		     const char *comment)
+{
+	dk_engine_env env = DK_ENGINE_ENV_INIT;
+	dk_engine_result res = DK_ENGINE_RESULT_INIT;
+	dk_instance_row row = {0};
+	dk_snapshot *snap = NULL;
+	dk_delegation_row *drows = NULL;
+	dk_delegation *dels = NULL;
+	size_t ndrows = 0;
+	char *from = NULL;
+	int error, began = 0;
+
+	*out = NULL;
+	if ((error = dk_runner_clock(r, &env.now)) < 0 || (error = dk_store_begin(r->store)) < 0)
+		goto cleanup;
+	began = 1;
+	if ((error = load_instance(r, instance, actor, &row, &snap, &env, &drows, &ndrows,
+				   &dels)) < 0)
+		goto cleanup;
+	from = dk_strdup(row.state);
+	if ((error = dk_engine_recall(&res, &env, snap, actor, comment)) < 0 ||
+	    (error = apply(r, &row, &res)) < 0 || (error = dk_store_commit(r->store)) < 0)
+		goto cleanup;
+	began = 0;
+	*out = step_json(&row, from, &res);
+cleanup:
+	if (began)
+		dk_store_rollback(r->store);
+	free(from);
+	free(dels);
+	dk_delegation_rows_free(drows, ndrows);
+	dk_engine_result_free(&res);
+	dk_snapshot_free(snap);
+	dk_instance_row_free(&row);
+	return error;
+}
+
+static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const char *why)
+{
+	dk_event_row er = {0};
+	json_t *data = json_pack("{s:s, s:s, s:s}", "note", why, "timer", t->kind, "state",
+				 t->state_id);
+	char *text = json_dumps(data, JSON_COMPACT);
+	int error;
+
+	er.instance_id = t->instance_id;
+	er.type = DK_EV_TIMER_DROP;
+	er.actor = DK_SYSTEM_ACTOR;
+	er.at = now;
+	er.data = text;
+	error = dk_store_event_append(r->store, &er);
+	free(text);
+	json_decref(data);
+	return error;
+}
+
+/* Fires one due timer in the open transaction. A timer another tick took
+ * first is skipped (deleted == 0). */
+static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired)
+{
+	dk_engine_env env = DK_ENGINE_ENV_INIT;
+	dk_engine_result res = DK_ENGINE_RESULT_INIT;
+	dk_instance_row row = {0};
+	dk_snapshot *snap = NULL;
+	dk_delegation_row *drows = NULL;
+	dk_delegation *dels = NULL;
+	size_t ndrows = 0;
+	dk_timer timer = {0};
+	int error, deleted = 0;
+
+	*fired = 0;
+	env.now = now;
+	if ((error = dk_store_timer_delete(r->store, t->id, &deleted)) < 0 || !deleted)
+		goto cleanup;
+	if ((error = load_instance(r, t->instance_id, NULL, &row, &snap, &env, &drows, &ndrows,
+				   &dels)) < 0)
+		goto cleanup;
+	timer.instance = t->instance_id;
+	timer.kind = t->kind;
+	timer.state = t->state_id;
+	timer.due_at = t->due_at;
+	timer.payload = t->payload;
+	if ((error = dk_engine_timer(&res, &env, snap, &timer)) < 0) {
+		if (error == DK_EINTERNAL)
+			goto cleanup;
+		/* A refusal (say, the guard of a <fire> transition is false)
+		 * must not wedge every later tick: the timer is dropped and
+		 * the audit trail says why. */
+		error = drop_timer(r, t, now, dk_error_last());
+		goto cleanup;
+	}
+	if ((error = apply(r, &row, &res)) < 0)
+		goto cleanup;
+	*fired = 1;
+cleanup:
+	free(dels);
+	dk_delegation_rows_free(drows, ndrows);
+	dk_engine_result_free(&res);
+	dk_snapshot_free(snap);
+	dk_instance_row_free(&row);
+	return error;
+}
+
+/* Timers are taken in batches, one transaction per batch: a timer's
+ * effects and its deletion commit together, so a crash leaves it armed and
+ * a second tick running at once finds it already deleted. */
+#define TICK_BATCH 256
+
+int dk_runner_tick(dk_runner *r, size_t *fired)
+{
+	dk_timer_row *due = NULL;
+	size_t n = 0;
+	int64_t now;
+	int error;
+
+	*fired = 0;
+	if ((error = dk_runner_clock(r, &now)) < 0)
+		return error;
+	for (;;) {
+		size_t done = 0;
+		if ((error = dk_store_begin(r->store)) < 0)
+			return error;
+		if ((error = dk_store_timer_due(r->store, now, TICK_BATCH, &due, &n)) < 0)
+			goto fail;
+		for (size_t i = 0; i < n; i++) {
+			int one = 0;
+			if ((error = fire_timer(r, &due[i], now, &one)) < 0)
+				goto fail;
+			done += (size_t)one;
+		}
+		if ((error = dk_store_commit(r->store)) < 0)
+			goto fail;
+		*fired += done;
+		dk_timer_rows_free(due, n);
+		due = NULL;
+		if (n < TICK_BATCH)
+			return 0;
+		n = 0;
+	}
+fail:
+	dk_store_rollback(r->store);
+	dk_timer_rows_free(due, n);
+	return error;
+}

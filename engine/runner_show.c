@@ -1,0 +1,90 @@
+/* runner_show.c - one instance as JSON: state, variables, tasks, moves. */
+#include "engine/engine.h"
+#include "engine/runner_int.h"
+#include "util/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *value_json(const dk_value *v)
+{
+	switch (v->type) {
+	case DK_VAR_NUMBER:
+		if (v->number == (double)(json_int_t)v->number)
+			return json_integer((json_int_t)v->number);
+		return json_real(v->number);
+	case DK_VAR_BOOLEAN: return json_boolean(v->boolean);
+	default: return json_string(v->text);
+	}
+}
+
+/* Transition ids that can be taken from the active states (any actor). */
+static json_t *available_json(const dk_flow *flow, const dk_snapshot *snap)
+{
+	json_t *arr = json_array();
+	const char *ids[64];
+	size_t n;
+
+	if (snap->status == DK_INSTANCE_COMPLETED)
+		return arr;
+	n = dk_snapshot_active(snap, ids, 64);
+	for (size_t i = 0; i < n && i < 64; i++) {
+		const dk_state *st = dk_flow_state(flow, ids[i]);
+		for (size_t t = 0; st && t < st->ntransitions; t++)
+			json_array_append_new(arr, json_string(st->transitions[t].id));
+	}
+	/* Transitions declared on an enclosing parallel leave all regions. */
+	const dk_state *top = dk_flow_state(flow, snap->state);
+	if (top && top->kind == DK_STATE_PARALLEL)
+		for (size_t t = 0; t < top->ntransitions; t++)
+			if (!top->transitions[t].on_done)
+				json_array_append_new(arr, json_string(top->transitions[t].id));
+	return arr;
+}
+
+int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
+{
+	dk_instance_row row = {0};
+	dk_snapshot *snap = NULL;
+	dk_task_row *tasks = NULL;
+	size_t ntasks = 0;
+	const dk_flow *flow;
+	const char *ids[64];
+	int error;
+	int64_t now;
+
+	*out = NULL;
+	if ((error = dk_runner_clock(r, &now)) < 0 ||
+	    (error = dk_runner_get_instance(r, &row, instance)) < 0)
+		goto cleanup;
+	if ((error = dk_runner_flow(r, &flow, row.flow_id, row.flow_version)) < 0)
+		goto cleanup;
+	if ((error = dk_snapshot_from_json(&snap, row.snapshot)) < 0) {
+		error = dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s",
+				     instance, dk_error_last());
+		goto cleanup;
+	}
+	if ((error = dk_store_task_list_for_instance(r->store, instance, &tasks, &ntasks)) < 0)
+		goto cleanup;
+	json_t *states = json_array(), *vars = json_object(), *tl = json_array();
+	size_t n = dk_snapshot_active(snap, ids, 64);
+	for (size_t i = 0; i < n && i < 64; i++)
+		json_array_append_new(states, json_string(ids[i]));
+	for (size_t i = 0; i < snap->nvars; i++)
+		json_object_set_new(vars, snap->vars[i].name, value_json(&snap->vars[i]));
+	for (size_t i = 0; i < ntasks; i++)
+		json_array_append_new(tl, dk_task_json(&tasks[i], now));
+	*out = json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:I, s:o, s:o}",
+			 "id", row.id, "flow", row.flow_id, "flow_version", row.flow_version,
+			 "title", dk_json_strn(row.title), "status",
+			 dk_instance_status_name(snap->status), "state", row.state, "states",
+			 states, "initiator", snap->initiator, "vars", vars, "tasks", tl,
+			 "available", available_json(flow, snap), "version",
+			 (json_int_t)snap->version, "created_at", dk_json_time(row.created_at),
+			 "updated_at", dk_json_time(row.updated_at));
+cleanup:
+	dk_task_rows_free(tasks, ntasks);
+	dk_snapshot_free(snap);
+	dk_instance_row_free(&row);
+	return error;
+}
