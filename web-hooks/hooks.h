@@ -124,6 +124,13 @@ typedef struct {
  * instance or flow, text that is not UTF-8). */
 int dk_hook_payload(char **out, const dk_hook_event *ev, const dk_org *org);
 
+/* What the runner calls for each event, inside the transaction that
+ * records the event: builds the body once (dk_hook_payload) and queues it
+ * for every enabled subscription that wants ev->type and ev->flow_id
+ * (dk_store_outbox_enqueue), due at now. Returns 0 or the error of
+ * either. */
+int dk_hook_enqueue(dk_store *s, const dk_hook_event *ev, const dk_org *org, int64_t now);
+
 /* ---- retry policy (retry.c) -------------------------------------------- */
 
 #define DK_HOOK_SCHEDULE_MAX 32

@@ -259,3 +259,14 @@ cleanup:
 	dk_buf_free(&s);
 	return error;
 }
+
+int dk_hook_enqueue(dk_store *s, const dk_hook_event *ev, const dk_org *org, int64_t now)
+{
+	char *body = NULL;
+	int error;
+	if ((error = dk_hook_payload(&body, ev, org)) < 0)
+		return error;
+	error = dk_store_outbox_enqueue(s, ev->type, ev->flow_id, ev->instance_id, body, now);
+	free(body);
+	return error;
+}

@@ -36,7 +36,7 @@ start_receiver --fail 3 --status 500
 dk hooks add "$url" --secret "$SECRET"
 expect_rc 0 "subscribe the receiver"
 "$ENQUEUE" --home "$DOCKET_HOME" --type task.assigned --flow plan --instance inst \
-	--instances 3 --count 9 --assignee wei --title "Plan"
+	--instances 3 --count 9 --assignee wei --title "Plan" --org "$DOCKET_SRC/examples/org.xml"
 check $? "nine events for three instances queued"
 
 dk dispatch
@@ -109,6 +109,9 @@ check $? "webhook-timestamp is the time of the attempt"
 jq -s -e '.[0].body | fromjson | .data.assignees[0].id == "wei" and .data.instance.title == "Plan"' \
 	"$T/log" >/dev/null
 check $? "the payload carries the event's data"
+jq -s -e '.[0].body | fromjson | .data.assignees[0] |
+	.name == "魏国华" and .email == "wei@example.com"' "$T/log" >/dev/null
+check $? "assignee names and e-mails come from the org directory"
 
 # An independent check of every signature: the openssl command line.
 bad=0

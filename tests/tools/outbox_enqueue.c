@@ -5,9 +5,11 @@
  *   outbox_enqueue --home H --type T --flow F --instance I [--seq N]
  *                  [--count K] [--instances M] [--actor U] [--assignee U]...
  *                  [--title T] [--state S] [--transition T] [--comment C]
+ *                  [--org FILE]
  *
- * Builds each body with dk_hook_payload and writes them with
- * dk_store_outbox_enqueue in one transaction. With --count K, K events go
+ * Queues each event with dk_hook_enqueue, as the runner does, all in one
+ * transaction. Assignee names come from --org (an org directory file), or
+ * else from the org directory loaded into the home, if any. With --count K, K events go
  * out; with --instances M they are spread round-robin over instances
  * I-0 .. I-(M-1), each instance's events numbered from --seq (default 1)
  * up, so per-instance order can be checked by the payload id.
@@ -28,13 +30,16 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: outbox_enqueue --home H --type T --flow F --instance I [--seq N] "
 	                "[--count K] [--instances M] [--actor U] [--assignee U]... [--title T] "
-	                "[--state S] [--transition T] [--comment C]\n");
+	                "[--state S] [--transition T] [--comment C] [--org FILE]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	const char *home = NULL, *instance = NULL, *assignees[MAX_ASSIGNEES];
+	const char *home = NULL, *instance = NULL, *org_file = NULL, *assignees[MAX_ASSIGNEES];
+	dk_org *org = NULL;
+	char *org_xml = NULL;
+	size_t org_len = 0;
 	dk_hook_event ev;
 	long count = 1, instances = 1, seq = 1;
 	dk_store *s = NULL;
@@ -68,6 +73,8 @@ int main(int argc, char **argv)
 			ev.transition = v;
 		else if (strcmp(a, "--comment") == 0)
 			ev.comment = v;
+		else if (strcmp(a, "--org") == 0)
+			org_file = v;
 		else if (strcmp(a, "--assignee") == 0 && ev.nassignees < MAX_ASSIGNEES)
 			assignees[ev.nassignees++] = v;
 		else
@@ -79,23 +86,23 @@ int main(int argc, char **argv)
 	ev.flow_version = 1;
 	if ((error = dk_store_open(&s, home)) < 0)
 		goto cleanup;
-	if ((error = dk_time_now(&ev.at)) < 0)
+	if (org_file)
+		error = dk_org_load_file(&org, org_file, NULL);
+	else if (dk_store_org_bytes(s, &org_xml, &org_len) == 0)
+		error = dk_org_load_buffer(&org, "org", org_xml, org_len, NULL);
+	if (error < 0 || (error = dk_time_now(&ev.at)) < 0)
 		goto cleanup;
 	if ((error = dk_store_begin(s)) < 0)
 		goto cleanup;
 	for (long k = 0; k < count && error == 0; k++) {
 		dk_buf id = DK_BUF_INIT;
-		char *body = NULL;
 		if (instances > 1)
 			dk_buf_printf(&id, "%s-%ld", instance, k % instances);
 		else
 			dk_buf_puts(&id, instance);
 		ev.instance_id = id.ptr;
 		ev.seq = seq + k / instances;
-		if ((error = dk_hook_payload(&body, &ev, NULL)) == 0)
-			error = dk_store_outbox_enqueue(s, ev.type, ev.flow_id, ev.instance_id,
-			                                body, ev.at);
-		free(body);
+		error = dk_hook_enqueue(s, &ev, org, ev.at);
 		dk_buf_free(&id);
 	}
 	if (error == 0)
@@ -105,6 +112,8 @@ int main(int argc, char **argv)
 cleanup:
 	if (error < 0)
 		fprintf(stderr, "outbox_enqueue: %s\n", dk_error_last());
+	dk_org_free(org);
+	free(org_xml);
 	dk_store_close(s);
 	return error < 0 ? 1 : 0;
 }
