@@ -50,7 +50,9 @@ void dk__users_free(dk_users *u)
 /* Adds every whitespace-separated word of s. */
 static void add_words(dk_users *out, const char *s)
 {
-	while (s && *s) {
+	if (!s)
+		return;
+	while (*s) {
 		while (*s && isspace((unsigned char)*s))
 			s++;
 		const char *e = s;

@@ -136,3 +136,16 @@ int dk__is_holiday(const dk_run *run, const struct tm *local)
 			return 1;
 	return 0;
 }
+
+int dk__parse_time(int64_t *out, const char *zone, const char *s)
+{
+	int err = dk_time_parse(out, s);
+	if (err < 0 || strlen(s) != 10)
+		return err;
+	/* a bare date is that day's local midnight, not UTC's */
+	struct tm tm;
+	time_t tt = (time_t)*out;
+	gmtime_r(&tt, &tm);
+	*out = dk__from_local(zone, &tm);
+	return 0;
+}

@@ -257,6 +257,12 @@ typedef struct {
 	char *data;
 } dk_event;
 
+/* The event as one JSON object (text, caller frees): {"type", "at",
+ * "instance", "actor", "on_behalf_of", "user", "from", "to", "transition",
+ * "comment", "data": {...}}, fields that are NULL left out. For the audit
+ * log, `log --json` and webhook payloads. instance may be NULL. */
+int dk_event_to_json(char **out, const dk_event *e, const char *instance);
+
 /* An open task: user should act in state. */
 typedef struct {
 	char *instance;

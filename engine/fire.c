@@ -580,8 +580,11 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 	if (from->quorum != DK_QUORUM_NONE && from->kind == DK_STATE_SIMPLE) {
 		if ((err = dk__vote(&fire, &run, from, t, behalf ? behalf : cmd->actor)) < 0)
 			goto cleanup;
+		/* the vote carries the voter's comment; its variables too
+		 * when it does not fire (else transition.fired has them) */
+		dk_event *v = &res.events[res.nevents - 1];
+		v->comment = cmd->comment && *cmd->comment ? dk_strdup(cmd->comment) : NULL;
 		if (!fire && json_object_size(changes)) {
-			dk_event *v = &res.events[res.nevents - 1];
 			json_t *d = json_loads(v->data, 0, NULL);
 			json_object_set(d, "vars", changes);
 			free(v->data);

@@ -49,6 +49,9 @@ int dk__value_from_xpath(dk_value *out, const dk_var *decl, xmlXPathObjectPtr ob
  * pairs to changes (a jansson object, may be NULL). */
 int dk__vars_assign(dk_run *run, const char *const *kv, size_t n, void *changes);
 void dk__var_change(void *changes, const dk_value *before, const dk_value *after);
+/* The value as a new jansson reference: integer-valued numbers as JSON
+ * integers, NaN as null, booleans as true/false, the rest as strings. */
+void *dk__value_json(const dk_value *v);
 
 /* ---- xpath.c ----------------------------------------------------------- */
 /* Evaluates expr with $state = state. *out freed with xmlXPathFreeObject.
@@ -71,6 +74,9 @@ int64_t dk__add_local(const char *zone, int64_t t, const dk_duration *d);
 /* Days from a to b counted on the local calendar (midnights crossed). */
 int64_t dk__days_between(const char *zone, int64_t a, int64_t b);
 int dk__is_holiday(const dk_run *run, const struct tm *local);
+/* dk_time_parse, except that a bare date ("2026-11-28") is midnight in
+ * zone rather than in UTC. */
+int dk__parse_time(int64_t *out, const char *zone, const char *s);
 
 /* ---- assign.c ---------------------------------------------------------- */
 void dk__users_add(dk_users *u, const char *user, const char *role);

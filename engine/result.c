@@ -31,6 +31,31 @@ dk_event *dk__event(dk_run *run, const char *type)
 	return e;
 }
 
+int dk_event_to_json(char **out, const dk_event *e, const char *instance)
+{
+	char at[DK_TIME_STRLEN];
+	json_t *o = json_object(), *d;
+	const char *keys[] = {"actor", "on_behalf_of", "user",   "from",
+	                      "to",    "transition",   "comment"};
+	const char *vals[] = {e->actor, e->on_behalf_of, e->user,   e->from,
+	                      e->to,    e->transition,   e->comment};
+	dk_time_format(at, e->at);
+	json_object_set_new(o, "type", json_string(e->type));
+	json_object_set_new(o, "at", json_string(at));
+	if (instance)
+		json_object_set_new(o, "instance", json_string(instance));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (vals[i])
+			json_object_set_new(o, keys[i], json_string(vals[i]));
+	d = e->data ? json_loads(e->data, 0, NULL) : NULL;
+	json_object_set_new(o, "data", d ? d : json_object());
+	*out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!*out)
+		return dk_error_set(DK_EINTERNAL, "cannot write an event as JSON");
+	return 0;
+}
+
 static void task_free(dk_task *t)
 {
 	free(t->instance);

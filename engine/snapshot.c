@@ -306,21 +306,6 @@ static json_t *jstr(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *jvalue(const dk_value *v)
-{
-	switch (v->type) {
-	case DK_VAR_NUMBER:
-		if (v->number == (double)(int64_t)v->number && v->number > -9e15 &&
-		    v->number < 9e15)
-			return json_integer((json_int_t)v->number);
-		if (v->number != v->number) /* NaN has no JSON form */
-			return json_null();
-		return json_real(v->number);
-	case DK_VAR_BOOLEAN: return json_boolean(v->boolean);
-	default: return jstr(v->text);
-	}
-}
-
 int dk_snapshot_to_json(char **out, const dk_snapshot *s)
 {
 	json_t *root = json_object(), *a;
@@ -346,7 +331,7 @@ int dk_snapshot_to_json(char **out, const dk_snapshot *s)
 	for (size_t i = 0; i < s->nvars; i++)
 		json_array_append_new(a, json_pack("{s:s,s:s,s:o}", "name", s->vars[i].name, "type",
 		                                   type_name(s->vars[i].type), "value",
-		                                   jvalue(&s->vars[i])));
+		                                   (json_t *)dk__value_json(&s->vars[i])));
 	json_object_set_new(root, "vars", a);
 	a = json_array();
 	for (size_t i = 0; i < s->nstates; i++) {

@@ -122,15 +122,21 @@ int dk__value_from_xpath(dk_value *out, const dk_var *decl, xmlXPathObjectPtr ob
 	return 0;
 }
 
-static json_t *jv(const dk_value *v)
+void *dk__value_json(const dk_value *v)
 {
 	if (!v)
 		return json_null();
-	if (v->type == DK_VAR_NUMBER && isfinite(v->number))
+	switch (v->type) {
+	case DK_VAR_NUMBER:
+		if (!isfinite(v->number)) /* NaN has no JSON form */
+			return json_null();
+		if (v->number > -9e15 && v->number < 9e15 &&
+		    v->number == (double)(int64_t)v->number)
+			return json_integer((json_int_t)v->number);
 		return json_real(v->number);
-	if (v->type == DK_VAR_BOOLEAN)
-		return json_boolean(v->boolean);
-	return json_string(v->text);
+	case DK_VAR_BOOLEAN: return json_boolean(v->boolean);
+	default: return v->text ? json_string(v->text) : json_null();
+	}
 }
 
 void dk__var_change(void *changes, const dk_value *before, const dk_value *after)
@@ -138,7 +144,8 @@ void dk__var_change(void *changes, const dk_value *before, const dk_value *after
 	if (!changes)
 		return;
 	json_object_set_new((json_t *)changes, after->name,
-	                    json_pack("{s:o,s:o}", "from", jv(before), "to", jv(after)));
+	                    json_pack("{s:o,s:o}", "from", (json_t *)dk__value_json(before), "to",
+	                              (json_t *)dk__value_json(after)));
 }
 
 static void declared_list(dk_buf *b, const dk_flow *flow)

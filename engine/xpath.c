@@ -11,7 +11,8 @@
  * definitions' dk_fn_table; the table below must cover that one, which a
  * unit test checks.
  *
- * Dates going in are strings dk_time_parse accepts; dates coming out are
+ * Dates going in are strings dk_time_parse accepts (a bare date is
+ * midnight in the zone described below); dates coming out are
  * "YYYY-MM-DDTHH:MM:SSZ" (UTC), so they compare and sort as strings and
  * feed back into other functions. Calendar functions work on the local
  * calendar of the flow's (else the org's) time zone: "day-of-month(8)" is
@@ -72,7 +73,7 @@ static char *pop_str(xmlXPathParserContextPtr ctxt)
 static int pop_time(xmlXPathParserContextPtr ctxt, const char *fn, int64_t *out)
 {
 	char *s = pop_str(ctxt);
-	int err = dk_time_parse(out, s ? s : "");
+	int err = dk__parse_time(out, dk__zone(ctx_of(ctxt)->run), s ? s : "");
 	if (err < 0)
 		fail(ctxt, "dk:%s: '%s' is not a date; pass an ISO 8601 date like 2026-11-28", fn,
 		     s ? s : "");
@@ -569,7 +570,7 @@ int dk__eval_time(int64_t *out, dk_run *run, const char *state, const dk_xpath *
 		return err;
 	s = xmlXPathCastToString(r);
 	xmlXPathFreeObject(r);
-	if (s && *s && dk_time_parse(out, (const char *)s) < 0)
+	if (s && *s && dk__parse_time(out, dk__zone(run), (const char *)s) < 0)
 		err = dk_error_set(DK_EINVALID,
 		                   "expression '%s' (line %d of flow '%s') gave '%s', not a date; "
 		                   "make it give an ISO 8601 date-time, e.g. with dk:add or "

@@ -1169,6 +1169,126 @@ static void fn_errors_name_the_expression(void **state)
 	end(&in);
 }
 
+static void event_json(void **state)
+{
+	inst in;
+	char *j = NULL;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act_full(&in, "return", "wei", "redo it", NULL, 0, NULL), 0);
+	assert_int_equal(dk_event_to_json(&j, event(&in.res, DK_EV_FIRED), "I-1"), 0);
+	assert_non_null(strstr(j, "\"type\":\"transition.fired\""));
+	assert_non_null(strstr(j, "\"instance\":\"I-1\""));
+	assert_non_null(strstr(j, "\"comment\":\"redo it\""));
+	assert_non_null(strstr(j, "\"data\":{}"));
+	assert_null(strstr(j, "on_behalf_of"));
+	free(j);
+	end(&in);
+}
+
+static void vote_records_comment_and_delegate(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, QUORUM, "li", NULL, 0);
+	assert_int_equal(act(&in, "to-two", "li"), 0);
+	in.dels[0] = (dk_delegation){"qian", "sun", NULL, 0, 0};
+	in.env.ndelegations = 1;
+	assert_int_equal(act_full(&in, "approve", "sun", "fine by me", NULL, 0, NULL), 0);
+	const dk_event *v = event(&in.res, DK_EV_VOTE);
+	assert_string_equal(v->actor, "sun");
+	assert_string_equal(v->on_behalf_of, "qian");
+	assert_string_equal(v->user, "qian");
+	assert_string_equal(v->comment, "fine by me");
+	assert_non_null(strstr(v->data, "\"decided\":false"));
+	/* the delegate voted in qian's name: qian cannot vote again */
+	assert_int_equal(act(&in, "approve", "qian"), DK_ECONFLICT);
+	assert_false(has_task(&in.res, "two", "qian"));
+	assert_true(has_task(&in.res, "two", "he"));
+	end(&in);
+}
+
+static void timer_of_completed_instance_dropped(void **state)
+{
+	inst in;
+	dk_timer old;
+	dk_engine_result r;
+	(void)state;
+	begin(&in, TIMED, "li", NULL, 0);
+	const dk_timer *t = timer_of(&in.res, "deadline", "wait");
+	old = (dk_timer){NULL, strdup(t->kind), strdup(t->state), t->due_at, strdup(t->payload)};
+	assert_int_equal(fire_timer(&in, "fire", "wait"), 0);
+	assert_int_equal(snap(&in)->status, DK_INSTANCE_COMPLETED);
+	in.env.now = old.due_at;
+	assert_int_equal(adopt(&in, dk_engine_timer(&r, &in.env, snap(&in), &old), &r), 0);
+	assert_int_equal(count_events(&in.res, DK_EV_TIMER_DROP), 1);
+	assert_int_equal(count_events(&in.res, DK_EV_MISSED), 0);
+	free(old.kind);
+	free(old.state);
+	free(old.payload);
+	end(&in);
+}
+
+static void timer_plain_deadline_only_records(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, TIMED, "li", NULL, 0);
+	assert_int_equal(fire_timer(&in, "deadline", "wait"), 0);
+	assert_int_equal(count_events(&in.res, DK_EV_MISSED), 1);
+	assert_int_equal(in.res.nevents, 1);
+	assert_string_equal(snap(&in)->state, "wait");
+	assert_null(timer_of(&in.res, "deadline", "wait"));
+	assert_non_null(timer_of(&in.res, "fire", "wait"));
+	end(&in);
+}
+
+static void timer_in_region(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PARALLEL, "li", NULL, 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(fire_timer(&in, "remind", "book"), 0);
+	assert_int_equal(count_events(&in.res, DK_EV_REMINDER), 1);
+	assert_string_equal(event(&in.res, DK_EV_REMINDER)->user, "he");
+	assert_string_equal(snap(&in)->state, "checks");
+	end(&in);
+}
+
+static void wrong_flow_version_refused(void **state)
+{
+	inst in;
+	dk_flow *other;
+	dk_engine_env env;
+	dk_engine_result r;
+	char *xml = strdup(PLAN);
+	(void)state;
+	plan_to_review(&in);
+	memcpy(strstr(xml, "version='1'"), "version='2'", 11);
+	other = load(xml);
+	env = in.env;
+	env.flow = other;
+	dk_fire_cmd cmd = DK_FIRE_CMD_INIT;
+	cmd.transition = "approve";
+	cmd.actor = "wei";
+	assert_int_equal(dk_engine_fire(&r, &env, snap(&in), &cmd), DK_EINVALID);
+	assert_msg("runs flow plan@1, but plan@2 was given");
+	dk_flow_free(other);
+	free(xml);
+	end(&in);
+}
+
+static void fn_bare_date_is_local_midnight(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PLAN, "li", plan_vars, 1);
+	assert_eval(&in, "dk:add('2026-11-30', 'P1D')", NULL, "2026-11-30T16:00:00Z");
+	assert_eval(&in, "dk:days-between('2026-11-30', dk:now())", "2026-12-02T01:00:00Z", "2");
+	end(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1218,6 +1338,13 @@ int main(void)
 	    cmocka_unit_test(fn_calendar_month_end_and_leap_day),
 	    cmocka_unit_test(fn_evidence),
 	    cmocka_unit_test(fn_errors_name_the_expression),
+	    cmocka_unit_test(event_json),
+	    cmocka_unit_test(vote_records_comment_and_delegate),
+	    cmocka_unit_test(timer_of_completed_instance_dropped),
+	    cmocka_unit_test(timer_plain_deadline_only_records),
+	    cmocka_unit_test(timer_in_region),
+	    cmocka_unit_test(wrong_flow_version_refused),
+	    cmocka_unit_test(fn_bare_date_is_local_midnight),
 	};
 	return cmocka_run_group_tests(tests, setup_org, teardown_org);
 }
