@@ -25,6 +25,8 @@ typedef struct {
 	dk_diags *d;
 	char *var_used;      /* per flow var: read by an expression or set */
 	char *evidence_used; /* per evidence kind: required, frozen or counted */
+	char *reported;      /* per state: already wrong (duplicate id, extra initial),
+	                      * so reachability says nothing more about it */
 } checker;
 
 static void err(checker *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -121,8 +123,8 @@ static void use_evidence(checker *c, const char *id, int line, const char *where
 	dk_buf b = DK_BUF_INIT;
 	list_evidence(c, &b);
 	err(c, line,
-	    "%s names evidence kind '%s', which is not declared; declare <evidence id=\"%s\"> or "
-	    "fix the name (evidence: %s)",
+	    "%s evidence kind '%s', which is not declared; declare <evidence id=\"%s\"> or fix "
+	    "the name (evidence: %s)",
 	    where, id, id, dk_buf_cstr(&b));
 	dk_buf_free(&b);
 }
@@ -134,8 +136,8 @@ static void use_role(checker *c, const char *role, int line, const char *where)
 	dk_buf b = DK_BUF_INIT;
 	list_roles(c, &b);
 	err(c, line,
-	    "%s names role '%s', which is not declared; declare <role id=\"%s\"> or fix the name "
-	    "(roles: %s)",
+	    "%s names role '%s', which is not declared; declare <role id=\"%s\"> or fix the "
+	    "name (roles: %s)",
 	    where, role, role, dk_buf_cstr(&b));
 	dk_buf_free(&b);
 }
@@ -353,15 +355,24 @@ static scan_result scan_expr(checker *c, const dk_xpath *x, const char *what)
 			            strcmp(local, "count") == 0 ||
 			            strcmp(local, "uploaded-at") == 0)) {
 				char where[300];
-				snprintf(where, sizeof(where), "%s (in dk:%s)", what, local);
+				snprintf(where, sizeof(where), "%s asks dk:%s() about", what,
+				         local);
 				use_evidence(c, lit, x->line, where);
 			}
-		} else if (prefix) {
+		} else if (prefix && dk_fn_lookup(local)) {
 			err(c, x->line,
 			    "%s calls %s:%s(), but docket's functions use the prefix dk: "
 			    "(namespace "
 			    "%s); write dk:%s(...)",
 			    what, prefix, local, DK_FN_NS, local);
+		} else if (prefix) {
+			err(c, x->line,
+			    "%s calls %s:%s(), which docket does not know; docket's functions use "
+			    "the "
+			    "prefix dk: and XPath 1.0's have no prefix (see the function table in "
+			    "the "
+			    "designer's guide)",
+			    what, prefix, local);
 		} else if (in_list(node_tests, local)) {
 			r.names++;
 		} else if (in_list(core_fns, local)) {
@@ -433,6 +444,7 @@ static void check_duplicates(checker *c)
 				    "state id '%s' is used twice (first on line %d); state ids are "
 				    "unique across the whole flow, rename one",
 				    st->id, f->states[j].line);
+				c->reported[i] = 1;
 				break;
 			}
 		for (size_t k = 0; k < st->ntransitions; k++)
@@ -465,14 +477,16 @@ static void check_initials(checker *c)
 		const dk_state *st = &f->states[i];
 		if (st->region || !st->initial)
 			continue;
-		if (!first)
+		if (!first) {
 			first = st;
-		else
-			err(c, st->line,
-			    "state '%s' is marked initial, but state '%s' (line %d) already is; a "
-			    "flow "
-			    "starts in exactly one state, remove one initial=\"true\"",
-			    st->id, first->id, first->line);
+			continue;
+		}
+		c->reported[i] = 1;
+		err(c, st->line,
+		    "state '%s' is marked initial, but state '%s' (line %d) already is; a "
+		    "flow "
+		    "starts in exactly one state, remove one initial=\"true\"",
+		    st->id, first->id, first->line);
 	}
 	if (!first)
 		err(c, f->line,
@@ -490,14 +504,16 @@ static void check_initials(checker *c)
 				finals++;
 			if (!st->initial)
 				continue;
-			if (!ini)
+			if (!ini) {
 				ini = st;
-			else
-				err(c, st->line,
-				    "state '%s' is marked initial, but state '%s' (line %d) "
-				    "already is "
-				    "in region '%s'; a region starts in exactly one state",
-				    st->id, ini->id, ini->line, r->id);
+				continue;
+			}
+			c->reported[st - f->states] = 1;
+			err(c, st->line,
+			    "state '%s' is marked initial, but state '%s' (line %d) "
+			    "already is "
+			    "in region '%s'; a region starts in exactly one state",
+			    st->id, ini->id, ini->line, r->id);
 		}
 		r->initial = ini;
 		if (!ini)
@@ -568,10 +584,15 @@ static void check_transitions(checker *c)
 			} else {
 				t->target = target;
 			}
-			if (t->role)
-				use_role(c, t->role, t->line, "transition role");
-			for (size_t r = 0; r < t->nrequires; r++)
-				use_evidence(c, t->requires[r], t -> line, "<requires>");
+			{
+				char where[300];
+				snprintf(where, sizeof(where), "transition '%s'", t->id);
+				if (t->role)
+					use_role(c, t->role, t->line, where);
+				snprintf(where, sizeof(where), "transition '%s' requires", t->id);
+				for (size_t r = 0; r < t->nrequires; r++)
+					use_evidence(c, t->requires[r], t -> line, where);
+			}
 			for (size_t s = 0; s < t->nsets; s++) {
 				const char *var = t->sets[s].var;
 				int vi = var_index(c, var);
@@ -611,14 +632,18 @@ static void check_transitions(checker *c)
 			     "finishing "
 			     "all its regions does not move the flow on; add one",
 			     st->id);
+		char where[300];
+		snprintf(where, sizeof(where), "the assign of state '%s'", st->id);
 		if (st->assign.kind == DK_ASSIGN_ROLE)
-			use_role(c, st->assign.text, st->line, "assign");
+			use_role(c, st->assign.text, st->line, where);
+		snprintf(where, sizeof(where), "state '%s' freezes", st->id);
 		for (size_t r = 0; r < st->nfreeze; r++)
-			use_evidence(c, st->freeze[r], st->line, "freeze");
+			use_evidence(c, st->freeze[r], st->line, where);
+		snprintf(where, sizeof(where), "the escalate of state '%s'", st->id);
 		for (size_t k = 0; k < st->ndeadlines; k++) {
 			dk_deadline *dl = &st->deadlines[k];
 			if (dl->has_escalate && dl->escalate.kind == DK_ASSIGN_ROLE)
-				use_role(c, dl->escalate.text, dl->line, "escalate");
+				use_role(c, dl->escalate.text, dl->line, where);
 			if (dl->fire) {
 				dl->fire_transition = dk_state_transition(st, dl->fire);
 				if (!dl->fire_transition) {
@@ -653,8 +678,24 @@ static void check_reach(checker *c, const dk_region *scope, const dk_state *init
 	char *fwd = dk_calloc(n + 1, 1), *back = dk_calloc(n + 1, 1);
 	int changed;
 
+	int finals = 0;
 	if (!initial)
 		goto cleanup;
+	/* A target that is unknown or out of scope is reported already; what
+	 * it would have reached is unknown, so say nothing about reachability
+	 * until it is fixed. */
+	for (size_t i = 0; i < n; i++) {
+		if (f->states[i].region != scope)
+			continue;
+		finals += f->states[i].final;
+		for (size_t k = 0; k < f->states[i].ntransitions; k++)
+			if (!f->states[i].transitions[k].target)
+				goto cleanup;
+	}
+	if (!scope && finals == 0)
+		err(c, f->line,
+		    "the flow has no final state, so no instance can ever finish; mark the state "
+		    "where it ends with final=\"true\"");
 	fwd[initial - f->states] = 1;
 	do {
 		changed = 0;
@@ -690,7 +731,7 @@ static void check_reach(checker *c, const dk_region *scope, const dk_state *init
 	} while (changed);
 	for (size_t i = 0; i < n; i++) {
 		const dk_state *st = &f->states[i];
-		if (st->region != scope)
+		if (st->region != scope || c->reported[i])
 			continue;
 		if (!fwd[i]) {
 			err(c, st->line,
@@ -699,7 +740,7 @@ static void check_reach(checker *c, const dk_region *scope, const dk_state *init
 			    st->id, initial->id);
 			continue;
 		}
-		if (back[i])
+		if (back[i] || finals == 0)
 			continue;
 		if (st->ntransitions == 0)
 			err(c, st->line,
@@ -770,13 +811,15 @@ static void check_unused(checker *c)
 {
 	dk_flow *f = c->f;
 	for (size_t i = 0; i < f->nvars; i++)
-		if (!c->var_used[i] && !f->vars[i].required && !f->vars[i].default_value)
+		if (!c->var_used[i] && !f->vars[i].required && !f->vars[i].default_value &&
+		    var_index(c, f->vars[i].name) == (int)i)
 			warn(c, f->vars[i].line,
 			     "variable '%s' is declared but no expression reads it and no <set> "
 			     "changes it; use it or remove it",
 			     f->vars[i].name);
 	for (size_t i = 0; i < f->nevidence; i++)
-		if (!c->evidence_used[i])
+		if (!c->evidence_used[i] &&
+		    dk_flow_evidence(f, f->evidence[i].id) == &f->evidence[i])
 			warn(c, f->evidence[i].line,
 			     "evidence kind '%s' is never required, frozen or counted; add "
 			     "<requires "
@@ -786,9 +829,10 @@ static void check_unused(checker *c)
 
 void dk_flow_check(dk_flow *flow, dk_diags *d)
 {
-	checker c = {flow, flow->file, d, NULL, NULL};
+	checker c = {flow, flow->file, d, NULL, NULL, NULL};
 	c.var_used = dk_calloc(flow->nvars + 1, 1);
 	c.evidence_used = dk_calloc(flow->nevidence + 1, 1);
+	c.reported = dk_calloc(flow->nstates + 1, 1);
 
 	check_duplicates(&c);
 	check_initials(&c);
@@ -800,4 +844,5 @@ void dk_flow_check(dk_flow *flow, dk_diags *d)
 	check_unused(&c);
 	free(c.var_used);
 	free(c.evidence_used);
+	free(c.reported);
 }

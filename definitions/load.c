@@ -78,8 +78,8 @@ static int parse_duration(builder *b, dk_duration *out, const char *text, int li
 	if (dk_duration_parse(out, text) == 0)
 		return 1;
 	err(b, line,
-	    "%s '%s' is not an ISO 8601 duration; write it like P3D (3 days), PT4H (4 hours), "
-	    "P1M (1 month) or P1DT12H",
+	    "%s=\"%s\", which is not an ISO 8601 duration; write it like P3D (3 days), PT4H "
+	    "(4 hours), P1M (1 month) or P1DT12H",
 	    what, text);
 	return 0;
 }
@@ -238,7 +238,7 @@ static void build_evidence(builder *b, dk_evidence_kind *e, const xmlNode *n)
 		/* A duration counts from state entry; anything else is an XPath date. */
 		if (due[0] == 'P' && (isdigit((unsigned char)due[1]) || due[1] == 'T' || !due[1])) {
 			char what[160];
-			snprintf(what, sizeof(what), "due of evidence '%s'", e->id);
+			snprintf(what, sizeof(what), "evidence '%s' has due", e->id);
 			e->has_due_after = parse_duration(b, &e->due_after, due, e->line, what);
 		} else {
 			char what[160];
@@ -323,7 +323,7 @@ static void build_deadline(builder *b, dk_state *st, dk_deadline *dl, const xmlN
 
 	dl->line = dk_xml_line(n);
 	if (after) {
-		snprintf(what, sizeof(what), "deadline after of state '%s'", st->id);
+		snprintf(what, sizeof(what), "the deadline of state '%s' has after", st->id);
 		dl->has_after = parse_duration(b, &dl->after, after, dl->line, what);
 	}
 	if (at) {
@@ -338,7 +338,8 @@ static void build_deadline(builder *b, dk_state *st, dk_deadline *dl, const xmlN
 				dup = "remind";
 			} else {
 				char *every = dk_xml_attr(c, "every");
-				snprintf(what, sizeof(what), "remind every of state '%s'", st->id);
+				snprintf(what, sizeof(what), "the <remind> of state '%s' has every",
+				         st->id);
 				dl->has_remind = parse_duration(b, &dl->remind_every,
 				                                every ? every : "", line, what);
 				if (dl->has_remind && dl->remind_every.years == 0 &&

@@ -117,6 +117,7 @@ typedef struct {
 	int line;
 	int code;
 	int domain;
+	int int1; /* XPath: the offset of the error in the expression */
 	char *message;
 	xmlNodePtr node;
 } lib_error;
@@ -138,6 +139,7 @@ static void on_error(void *ctx, xmlErrorPtr e)
 	le->code = e->code;
 	le->domain = e->domain;
 	le->node = e->node;
+	le->int1 = e->int1;
 	if (le->node && le->line <= 0)
 		le->line = dk_xml_line(le->node);
 	/* libxml2 messages end with a newline and start upper-case. */
@@ -145,6 +147,9 @@ static void on_error(void *ctx, xmlErrorPtr e)
 	size_t n = strlen(m);
 	while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
 		m[--n] = '\0';
+	for (char *p = m; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
 	le->message = m;
 }
 
@@ -219,10 +224,32 @@ static void report_parse_error(const char *file, const lib_error *le, const char
 		             what, example);
 		break;
 	case XML_ERR_INVALID_CHAR:
-	case XML_ERR_INVALID_ENCODING:
-		dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
-		             "the file is not UTF-8 text (%s); save it as UTF-8 XML", m);
+	case XML_ERR_INVALID_ENCODING: {
+		const char *bytes = strstr(le->message, "Bytes:");
+		if (bytes)
+			dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
+			             "the file is not UTF-8 text (bad bytes %s); save it as UTF-8",
+			             bytes + 7);
+		else
+			dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
+			             "the file is not UTF-8 text (%s); save it as UTF-8", m);
 		break;
+	}
+	case XML_ERR_TAG_NAME_MISMATCH: {
+		char open[128], close[128];
+		int oline;
+		if (sscanf(le->message, "Opening and ending tag mismatch: %127s line %d and %127s",
+		           open, &oline, close) == 3) {
+			dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
+			             "</%s> closes <%s>, which was opened on line %d and is still "
+			             "open; close <%s> first (or write it as <%s .../>)",
+			             close, open, oline, open, open);
+			break;
+		}
+		dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
+		             "not well-formed XML: %s; fix the markup", m);
+		break;
+	}
 	case XML_ERR_UNDECLARED_ENTITY:
 		dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
 		             "%s; only the XML entities &lt; &gt; &amp; &quot; &apos; and "
@@ -474,6 +501,22 @@ static void explain_value(const char *file, const xmlNode *n, const char *attr, 
 	}
 }
 
+/* libxml2 gives a text node the line where it ends; the designer wants
+ * the line where its first non-blank character is. */
+static int text_line(const xmlNode *c, int fallback)
+{
+	int line = dk_xml_line(c);
+	const xmlChar *t = c->content;
+	if (line <= 0 || !t)
+		return fallback;
+	while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
+		t++;
+	for (; *t; t++)
+		if (*t == '\n')
+			line--;
+	return line > 0 ? line : fallback;
+}
+
 static void explain_node(const char *file, const char *ns, const xmlNode *n, dk_diags *d)
 {
 	const char *el = (const char *)n->name;
@@ -547,7 +590,7 @@ static void explain_node(const char *file, const char *ns, const xmlNode *n, dk_
 					blank = 0;
 			if (!blank && !r->text)
 				dk_diags_add(
-				    d, file, dk_xml_line(c) ? dk_xml_line(c) : line, DK_DIAG_ERROR,
+				    d, file, text_line(c, line), DK_DIAG_ERROR,
 				    "text is not allowed inside <%s>; put expressions in <guard> "
 				    "or in attributes, and notes in <!-- comments -->",
 				    el);
@@ -568,9 +611,10 @@ static void explain_node(const char *file, const char *ns, const xmlNode *n, dk_
 			if (strcmp(node_ns(c), "http://www.w3.org/2001/XInclude") == 0)
 				dk_diags_add(
 				    d, file, cline, DK_DIAG_ERROR,
-				    "XInclude <%s> is not supported; put everything in one "
-				    "file",
-				    cn);
+				    "XInclude (<%s%s%s>) is not supported; put everything in "
+				    "one file",
+				    c->ns->prefix ? (const char *)c->ns->prefix : "",
+				    c->ns->prefix ? ":" : "", cn);
 			else if (*node_ns(c))
 				dk_diags_add(
 				    d, file, cline, DK_DIAG_ERROR,
@@ -884,14 +928,14 @@ dk_xpath *dk_xpath_compile(const char *file, int line, const char *what, const c
 			char *m = dk_strdup(errs.items[0].message);
 			lower_first(m);
 			dk_diags_add(d, file, line, DK_DIAG_ERROR,
-			             "%s '%s' is not a valid XPath expression: %s; check brackets, "
-			             "quotes and operators",
-			             what, text, m);
+			             "%s is not valid XPath (%s at character %d of '%s'); check "
+			             "brackets, quotes and operators",
+			             what, m, errs.items[0].int1 + 1, text);
 			free(m);
 		} else {
 			dk_diags_add(d, file, line, DK_DIAG_ERROR,
-			             "%s '%s' is not a valid XPath expression; check brackets, "
-			             "quotes and operators",
+			             "%s is not valid XPath ('%s'); check brackets, quotes and "
+			             "operators",
 			             what, text);
 		}
 		errors_free(&errs);
