@@ -53,8 +53,11 @@ static int not_found(int64_t id)
 	                    id);
 }
 
-static int hooks_add(dk_cli *cli, dk_store *s, int argc, char **argv)
+/* Checks everything before opening the store: a refused subscription
+ * leaves no trace, not even a new home. */
+static int hooks_add(dk_cli *cli, int argc, char **argv)
 {
+	dk_store *s = NULL;
 	const char *url = NULL, *events = NULL, *flow = NULL, *secret = NULL;
 	char *ev = NULL, *made = NULL;
 	dk_hook_row row;
@@ -90,7 +93,8 @@ static int hooks_add(dk_cli *cli, dk_store *s, int argc, char **argv)
 		error = dk_hook_secret_check(secret);
 	else
 		error = dk_hook_secret_generate(&made);
-	if (error < 0 || (error = dk_time_now(&now)) < 0)
+	if (error < 0 || (error = dk_time_now(&now)) < 0 ||
+	    (error = dk_store_open(&s, cli->home)) < 0)
 		goto cleanup;
 	row.url = (char *)url;
 	row.events = ev;
@@ -119,6 +123,7 @@ static int hooks_add(dk_cli *cli, dk_store *s, int argc, char **argv)
 		}
 	}
 cleanup:
+	dk_store_close(s);
 	free(ev);
 	free(made);
 	return error;
@@ -288,11 +293,11 @@ int cmd_hooks(dk_cli *cli, int argc, char **argv)
 	if (strcmp(sub, "add") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "remove") != 0 &&
 	    strcmp(sub, "disable") != 0 && strcmp(sub, "enable") != 0 && strcmp(sub, "rotate") != 0)
 		return usage("unknown hooks command");
+	if (strcmp(sub, "add") == 0)
+		return hooks_add(cli, argc - 1, argv + 1);
 	if ((error = dk_store_open(&s, cli->home)) < 0)
 		return error;
-	if (strcmp(sub, "add") == 0)
-		error = hooks_add(cli, s, argc - 1, argv + 1);
-	else if (strcmp(sub, "list") == 0)
+	if (strcmp(sub, "list") == 0)
 		error = argc == 2 ? hooks_list(cli, s) : usage("hooks list takes no arguments");
 	else if (strcmp(sub, "rotate") == 0)
 		error = hooks_rotate(cli, s, argc - 1, argv + 1);

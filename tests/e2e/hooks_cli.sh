@@ -7,6 +7,8 @@ dk hooks add ftp://example.com/hook
 expect_rc 1 "a non-http scheme is refused"
 expect_err "scheme 'ftp'" "the message names the scheme"
 expect_err "http:// or https://" "and says what is allowed"
+[ -e "$DOCKET_HOME" ] && not_ok "a refused add created the home" ||
+	ok "a refused add leaves no trace"
 dk hooks add file:///etc/passwd
 expect_rc 1 "file:// is refused"
 dk hooks add example.com/hook

@@ -96,6 +96,11 @@ jq -s -e '
         ($g[$i].seq >= $g[$i - 1].seq) and
         ($g[$i].seq == $g[$i - 1].seq or $g[$i - 1].status == 200)))' "$T/log" >/dev/null
 check $? "per-instance order kept"
+# the nine requests of the second run went over at most three connections
+# (one per instance in flight at a time): connections are kept alive
+[ "$(jq -s '.[3:] | map(.client_port) | unique | length' "$T/log")" -le 3 ]
+check $? "connections are reused ($(jq -s '.[3:] | map(.client_port) | unique | length' \
+	"$T/log") for 9 requests)"
 jq -s -e 'all(.[]; .verified)' "$T/log" >/dev/null
 check $? "the receiver verified every signature"
 jq -s -e 'all(.[]; .content_type == "application/json" and .user_agent == "docket/0.1")' \

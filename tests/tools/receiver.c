@@ -19,7 +19,8 @@
  *
  * Every request becomes one JSON line in --log, written when it arrives:
  * n, path, id, timestamp, signature, content_type, user_agent, verified,
- * error, status, duplicate, body. SIGTERM or SIGINT stops it.
+ * error, status, duplicate, body, and client_port (the sender's TCP port:
+ * requests sharing one came over one kept-alive connection). SIGTERM or SIGINT stops it.
  */
 #include "util/buf.h"
 #include "util/error.h"
@@ -181,6 +182,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	json_object_set_new(o, "status", json_integer(status));
 	json_object_set_new(o, "duplicate", json_boolean(dup));
 	json_set_str(o, "body", body, rq->body.len);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+		json_object_set_new(
+		    o, "client_port",
+		    json_integer(ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port)));
 	char *line = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (R.log && line) {
