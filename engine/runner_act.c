@@ -83,7 +83,6 @@ static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engin
 {
 	const char *users[256];
 	dk_hook_event he = {0};
-	char *body = NULL;
 	const dk_org *org;
 	int error;
 
@@ -110,10 +109,14 @@ static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engin
 	he.assignees = users;
 	he.transition = ev->transition;
 	he.comment = ev->comment;
-	if ((error = dk_hook_payload(&body, &he, org)) < 0)
-		return error;
-	error = dk_store_outbox_enqueue(r->store, ev->type, row->flow_id, row->id, body, ev->at);
-	free(body);
+	json_t *data = ev->data ? json_loads(ev->data, 0, NULL) : NULL;
+	if (data && strcmp(ev->type, DK_EV_EVIDENCE) == 0) {
+		he.evidence_kind = json_string_value(json_object_get(data, "kind"));
+		he.evidence_name = json_string_value(json_object_get(data, "name"));
+		he.evidence_sha256 = json_string_value(json_object_get(data, "sha256"));
+	}
+	error = dk_hook_enqueue(r->store, &he, org, ev->at);
+	json_decref(data);
 	return error;
 }
 
