@@ -103,20 +103,48 @@ int dk__assignees(dk_users *out, dk_run *run, const dk_state *st, const dk_assig
 	return 0;
 }
 
+static int has_role(dk_run *run, const char *user, const char *role);
+
 int dk__state_actors(dk_users *out, dk_run *run, const dk_state *st)
 {
 	const dk_snap_state *rec = dk_snapshot_state(run->snap, st->id);
 	int err = dk__assignees(out, run, st, &st->assign);
 	if (err < 0)
 		return err;
+	/* an escalated user's task carries the role they were escalated
+	 * through, so role-limited delegations and the inbox see it */
 	for (size_t i = 0; rec && i < rec->nescalated; i++) {
-		const char *role = st->ndeadlines && st->deadlines[0].has_escalate &&
-		                           st->deadlines[0].escalate.kind == DK_ASSIGN_ROLE
-		                       ? st->deadlines[0].escalate.text
-		                       : NULL;
+		const char *role = NULL;
+		for (size_t d = 0; d < st->ndeadlines && !role; d++) {
+			const dk_assign *e = &st->deadlines[d].escalate;
+			if (st->deadlines[d].has_escalate && e->kind == DK_ASSIGN_ROLE &&
+			    has_role(run, rec->escalated[i], e->text))
+				role = e->text;
+		}
 		dk__users_add(out, rec->escalated[i], role);
 	}
 	return 0;
+}
+
+/* What a user is in the org, for messages: "head of sales". */
+static const char *org_title(dk_run *run, const char *user, char *buf, size_t len)
+{
+	const dk_org *org = run->env->org;
+	for (size_t i = 0; org && i < org->ndepts; i++) {
+		const dk_dept *d = &org->depts[i];
+		if (d->head && strcmp(d->head, user) == 0) {
+			snprintf(buf, len, "head of %s", d->id);
+			return buf;
+		}
+	}
+	for (size_t i = 0; org && i < org->ndepts; i++) {
+		const dk_dept *d = &org->depts[i];
+		if (d->division_leader && strcmp(d->division_leader, user) == 0) {
+			snprintf(buf, len, "division leader over %s", d->id);
+			return buf;
+		}
+	}
+	return NULL;
 }
 
 void dk__describe_users(dk_buf *b, dk_run *run, const dk_users *u)
@@ -127,13 +155,21 @@ void dk__describe_users(dk_buf *b, dk_run *run, const dk_users *u)
 		dk_buf_puts(b, "nobody");
 }
 
-static void describe_assign(dk_buf *b, const dk_state *st)
+/* "wei (head of sales)", "li (the initiator)", "li, wang (role employee)",
+ * "ma, he (dk:members('employee', 'logistics'))". */
+static void describe_assignment(dk_buf *b, dk_run *run, const dk_state *st, const dk_users *u)
 {
+	char buf[160];
+	const char *title = u->n == 1 ? org_title(run, u->users[0], buf, sizeof(buf)) : NULL;
+	dk__describe_users(b, run, u);
 	switch (st->assign.kind) {
 	case DK_ASSIGN_INITIATOR: dk_buf_puts(b, " (the initiator)"); break;
 	case DK_ASSIGN_ROLE: dk_buf_printf(b, " (role %s)", st->assign.text); break;
-	case DK_ASSIGN_XPATH: dk_buf_printf(b, " (%s)", st->assign.text); break;
-	default: break;
+	case DK_ASSIGN_XPATH: dk_buf_printf(b, " (%s)", title ? title : st->assign.text); break;
+	default:
+		if (title)
+			dk_buf_printf(b, " (%s)", title);
+		break;
 	}
 }
 
@@ -143,8 +179,9 @@ static int has_role(dk_run *run, const char *user, const char *role)
 	return u && dk_user_has_role(u, role);
 }
 
-/* Does a delegation let run->actor act for user here and now? */
-static int delegated(dk_run *run, const char *user, const dk_state *st, const dk_transition *t)
+/* Does a delegation let run->actor act for user here and now? via is the
+ * role user holds the task through (NULL when none). */
+static int delegated(dk_run *run, const char *user, const char *via, const dk_transition *t)
 {
 	const dk_engine_env *env = run->env;
 	for (size_t i = 0; i < env->ndelegations; i++) {
@@ -157,8 +194,7 @@ static int delegated(dk_run *run, const char *user, const dk_state *st, const dk
 		if (d->ends_at && env->now >= d->ends_at)
 			continue;
 		if (d->role) {
-			int match = (st->assign.kind == DK_ASSIGN_ROLE &&
-			             strcmp(st->assign.text, d->role) == 0) ||
+			int match = (via && strcmp(via, d->role) == 0) ||
 			            (t && t->role && strcmp(t->role, d->role) == 0);
 			if (!match)
 				continue;
@@ -199,7 +235,7 @@ int dk__authorize(char **on_behalf, dk_run *run, const dk_state *st, const dk_tr
 			continue;
 		if (role && !has_role(run, u.users[i], role))
 			continue;
-		if (delegated(run, u.users[i], st, t)) {
+		if (delegated(run, u.users[i], u.roles[i], t)) {
 			*on_behalf = dk_strdup(u.users[i]);
 			goto cleanup;
 		}
@@ -211,8 +247,7 @@ int dk__authorize(char **on_behalf, dk_run *run, const dk_state *st, const dk_tr
 		                   run->actor, st->id);
 		goto cleanup;
 	}
-	dk__describe_users(&b, run, &u);
-	describe_assign(&b, st);
+	describe_assignment(&b, run, st, &u);
 	if (role && dk__users_has(&u, run->actor))
 		err = dk_error_set(DK_EFORBIDDEN,
 		                   "%s may not take '%s' in '%s': it needs role '%s', which %s "

@@ -449,7 +449,7 @@ static void forbidden_actor(void **state)
 	(void)state;
 	plan_to_review(&in);
 	assert_int_equal(act(&in, "approve", "li"), DK_EFORBIDDEN);
-	assert_msg("li may not act on 'review': it is assigned to wei (dk:head-of($initiator))");
+	assert_msg("li may not act on 'review': it is assigned to wei (head of sales)");
 	assert_string_equal(snap(&in)->state, "review");
 	end(&in);
 }
@@ -1289,6 +1289,92 @@ static void fn_bare_date_is_local_midnight(void **state)
 	end(&in);
 }
 
+/* ---- the example flows ------------------------------------------------- */
+
+/* Runs an example flow from examples/ against examples/org.xml. */
+static void begin_example(inst *in, const char *name, const char *actor, const char *now,
+                          const char *const *vars, size_t n)
+{
+	char path[1024];
+	const char *src = getenv("DOCKET_SRC") ? getenv("DOCKET_SRC") : ".";
+	dk_org *ex_org = NULL;
+	memset(in, 0, sizeof(*in));
+	snprintf(path, sizeof(path), "%s/examples/%s", src, name);
+	assert_int_equal(dk_flow_load_file(&in->flow, path, NULL), 0);
+	snprintf(path, sizeof(path), "%s/examples/org.xml", src);
+	assert_int_equal(dk_org_load_file(&ex_org, path, NULL), 0);
+	in->env.flow = in->flow;
+	in->env.org = ex_org;
+	in->env.delegations = in->dels;
+	in->env.now = T(now);
+	if (dk_engine_start(&in->res, &in->env, "E-1", actor, vars, n) < 0)
+		fail_msg("start: %s", dk_error_last());
+}
+
+static void end_example(inst *in)
+{
+	dk_org_free((dk_org *)in->env.org);
+	end(in);
+}
+
+static void example_appraisal_scores(void **state)
+{
+	inst in;
+	const char *vars[] = {"month=2026-11"};
+	const char *scores[] = {"daily_work=90", "days_absent=0.5"};
+	(void)state;
+	/* started 2026-11-01 09:00 in Shanghai; the monthly report is due on
+	 * the 8th, the other two on the 13th and 15th */
+	begin_example(&in, "appraisal.xml", "li", "2026-11-01T01:00:00Z", vars, 1);
+	in.env.now = T("2026-11-09T02:00:00Z");
+	assert_int_equal(attach(&in, "monthly-report", "li", "m.pdf", 1), 0);
+	assert_int_equal(attach(&in, "ad-plan", "li", "a.pdf", 1), 0);
+	assert_int_equal(attach(&in, "promotion-plan", "li", "p.pdf", 1), 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_string_equal(snap(&in)->state, "scoring");
+	assert_true(has_task(&in.res, "scoring", "liu"));
+	assert_int_equal(act_full(&in, "score", "liu", NULL, scores, 2, NULL), 0);
+	assert_string_equal(dk_snapshot_var(snap(&in), "attendance")->text, "96");
+	assert_string_equal(dk_snapshot_var(snap(&in), "late_items")->text, "1");
+	/* 90 x 0.7 + 96 x 0.3 - 2 x 1 */
+	assert_string_equal(dk_snapshot_var(snap(&in), "score")->text, "89.8");
+	end_example(&in);
+}
+
+static void example_appeal_climbs_by_timer(void **state)
+{
+	inst in;
+	const char *vars[] = {"appraisal=A-1", "month=2026-11", "original_score=70"};
+	(void)state;
+	begin_example(&in, "appeal.xml", "li", "2026-12-01T01:00:00Z", vars, 3);
+	assert_int_equal(attach(&in, "appeal-evidence", "li", "e.png", 1), 0);
+	assert_int_equal(act_full(&in, "submit", "li", "the late item was on time", NULL, 0, NULL),
+	                 0);
+	assert_string_equal(snap(&in)->state, "level1");
+	assert_true(has_task(&in.res, "level1", "liu"));
+	assert_int_equal(fire_timer(&in, "fire", "level1"), 0);
+	assert_string_equal(snap(&in)->state, "level2");
+	assert_string_equal(event(&in.res, DK_EV_FIRED)->actor, DK_SYSTEM_ACTOR);
+	assert_int_equal(in.env.now, T("2026-12-15T01:00:00Z"));
+	end_example(&in);
+}
+
+static void delegation_for_escalation_role(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(fire_timer(&in, "escalate", "review"), 0);
+	in.dels[0] = (dk_delegation){"zhao", "wang", "dept-head", 0, 0};
+	in.env.ndelegations = 1;
+	assert_int_equal(act(&in, "approve", "wang"), DK_EFORBIDDEN);
+	assert_msg("it is assigned to wei, zhao, sun");
+	in.dels[0].role = "division-leader";
+	assert_int_equal(act(&in, "approve", "wang"), 0);
+	assert_string_equal(event(&in.res, DK_EV_FIRED)->on_behalf_of, "zhao");
+	end(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1345,6 +1431,9 @@ int main(void)
 	    cmocka_unit_test(timer_in_region),
 	    cmocka_unit_test(wrong_flow_version_refused),
 	    cmocka_unit_test(fn_bare_date_is_local_midnight),
+	    cmocka_unit_test(delegation_for_escalation_role),
+	    cmocka_unit_test(example_appraisal_scores),
+	    cmocka_unit_test(example_appeal_climbs_by_timer),
 	};
 	return cmocka_run_group_tests(tests, setup_org, teardown_org);
 }
