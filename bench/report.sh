@@ -145,10 +145,39 @@ row "tick firing every armed timer" tick_fire "timers/s" "none" - "" "-" ""
 
 cat <<EOF
 
-Peers: xstate runs bench/peers/xstate-plan.mjs and bpmn-engine runs
-bench/peers/plan.bpmn through bench/peers/bpmn-plan.mjs, both in memory with
-no I/O; the floors are bench/floor/sqlite_floor.c and bench/floor/fsync_rate.c;
-the curl peer posts signed requests to the webhooks' test receiver
-(tests/tools/receiver.c) on 127.0.0.1, as docket's dispatcher does. docket's side runs
-bench/monthly-plan.xml against examples/org.xml.
+## What each row runs
+
+- **Engine core**: bench/engine_core.c drives engine/engine.h in memory over
+  bench/monthly-plan.xml and examples/org.xml; xstate runs the same machine
+  (bench/peers/xstate-plan.mjs). Both create each instance inside the timed
+  loop. docket's loop does more than xstate's: each step also computes the
+  instance's tasks, timers and audit events, and the 5 uploads the flow
+  requires are recorded through the engine (xstate's context has them
+  preset); only the 8 transitions are counted.
+- **Durable transitions**: bench/runner_steps.c through engine/runner.h, one
+  transaction per act, on the bench flow with its \`<requires>\` removed (uploads
+  are the archive rows). The floor (bench/floor/sqlite_floor.c) commits one
+  row per transaction with the same WAL and synchronous=FULL;
+  bench/floor/fsync_rate.c is the disk under both.
+- **Whole instances**: docket starts, uploads the plan (git archive and
+  SQLite, both fsynced), submits, approves and finishes, each step durable;
+  bpmn-engine runs bench/peers/plan.bpmn in memory with the XML parsed once.
+- **Command line**: one \`docket act ID approve\` process per step against one
+  \`sqlite3 DB 'PRAGMA synchronous=FULL; INSERT …'\` process, both from a shell
+  loop.
+- **Evidence**: bench/archive_uploads.c through store/archive.h (a nested
+  STATE/KIND/NAME tree, every object and the ref fsynced) against git
+  hash-object, mktree (one flat tree), commit-tree and update-ref per upload.
+  git's default settings do not fsync, hence the second row.
+- **Webhooks**: one \`docket dispatch\` process (libcurl multi, connections
+  reused) delivering events queued by tests/tools/outbox_enqueue against
+  one curl process per request; both post signed requests to the webhooks'
+  test receiver (tests/tools/receiver.c) on 127.0.0.1, which checks them.
+- **Timers**: instances waiting in review, each with its deadline and its
+  reminder armed; an idle tick finds nothing due, a tick four days later
+  fires them all.
+
+docket and its peer take turns run by run, so both see the same share of
+this machine (shared with other work); the spread shows how much that
+share moved.
 EOF

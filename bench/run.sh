@@ -108,105 +108,103 @@ build fsync_rate bench/floor/fsync_rate.c
 
 # ---- measuring -----------------------------------------------------------
 
-# measure KEY CMD...: runs CMD $REPS times, each printing one number, and
-# writes "median min max" to $OUT/KEY. A failing run marks the key failed.
-measure() {
-	key=$1
-	shift
-	: >"$OUT/$key.runs"
-	i=0
-	while [ $i -lt "$REPS" ]; do
-		if ! v=$("$@" 2>>"$OUT/$key.err") || [ -z "$v" ]; then
-			log "$key failed: $* (see bench/results.tmp/$key.err)"
-			echo "failed: see bench/results.tmp/$key.err" >"$OUT/$key.why"
-			failed="$failed $key"
-			return 0
-		fi
-		echo "$v" >>"$OUT/$key.runs"
-		i=$((i + 1))
+# interleave KEY:FUNC...: runs each FUNC (one number on stdout) $REPS times,
+# taking turns (docket, peer, docket, peer, ...) so that both sides of a
+# ratio see the same share of this shared machine, then writes
+# "median min max" to $OUT/KEY. A failing run marks its key failed and
+# stops that key only.
+interleave() {
+	for kv in "$@"; do
+		: >"$OUT/${kv%%:*}.runs"
 	done
-	sort -g "$OUT/$key.runs" | awk '{ a[NR] = $1 }
-		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-		      print m, a[1], a[NR] }' >"$OUT/$key"
-	log "$key: $(cat "$OUT/$key")"
+	rep=0
+	while [ $rep -lt "$REPS" ]; do
+		for kv in "$@"; do
+			key=${kv%%:*}
+			[ -f "$OUT/$key.why" ] && continue
+			if ! v=$(${kv#*:} 2>>"$OUT/$key.err") || [ -z "$v" ]; then
+				log "$key failed (see bench/results.tmp/$key.err)"
+				echo "failed: see bench/results.tmp/$key.err" >"$OUT/$key.why"
+				failed="$failed $key"
+				continue
+			fi
+			echo "$v" >>"$OUT/$key.runs"
+		done
+		rep=$((rep + 1))
+	done
+	for kv in "$@"; do
+		key=${kv%%:*}
+		[ -f "$OUT/$key.why" ] && continue
+		sort -g "$OUT/$key.runs" | awk '{ a[NR] = $1 }
+			END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+			      print m, a[1], a[NR] }' >"$OUT/$key"
+		log "$key: $(cat "$OUT/$key") (median min max)"
+	done
 }
 
-# per_second COUNT CMD...: runs CMD once, prints COUNT per second of its
-# wall time
-per_second() {
-	count=$1
-	shift
-	t0=$(date +%s%N)
-	"$@" >/dev/null || return 1
-	t1=$(date +%s%N)
-	awk -v n="$count" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", n / (ns / 1e9) }'
+# available KEY...: the keys of the arguments whose side can run (no
+# KEY.why written by a build or command check), as KEY:run_KEY words
+available() {
+	for k in "$@"; do
+		[ -f "$OUT/$k.why" ] || printf '%s:run_%s ' "$k" "$k"
+	done
 }
 
-# ms_each COUNT CMD...: runs CMD once, prints milliseconds per item
-ms_each() {
-	count=$1
-	shift
-	t0=$(date +%s%N)
-	"$@" >/dev/null || return 1
-	t1=$(date +%s%N)
-	awk -v n="$count" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", ns / 1e6 / n }'
-}
+# rate COUNT T0 T1 / ms_per COUNT T0 T1: from date +%s%N stamps
+rate() { awk -v n="$1" -v ns="$(($3 - $2))" 'BEGIN { printf "%.3f\n", n / (ns / 1e9) }'; }
+ms_per() { awk -v n="$1" -v ns="$(($3 - $2))" 'BEGIN { printf "%.3f\n", ns / 1e6 / n }'; }
 
 # -- engine core against xstate ---------------------------------------------
-log "engine core: xstate, $N_CORE instances"
-measure xstate node bench/peers/xstate-plan.mjs "$N_CORE"
-if build_docket engine_core bench/engine_core.c engine/engine.h; then
-	measure core "$BIN/engine_core" bench/monthly-plan.xml examples/org.xml "$N_CORE"
-else
+run_xstate() { node bench/peers/xstate-plan.mjs "$N_CORE"; }
+run_core() { "$BIN/engine_core" bench/monthly-plan.xml examples/org.xml "$N_CORE"; }
+build_docket engine_core bench/engine_core.c engine/engine.h ||
 	cp "$OUT/engine_core.why" "$OUT/core.why"
-fi
+log "engine core: $N_CORE instances, docket and xstate"
+interleave $(available core xstate)
 
-# -- whole instances: bpmn-engine in memory, docket durable -----------------
-log "whole instances: bpmn-engine, $N_BPMN instances"
-measure bpmn node bench/peers/bpmn-plan.mjs "$N_BPMN"
-
-# -- durable steps: floors and the runner -----------------------------------
-log "durable steps: fsync and SQLite floors, $N_COMMIT each"
-fsync_run() {
+# -- durable steps: the runner against the floors ---------------------------
+run_fsync() {
 	rm -f "$WORK/fsync.dat"
 	"$BIN/fsync_rate" "$WORK/fsync.dat" "$N_COMMIT"
 }
-floor_run() {
+run_floor() {
 	rm -f "$WORK/floor.db" "$WORK/floor.db-wal" "$WORK/floor.db-shm"
 	"$BIN/sqlite_floor" "$WORK/floor.db" "$N_COMMIT"
 }
-measure fsync fsync_run
-measure floor floor_run
 # the durable transitions leave uploads out (the archive rows measure them):
 # the same flow with its <requires> taken away
 sed 's#<requires evidence="[^"]*"/>##g' bench/monthly-plan.xml >"$WORK/plan-noupload.xml"
-if build_docket runner_steps bench/runner_steps.c engine/runner.h; then
-	log "durable steps: docket runner, $N_COMMIT transitions"
-	durable_run() {
-		rm -rf "$WORK/rhome"
-		"$BIN/runner_steps" "$WORK/rhome" transitions "$WORK/plan-noupload.xml" \
-			examples/org.xml "$N_COMMIT"
-	}
-	measure durable durable_run
-else
+run_durable() {
+	rm -rf "$WORK/rhome"
+	"$BIN/runner_steps" "$WORK/rhome" transitions "$WORK/plan-noupload.xml" examples/org.xml \
+		"$N_COMMIT"
+}
+build_docket runner_steps bench/runner_steps.c engine/runner.h ||
 	cp "$OUT/runner_steps.why" "$OUT/durable.why"
-fi
-# whole instances with their upload need the runner's attach command
-if [ -f engine/runner.h ] && ! grep -q 'dk_runner_attach' engine/runner.h; then
-	echo "engine/runner.h has no attach command yet (submit needs the plan uploaded)" \
-		>"$OUT/whole.why"
-elif [ -f "$OUT/runner_steps.why" ]; then
-	cp "$OUT/runner_steps.why" "$OUT/whole.why"
-else
-	echo "the runner's attach is new: bench/runner_steps.c does not drive it yet" \
-		>"$OUT/whole.why"
-fi
+log "durable steps: $N_COMMIT each, docket runner, SQLite floor, fsync"
+interleave $(available durable floor fsync)
 
-# -- the command line: docket act against sqlite3 per process ----------------
-log "per process: sqlite3 CLI, $N_PROC processes"
+# -- whole instances: docket durable, bpmn-engine in memory ------------------
+printf '%%PDF-1.4\n%% docket bench plan\n' >"$WORK/plan.pdf"
+run_whole() {
+	rm -rf "$WORK/whome"
+	"$BIN/runner_steps" "$WORK/whome" whole bench/monthly-plan.xml examples/org.xml "$N_BPMN" \
+		"$WORK/plan.pdf"
+}
+run_bpmn() { node bench/peers/bpmn-plan.mjs "$N_BPMN"; }
+if [ -f "$OUT/runner_steps.why" ]; then
+	cp "$OUT/runner_steps.why" "$OUT/whole.why"
+elif ! grep -q 'dk_runner_attach' engine/runner.h; then
+	echo "engine/runner.h has no attach yet (submit needs the plan uploaded)" >"$OUT/whole.why"
+fi
+log "whole instances: $N_BPMN each, docket runner and bpmn-engine"
+interleave $(available whole bpmn)
+
+# -- the command line: docket act against sqlite3, one process per step ------
 sqlite3 "$WORK/cli.db" "PRAGMA journal_mode=WAL;
 	CREATE TABLE steps(id INTEGER PRIMARY KEY, instance TEXT, seq INTEGER, body TEXT);" >/dev/null
-sqlite3_loop() {
+run_sqlite3_cli() {
+	t0=$(date +%s%N)
 	i=0
 	while [ $i -lt "$N_PROC" ]; do
 		sqlite3 "$WORK/cli.db" "PRAGMA synchronous=FULL;
@@ -214,38 +212,36 @@ sqlite3_loop() {
 			return 1
 		i=$((i + 1))
 	done
+	ms_per "$N_PROC" "$t0" "$(date +%s%N)"
 }
-measure sqlite3_cli ms_each "$N_PROC" sqlite3_loop
-
 # docket act: instances brought to review (not timed), then each
 # `docket act ID approve` timed. The flow is the one without uploads, as for
 # the durable transitions: what is measured is a process doing one step.
+DH=$WORK/cli-home
+run_docket_act() {
+	: >"$WORK/ids"
+	i=0
+	while [ $i -lt "$N_PROC" ]; do
+		id=$("$DOCKET" --home "$DH" --as li start bench-plan --var month=2026-11) &&
+			"$DOCKET" --home "$DH" --as li act "$id" submit >/dev/null || return 1
+		echo "$id" >>"$WORK/ids"
+		i=$((i + 1))
+	done
+	t0=$(date +%s%N)
+	while read -r id; do
+		"$DOCKET" --home "$DH" --as wei act "$id" approve >/dev/null || return 1
+	done <"$WORK/ids"
+	ms_per "$N_PROC" "$t0" "$(date +%s%N)"
+}
 if needs_cmd docket_act act start deploy org; then
-	log "per process: docket act, $N_PROC processes"
-	DH=$WORK/cli-home
+	# (deploy warns that phase-report is no longer required: that is the point)
 	"$DOCKET" --home "$DH" org load examples/org.xml >/dev/null
-	"$DOCKET" --home "$DH" deploy "$WORK/plan-noupload.xml" >/dev/null
-	act_loop() {
-		: >"$WORK/ids"
-		i=0
-		while [ $i -lt "$N_PROC" ]; do
-			id=$("$DOCKET" --home "$DH" --as li start bench-plan --var month=2026-11) &&
-				"$DOCKET" --home "$DH" --as li act "$id" submit >/dev/null || return 1
-			echo "$id" >>"$WORK/ids"
-			i=$((i + 1))
-		done
-		t0=$(date +%s%N)
-		while read -r id; do
-			"$DOCKET" --home "$DH" --as wei act "$id" approve || return 1
-		done <"$WORK/ids" >/dev/null
-		t1=$(date +%s%N)
-		awk -v n="$N_PROC" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", ns / 1e6 / n }'
-	}
-	measure docket_act act_loop
+	"$DOCKET" --home "$DH" deploy "$WORK/plan-noupload.xml" >/dev/null 2>"$OUT/docket_act.deploy"
 fi
+log "per process: $N_PROC each, docket act and sqlite3"
+interleave $(available docket_act sqlite3_cli)
 
 # -- evidence: docket's archive against git plumbing -------------------------
-log "evidence: git CLI plumbing, $N_UPLOAD uploads; ${MB_BIG} MB hash-object"
 # git_uploads [GIT OPTION...]: every upload is a blob, a tree holding every
 # file so far (one flat tree: docket's STATE/KIND/NAME needs three), a
 # commit on the previous one and a compare-and-swap of the ref
@@ -283,37 +279,86 @@ git_uploads() {
 	# every upload must be on the ref: a failed step above is no upload
 	[ "$(git --git-dir="$WORK/git.git" rev-list --count refs/docket/instances/bench)" \
 		-eq "$N_UPLOAD" ] || return 1
-	awk -v n="$N_UPLOAD" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", n / (ns / 1e9) }'
+	rate "$N_UPLOAD" "$t0" "$t1"
 }
-measure git_uploads git_uploads
+run_git_uploads() { git_uploads; }
 # the same with every object and ref fsynced, as docket's archive does
-measure git_uploads_fsync git_uploads -c core.fsync=all -c core.fsyncMethod=fsync
+run_git_uploads_fsync() { git_uploads -c core.fsync=all -c core.fsyncMethod=fsync; }
 head -c $((MB_BIG * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
-git_big() {
+run_git_big() {
 	rm -rf "$WORK/big.git"
 	git init -q --bare "$WORK/big.git"
-	per_second "$MB_BIG" git --git-dir="$WORK/big.git" hash-object -w "$WORK/big.bin"
+	t0=$(date +%s%N)
+	git --git-dir="$WORK/big.git" hash-object -w "$WORK/big.bin" >/dev/null || return 1
+	rate "$MB_BIG" "$t0" "$(date +%s%N)"
 }
-measure git_big git_big
-if build_docket archive_uploads bench/archive_uploads.c store/archive.h; then
-	archive_run() {
-		rm -rf "$WORK/arch"
-		"$BIN/archive_uploads" "$WORK/arch" "$@"
-	}
-	measure archive archive_run uploads "$N_UPLOAD"
-	measure archive_big archive_run big "$WORK/big.bin"
-else
+run_archive() {
+	rm -rf "$WORK/arch" "$WORK/arch.files"
+	"$BIN/archive_uploads" "$WORK/arch" uploads "$N_UPLOAD"
+}
+run_archive_big() {
+	rm -rf "$WORK/arch" "$WORK/arch.files"
+	"$BIN/archive_uploads" "$WORK/arch" big "$WORK/big.bin"
+}
+if ! build_docket archive_uploads bench/archive_uploads.c store/archive.h; then
 	cp "$OUT/archive_uploads.why" "$OUT/archive.why"
 	cp "$OUT/archive_uploads.why" "$OUT/archive_big.why"
 fi
+log "evidence: $N_UPLOAD uploads each, docket archive and git CLI; ${MB_BIG} MB file"
+interleave $(available archive git_uploads git_uploads_fsync)
+interleave $(available archive_big git_big)
 
-# -- webhooks: docket dispatch against curl per request ----------------------
-log "webhooks: curl CLI, $N_PROC requests"
+# -- webhooks: docket dispatch against curl, one process per request ----------
 # the webhooks' test receiver (tests/tools/receiver.c) checks every
 # signature, for curl's requests as for docket's; loopback only, and bounded
 # in time by timeout(1) should this script die without its trap
+BODY='{"type":"task.created","timestamp":"2026-11-28T12:00:00Z","data":{"instance":"bench"}}'
+# signatures are made before the clock starts: curl only sends
+run_curl() {
+	ts=$(date +%s)
+	: >"$WORK/signed"
+	i=0
+	while [ $i -lt "$N_PROC" ]; do
+		id="msg_bench_${ts}_$i"
+		sig=$(printf '%s.%s.%s' "$id" "$ts" "$BODY" |
+			openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEYHEX" -binary | base64)
+		echo "$id v1,$sig" >>"$WORK/signed"
+		i=$((i + 1))
+	done
+	t0=$(date +%s%N)
+	while read -r id sig; do
+		curl -s -f -o /dev/null -X POST -H 'content-type: application/json' \
+			-H "webhook-id: $id" -H "webhook-timestamp: $ts" \
+			-H "webhook-signature: $sig" --data-binary "$BODY" \
+			"http://127.0.0.1:$PORT/hook" || return 1
+	done <"$WORK/signed"
+	rate "$N_PROC" "$t0" "$(date +%s%N)"
+}
+# docket's side: N events queued in the outbox (one per instance, as the
+# runner queues them) by the webhooks' test tool, then one `docket dispatch`
+# process timed until every one is delivered
+run_hooks_dispatch() {
+	HH=$WORK/hooks-home
+	rm -rf "$HH"
+	"$DOCKET" --home "$HH" hooks add "http://127.0.0.1:$PORT/hook" --secret "$SECRET" \
+		>/dev/null &&
+		"$BIN/outbox_enqueue" --home "$HH" --type task.assigned --flow bench-plan \
+			--instance bench --instances "$N_PROC" --count "$N_PROC" --assignee wei \
+			--title Plan >/dev/null || return 1
+	t0=$(date +%s%N)
+	"$DOCKET" --home "$HH" --json dispatch >"$WORK/dispatch.json" || return 1
+	t1=$(date +%s%N)
+	n=$(jq .delivered "$WORK/dispatch.json")
+	[ "$n" -eq "$N_PROC" ] || return 1
+	rate "$n" "$t0" "$t1"
+}
 if build_docket receiver tests/tools/receiver.c web-hooks/hooks.h; then
+	if needs_cmd hooks_dispatch dispatch hooks; then
+		build_docket outbox_enqueue tests/tools/outbox_enqueue.c web-hooks/hooks.h ||
+			cp "$OUT/outbox_enqueue.why" "$OUT/hooks_dispatch.why"
+	fi
 	SECRET="whsec_$(head -c 32 /dev/urandom | base64)"
+	KEYHEX=$(echo "${SECRET#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n')
 	timeout 900 "$BIN/receiver" --secret "$SECRET" --port 0 --port-file "$WORK/recv.port" \
 		>"$OUT/receiver.log" 2>&1 &
 	SINK_PID=$!
@@ -323,56 +368,8 @@ if build_docket receiver tests/tools/receiver.c web-hooks/hooks.h; then
 		i=$((i + 1))
 	done
 	PORT=$(cat "$WORK/recv.port")
-	BODY='{"type":"task.created","timestamp":"2026-11-28T12:00:00Z","data":{"instance":"bench"}}'
-	KEYHEX=$(echo "${SECRET#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n')
-	# signatures are made before the clock starts: curl only sends
-	curl_loop() {
-		ts=$(date +%s)
-		: >"$WORK/signed"
-		i=0
-		while [ $i -lt "$N_PROC" ]; do
-			id="msg_bench_${ts}_$i"
-			sig=$(printf '%s.%s.%s' "$id" "$ts" "$BODY" |
-				openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEYHEX" -binary | base64)
-			echo "$id v1,$sig" >>"$WORK/signed"
-			i=$((i + 1))
-		done
-		t0=$(date +%s%N)
-		while read -r id sig; do
-			curl -s -f -o /dev/null -X POST -H 'content-type: application/json' \
-				-H "webhook-id: $id" -H "webhook-timestamp: $ts" \
-				-H "webhook-signature: $sig" --data-binary "$BODY" \
-				"http://127.0.0.1:$PORT/hook" || return 1
-		done <"$WORK/signed"
-		t1=$(date +%s%N)
-		awk -v n="$N_PROC" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", n / (ns / 1e9) }'
-	}
-	measure curl curl_loop
-	# docket's side: N events queued in the outbox (one per instance, as the
-	# runner queues them) by the webhooks' test tool, then one `docket
-	# dispatch` process timed until every one is delivered
-	if needs_cmd hooks_dispatch dispatch hooks &&
-		build_docket outbox_enqueue tests/tools/outbox_enqueue.c web-hooks/hooks.h; then
-		log "webhooks: docket dispatch, $N_PROC deliveries"
-		hooks_run() {
-			HH=$WORK/hooks-home
-			rm -rf "$HH"
-			"$DOCKET" --home "$HH" hooks add "http://127.0.0.1:$PORT/hook" \
-				--secret "$SECRET" >/dev/null &&
-				"$BIN/outbox_enqueue" --home "$HH" --type task.assigned --flow bench-plan \
-					--instance bench --instances "$N_PROC" --count "$N_PROC" \
-					--assignee wei --title Plan >/dev/null || return 1
-			t0=$(date +%s%N)
-			"$DOCKET" --home "$HH" --json dispatch >"$WORK/dispatch.json" || return 1
-			t1=$(date +%s%N)
-			n=$(jq .delivered "$WORK/dispatch.json")
-			[ "$n" -eq "$N_PROC" ] || return 1
-			awk -v n="$n" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f\n", n / (ns / 1e9) }'
-		}
-		measure hooks_dispatch hooks_run
-	else
-		[ -f "$OUT/hooks_dispatch.why" ] || cp "$OUT/outbox_enqueue.why" "$OUT/hooks_dispatch.why"
-	fi
+	log "webhooks: $N_PROC each, docket dispatch and curl"
+	interleave $(available hooks_dispatch curl)
 	kill "$SINK_PID" 2>/dev/null || true
 	wait "$SINK_PID" 2>/dev/null || true
 	SINK_PID=""
@@ -381,8 +378,21 @@ else
 	cp "$OUT/receiver.why" "$OUT/hooks_dispatch.why"
 fi
 
-# -- timers ------------------------------------------------------------------
-if [ -x "$BIN/runner_steps" ] && grep -q 'dk_runner_tick' engine/runner.h; then
+# -- timers: tick with many armed --------------------------------------------
+run_tick_idle() { "$BIN/runner_steps" "$WORK/thome" idle; }
+# firing changes the store: each repetition works on a fresh copy
+run_tick_fire() {
+	rm -rf "$WORK/tcopy"
+	cp -r "$WORK/thome" "$WORK/tcopy"
+	"$BIN/runner_steps" "$WORK/tcopy" fire
+}
+if [ -f "$OUT/runner_steps.why" ]; then
+	cp "$OUT/runner_steps.why" "$OUT/tick_idle.why"
+	cp "$OUT/runner_steps.why" "$OUT/tick_fire.why"
+elif ! grep -q 'dk_runner_tick' engine/runner.h; then
+	echo "engine/runner.h has no tick yet" >"$OUT/tick_idle.why"
+	cp "$OUT/tick_idle.why" "$OUT/tick_fire.why"
+else
 	# each instance waiting in review arms its deadline and its reminder
 	log "timers: arming $N_TIMERS timers"
 	if "$BIN/runner_steps" "$WORK/thome" arm "$WORK/plan-noupload.xml" examples/org.xml \
@@ -390,27 +400,15 @@ if [ -x "$BIN/runner_steps" ] && grep -q 'dk_runner_tick' engine/runner.h; then
 		sqlite3 "$WORK/thome/docket.db" 'SELECT count(*) FROM timers' \
 			>"$OUT/tick_armed" 2>/dev/null || echo "?" >"$OUT/tick_armed"
 		log "timers armed: $(cat "$OUT/tick_armed")"
-		measure tick_idle "$BIN/runner_steps" "$WORK/thome" idle
-		# firing changes the store: each repetition works on a fresh copy
-		tick_fire() {
-			rm -rf "$WORK/tcopy"
-			cp -r "$WORK/thome" "$WORK/tcopy"
-			"$BIN/runner_steps" "$WORK/tcopy" fire
-		}
-		measure tick_fire tick_fire
 	else
 		log "arming timers failed; see bench/results.tmp/tick_arm.err"
 		failed="$failed tick_arm"
 		echo "arming failed: see bench/results.tmp/tick_arm.err" >"$OUT/tick_idle.why"
 		cp "$OUT/tick_idle.why" "$OUT/tick_fire.why"
 	fi
-elif [ -f "$OUT/runner_steps.why" ]; then
-	cp "$OUT/runner_steps.why" "$OUT/tick_idle.why"
-	cp "$OUT/runner_steps.why" "$OUT/tick_fire.why"
-else
-	echo "engine/runner.h has no tick yet" >"$OUT/tick_idle.why"
-	cp "$OUT/tick_idle.why" "$OUT/tick_fire.why"
 fi
+interleave $(available tick_idle)
+interleave $(available tick_fire)
 
 # ---- the report ------------------------------------------------------------
 
