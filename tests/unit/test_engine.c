@@ -2,6 +2,7 @@
  * parallel regions, timers, the snapshot's JSON and the dk: functions. */
 #include "definitions/flow.h"
 #include "engine/engine.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 #include <setjmp.h>
@@ -304,6 +305,35 @@ static const char *msg(void)
 	do {                                                                                       \
 		if (!strstr(msg(), needle))                                                        \
 			fail_msg("message '%s' lacks '%s'", msg(), needle);                        \
+	} while (0)
+
+/* The events of a result as one line each: "type actor[ for U] [user]
+ * [from>to] [transition]", QP/C style, so a test compares whole traces. */
+static char *trace(const dk_engine_result *r)
+{
+	dk_buf b = DK_BUF_INIT;
+	for (size_t i = 0; i < r->nevents; i++) {
+		const dk_event *e = &r->events[i];
+		dk_buf_printf(&b, "%s %s", e->type, e->actor);
+		if (e->on_behalf_of)
+			dk_buf_printf(&b, " for %s", e->on_behalf_of);
+		if (e->user)
+			dk_buf_printf(&b, " @%s", e->user);
+		if (e->from || e->to)
+			dk_buf_printf(&b, " %s>%s", e->from ? e->from : "", e->to ? e->to : "");
+		if (e->transition)
+			dk_buf_printf(&b, " %s", e->transition);
+		dk_buf_putc(&b, '\n');
+	}
+	return dk_buf_detach(&b);
+}
+
+#define assert_trace(r, want)                                                                      \
+	do {                                                                                       \
+		char *got_ = trace(r);                                                             \
+		if (strcmp(got_, want) != 0)                                                       \
+			fail_msg("trace:\n%s\nwant:\n%s", got_, want);                             \
+		free(got_);                                                                        \
 	} while (0)
 
 static const char *plan_vars[] = {"month=2026-11"};
@@ -1375,6 +1405,58 @@ static void delegation_for_escalation_role(void **state)
 	end(&in);
 }
 
+static void trace_parallel_join(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, PARALLEL, "li", NULL, 0);
+	assert_trace(&in.res, "instance.started li >prepare\n"
+	                      "task.assigned system @li >prepare\n");
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_trace(&in.res, "transition.fired li prepare>checks submit\n"
+	                      "task.assigned system @wang >docs\n"
+	                      "task.assigned system @qian >money\n"
+	                      "task.assigned system @he >book\n");
+	assert_int_equal(act(&in, "approve", "wang"), 0);
+	assert_trace(&in.res, "transition.fired wang docs>docs-ok approve\n");
+	in.dels[0] = (dk_delegation){"qian", "sun", NULL, 0, 0};
+	in.env.ndelegations = 1;
+	assert_int_equal(act_full(&in, "approve", "sun", NULL, NULL, 0, "money"), 0);
+	assert_trace(&in.res, "transition.fired sun for qian money>money-ok approve\n");
+	assert_int_equal(act(&in, "cancel", "li"), DK_EPRECOND);
+	assert_int_equal(attach(&in, "booking", "he", "b.pdf", 1), 0);
+	assert_int_equal(act(&in, "submit", "he"), 0);
+	assert_int_equal(act(&in, "approve", "qian"), 0);
+	assert_trace(&in.res, "transition.fired qian book-approve>book-ok approve\n"
+	                      "transition.fired system checks>dispatch done\n"
+	                      "task.assigned system @he >dispatch\n");
+	assert_int_equal(act(&in, "ship", "he"), 0);
+	assert_trace(&in.res, "transition.fired he dispatch>shipped ship\n"
+	                      "instance.completed he >shipped\n");
+	end(&in);
+}
+
+static void trace_quorum_and_timer(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, QUORUM, "li", NULL, 0);
+	assert_int_equal(act(&in, "to-any", "li"), 0);
+	assert_int_equal(act(&in, "approve", "he"), 0);
+	assert_trace(&in.res, "vote.cast he @he any> approve\n"
+	                      "transition.fired he any>done approve\n"
+	                      "instance.completed he >done\n");
+	end(&in);
+	plan_to_review(&in);
+	assert_int_equal(fire_timer(&in, "escalate", "review"), 0);
+	assert_trace(&in.res, "deadline.missed system review>\n"
+	                      "task.escalated system @zhao >review\n"
+	                      "task.escalated system @sun >review\n"
+	                      "task.assigned system @zhao >review\n"
+	                      "task.assigned system @sun >review\n");
+	end(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1432,6 +1514,8 @@ int main(void)
 	    cmocka_unit_test(wrong_flow_version_refused),
 	    cmocka_unit_test(fn_bare_date_is_local_midnight),
 	    cmocka_unit_test(delegation_for_escalation_role),
+	    cmocka_unit_test(trace_parallel_join),
+	    cmocka_unit_test(trace_quorum_and_timer),
 	    cmocka_unit_test(example_appraisal_scores),
 	    cmocka_unit_test(example_appeal_climbs_by_timer),
 	};
