@@ -74,8 +74,12 @@ static int remind(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_sna
 		free(tasks[i].role);
 	}
 	free(tasks);
-	while (sd->next_remind <= run->env->now)
-		sd->next_remind = dk_duration_add(sd->next_remind, &dl->remind_every);
+	/* skip reminders a late tick missed; the loader refuses intervals
+	 * under a minute, the check keeps a zero one from looping */
+	while (sd->next_remind <= run->env->now) {
+		int64_t next = dk_duration_add(sd->next_remind, &dl->remind_every);
+		sd->next_remind = next > sd->next_remind ? next : run->env->now + 60;
+	}
 	return 0;
 }
 

@@ -1457,6 +1457,34 @@ static void trace_quorum_and_timer(void **state)
 	end(&in);
 }
 
+static void timer_late_tick_reminds_once(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	in.env.now = T("2026-11-06T12:00:00Z"); /* three reminders were due */
+	assert_int_equal(fire_timer(&in, "remind", "review"), 0);
+	assert_int_equal(count_events(&in.res, DK_EV_REMINDER), 1);
+	assert_int_equal(timer_of(&in.res, "remind", "review")->due_at, T("2026-11-07T09:00:00Z"));
+	end(&in);
+}
+
+static void available_in_parallel(void **state)
+{
+	inst in;
+	const char *ids[8];
+	(void)state;
+	begin(&in, PARALLEL, "li", NULL, 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(dk_engine_available(&in.env, snap(&in), "qian", ids, 8), 2);
+	assert_string_equal(ids[0], "approve");
+	assert_string_equal(ids[1], "cancel");
+	assert_int_equal(dk_engine_available(&in.env, snap(&in), "li", ids, 8), 1);
+	assert_string_equal(ids[0], "cancel");
+	assert_int_equal(dk_engine_available(&in.env, snap(&in), "zhao", ids, 8), 0);
+	end(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1516,6 +1544,8 @@ int main(void)
 	    cmocka_unit_test(delegation_for_escalation_role),
 	    cmocka_unit_test(trace_parallel_join),
 	    cmocka_unit_test(trace_quorum_and_timer),
+	    cmocka_unit_test(timer_late_tick_reminds_once),
+	    cmocka_unit_test(available_in_parallel),
 	    cmocka_unit_test(example_appraisal_scores),
 	    cmocka_unit_test(example_appeal_climbs_by_timer),
 	};
