@@ -188,14 +188,14 @@ interleave $(available durable floor fsync)
 printf '%%PDF-1.4\n%% docket bench plan\n' >"$WORK/plan.pdf"
 run_whole() {
 	rm -rf "$WORK/whome"
-	"$BIN/runner_steps" "$WORK/whome" whole bench/monthly-plan.xml examples/org.xml "$N_BPMN" \
+	"$BIN/whole_instances" "$WORK/whome" bench/monthly-plan.xml examples/org.xml "$N_BPMN" \
 		"$WORK/plan.pdf"
 }
 run_bpmn() { node bench/peers/bpmn-plan.mjs "$N_BPMN"; }
-if [ -f "$OUT/runner_steps.why" ]; then
-	cp "$OUT/runner_steps.why" "$OUT/whole.why"
-elif ! grep -q 'dk_runner_attach' engine/runner.h; then
+if [ -f engine/runner.h ] && ! grep -q 'dk_runner_attach' engine/runner.h; then
 	echo "engine/runner.h has no attach yet (submit needs the plan uploaded)" >"$OUT/whole.why"
+elif ! build_docket whole_instances bench/whole_instances.c engine/runner.h; then
+	cp "$OUT/whole_instances.why" "$OUT/whole.why"
 fi
 log "whole instances: $N_BPMN each, docket runner and bpmn-engine"
 interleave $(available whole bpmn)
