@@ -3,56 +3,159 @@
  *
  * Calendar rules ("the 8th of next month", "3 working days") are about the
  * wall clock of the org (or the flow when it names its own zone), not UTC.
- * The C library knows the zone rules (the system zoneinfo) but only through
- * the process-wide TZ variable. This file is the one spot of the engine
- * that is not pure: it switches TZ for the length of one localtime_r or
- * mktime call, under a mutex, and puts the previous value back. Every other
- * part of docket uses UTC functions (gmtime_r, timegm) that do not read TZ,
- * so the switch is invisible to them.
+ * The C library knows zone rules only through the process-wide TZ
+ * variable, which cannot be switched safely while other threads run (serve
+ * does), so this file reads the system's compiled zone files itself
+ * (TZif, RFC 8536: a sorted table of transition instants, each naming a
+ * UTC offset) and keeps each zone it has read for the life of the process.
+ * Reading a zone file once is the only I/O of the engine; after that every
+ * conversion is a binary search, pure and thread-safe.
+ *
+ * Past the table's last transition the last offset holds. Debian ships
+ * "fat" files with transitions up to 2037, so daylight-saving zones are
+ * right until then. An unknown zone name counts as UTC (the org and flow
+ * loaders check names).
  */
 #include "engine/internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
+typedef struct {
+	char *name;
+	int64_t *at;  /* transition instants, ascending */
+	int32_t *off; /* offset in force from at[i] on */
+	size_t n;
+	int32_t before; /* offset before the first transition */
+} tz_zone;
 
-/* Runs localtime_r (t != NULL) or mktime (tm in/out) in zone. */
-static int64_t in_zone(const char *zone, const int64_t *t, struct tm *tm)
+static pthread_mutex_t zones_lock = PTHREAD_MUTEX_INITIALIZER;
+static tz_zone **zones;
+static size_t nzones;
+
+static uint32_t be32(const unsigned char *p)
 {
-	int64_t r = 0;
-	char *saved;
-	const char *old;
-	if (!zone || strcmp(zone, "UTC") == 0 || strcmp(zone, "Z") == 0) {
-		if (t) {
-			time_t tt = (time_t)*t;
-			gmtime_r(&tt, tm);
-		} else {
-			r = (int64_t)timegm(tm);
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int64_t be64(const unsigned char *p)
+{
+	return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
+}
+
+/* Zone names are paths under the zoneinfo directory: letters, digits and
+ * "_+-/", no "..", not absolute. */
+static int name_ok(const char *name)
+{
+	if (!name || !*name || name[0] == '/' || strstr(name, "..") || strlen(name) > 100)
+		return 0;
+	for (const char *p = name; *p; p++)
+		if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') ||
+		      ('0' <= *p && *p <= '9') || strchr("_+-/", *p)))
+			return 0;
+	return 1;
+}
+
+/* Parses a TZif file's data block (version 1 with 4-byte times, else the
+ * second block with 8-byte times). Returns 0 or -1 when malformed. */
+static int parse_tzif(tz_zone *z, const unsigned char *d, size_t len)
+{
+	size_t pos = 0, tsize = 4;
+	uint32_t c[6];
+	if (len < 44 || memcmp(d, "TZif", 4) != 0)
+		return -1;
+	for (int block = 0; block < 2; block++) {
+		if (pos + 44 > len || memcmp(d + pos, "TZif", 4) != 0)
+			return -1;
+		for (int i = 0; i < 6; i++)
+			c[i] = be32(d + pos + 20 + 4 * i);
+		/* isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt */
+		size_t body =
+		    c[3] * tsize + c[3] + c[4] * 6 + c[5] + c[2] * (tsize + 4) + c[1] + c[0];
+		if (c[3] > 100000 || c[4] == 0 || c[4] > 256 || pos + 44 + body > len)
+			return -1;
+		if (block == 0 && d[4] >= '2') { /* skip to the 64-bit block */
+			pos += 44 + body;
+			tsize = 8;
+			continue;
 		}
-		return r;
+		const unsigned char *times = d + pos + 44;
+		const unsigned char *idx = times + c[3] * tsize;
+		const unsigned char *types = idx + c[3];
+		z->n = c[3];
+		z->at = dk_calloc(z->n + 1, sizeof(*z->at));
+		z->off = dk_calloc(z->n + 1, sizeof(*z->off));
+		for (size_t i = 0; i < z->n; i++) {
+			if (idx[i] >= c[4])
+				return -1;
+			z->at[i] = tsize == 8 ? be64(times + 8 * i) : (int32_t)be32(times + 4 * i);
+			z->off[i] = (int32_t)be32(types + 6 * idx[i]);
+		}
+		z->before = (int32_t)be32(types); /* type 0, RFC 8536 3.2 */
+		return 0;
 	}
-	pthread_mutex_lock(&tz_lock);
-	old = getenv("TZ");
-	saved = old ? dk_strdup(old) : NULL;
-	setenv("TZ", zone, 1);
-	tzset();
-	if (t) {
-		time_t tt = (time_t)*t;
-		localtime_r(&tt, tm);
-	} else {
-		tm->tm_isdst = -1;
-		r = (int64_t)mktime(tm);
+	return -1;
+}
+
+/* The zone called name, read on first use; NULL means UTC. A zone is
+ * never changed or freed once published, so callers read it unlocked. */
+static const tz_zone *zone_get(const char *name)
+{
+	tz_zone *found = NULL;
+	if (!name || strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0 || !name_ok(name))
+		return NULL;
+	pthread_mutex_lock(&zones_lock);
+	for (size_t i = 0; i < nzones && !found; i++)
+		if (strcmp(zones[i]->name, name) == 0)
+			found = zones[i];
+	if (!found) {
+		const char *dir = getenv("TZDIR");
+		char path[512];
+		size_t cap = 256 * 1024, len = 0;
+		unsigned char *data = dk_malloc(cap);
+		FILE *f;
+		found = dk_calloc(1, sizeof(*found));
+		snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo",
+		         name);
+		if ((f = fopen(path, "rb")) != NULL) {
+			len = fread(data, 1, cap, f);
+			fclose(f);
+		}
+		if (len == 0 || parse_tzif(found, data, len) < 0) {
+			/* remembered as UTC, so a bad name costs one lookup */
+			free(found->at);
+			free(found->off);
+			memset(found, 0, sizeof(*found));
+		}
+		free(data);
+		found->name = dk_strdup(name);
+		zones = dk_realloc(zones, (nzones + 1) * sizeof(*zones));
+		zones[nzones++] = found;
 	}
-	if (saved)
-		setenv("TZ", saved, 1);
-	else
-		unsetenv("TZ");
-	tzset();
-	pthread_mutex_unlock(&tz_lock);
-	free(saved);
-	return r;
+	pthread_mutex_unlock(&zones_lock);
+	return found;
+}
+
+/* The UTC offset in force in zone name at instant t. */
+static int32_t offset_at(const char *name, int64_t t)
+{
+	const tz_zone *z = zone_get(name);
+	size_t lo = 0, hi;
+	if (!z)
+		return 0;
+	if (z->n == 0 || t < z->at[0])
+		return z->before;
+	hi = z->n; /* find the last at[lo] <= t */
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+		if (z->at[mid] <= t)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return z->off[lo];
 }
 
 const char *dk__zone(const dk_run *run)
@@ -66,13 +169,26 @@ const char *dk__zone(const dk_run *run)
 
 void dk__local(struct tm *out, const char *zone, int64_t t)
 {
+	int32_t off = offset_at(zone, t);
+	time_t local = (time_t)(t + off);
 	memset(out, 0, sizeof(*out));
-	in_zone(zone, &t, out);
+	gmtime_r(&local, out);
+	out->tm_gmtoff = off;
 }
 
+/* A wall-clock time that occurs twice (clocks set back) is the earlier
+ * instant; one that never occurs (clocks set forward) is read with the
+ * offset before the change, so it lands just after the gap. Offsets are
+ * under a day, so a day either side of the wall time brackets it. */
 int64_t dk__from_local(const char *zone, struct tm *tm)
 {
-	return in_zone(zone, NULL, tm);
+	int64_t wall = (int64_t)timegm(tm); /* also normalises tm */
+	int32_t o1 = offset_at(zone, wall - 86400), o2 = offset_at(zone, wall + 86400);
+	int64_t t1 = wall - o1, t2 = wall - o2;
+	int ok1 = offset_at(zone, t1) == o1, ok2 = offset_at(zone, t2) == o2;
+	if (ok1 && ok2)
+		return t1 < t2 ? t1 : t2;
+	return ok2 && !ok1 ? t2 : t1;
 }
 
 static int days_in_month(int y, int m) /* m 0..11 */

@@ -1485,6 +1485,34 @@ static void available_in_parallel(void **state)
 	end(&in);
 }
 
+static const char NEW_YORK[] =
+    "<flow xmlns='urn:docket:flow:1' xmlns:dk='urn:docket:fn' id='ny' version='1'"
+    "      timezone='America/New_York'>"
+    " <state id='a' initial='true' assign='$initiator'><transition id='go' to='b'/></state>"
+    " <state id='b' final='true'/>"
+    "</flow>";
+
+/* The zone file is read directly (TZif): daylight saving must come out
+ * as the C library's own conversion gives it. */
+static void fn_calendar_daylight_saving(void **state)
+{
+	inst in;
+	(void)state;
+	begin(&in, NEW_YORK, "li", NULL, 0);
+	/* Saturday 2026-03-07 12:00 EST; clocks go forward on the 8th */
+	assert_eval(&in, "dk:start-of-next-week()", "2026-03-07T17:00:00Z", "2026-03-09T04:00:00Z");
+	assert_eval(&in, "dk:day-of-month(8)", "2026-03-07T17:00:00Z", "2026-03-08T05:00:00Z");
+	assert_eval(&in, "dk:add('2026-03-07T17:00:00Z', 'P1D')", NULL, "2026-03-08T16:00:00Z");
+	assert_eval(&in, "dk:add('2026-03-07T17:00:00Z', 'PT24H')", NULL, "2026-03-08T17:00:00Z");
+	assert_eval(&in, "dk:end-of-month()", "2026-03-07T17:00:00Z", "2026-04-01T03:59:59Z");
+	/* 2026-11-01 00:00 is still daylight time */
+	assert_eval(&in, "dk:day-of-month(1)", "2026-11-20T12:00:00Z", "2026-11-01T04:00:00Z");
+	assert_eval(&in, "dk:days-between('2026-03-07', '2026-03-09')", NULL, "2");
+	/* 01:30 on 2026-11-01 happens twice; the earlier one is meant */
+	assert_eval(&in, "dk:add('2026-10-31T05:30:00Z', 'P1D')", NULL, "2026-11-01T05:30:00Z");
+	end(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1541,6 +1569,7 @@ int main(void)
 	    cmocka_unit_test(timer_in_region),
 	    cmocka_unit_test(wrong_flow_version_refused),
 	    cmocka_unit_test(fn_bare_date_is_local_midnight),
+	    cmocka_unit_test(fn_calendar_daylight_saving),
 	    cmocka_unit_test(delegation_for_escalation_role),
 	    cmocka_unit_test(trace_parallel_join),
 	    cmocka_unit_test(trace_quorum_and_timer),
