@@ -5,11 +5,12 @@
  *
  * - The store is the only truth. A delivery is pending until an attempt's
  *   outcome is recorded, in a short transaction after the response (the
- *   responses that arrive together share one, so a burst costs one fsync);
- *   nothing is sent from inside a transaction. A crash between a
- *   2xx and its record sends that delivery again (receivers deduplicate by
- *   webhook-id); a crash can never lose one, and a recorded 2xx is never
- *   sent again.
+ *   responses of a 20 ms window share one, so a burst costs one fsync, not
+ *   one per delivery). A delivery whose outcome waits to be written counts
+ *   as in flight, so it is not picked up again. Nothing is sent from inside
+ *   a transaction. A crash between a 2xx and its record sends that delivery
+ *   again (receivers deduplicate by webhook-id); a crash can never lose
+ *   one, and a recorded 2xx is never sent again.
  * - Order per (subscription, instance) comes from dk_store_outbox_due: it
  *   only offers the oldest pending delivery of each such queue, so the next
  *   one is not even seen until the previous is delivered or dead. Deliveries
@@ -37,6 +38,9 @@
 #include <time.h>
 
 #define ERR_SNIPPET 200 /* bytes of a failing response kept for last_error */
+/* How long a finished attempt may wait to be written with others: one
+ * fsync per burst instead of one per response. */
+#define FLUSH_MS 20
 
 typedef struct xfer {
 	CURL *easy;
@@ -73,6 +77,7 @@ struct dk_dispatcher {
 	int need_fill; /* something finished: the due set may have changed */
 	outcome *done; /* finished attempts not yet written */
 	size_t ndone, capdone;
+	int64_t first_done_ms; /* when the oldest of them finished */
 	dk_dispatch_stats stats;
 };
 
@@ -318,9 +323,13 @@ static int start(dk_dispatcher *d, dk_delivery_row *row, const dk_hook_row *h, i
 
 /* Queues the outcome of one attempt; flush writes it. err and log are
  * copied. */
+static int64_t mono_ms(void);
+
 static void record(dk_dispatcher *d, int64_t id, dk_delivery_status st, int http, const char *err,
                    int64_t next, int64_t now, int64_t disable_hook, const char *log)
 {
+	if (d->ndone == 0)
+		d->first_done_ms = mono_ms();
 	if (d->ndone == d->capdone) {
 		d->capdone = d->capdone ? 2 * d->capdone : 64;
 		d->done = dk_realloc(d->done, d->capdone * sizeof(*d->done));
@@ -452,10 +461,15 @@ cleanup:
 	return 0;
 }
 
+/* 1 when id is being sent, or was and its outcome is not written yet:
+ * either way the store still says pending and it must not go again. */
 static int in_flight(const dk_dispatcher *d, int64_t id)
 {
 	for (size_t i = 0; i < d->nlive; i++)
 		if (d->live[i]->id == id)
+			return 1;
+	for (size_t i = 0; i < d->ndone; i++)
+		if (d->done[i].id == id)
 			return 1;
 	return 0;
 }
@@ -536,8 +550,6 @@ static int fill(dk_dispatcher *d)
 cleanup:
 	dk_delivery_rows_free(rows, nrows);
 	dk_hook_rows_free(hooks, nhooks);
-	if (error == 0)
-		error = flush(d);
 	return error;
 }
 
@@ -563,6 +575,13 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 		if (d->need_fill && (error = fill(d)) < 0)
 			return error;
 		if (d->nlive == 0) {
+			/* Written outcomes may let an instance's next delivery go. */
+			if (d->ndone) {
+				if ((error = flush(d)) < 0)
+					return error;
+				d->need_fill = 1;
+				continue;
+			}
 			*idle = 1;
 			return 0;
 		}
@@ -582,14 +601,21 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 			if (error < 0)
 				return error;
 		}
-		if ((error = flush(d)) < 0)
-			return error;
-		int64_t left_ms = end - mono_ms();
+		int64_t t = mono_ms(), left_ms = end - t, wait = 100;
+		if (d->ndone && (d->ndone >= d->opts.max_in_flight ||
+		                 t - d->first_done_ms >= FLUSH_MS || left_ms <= 0)) {
+			if ((error = flush(d)) < 0)
+				return error;
+			d->need_fill = 1;
+		}
 		if (left_ms <= 0)
 			return 0;
-		if (!d->need_fill)
-			curl_multi_poll(d->multi, NULL, 0, left_ms < 100 ? (int)left_ms : 100,
-			                NULL);
+		if (d->ndone && d->first_done_ms + FLUSH_MS - t < wait)
+			wait = d->first_done_ms + FLUSH_MS - t;
+		if (left_ms < wait)
+			wait = left_ms;
+		if (!d->need_fill && wait > 0)
+			curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
 	}
 }
 

@@ -212,8 +212,9 @@ int dk_dispatcher_new(dk_dispatcher **out, dk_store *store, const dk_dispatch_op
 
 /* Works for at most max_ms milliseconds (a little more if a store write is
  * slow): starts due deliveries up to max_in_flight, moves transfers along
- * and records finished attempts in short transactions (those that finish
- * together share one), never while a request is being sent. Sets
+ * and records finished attempts in short transactions: those finishing
+ * within 20 ms of each other share one, and all are written before it
+ * returns. Sets
  * *idle to 1 when it returns with nothing in flight and nothing due.
  * Returns 0, or the store's error when an attempt cannot be recorded (the
  * delivery then stays pending and goes again: at least once). */
