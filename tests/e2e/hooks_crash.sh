@@ -47,10 +47,12 @@ tail -n +$((before + 1)) "$T/log" | jq -r .id | sort -u >"$T/after"
 again=$(sort -u "$T/acked" | comm -12 - "$T/after" | wc -l | tr -d ' ')
 [ "$again" -eq 0 ] && ok "nothing recorded as acknowledged was sent again" ||
 	not_ok "$again acknowledged deliveries were sent again"
+# Sent but not yet recorded at the kill: at most the requests in flight plus
+# the finished ones waiting (up to 20 ms, as many) to be written together.
 dups=$(jq -s '[.[] | select(.duplicate)] | length' "$T/log")
-[ "$dups" -le "$DOCKET_HOOK_MAX_IN_FLIGHT" ] &&
-	ok "at most the requests in flight at the kill arrived twice ($dups)" ||
-	not_ok "$dups duplicates, more than were in flight"
+[ "$dups" -le $((2 * DOCKET_HOOK_MAX_IN_FLIGHT)) ] &&
+	ok "only requests unrecorded at the kill arrived twice ($dups)" ||
+	not_ok "$dups duplicates, more than could be unrecorded at the kill"
 jq -s -e '
   map(. + {inst: (.body | fromjson | .data.instance.id),
            seq: (.body | fromjson | .id | split(":")[1] | tonumber)})
