@@ -91,7 +91,7 @@ void dk_diags_free(dk_diags *d)
 int dk_diags_finish(dk_diags *d, dk_diags *local, int failed)
 {
 	int rc = failed ? DK_EINVALID : 0;
-	if (d == local) {
+	if (!d || d == local) {
 		if (failed) {
 			dk_diags_sort(local);
 			for (size_t i = 0; i < local->count; i++) {
@@ -108,8 +108,7 @@ int dk_diags_finish(dk_diags *d, dk_diags *local, int failed)
 		}
 		dk_diags_free(local);
 	} else if (failed) {
-		dk_error_set(DK_EINVALID, "%d error%s found; see the messages above", d->errors,
-		             d->errors == 1 ? "" : "s");
+		dk_error_set(DK_EINVALID, "the file has errors; see the messages above");
 	}
 	return rc;
 }

@@ -44,7 +44,9 @@ void dk_flow_check(dk_flow *flow, dk_diags *d);
 char **dk_split_words(const char *s, size_t *n);
 void dk_strv_free(char **v, size_t n);
 
-/* When the caller passed no diags, the first error goes to dk_error_last. */
+/* Ends a load: d is what the caller passed (may be NULL), local the
+ * loader's own list used when d is NULL, in which case the first error
+ * becomes dk_error_last() and local is freed. Returns 0 or DK_EINVALID. */
 int dk_diags_finish(dk_diags *d, dk_diags *local, int failed);
 
 #endif

@@ -675,6 +675,81 @@ static void explain_tree(const char *file, const char *ns, const xmlNode *n, dk_
 	}
 }
 
+/* ---- start lines ------------------------------------------------------- */
+
+/* libxml2 records an element's line when its start tag has been read, so
+ * a start tag spread over several lines gets its last line. Designers
+ * look for the line where the tag opens: since no '<' can occur inside a
+ * start tag, that is the last "<name" at or before the end of the line
+ * libxml2 gave. */
+typedef struct {
+	const char *bytes;
+	size_t len;
+	size_t *starts; /* offset of each line's first byte; starts[0] is line 1 */
+	size_t nlines;
+} line_index;
+
+static void index_lines(line_index *ix, const char *bytes, size_t len)
+{
+	size_t n = 1;
+	for (size_t i = 0; i < len; i++)
+		n += bytes[i] == '\n';
+	ix->bytes = bytes;
+	ix->len = len;
+	ix->starts = dk_malloc((n + 1) * sizeof(*ix->starts));
+	ix->nlines = 0;
+	ix->starts[ix->nlines++] = 0;
+	for (size_t i = 0; i < len; i++)
+		if (bytes[i] == '\n')
+			ix->starts[ix->nlines++] = i + 1;
+}
+
+static int line_of(const line_index *ix, size_t off)
+{
+	size_t lo = 0, hi = ix->nlines;
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+		if (ix->starts[mid] <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return (int)lo + 1;
+}
+
+static void fix_start_lines(const line_index *ix, xmlNodePtr n)
+{
+	for (; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		int line = dk_xml_line(n);
+		if (line > 0 && (size_t)line <= ix->nlines && line < 65535) {
+			char pat[256];
+			if (n->ns && n->ns->prefix)
+				snprintf(pat, sizeof(pat), "<%s:%s", (const char *)n->ns->prefix,
+				         (const char *)n->name);
+			else
+				snprintf(pat, sizeof(pat), "<%s", (const char *)n->name);
+			size_t plen = strlen(pat);
+			size_t end = (size_t)line < ix->nlines ? ix->starts[line] : ix->len;
+			/* bounded: a start tag is never longer than this in a sane file */
+			size_t floor = end > 65536 ? end - 65536 : 0;
+			for (size_t i = end; i-- > floor;) {
+				if (i + plen >= ix->len || ix->bytes[i] != '<' ||
+				    memcmp(ix->bytes + i, pat, plen) != 0)
+					continue;
+				char next = ix->bytes[i + plen];
+				if (next == ' ' || next == '\t' || next == '\n' || next == '\r' ||
+				    next == '/' || next == '>') {
+					n->line = (unsigned short)line_of(ix, i);
+					break;
+				}
+			}
+		}
+		fix_start_lines(ix, n->children);
+	}
+}
+
 /* ---- schemas ----------------------------------------------------------- */
 
 static pthread_mutex_t schema_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -797,6 +872,10 @@ int dk_xml_load(xmlDocPtr *out, const char *file, const char *bytes, size_t len,
 			             "<%s> has no namespace; write %s", root, example);
 		goto cleanup;
 	}
+	line_index ix;
+	index_lines(&ix, bytes, len);
+	fix_start_lines(&ix, top);
+	free(ix.starts);
 	xmlRelaxNGPtr rng = get_schema(schema);
 	if (!rng) {
 		dk_diags_add(d, file, 0, DK_DIAG_ERROR,
