@@ -69,12 +69,16 @@ static int parse_tzif(tz_zone *z, const unsigned char *d, size_t len)
 	for (int block = 0; block < 2; block++) {
 		if (pos + 44 > len || memcmp(d + pos, "TZif", 4) != 0)
 			return -1;
-		for (int i = 0; i < 6; i++)
+		for (size_t i = 0; i < 6; i++)
 			c[i] = be32(d + pos + 20 + 4 * i);
-		/* isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt */
-		size_t body =
-		    c[3] * tsize + c[3] + c[4] * 6 + c[5] + c[2] * (tsize + 4) + c[1] + c[0];
-		if (c[3] > 100000 || c[4] == 0 || c[4] > 256 || pos + 44 + body > len)
+		/* isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt; bounded
+		 * before they are multiplied */
+		size_t ut = c[0], st = c[1], lp = c[2], tc = c[3], ty = c[4], ch = c[5];
+		if (tc > 100000 || ty == 0 || ty > 256 || ch > 65536 || lp > 100000 || st > 256 ||
+		    ut > 256)
+			return -1;
+		size_t body = tc * tsize + tc + ty * 6 + ch + lp * (tsize + 4) + st + ut;
+		if (pos + 44 + body > len)
 			return -1;
 		if (block == 0 && d[4] >= '2') { /* skip to the 64-bit block */
 			pos += 44 + body;
@@ -82,16 +86,16 @@ static int parse_tzif(tz_zone *z, const unsigned char *d, size_t len)
 			continue;
 		}
 		const unsigned char *times = d + pos + 44;
-		const unsigned char *idx = times + c[3] * tsize;
-		const unsigned char *types = idx + c[3];
-		z->n = c[3];
+		const unsigned char *idx = times + tc * tsize;
+		const unsigned char *types = idx + tc;
+		z->n = tc;
 		z->at = dk_calloc(z->n + 1, sizeof(*z->at));
 		z->off = dk_calloc(z->n + 1, sizeof(*z->off));
 		for (size_t i = 0; i < z->n; i++) {
-			if (idx[i] >= c[4])
+			if (idx[i] >= ty)
 				return -1;
 			z->at[i] = tsize == 8 ? be64(times + 8 * i) : (int32_t)be32(times + 4 * i);
-			z->off[i] = (int32_t)be32(types + 6 * idx[i]);
+			z->off[i] = (int32_t)be32(types + (size_t)6 * idx[i]);
 		}
 		z->before = (int32_t)be32(types); /* type 0, RFC 8536 3.2 */
 		return 0;
@@ -113,7 +117,7 @@ static const tz_zone *zone_get(const char *name)
 	if (!found) {
 		const char *dir = getenv("TZDIR");
 		char path[512];
-		size_t cap = 256 * 1024, len = 0;
+		size_t cap = (size_t)256 * 1024, len = 0;
 		unsigned char *data = dk_malloc(cap);
 		FILE *f;
 		found = dk_calloc(1, sizeof(*found));
@@ -131,7 +135,7 @@ static const tz_zone *zone_get(const char *name)
 		}
 		free(data);
 		found->name = dk_strdup(name);
-		zones = dk_realloc(zones, (nzones + 1) * sizeof(*zones));
+		zones = dk_realloc(zones, (nzones + 1) * sizeof(tz_zone *));
 		zones[nzones++] = found;
 	}
 	pthread_mutex_unlock(&zones_lock);
