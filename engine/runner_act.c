@@ -441,6 +441,7 @@ cleanup:
  * effects and its deletion commit together, so a crash leaves it armed and
  * a second tick running at once finds it already deleted. */
 #define TICK_BATCH 256
+#define TICK_MAX_ROUNDS 100000
 
 int dk_runner_tick(dk_runner *r, size_t *fired)
 {
@@ -452,7 +453,7 @@ int dk_runner_tick(dk_runner *r, size_t *fired)
 	*fired = 0;
 	if ((error = dk_runner_clock(r, &now)) < 0)
 		return error;
-	for (;;) {
+	for (size_t rounds = 0;;) {
 		size_t done = 0;
 		if ((error = dk_store_begin(r->store)) < 0)
 			return error;
@@ -469,7 +470,11 @@ int dk_runner_tick(dk_runner *r, size_t *fired)
 		*fired += done;
 		dk_timer_rows_free(due, n);
 		due = NULL;
-		if (n < TICK_BATCH)
+		/* Firing re-arms the instance's timers under new ids, so rows
+		 * fetched with it were skipped: go round until a batch finds
+		 * nothing due. Each firing moves a snapshot forward (reminders
+		 * step past now, deadlines are marked missed), so this ends. */
+		if (n == 0 || (done == 0 && n < TICK_BATCH) || ++rounds > TICK_MAX_ROUNDS)
 			return 0;
 		n = 0;
 	}
