@@ -1023,7 +1023,31 @@ static void snapshot_rejects_garbage(void **state)
 	assert_msg("'state'");
 	assert_int_equal(dk_snapshot_from_json(&s, "{\"format\":99}"), DK_EINVALID);
 	assert_msg("upgrade docket");
-	assert_null(s);
+	/* wrong types anywhere are refused, never half read */
+	const char *bad[] = {
+	    "[]",
+	    "{\"flow\":{\"id\":\"x\"},\"state\":\"a\",\"status\":\"paused\"}",
+	    "{\"flow\":{\"id\":\"x\"},\"state\":\"a\",\"regions\":[1]}",
+	    "{\"flow\":{\"id\":\"x\"},\"state\":\"a\",\"states\":[{\"state\":\"a\","
+	    "\"deadlines\":\"soon\"}]}",
+	    "{\"flow\":{\"id\":\"x\"},\"state\":\"a\",\"vars\":[{\"name\":\"n\","
+	    "\"type\":\"number\",\"value\":\"3\"}]}",
+	    "{\"flow\":{\"id\":\"x\"},\"state\":\"a\",\"created_at\":\"yesterday\"}",
+	    "{\"flow\":{\"id\":\"x\"},\"state\":\"a\",\"votes\":[{\"state\":\"a\"}]}",
+	    "{\"flow\":{\"id\":\"x\"},\"state\":\"a\",\"version\":\"3\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (dk_snapshot_from_json(&s, bad[i]) != DK_EINVALID)
+			fail_msg("accepted %s", bad[i]);
+		assert_null(s);
+	}
+	/* an older snapshot lacking optional keys still loads */
+	assert_int_equal(dk_snapshot_from_json(&s, "{\"flow\":{\"id\":\"x\",\"version\":1},"
+	                                           "\"state\":\"a\"}"),
+	                 0);
+	assert_int_equal(s->status, DK_INSTANCE_ACTIVE);
+	assert_int_equal(s->nvars, 0);
+	dk_snapshot_free(s);
 }
 
 static void deterministic(void **state)
