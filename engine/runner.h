@@ -87,6 +87,9 @@ int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const cha
  *  "initiator","vars":{...},"tasks":[...],"available":[...],
  *  "instance_version","created_at","updated_at"} */
 int dk_runner_show(dk_runner *r, json_t **out, const char *instance);
+/* The diagram of the flow version instance runs on ("dot" or "mermaid"),
+ * its current states highlighted, appended to out. */
+int dk_runner_graph(dk_runner *r, dk_buf *out, const char *instance, const char *format);
 /* The audit trail: [{"seq","type","at","actor","on_behalf_of","from","to",
  * "transition","comment","data"}] */
 int dk_runner_log(dk_runner *r, json_t **out, const char *instance);

@@ -88,3 +88,29 @@ cleanup:
 	dk_instance_row_free(&row);
 	return error;
 }
+
+int dk_runner_graph(dk_runner *r, dk_buf *out, const char *instance, const char *format)
+{
+	dk_instance_row row = {0};
+	dk_snapshot *snap = NULL;
+	const dk_flow *flow;
+	const char *ids[65];
+	int error;
+	size_t n;
+
+	if ((error = dk_runner_get_instance(r, &row, instance)) < 0 ||
+	    (error = dk_runner_flow(r, &flow, row.flow_id, row.flow_version)) < 0)
+		goto cleanup;
+	if ((error = dk_snapshot_from_json(&snap, row.snapshot)) < 0) {
+		error = dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s",
+				     instance, dk_error_last());
+		goto cleanup;
+	}
+	n = dk_snapshot_active(snap, ids, 64);
+	ids[n < 64 ? n : 64] = NULL;
+	error = dk_flow_graph(out, flow, format, ids);
+cleanup:
+	dk_snapshot_free(snap);
+	dk_instance_row_free(&row);
+	return error;
+}

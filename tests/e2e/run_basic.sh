@@ -128,4 +128,14 @@ dk list --flow leave --json
 [ "$(printf '%s' "$out" | jq 'length')" = 1 ] && ok "list --flow" || { not_ok "list --flow"; show_last; }
 dk list --state review --json
 [ "$(printf '%s' "$out" | jq 'length')" = 0 ] && ok "list --state filters" || { not_ok "list --state filters"; show_last; }
+dk graph --instance "$id"
+expect_rc 0 "graph --instance draws the instance's flow"
+expect_out "digraph" "graph --instance gives dot by default"
+printf '%s\n' "$out" | grep '^.*"done" \[' | grep -q fillcolor && ok "the current state is highlighted" || not_ok "current state not highlighted"
+[ "$(printf '%s\n' "$out" | grep -c fillcolor)" = 1 ] && ok "only the current state is highlighted" || not_ok "other states highlighted"
+printf '%s' "$out" | dot -Tsvg >/dev/null 2>&1 && ok "graph --instance renders with dot" || not_ok "dot rejects graph --instance"
+dk graph --instance "$id" --format mermaid
+expect_out "stateDiagram" "graph --instance --format mermaid"
+dk graph --instance 424242
+expect_rc 3 "graph --instance of an unknown instance is not found"
 done_testing
