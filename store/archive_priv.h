@@ -1,0 +1,35 @@
+/*
+ * archive_priv.h - what the store/archive*.c files share and nobody else
+ * sees: the handle's layout and the libgit2 error conversion.
+ */
+#ifndef DK_STORE_ARCHIVE_PRIV_H
+#define DK_STORE_ARCHIVE_PRIV_H
+
+#include "store/archive.h"
+
+#include <git2.h>
+
+struct dk_archive {
+	git_repository *repo; /* owned; used by one thread at a time */
+	char *path;           /* HOME/archive.git */
+	unsigned int auto_gc; /* loose objects before a put packs them; 0 = never */
+};
+
+#define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
+#define DK_ARCHIVE_CHUNK      ((size_t)64 * 1024)
+
+/* Records "archive: WHAT: <libgit2's message>" as code and returns code. */
+int dk_archive__git_error(int code, const char *what);
+
+/* "refs/docket/instances/ID" into out (size DK_ARCHIVE_REFNAME_MAX) after
+ * checking the id. */
+#define DK_ARCHIVE_REFNAME_MAX 256
+int dk_archive__refname(char *out, const char *instance);
+
+/* The instance's tip into out: 0, or DK_ENOTFOUND without a message. */
+int dk_archive__tip(git_oid *out, dk_archive *a, const char *instance);
+
+/* Parses 40 hex digits; DK_EINVALID with a message naming what. */
+int dk_archive__oid(git_oid *out, const char *hex, const char *what);
+
+#endif

@@ -1,0 +1,1011 @@
+/* test_archive.c - the git evidence archive: uploads, names, notes, history,
+ * concurrency, stale locks, packing, push, and plain git reading it all. */
+#include "store/archive.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#define T0 1795858200 /* 2026-11-28T09:30:00Z */
+
+typedef struct {
+	char dir[256];  /* temp dir */
+	char home[300]; /* dir/home */
+	dk_archive *a;
+} fixture;
+
+static int rm_rf(const char *path)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	return system(cmd);
+}
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "%s/docket-archive.XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(f->dir))
+		snprintf(f->home, sizeof(f->home), "%s/home", f->dir);
+	if (!f->home[0] || dk_archive_open(&f->a, f->home) < 0) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	dk_archive_free(f->a);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+static char *write_temp(fixture *f, const char *name, const void *data, size_t len)
+{
+	static char path[600];
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	if (len)
+		assert_int_equal(fwrite(data, 1, len, fp), len);
+	fclose(fp);
+	return path;
+}
+
+static dk_archive_put_opts opts_for(const char *instance, const char *kind, const char *name)
+{
+	dk_archive_put_opts o = DK_ARCHIVE_PUT_OPTS_INIT;
+	o.instance = instance;
+	o.flow = "monthly-plan@1";
+	o.state = "draft";
+	o.kind = kind;
+	o.name = name;
+	o.event = "ev-1";
+	o.actor = "li";
+	o.author_name = "李明";
+	o.author_email = "li@example.com";
+	o.time = T0;
+	return o;
+}
+
+static int to_buf(const void *data, size_t len, void *payload)
+{
+	dk_buf_put(payload, data, len);
+	return 0;
+}
+
+/* Runs a shell command, returns its stdout (caller frees) and status. */
+static char *run(int *status, const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	dk_buf out = DK_BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+		dk_buf_put(&out, chunk, n);
+	int st = pclose(p);
+	if (status)
+		*status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	dk_buf_puts(&out, "");
+	return dk_buf_detach(&out);
+}
+
+static size_t count_loose(fixture *f)
+{
+	int st;
+	char *s = run(
+	    &st,
+	    "find '%s/archive.git/objects' -type f -path '*/objects/[0-9a-f][0-9a-f]/*' | wc -l",
+	    f->home);
+	size_t n = strtoul(s, NULL, 10);
+	free(s);
+	return n;
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+static void names_hostile_refused(void **state)
+{
+	static const char *bad[] = {
+	    "",
+	    ".",
+	    "..",
+	    "../etc/passwd",
+	    "/etc/passwd",
+	    "a/b.pdf",
+	    "a\\b.pdf",
+	    "C:\\x.pdf",
+	    ".git",
+	    ".GIT",
+	    "Git~1",
+	    "tab\there.pdf",
+	    "nl\nx.pdf",
+	    "del\x7f.pdf",
+	    "c1\xc2\x85.pdf",
+	    " lead.pdf",
+	    "trail.pdf ",
+	    "dot.",
+	    "bad\xff.pdf",
+	    "overlong\xc0\xaf.pdf",
+	    "surrogate\xed\xa0\x80.pdf",
+	    "report\xe2\x80\xae"
+	    "fdp.exe",
+	};
+	char *out = NULL;
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (dk_archive_safe_name(&out, bad[i]) != DK_EINVALID)
+			fail_msg("name #%zu '%s' was accepted", i, bad[i]);
+		assert_null(out);
+		assert_true(strlen(dk_error_last()) > 10);
+	}
+	char longname[300];
+	memset(longname, 'a', 256);
+	strcpy(longname + 256, ".pdf");
+	assert_int_equal(dk_archive_safe_name(NULL, longname), DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "--name"));
+}
+
+static void names_unicode_kept(void **state)
+{
+	static const char *good[] = {"月度工作计划.pdf", "отчёт 2026.xlsx",       ".env",
+	                             "a..b.pdf",         "Ωmega (final) #2.docx", "x"};
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *out = NULL;
+		assert_int_equal(dk_archive_safe_name(&out, good[i]), 0);
+		assert_string_equal(out, good[i]);
+		free(out);
+	}
+	/* 255 bytes of three-byte characters plus nothing more is fine */
+	char name[256] = "";
+	for (int i = 0; i < 85; i++)
+		strcat(name, "计");
+	assert_int_equal(strlen(name), 255);
+	assert_int_equal(dk_archive_safe_name(NULL, name), 0);
+}
+
+static void instance_ids(void **state)
+{
+	(void)state;
+	assert_int_equal(dk_archive_check_instance("i-42"), 0);
+	assert_int_equal(dk_archive_check_instance("a/b"), DK_EINVALID);
+	assert_int_equal(dk_archive_check_instance("x.lock"), DK_EINVALID);
+	assert_int_equal(dk_archive_check_instance("a..b"), DK_EINVALID);
+	assert_int_equal(dk_archive_check_instance(""), DK_EINVALID);
+	assert_int_equal(dk_archive_check_instance("-x"), DK_EINVALID);
+	char k1[37], k2[37];
+	dk_archive_event_key(k1);
+	dk_archive_event_key(k2);
+	assert_int_equal(strlen(k1), 36);
+	assert_string_not_equal(k1, k2);
+}
+
+/* ---- uploads ---------------------------------------------------------------- */
+
+static void put_small_round_trip(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r0, r1, r2;
+	dk_archive_put_opts o;
+	dk_buf got = DK_BUF_INIT;
+	char sha[65];
+
+	o = opts_for("i-1", "plan", "empty.pdf");
+	assert_int_equal(dk_archive_put_file(&r0, f->a, &o, write_temp(f, "e", "", 0)), 0);
+	assert_int_equal(r0.size, 0);
+	assert_string_equal(r0.sha256,
+	                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(r0.blob, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+	assert_string_equal(r0.parent, "");
+
+	o = opts_for("i-1", "plan", "one.pdf");
+	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, write_temp(f, "o", "x", 1)), 0);
+	assert_int_equal(r1.size, 1);
+	assert_string_equal(r1.parent, r0.commit);
+	dk_sha256_hex(sha, "x", 1);
+	assert_string_equal(r1.sha256, sha);
+
+	const char *zh = "二〇二六年十一月 工作计划：销售公司";
+	o = opts_for("i-1", "plan", "月度工作计划.pdf");
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, write_temp(f, "zh", zh, strlen(zh))),
+	                 0);
+	assert_string_equal(r2.parent, r1.commit);
+
+	/* every file is in the tip's tree, byte-exact */
+	assert_int_equal(dk_archive_get(f->a, "i-1", NULL, "draft/plan/empty.pdf", to_buf, &got),
+	                 0);
+	assert_int_equal(got.len, 0);
+	assert_int_equal(dk_archive_get(f->a, "i-1", NULL, "draft/plan/one.pdf", to_buf, &got), 0);
+	assert_int_equal(got.len, 1);
+	assert_memory_equal(got.ptr, "x", 1);
+	dk_buf_clear(&got);
+	assert_int_equal(
+	    dk_archive_get(f->a, "i-1", NULL, "draft/plan/月度工作计划.pdf", to_buf, &got), 0);
+	assert_int_equal(got.len, strlen(zh));
+	assert_memory_equal(got.ptr, zh, strlen(zh));
+	/* an older commit does not have the later file */
+	dk_buf_clear(&got);
+	assert_int_equal(dk_archive_get(f->a, "i-1", r0.commit, "draft/plan/one.pdf", to_buf, &got),
+	                 DK_ENOTFOUND);
+	assert_int_equal(dk_archive_get(f->a, "i-2", NULL, "draft/plan/one.pdf", to_buf, &got),
+	                 DK_ENOTFOUND);
+	/* by blob id, with its SHA-256 */
+	int64_t size;
+	assert_int_equal(dk_archive_get_blob(f->a, r1.blob, NULL, NULL, sha, &size), 0);
+	assert_string_equal(sha, r1.sha256);
+	assert_int_equal(size, 1);
+	dk_buf_free(&got);
+}
+
+static void put_same_name_replaces_path_keeps_history(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "plan.pdf");
+	dk_buf got = DK_BUF_INIT;
+	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, write_temp(f, "a", "v1", 2)), 0);
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, write_temp(f, "a", "v2!", 3)), 0);
+	assert_int_equal(dk_archive_get(f->a, "i-1", NULL, "draft/plan/plan.pdf", to_buf, &got), 0);
+	assert_int_equal(got.len, 3);
+	dk_buf_clear(&got);
+	assert_int_equal(
+	    dk_archive_get(f->a, "i-1", r1.commit, "draft/plan/plan.pdf", to_buf, &got), 0);
+	assert_int_equal(got.len, 2);
+	assert_memory_equal(got.ptr, "v1", 2);
+	dk_buf_free(&got);
+}
+
+/* Deterministic bytes that do not compress (so the object is as big as the
+ * file), written 64 KiB at a time. */
+static void write_big(const char *path, size_t size, char sha_out[65])
+{
+	FILE *fp = fopen(path, "wb");
+	unsigned char buf[65536];
+	uint64_t x = 88172645463325252ull;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char d[32];
+	unsigned int dl;
+	assert_non_null(fp);
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	for (size_t done = 0; done < size;) {
+		size_t n = size - done < sizeof(buf) ? size - done : sizeof(buf);
+		for (size_t i = 0; i < n; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[i] = (unsigned char)x;
+		}
+		assert_int_equal(fwrite(buf, 1, n, fp), n);
+		EVP_DigestUpdate(md, buf, n);
+		done += n;
+	}
+	fclose(fp);
+	EVP_DigestFinal_ex(md, d, &dl);
+	for (int i = 0; i < 32; i++)
+		snprintf(sha_out + 2 * i, 3, "%02x", d[i]);
+	EVP_MD_CTX_free(md);
+}
+
+typedef struct {
+	EVP_MD_CTX *md;
+	size_t len, calls, max_chunk;
+} hash_sink;
+
+static int to_hash(const void *data, size_t len, void *payload)
+{
+	hash_sink *h = payload;
+	EVP_DigestUpdate(h->md, data, len);
+	h->len += len;
+	h->calls++;
+	if (len > h->max_chunk)
+		h->max_chunk = len;
+	return 0;
+}
+
+static long maxrss_kb(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+/* 50 MB in and out. The put must not hold the file whole: peak RSS may
+ * not grow by anything near 50 MB while it runs (the file is only ever
+ * read in 64 KiB chunks; the get streams it back in chunks as well). */
+static void put_50mb_streamed(void **state)
+{
+	fixture *f = *state;
+	const size_t size = 50u * 1000 * 1000;
+	char path[600], want[65], got_hex[65];
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-big", "scan", "大文件.bin");
+	hash_sink h = {EVP_MD_CTX_new(), 0, 0, 0};
+	unsigned char d[32];
+	unsigned int dl;
+
+	snprintf(path, sizeof(path), "%s/big", f->dir);
+	write_big(path, size, want);
+	long before = maxrss_kb();
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, path), 0);
+	long grew_mb = (maxrss_kb() - before) / 1024;
+	print_message("# 50 MB put: peak RSS grew by %ld MB\n", grew_mb);
+	assert_true(grew_mb < 25);
+	assert_int_equal(r.size, (int64_t)size);
+	assert_string_equal(r.sha256, want);
+
+	EVP_DigestInit_ex(h.md, EVP_sha256(), NULL);
+	assert_int_equal(dk_archive_get(f->a, "i-big", NULL, "draft/scan/大文件.bin", to_hash, &h),
+	                 0);
+	EVP_DigestFinal_ex(h.md, d, &dl);
+	for (int i = 0; i < 32; i++)
+		snprintf(got_hex + 2 * i, 3, "%02x", d[i]);
+	assert_int_equal(h.len, size);
+	assert_string_equal(got_hex, want);
+	assert_true(h.calls > 700); /* streamed in chunks, not one piece */
+	assert_true(h.max_chunk <= 65536);
+	/* gc keeps such a blob loose, so it still streams afterwards */
+	dk_archive_gc_result g;
+	assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	assert_int_equal(g.kept_loose, 1);
+	h.len = h.calls = h.max_chunk = 0;
+	EVP_DigestInit_ex(h.md, EVP_sha256(), NULL);
+	assert_int_equal(dk_archive_get_blob(f->a, r.blob, to_hash, &h, got_hex, NULL), 0);
+	assert_string_equal(got_hex, want);
+	assert_true(h.max_chunk <= 65536);
+	EVP_MD_CTX_free(h.md);
+}
+
+static void put_from_pipe(void **state)
+{
+	fixture *f = *state;
+	int p[2];
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-pipe", "plan", "piped.pdf");
+	char sha[65];
+	dk_buf got = DK_BUF_INIT;
+	const char *text = "bytes through a pipe, size unknown up front\n";
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], text, strlen(text)), (ssize_t)strlen(text));
+	close(p[1]);
+	assert_int_equal(dk_archive_put(&r, f->a, &o, p[0]), 0);
+	close(p[0]);
+	dk_sha256_hex(sha, text, strlen(text));
+	assert_string_equal(r.sha256, sha);
+	assert_int_equal(dk_archive_get(f->a, "i-pipe", NULL, "draft/plan/piped.pdf", to_buf, &got),
+	                 0);
+	assert_string_equal(dk_buf_cstr(&got), text);
+	dk_buf_free(&got);
+}
+
+static void put_oversize_leaves_nothing(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "plan.pdf");
+	char tip[41], tip2[41];
+	char *big = calloc(1, 2000);
+	int p[2];
+
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "s", "ok", 2)), 0);
+	assert_int_equal(dk_archive_tip(tip, f->a, "i-1"), 0);
+	size_t loose = count_loose(f);
+
+	o.max_size = 1024;
+	o.name = "big.pdf";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "b", big, 2000)),
+	                 DK_EINVALID);
+	assert_string_equal(dk_error_last(), "file is 2 KB; evidence 'plan' accepts at most 1 KB");
+	/* through a pipe the size is found while streaming */
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], big, 2000), 2000);
+	close(p[1]);
+	assert_int_equal(dk_archive_put(&r, f->a, &o, p[0]), DK_EINVALID);
+	close(p[0]);
+	assert_non_null(strstr(dk_error_last(), "accepts at most 1 KB"));
+	/* a new ref is not created either */
+	o.instance = "i-new";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "b", big, 2000)),
+	                 DK_EINVALID);
+	assert_int_equal(dk_archive_tip(tip2, f->a, "i-new"), DK_ENOTFOUND);
+
+	assert_int_equal(dk_archive_tip(tip2, f->a, "i-1"), 0);
+	assert_string_equal(tip, tip2);
+	assert_int_equal(count_loose(f), loose);
+	int st;
+	char *tmp = run(&st, "ls '%s/archive.git/objects' | grep -c -e tmp_ -e streamed", f->home);
+	assert_int_equal(atoi(tmp), 0);
+	free(tmp);
+
+	/* the 25.3 MB message of the issue, without writing 25 MB */
+	o.max_size = 20 * 1024 * 1024;
+	assert_int_equal(dk_archive_put_check(&o, (int64_t)(25.3 * 1024 * 1024)), DK_EINVALID);
+	assert_string_equal(dk_error_last(),
+	                    "file is 25.3 MB; evidence 'plan' accepts at most 20 MB");
+	/* one byte over does not read "20 MB > 20 MB" */
+	assert_int_equal(dk_archive_put_check(&o, 20 * 1024 * 1024 + 1), DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "20971521 bytes"));
+	free(big);
+}
+
+static void put_types_checked(void **state)
+{
+	fixture *f = *state;
+	static const char *const types[] = {"pdf", "docx", "xlsx"};
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "virus.exe");
+	o.types = types;
+	o.ntypes = 3;
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "t", "MZ", 2)),
+	                 DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "accepts only pdf, docx, xlsx"));
+	o.name = "README";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "t", "MZ", 2)),
+	                 DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "no extension"));
+	assert_int_equal(dk_archive_tip(r.commit, f->a, "i-1"), DK_ENOTFOUND);
+	o.name = "Plan.PDF";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "t", "%PDF", 4)), 0);
+	/* hostile names and bad opts never reach the object database */
+	o.name = "../../x.pdf";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "t", "%PDF", 4)),
+	                 DK_EINVALID);
+	o.name = "ok.pdf";
+	o.state = "..";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "t", "%PDF", 4)),
+	                 DK_EINVALID);
+	o.state = "draft";
+	o.flow = "evil\nDocket-Sha256: forged";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "t", "%PDF", 4)),
+	                 DK_EINVALID);
+	o.flow = "monthly-plan@1";
+	o.instance = "../../HEAD";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "t", "%PDF", 4)),
+	                 DK_EINVALID);
+	o.instance = "i-1";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, "/nonexistent/file.pdf"), DK_ENOTFOUND);
+}
+
+/* ---- history ------------------------------------------------------------------ */
+
+typedef struct {
+	int n;
+	dk_archive_entry_type types[16];
+	char commits[16][41];
+	char events[16][64];
+	char damage[16][200];
+	char paths[16][200];
+	char actual[16][65];
+} walk_log;
+
+static int log_entry(const dk_archive_entry *e, void *payload)
+{
+	walk_log *l = payload;
+	assert_true(l->n < 16);
+	l->types[l->n] = e->type;
+	snprintf(l->commits[l->n], 41, "%s", e->commit);
+	snprintf(l->events[l->n], 64, "%s", e->event);
+	snprintf(l->damage[l->n], 200, "%s", e->damage);
+	snprintf(l->paths[l->n], 200, "%s", e->path);
+	snprintf(l->actual[l->n], 65, "%s", e->actual_sha256);
+	if (e->type == DK_ARCHIVE_ATTACH) {
+		assert_string_equal(e->instance, "i-1");
+		assert_string_equal(e->flow, "monthly-plan@1");
+		assert_string_equal(e->actor, "li");
+		assert_string_equal(e->author_name, "李明");
+		assert_string_equal(e->author_email, "li@example.com");
+		assert_int_equal(e->time, T0);
+		assert_int_equal(strlen(e->sha256), 64);
+	}
+	l->n++;
+	return 0;
+}
+
+static void note_and_walk(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "plan.pdf");
+	dk_archive_note_opts n = DK_ARCHIVE_NOTE_OPTS_INIT;
+	char c1[41], c2[41];
+	walk_log l;
+
+	n.instance = "i-1";
+	n.flow = "monthly-plan@1";
+	n.state = "draft";
+	n.transition = "start";
+	n.event = "ev-start";
+	n.actor = "li";
+	n.time = T0;
+	assert_int_equal(dk_archive_note(c1, f->a, &n), 0);
+	o.event = "ev-up";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "p", "%PDF-1.7", 8)), 0);
+	assert_string_equal(r.parent, c1);
+	n.from_state = "draft";
+	n.state = "review";
+	n.transition = "submit";
+	n.event = "ev-submit";
+	n.comment = "please look\n---\nat section 2";
+	n.author_name = "Li <evil>";
+	assert_int_equal(dk_archive_note(c2, f->a, &n), 0);
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(dk_archive_walk(f->a, "i-1", DK_ARCHIVE_WALK_HASH, log_entry, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.types[0], DK_ARCHIVE_NOTE);
+	assert_int_equal(l.types[1], DK_ARCHIVE_ATTACH);
+	assert_int_equal(l.types[2], DK_ARCHIVE_NOTE);
+	assert_string_equal(l.commits[0], c1);
+	assert_string_equal(l.commits[1], r.commit);
+	assert_string_equal(l.commits[2], c2);
+	assert_string_equal(l.events[2], "ev-submit"); /* trailers survived the "---" */
+	assert_string_equal(l.paths[1], "draft/plan/plan.pdf");
+	assert_string_equal(l.actual[1], r.sha256);
+	assert_string_equal(l.damage[1], "");
+	assert_int_equal(dk_archive_reachable(f->a, "i-1", c1), 1);
+	assert_int_equal(dk_archive_reachable(f->a, "i-1", r.blob), 0);
+
+	/* the note keeps the tree: the file is still there at the tip */
+	dk_buf got = DK_BUF_INIT;
+	assert_int_equal(dk_archive_get(f->a, "i-1", NULL, "draft/plan/plan.pdf", to_buf, &got), 0);
+	assert_int_equal(got.len, 8);
+	dk_buf_free(&got);
+}
+
+static int known_events(const char *event, void *payload)
+{
+	(void)payload;
+	return strcmp(event, "ev-lost") != 0;
+}
+
+static int count_instance(const char *instance, void *payload)
+{
+	dk_buf *b = payload;
+	dk_buf_printf(b, "%s;", instance);
+	return 0;
+}
+
+static void verify_finds_unrecorded_and_altered(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "a.pdf");
+	walk_log l;
+	char src[700], dst[700];
+
+	o.event = "ev-ok";
+	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, write_temp(f, "a", "AAAA", 4)), 0);
+	o.event = "ev-lost";
+	o.name = "b.pdf";
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, write_temp(f, "b", "BBBB", 4)), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(dk_archive_unrecorded(f->a, "i-1", 0, known_events, log_entry, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.commits[0], r2.commit);
+	assert_string_equal(l.paths[0], "draft/plan/b.pdf");
+
+	dk_buf names = DK_BUF_INIT;
+	o.instance = "i-0";
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, write_temp(f, "b", "BBBB", 4)), 0);
+	assert_int_equal(dk_archive_instances(f->a, count_instance, &names), 0);
+	assert_string_equal(dk_buf_cstr(&names), "i-0;i-1;");
+	dk_buf_free(&names);
+
+	/* swap a.pdf's object file for b.pdf's: same size, other bytes */
+	snprintf(src, sizeof(src), "%s/archive.git/objects/%.2s/%s", f->home, r2.blob, r2.blob + 2);
+	snprintf(dst, sizeof(dst), "%s/archive.git/objects/%.2s/%s", f->home, r1.blob, r1.blob + 2);
+	chmod(dst, 0644);
+	int st;
+	free(run(&st, "cp '%s' '%s'", src, dst));
+	assert_int_equal(st, 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(dk_archive_walk(f->a, "i-1", DK_ARCHIVE_WALK_HASH, log_entry, &l), 0);
+	assert_non_null(strstr(l.damage[0], "altered"));
+	assert_string_equal(l.damage[1], "");
+	dk_buf got = DK_BUF_INIT;
+	assert_int_equal(dk_archive_get(f->a, "i-1", NULL, "draft/plan/a.pdf", to_buf, &got),
+	                 DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "damaged"));
+	/* a missing object */
+	unlink(dst);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(dk_archive_walk(f->a, "i-1", DK_ARCHIVE_WALK_HASH, log_entry, &l), 0);
+	assert_non_null(strstr(l.damage[0], "missing"));
+	assert_int_equal(dk_archive_get_blob(f->a, r1.blob, NULL, NULL, NULL, NULL), DK_ENOTFOUND);
+	dk_buf_free(&got);
+}
+
+/* ---- concurrency and locks ---------------------------------------------------- */
+
+typedef struct {
+	const char *home;
+	const char *dir;
+	int id, n, failures, retries;
+} worker;
+
+static void *put_many(void *arg)
+{
+	worker *w = arg;
+	dk_archive *a = NULL;
+	if (dk_archive_open(&a, w->home) < 0) {
+		w->failures = w->n;
+		return NULL;
+	}
+	for (int i = 0; i < w->n; i++) {
+		char name[64], path[600], data[64];
+		dk_archive_put_result r;
+		dk_archive_put_opts o = opts_for("i-shared", "report", name);
+		snprintf(name, sizeof(name), "w%d-%d.pdf", w->id, i);
+		snprintf(path, sizeof(path), "%s/%s", w->dir, name);
+		snprintf(data, sizeof(data), "worker %d upload %d", w->id, i);
+		FILE *fp = fopen(path, "wb");
+		fputs(data, fp);
+		fclose(fp);
+		if (dk_archive_put_file(&r, a, &o, path) < 0)
+			w->failures++;
+		w->retries += r.retries;
+	}
+	dk_archive_free(a);
+	return NULL;
+}
+
+static int count_entries(const dk_archive_entry *e, void *payload)
+{
+	(void)e;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static void concurrent_puts_lose_nothing(void **state)
+{
+	fixture *f = *state;
+	pthread_t t[2];
+	worker w[2] = {{f->home, f->dir, 0, 40, 0, 0}, {f->home, f->dir, 1, 40, 0, 0}};
+	int n = 0, st;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, put_many, &w[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(w[0].failures + w[1].failures, 0);
+	print_message("# 2 x 40 concurrent puts: %d compare-and-swap retries\n",
+	              w[0].retries + w[1].retries);
+	assert_int_equal(dk_archive_walk(f->a, "i-shared", 0, count_entries, &n), 0);
+	assert_int_equal(n, 80);
+	/* and the tip's tree holds all 80 files */
+	char *s = run(&st,
+	              "git --git-dir='%s/archive.git' ls-tree -r refs/docket/instances/i-shared "
+	              "| wc -l",
+	              f->home);
+	assert_int_equal(st, 0);
+	assert_int_equal(atoi(s), 80);
+	free(s);
+}
+
+static void make_lock(const char *path, time_t age)
+{
+	FILE *fp = fopen(path, "w");
+	struct timespec ts[2];
+	assert_non_null(fp);
+	fputs("0000000000000000000000000000000000000000\n", fp);
+	fclose(fp);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= age;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static void *remove_later(void *arg)
+{
+	struct timespec ts = {0, 80 * 1000000L};
+	nanosleep(&ts, NULL);
+	unlink(arg);
+	return NULL;
+}
+
+static void stale_lock_recovered(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "a.pdf");
+	char lock[700];
+	struct stat st;
+	pthread_t t;
+
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "a", "1", 1)), 0);
+	snprintf(lock, sizeof(lock), "%s/archive.git/refs/docket/instances/i-1.lock", f->home);
+	/* left by a crash two minutes ago: removed, and the put goes through */
+	make_lock(lock, 120);
+	o.name = "b.pdf";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "b", "2", 1)), 0);
+	assert_true(r.retries >= 1);
+	assert_int_not_equal(stat(lock, &st), 0);
+	/* held by a live writer: waited for, not removed */
+	make_lock(lock, 0);
+	assert_int_equal(pthread_create(&t, NULL, remove_later, lock), 0);
+	o.name = "c.pdf";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "c", "3", 1)), 0);
+	pthread_join(t, NULL);
+	assert_true(r.retries >= 1);
+	/* a new instance's ref is recovered the same way */
+	snprintf(lock, sizeof(lock), "%s/archive.git/refs/docket/instances/i-9.lock", f->home);
+	make_lock(lock, 3600);
+	o.instance = "i-9";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "c", "3", 1)), 0);
+	int n = 0;
+	assert_int_equal(dk_archive_walk(f->a, "i-1", 0, count_entries, &n), 0);
+	assert_int_equal(n, 3);
+}
+
+/* ---- packing and push ------------------------------------------------------------ */
+
+static void gc_then_get(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r[30];
+	dk_archive_gc_result g;
+	dk_buf got = DK_BUF_INIT;
+	char name[32], data[32];
+	for (int i = 0; i < 30; i++) {
+		dk_archive_put_opts o = opts_for("i-1", "report", name);
+		snprintf(name, sizeof(name), "r%d.pdf", i);
+		snprintf(data, sizeof(data), "report number %d", i);
+		assert_int_equal(
+		    dk_archive_put_file(&r[i], f->a, &o, write_temp(f, "r", data, strlen(data))),
+		    0);
+	}
+	assert_true(count_loose(f) >= 90);
+	assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	assert_true(g.packed >= 90);
+	assert_int_equal(g.removed, g.packed);
+	assert_int_equal(g.packs, 1);
+	assert_int_equal(count_loose(f), 0);
+	for (int i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "draft/report/r%d.pdf", i);
+		snprintf(data, sizeof(data), "report number %d", i);
+		dk_buf_clear(&got);
+		assert_int_equal(dk_archive_get(f->a, "i-1", NULL, name, to_buf, &got), 0);
+		assert_string_equal(dk_buf_cstr(&got), data);
+	}
+	/* history and hashes survive packing; a second gc has nothing to do */
+	int n = 0;
+	assert_int_equal(dk_archive_walk(f->a, "i-1", DK_ARCHIVE_WALK_HASH, count_entries, &n), 0);
+	assert_int_equal(n, 30);
+	assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	assert_int_equal(g.packed, 0);
+	/* plain git agrees the repository is sound */
+	int st;
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+	dk_buf_free(&got);
+}
+
+static void auto_gc_past_threshold(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r;
+	char name[32];
+	int ran = 0;
+	/* 256 objects → one expected per fan-out directory */
+	dk_archive_set_auto_gc(f->a, 256);
+	for (int i = 0; i < 200; i++) {
+		dk_archive_put_opts o = opts_for("i-1", "report", name);
+		snprintf(name, sizeof(name), "n%d.pdf", i);
+		assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "r", name, 4)), 0);
+	}
+	/* 200 puts wrote ~800 objects; auto-gc kept the loose count bounded */
+	size_t loose = count_loose(f);
+	print_message("# after 200 puts with auto-gc at 256: %zu loose objects\n", loose);
+	assert_true(loose < 600);
+	int st;
+	char *s = run(&st, "ls '%s/archive.git/objects/pack' | grep -c '\\.pack$'", f->home);
+	assert_true(atoi(s) >= 1);
+	free(s);
+	dk_archive_set_auto_gc(f->a, 0);
+	assert_int_equal(dk_archive_maybe_gc(&ran, f->a), 0);
+	assert_int_equal(ran, 0);
+}
+
+static void push_twice_idempotent(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "a.pdf");
+	char remote[600];
+	size_t pushed = 0;
+	int st;
+
+	snprintf(remote, sizeof(remote), "%s/backup.git", f->dir);
+	/* nothing archived yet: a no-op */
+	assert_int_equal(dk_archive_push(&pushed, f->a, remote), 0);
+	assert_int_equal(pushed, 0);
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "a", "A", 1)), 0);
+	o.instance = "i-2";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "a", "B", 1)), 0);
+	assert_int_equal(dk_archive_push(&pushed, f->a, remote), 0);
+	assert_int_equal(pushed, 2);
+	assert_int_equal(dk_archive_push(&pushed, f->a, remote), 0);
+	assert_int_equal(pushed, 2);
+	char *s = run(&st, "git --git-dir='%s' rev-parse refs/docket/instances/i-2", remote);
+	assert_int_equal(st, 0);
+	assert_memory_equal(s, r.commit, 40);
+	free(s);
+	/* one more upload, pushed again: the remote follows */
+	o.name = "b.pdf";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "a", "C", 1)), 0);
+	assert_int_equal(dk_archive_push(&pushed, f->a, remote), 0);
+	s = run(&st, "git --git-dir='%s' rev-parse refs/docket/instances/i-2", remote);
+	assert_memory_equal(s, r.commit, 40);
+	free(s);
+	/* a remote whose history differs is reported, not overwritten */
+	free(run(&st,
+	         "git --git-dir='%s' update-ref refs/docket/instances/i-2 "
+	         "$(git --git-dir='%s' commit-tree -m other "
+	         "4b825dc642cb6eb9a060e54bf8d69288fbee4904)",
+	         remote, remote));
+	assert_int_equal(st, 0);
+	o.name = "c.pdf";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "a", "D", 1)), 0);
+	int rc = dk_archive_push(&pushed, f->a, remote);
+	print_message("# push to a diverged remote: %s\n", dk_error_last());
+	assert_int_equal(rc, DK_ECONFLICT);
+	s = run(&st, "git --git-dir='%s' log --format=%%s -1 refs/docket/instances/i-2", remote);
+	assert_string_equal(s, "other\n");
+	free(s);
+}
+
+/* ---- plain git reads what docket wrote ---------------------------------------------- */
+
+static void plain_git_reads_archive(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2;
+	dk_archive_put_opts o = opts_for("i-7", "plan", "月度计划.pdf");
+	dk_archive_note_opts n = DK_ARCHIVE_NOTE_OPTS_INIT;
+	const char *content = "%PDF-1.7 计划 content\n";
+	char c[41], sha[65];
+	int st;
+	char *s;
+
+	o.event = "ev-a";
+	assert_int_equal(
+	    dk_archive_put_file(&r1, f->a, &o, write_temp(f, "p", content, strlen(content))), 0);
+	n.instance = "i-7";
+	n.flow = "monthly-plan@1";
+	n.from_state = "draft";
+	n.state = "review";
+	n.transition = "submit";
+	n.event = "ev-b";
+	n.actor = "li";
+	n.author_name = "李明";
+	n.time = T0 + 60;
+	assert_int_equal(dk_archive_note(c, f->a, &n), 0);
+	o.name = "second.pdf";
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, write_temp(f, "q", "2", 1)), 0);
+
+	s = run(&st,
+	        "git -c core.quotepath=off --git-dir='%s/archive.git' log "
+	        "--format='%%H|%%an|%%ae|%%cn|%%ce|%%at|%%s' refs/docket/instances/i-7",
+	        f->home);
+	assert_int_equal(st, 0);
+	dk_buf want = DK_BUF_INIT;
+	dk_buf_printf(&want,
+	              "%s|李明|li@example.com|docket|docket@docket.invalid|%d|attach "
+	              "plan/second.pdf\n"
+	              "%s|李明|li@docket.invalid|docket|docket@docket.invalid|%d|submit: draft "
+	              "-> review\n"
+	              "%s|李明|li@example.com|docket|docket@docket.invalid|%d|attach "
+	              "plan/月度计划.pdf\n",
+	              r2.commit, T0, c, T0 + 60, r1.commit, T0);
+	assert_string_equal(s, want.ptr);
+	free(s);
+	dk_buf_free(&want);
+
+	s = run(&st, "git --git-dir='%s/archive.git' log -1 --format='%%(trailers:only,unfold)' %s",
+	        f->home, r1.commit);
+	assert_int_equal(st, 0);
+	dk_buf_printf(&want,
+	              "Docket-Instance: i-7\nDocket-Flow: monthly-plan@1\nDocket-State: draft\n"
+	              "Docket-Evidence: plan\nDocket-Name: 月度计划.pdf\nDocket-Sha256: %s\n"
+	              "Docket-Size: %zu\nDocket-Actor: li\nDocket-Event: ev-a\n\n",
+	              r1.sha256, strlen(content));
+	assert_string_equal(s, want.ptr);
+	free(s);
+	dk_buf_free(&want);
+
+	s = run(&st, "git --git-dir='%s/archive.git' log -1 --format='%%(trailers:only,unfold)' %s",
+	        f->home, c);
+	assert_string_equal(s, "Docket-Instance: i-7\nDocket-Flow: monthly-plan@1\n"
+	                       "Docket-State: review\nDocket-Transition: submit\n"
+	                       "Docket-Actor: li\nDocket-Event: ev-b\n\n");
+	free(s);
+
+	/* git show of the file gives the same bytes; the note changes no file */
+	s = run(&st,
+	        "git --git-dir='%s/archive.git' show 'refs/docket/instances/i-7:draft/plan/"
+	        "月度计划.pdf'",
+	        f->home);
+	assert_int_equal(st, 0);
+	assert_string_equal(s, content);
+	free(s);
+	dk_sha256_hex(sha, content, strlen(content));
+	assert_string_equal(sha, r1.sha256);
+	s = run(&st, "git --git-dir='%s/archive.git' show --format= --name-only %s | wc -l",
+	        f->home, c);
+	assert_int_equal(atoi(s), 0);
+	free(s);
+	s = run(&st, "git --git-dir='%s/archive.git' rev-list --parents -1 %s", f->home, r2.commit);
+	dk_buf_printf(&want, "%s %s\n", r2.commit, c);
+	assert_string_equal(s, want.ptr);
+	dk_buf_free(&want);
+	free(s);
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+}
+
+static void open_twice_first_time(void **state)
+{
+	fixture *f = *state;
+	char home[400];
+	dk_archive *a = NULL, *b = NULL;
+	snprintf(home, sizeof(home), "%s/other", f->dir);
+	assert_int_equal(dk_archive_open(&a, home), 0);
+	assert_int_equal(dk_archive_open(&b, home), 0);
+	assert_non_null(strstr(dk_archive_path(a), "/other/archive.git"));
+	dk_archive_free(a);
+	dk_archive_free(b);
+	assert_int_equal(dk_archive_open(&a, "/proc/nope/home"), DK_EINVALID);
+	assert_null(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(names_hostile_refused),
+	    cmocka_unit_test(names_unicode_kept),
+	    cmocka_unit_test(instance_ids),
+	    cmocka_unit_test_setup_teardown(put_small_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_same_name_replaces_path_keeps_history, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(put_50mb_streamed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_from_pipe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_oversize_leaves_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_types_checked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(note_and_walk, setup, teardown),
+	    cmocka_unit_test_setup_teardown(verify_finds_unrecorded_and_altered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(concurrent_puts_lose_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(stale_lock_recovered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),
+	    cmocka_unit_test_setup_teardown(auto_gc_past_threshold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(push_twice_idempotent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(plain_git_reads_archive, setup, teardown),
+	    cmocka_unit_test_setup_teardown(open_twice_first_time, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
