@@ -247,12 +247,16 @@ int dk_archive_walk(dk_archive *a, const char *instance, unsigned int flags, dk_
 int dk_archive_instances(dk_archive *a, int (*fn)(const char *instance, void *payload),
                          void *payload);
 
-/* Is this event key recorded? Returns 1 yes, 0 no, negative to stop. */
-typedef int (*dk_archive_known_fn)(const char *event, void *payload);
+/* Is this commit recorded in the database? Join on e->commit (the
+ * evidence row's git_commit) or e->event (Docket-Event), whichever the
+ * caller keeps. Called before hashing, with the trailer fields, path and
+ * blob set. Returns 1 yes, 0 no, negative to stop. */
+typedef int (*dk_archive_known_fn)(const dk_archive_entry *e, void *payload);
 
-/* Calls fn for each docket commit (attach or note) of the instance whose
- * Docket-Event key known() does not recognise, oldest first: the commits a
- * crash between git and the database left unrecorded. flags as walk. */
+/* Calls fn for each docket commit (attach or note) of the instance that
+ * known() does not recognise, oldest first: the commits a crash between
+ * git and the database left unrecorded. flags as walk; payload goes to
+ * both callbacks. */
 int dk_archive_unrecorded(dk_archive *a, const char *instance, unsigned int flags,
                           dk_archive_known_fn known, dk_archive_entry_fn fn, void *payload);
 

@@ -326,18 +326,6 @@ static int visit(dk_archive *a, git_commit *c, unsigned int flags, dk_archive_kn
 	else
 		e.type = DK_ARCHIVE_NOTE;
 
-	if (known && e.type != DK_ARCHIVE_OTHER) {
-		int k = known(e.event, payload);
-		if (k < 0) {
-			error = k;
-			goto cleanup;
-		}
-		if (k > 0)
-			goto cleanup; /* recorded: not reported */
-	} else if (known) {
-		goto cleanup;
-	}
-
 	if (e.type == DK_ARCHIVE_ATTACH) {
 		git_oid blob;
 		dk_buf_printf(&path, "%s/%s/%s", e.state, e.kind, e.name);
@@ -353,8 +341,22 @@ static int visit(dk_archive *a, git_commit *c, unsigned int flags, dk_archive_kn
 			error = rc;
 			goto cleanup;
 		}
-		if ((flags & DK_ARCHIVE_WALK_HASH) && *e.blob) {
-			rc = stream_oid(a, &blob, NULL, NULL, actual, &e.actual_size);
+	}
+	if (known) {
+		/* only docket's own commits can be unrecorded */
+		int k = e.type == DK_ARCHIVE_OTHER ? 1 : known(&e, payload);
+		if (k < 0) {
+			error = k;
+			goto cleanup;
+		}
+		if (k > 0)
+			goto cleanup; /* recorded: not reported */
+	}
+	if (e.type == DK_ARCHIVE_ATTACH) {
+		git_oid blob;
+		if ((flags & DK_ARCHIVE_WALK_HASH) && *e.blob &&
+		    git_oid_fromstr(&blob, e.blob) == 0) {
+			int rc = stream_oid(a, &blob, NULL, NULL, actual, &e.actual_size);
 			if (rc == DK_ENOTFOUND) {
 				dk_buf_printf(&damage, "missing: blob %s of %s is gone", blob_hex,
 				              e.path);
