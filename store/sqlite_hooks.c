@@ -314,6 +314,7 @@ static int read_deliveries(dk_store *s, sqlite3_stmt *st, dk_delivery_row **out,
 const char dk_sqlite_sql_outbox_due[] =
     "SELECT " DELIVERY_COLS " FROM deliveries d "
     "WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 "
+    "AND EXISTS (SELECT 1 FROM hooks h WHERE h.id = d.hook_id AND h.enabled = 1) "
     "AND (d.instance_id IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o "
     "WHERE o.status = 'pending' AND o.hook_id = d.hook_id AND o.instance_id = d.instance_id "
     "AND o.id < d.id)) ORDER BY d.id LIMIT ?2";

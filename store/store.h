@@ -372,7 +372,8 @@ int dk_store_outbox_enqueue(dk_store *s, const char *event_type, const char *flo
                             const char *instance_id, const char *body, int64_t now);
 /* Pending deliveries due at now (next_attempt_at <= now), oldest first, at
  * most limit (0: all), skipping any whose (hook_id, instance_id) has an
- * OLDER pending row still waiting (per-instance order). */
+ * OLDER pending row still waiting (per-instance order), and those of
+ * disabled subscriptions (they wait, untouched, until it is enabled). */
 int dk_store_outbox_due(dk_store *s, int64_t now, size_t limit, dk_delivery_row **out, size_t *n);
 /* WRITE. Records an attempt (attempts + 1, last_status_code = http_status,
  * last_error = error): status DELIVERED (delivered_at = now), or PENDING

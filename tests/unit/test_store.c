@@ -1204,6 +1204,20 @@ static void outbox_due_order_and_record(void **state)
 	OK(dk_store_outbox_due(f->s, 200, 0, &d, &n));
 	ids_of(d, n, got, sizeof(got));
 	assert_string_equal(got, "1");
+
+	/* A disabled subscription's backlog waits untouched, out of the way
+	 * of every fetch, and comes back when it is enabled again. */
+	OK(dk_store_begin(f->s));
+	OK(dk_store_hook_set_enabled(f->s, 1, 0));
+	OK(dk_store_commit(f->s));
+	OK(dk_store_outbox_due(f->s, 200, 0, &d, &n));
+	assert_int_equal(n, 0);
+	OK(dk_store_begin(f->s));
+	OK(dk_store_hook_set_enabled(f->s, 1, 1));
+	OK(dk_store_commit(f->s));
+	OK(dk_store_outbox_due(f->s, 200, 0, &d, &n));
+	ids_of(d, n, got, sizeof(got));
+	assert_string_equal(got, "1");
 }
 
 /* ---- robustness -------------------------------------------------------- */
