@@ -45,6 +45,7 @@ void dk_runner_free(dk_runner *r)
 		dk_flow_free(r->flows[i]);
 	free(r->flows);
 	dk_org_free(r->org);
+	dk_archive_free(r->archive);
 	dk_store_close(r->store);
 	free(r->home);
 	free(r);
@@ -61,6 +62,15 @@ int64_t dk_runner_now(dk_runner *r)
 	if (!now && dk_time_now(&now) < 0)
 		now = 0;
 	return now;
+}
+
+int dk_runner_archive(dk_runner *r, dk_archive **out)
+{
+	int error;
+	if (!r->archive && (error = dk_archive_open(&r->archive, r->home)) < 0)
+		return error;
+	*out = r->archive;
+	return 0;
 }
 
 dk_store *dk_runner_store(dk_runner *r)

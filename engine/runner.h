@@ -115,4 +115,25 @@ int dk_runner_delegations(dk_runner *r, json_t **out);
 /* Fires every timer due at the clock. *fired gets how many. */
 int dk_runner_tick(dk_runner *r, size_t *fired);
 
+/* ---- evidence ---- */
+
+typedef struct {
+	const char *instance;
+	const char *actor;
+	const char *kind; /* the flow's evidence kind id */
+	const char *path; /* the file to archive */
+	const char *name; /* NULL: the file's base name */
+} dk_attach_opts;
+
+/* Archives a file as evidence: the engine checks kind, actor and freeze
+ * first; the file streams into git (blob, tree, commit on the instance's
+ * ref); then one store transaction records the upload, its audit event and
+ * outbox rows. A crash between the git commit and the database commit
+ * leaves an unrecorded archive commit that `docket verify --repair`
+ * records. *out: {"instance","kind","name","size","sha256","commit","blob",
+ * "state","due_at","late","days_late"} */
+int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts);
+/* The evidence of an instance, in upload order, shaped as above. */
+int dk_runner_evidence(dk_runner *r, json_t **out, const char *instance);
+
 #endif

@@ -32,8 +32,8 @@ static char *state_summary(const dk_snapshot *snap)
 
 /* The env the engine needs: flow, org, and the delegations in force for
  * actor at now. *dels is the caller's (free()); rows keep the strings. */
-static int load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, const char *actor,
-		    dk_delegation_row **rows, size_t *nrows, dk_delegation **dels)
+int dk_runner_load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, const char *actor,
+		      dk_delegation_row **rows, size_t *nrows, dk_delegation **dels)
 {
 	const dk_org *org;
 	int error;
@@ -123,7 +123,8 @@ static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engin
 /* Writes what the engine decided for instance row: snapshot (CAS on the
  * row's version), events, tasks, timers, outbox rows. Inside the caller's
  * transaction. */
-static int apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res)
+int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res,
+		    int64_t *first_seq)
 {
 	char *json = NULL;
 	int error;
@@ -156,6 +157,8 @@ static int apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res
 		if ((error = dk_store_event_append(r->store, &er)) < 0 ||
 		    (error = enqueue_hook(r, row, res, e, er.seq)) < 0)
 			return error;
+		if (i == 0 && first_seq)
+			*first_seq = er.seq;
 	}
 	dk_task_row *tasks = dk_calloc(res->ntasks ? res->ntasks : 1, sizeof(*tasks));
 	for (size_t i = 0; i < res->ntasks; i++) {
@@ -224,7 +227,7 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 		dk_buf_printf(&b, "%s=%s", opts->vars[i].name, opts->vars[i].value);
 		vars[i] = dk_buf_detach(&b);
 	}
-	if ((error = load_env(r, &env, flow, opts->actor, &drows, &ndrows, &dels)) < 0)
+	if ((error = dk_runner_load_env(r, &env, flow, opts->actor, &drows, &ndrows, &dels)) < 0)
 		goto cleanup;
 	/* Check the variables before anything is written. */
 	if ((error = dk_engine_start(&res, &env, "0", opts->actor, (const char *const *)vars,
@@ -244,7 +247,7 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 	if ((error = dk_store_instance_create(r->store, &row)) < 0 ||
 	    (error = dk_engine_start(&res, &env, row.id, opts->actor, (const char *const *)vars,
 				     opts->nvars)) < 0 ||
-	    (error = apply(r, &row, &res)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, NULL)) < 0 || (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
 	error = dk_runner_show(r, out, row.id);
@@ -261,10 +264,9 @@ cleanup:
 	return error;
 }
 
-/* Loads instance id (inside the transaction), its flow and env. */
-static int load_instance(dk_runner *r, const char *id, const char *actor, dk_instance_row *row,
-			 dk_snapshot **snap, dk_engine_env *env, dk_delegation_row **drows,
-			 size_t *ndrows, dk_delegation **dels)
+int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor,
+			   dk_instance_row *row, dk_snapshot **snap, dk_engine_env *env,
+			   dk_delegation_row **drows, size_t *ndrows, dk_delegation **dels)
 {
 	const dk_flow *flow;
 	int error;
@@ -275,7 +277,7 @@ static int load_instance(dk_runner *r, const char *id, const char *actor, dk_ins
 	if ((error = dk_snapshot_from_json(snap, row->snapshot)) < 0)
 		return dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s", id,
 				    dk_error_last());
-	return load_env(r, env, flow, actor, drows, ndrows, dels);
+	return dk_runner_load_env(r, env, flow, actor, drows, ndrows, dels);
 }
 
 int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
@@ -303,7 +305,7 @@ int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
 	if ((error = dk_store_begin(r->store)) < 0)
 		goto cleanup;
 	began = 1;
-	if ((error = load_instance(r, opts->instance, opts->actor, &row, &snap, &env, &drows,
+	if ((error = dk_runner_load_instance(r, opts->instance, opts->actor, &row, &snap, &env, &drows,
 				   &ndrows, &dels)) < 0)
 		goto cleanup;
 	from = dk_strdup(row.state);
@@ -314,7 +316,7 @@ int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
 	cmd.nvars = opts->nvars;
 	cmd.expect_version = opts->expect_version;
 	if ((error = dk_engine_fire(&res, &env, snap, &cmd)) < 0 ||
-	    (error = apply(r, &row, &res)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, NULL)) < 0 || (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
 	*out = step_json(&row, from, &res);
@@ -350,12 +352,12 @@ int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const cha
 	if ((error = dk_runner_clock(r, &env.now)) < 0 || (error = dk_store_begin(r->store)) < 0)
 		goto cleanup;
 	began = 1;
-	if ((error = load_instance(r, instance, actor, &row, &snap, &env, &drows, &ndrows,
+	if ((error = dk_runner_load_instance(r, instance, actor, &row, &snap, &env, &drows, &ndrows,
 				   &dels)) < 0)
 		goto cleanup;
 	from = dk_strdup(row.state);
 	if ((error = dk_engine_recall(&res, &env, snap, actor, comment)) < 0 ||
-	    (error = apply(r, &row, &res)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, NULL)) < 0 || (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
 	*out = step_json(&row, from, &res);
@@ -408,7 +410,7 @@ static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fir
 	env.now = now;
 	if ((error = dk_store_timer_delete(r->store, t->id, &deleted)) < 0 || !deleted)
 		goto cleanup;
-	if ((error = load_instance(r, t->instance_id, NULL, &row, &snap, &env, &drows, &ndrows,
+	if ((error = dk_runner_load_instance(r, t->instance_id, NULL, &row, &snap, &env, &drows, &ndrows,
 				   &dels)) < 0)
 		goto cleanup;
 	timer.instance = t->instance_id;
@@ -425,7 +427,7 @@ static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fir
 		error = drop_timer(r, t, now, dk_error_last());
 		goto cleanup;
 	}
-	if ((error = apply(r, &row, &res)) < 0)
+	if ((error = dk_runner_apply(r, &row, &res, NULL)) < 0)
 		goto cleanup;
 	*fired = 1;
 cleanup:

@@ -2,7 +2,9 @@
 #ifndef DK_ENGINE_RUNNER_INT_H
 #define DK_ENGINE_RUNNER_INT_H
 
+#include "engine/engine.h"
 #include "engine/runner.h"
+#include "store/archive.h"
 #include "store/store.h"
 
 struct dk_runner {
@@ -12,7 +14,11 @@ struct dk_runner {
 	size_t nflows;
 	dk_org *org; /* reloaded when the stored org's SHA-256 changes */
 	int64_t fixed_now;
+	dk_archive *archive; /* opened on first use */
 };
+
+/* The archive of the home, opened on first use. Lent. */
+int dk_runner_archive(dk_runner *r, dk_archive **out);
 
 int dk_runner_clock(dk_runner *r, int64_t *now);
 int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int version);
@@ -20,6 +26,21 @@ int dk_runner_org(dk_runner *r, const dk_org **out);
 int dk_runner_get_instance(dk_runner *r, dk_instance_row *out, const char *id);
 int dk_runner_earliest_due(dk_runner *r, const char *instance, int64_t *out);
 dk_store *dk_runner_store(dk_runner *r);
+
+/* The engine's environment for actor at env->now: flow, org and the
+ * delegations in force. *dels (free()) and *rows (dk_delegation_rows_free)
+ * are the caller's. */
+int dk_runner_load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, const char *actor,
+		      dk_delegation_row **rows, size_t *nrows, dk_delegation **dels);
+/* Loads instance id, its snapshot (free with dk_snapshot_free) and env. */
+int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor,
+			   dk_instance_row *row, dk_snapshot **snap, dk_engine_env *env,
+			   dk_delegation_row **drows, size_t *ndrows, dk_delegation **dels);
+/* Writes what the engine decided for row inside the open transaction:
+ * snapshot (compare-and-set), events, tasks, timers, outbox rows.
+ * *first_seq (may be NULL) gets the seq of the first event appended. */
+int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res,
+		    int64_t *first_seq);
 
 json_t *dk_json_time(int64_t t);
 json_t *dk_json_strn(const char *s);
