@@ -416,4 +416,15 @@ int dk_store_token_list(dk_store *s, const char *user_id, dk_token_row **out, si
 /* WRITE. DK_ENOTFOUND when absent. */
 int dk_store_token_revoke(dk_store *s, int64_t id);
 
+/* ---- idempotency keys of the API (sqlite_idempotency.c) ---------------- */
+
+/* The answer kept for (user, key): the request it answered ("POST /path"),
+ * its HTTP status and body (free() both). DK_ENOTFOUND when none. */
+int dk_store_idempotency_get(dk_store *s, const char *user, const char *key, char **request,
+                             int *status, char **body);
+/* WRITE. Keeps the first answer for (user, key); a second put for the same
+ * pair keeps the first. Keys older than a day are forgotten. */
+int dk_store_idempotency_put(dk_store *s, const char *user, const char *key, const char *request,
+                             int status, const char *body, int64_t now);
+
 #endif

@@ -1,0 +1,109 @@
+/* api_int.h - what the api/ files share: the request being answered, the
+ * per-thread working set and the route handlers. Private to api/. */
+#ifndef DK_API_INT_H
+#define DK_API_INT_H
+
+#include "api/api.h"
+#include "definitions/flow.h"
+#include "engine/runner.h"
+#include "store/store.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stddef.h>
+
+/* What one request thread works with: a runner (single-threaded, so one
+ * per context), a store connection of its own for tokens and idempotency,
+ * and the org directory, reloaded when its SHA-256 changes. Contexts are
+ * pooled by the server and lent to one request at a time. */
+typedef struct dk_api_ctx {
+	dk_runner *runner;
+	dk_store *store;
+	dk_org *org;
+	char org_sha[65];
+	struct dk_api_ctx *next;
+} dk_api_ctx;
+
+#define DK_API_MAX_PARAMS 4
+
+typedef struct dk_req {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;
+	char *params[DK_API_MAX_PARAMS]; /* the {...} parts of the route, owned */
+	size_t nparams;
+	const char *body; /* NUL-terminated */
+	size_t body_len;
+	const char *user; /* the token's owner; NULL on public routes */
+	dk_api_ctx *ctx;
+	void (*wake)(void); /* tells the workers a write happened */
+
+	/* the answer */
+	unsigned status;
+	json_t *json;     /* the body as JSON, or */
+	char *raw;        /* an owned body, or */
+	const char *lent; /* a static body */
+	size_t raw_len;
+	const char *ctype; /* Content-Type of raw or lent */
+	char etag[32];
+	char location[128];
+	int problem;
+} dk_req;
+
+typedef int (*dk_route_fn)(dk_req *rq);
+
+/* problem.c: errors as RFC 9457 problem objects. */
+unsigned dk_api_status_of(int err);
+/* Sets the answer to a problem {type, title, detail, status}; returns 0 so
+ * handlers can `return dk_api_problem(...)`. */
+int dk_api_problem(dk_req *rq, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The answer for a dk_err, with dk_error_last() as the detail. */
+int dk_api_fail(dk_req *rq, int err);
+const char *dk_api_reason(unsigned status);
+
+/* auth.c: who is asking and what they may see. */
+int dk_api_ctx_org(dk_api_ctx *ctx, const dk_org **out);
+int dk_api_is_admin(dk_req *rq);
+/* 1 when rq->user sees everything (top leader, evaluation centre). */
+int dk_api_sees_all(dk_req *rq);
+/* 0 when rq->user may see the instance shown as inst (dk_runner_show), else
+ * DK_EFORBIDDEN with a message; other errors pass through. */
+int dk_api_may_see(dk_req *rq, const json_t *inst);
+
+/* routes: request helpers (server.c). */
+const char *dk_api_query(dk_req *rq, const char *key);
+const char *dk_api_header(dk_req *rq, const char *name);
+/* Parses the body as a JSON object (an empty body is {}). 0, or answers 400
+ * itself and returns 1. */
+int dk_api_body_object(dk_req *rq, json_t **out);
+
+/* workers.c: the timer and webhook threads of dk_serve. */
+int dk_workers_start(const dk_serve_opts *opts);
+/* Wakes the workers early: a command may have armed a timer or queued a
+ * webhook. Cheap; safe from any thread. */
+void dk_workers_wake(void);
+/* Tells the workers to stop and joins them. */
+void dk_workers_stop(void);
+
+/* Handlers, one per route (routes_*.c). */
+int dk_route_healthz(dk_req *rq);
+int dk_route_openapi(dk_req *rq);
+int dk_route_page(dk_req *rq);
+int dk_route_static(dk_req *rq);
+int dk_route_me(dk_req *rq);
+int dk_route_flows_list(dk_req *rq);
+int dk_route_flows_deploy(dk_req *rq);
+int dk_route_flow_get(dk_req *rq);
+int dk_route_flow_diagram(dk_req *rq);
+int dk_route_org_load(dk_req *rq);
+int dk_route_instances_list(dk_req *rq);
+int dk_route_instances_start(dk_req *rq);
+int dk_route_instance_get(dk_req *rq);
+int dk_route_instance_log(dk_req *rq);
+int dk_route_instance_act(dk_req *rq);
+int dk_route_instance_recall(dk_req *rq);
+int dk_route_inbox(dk_req *rq);
+int dk_route_delegations(dk_req *rq);
+
+#endif

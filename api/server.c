@@ -1,0 +1,656 @@
+/*
+ * server.c - `docket serve`: libmicrohttpd glue, the route table, request
+ * logging, Idempotency-Key replay and a clean stop.
+ *
+ * Threads: libmicrohttpd runs a pool of opts->threads threads, each
+ * polling many connections without blocking, so a slow client costs a
+ * socket, never a thread, and is cut off after opts->timeout_s. Handlers
+ * block (SQLite fsyncs), so each borrows a dk_api_ctx (runner + store +
+ * org) from a pool for the length of one request: a dk_runner is
+ * single-threaded and is never shared. Two more threads fire timers and
+ * send webhooks (workers.c).
+ *
+ * Stopping: SIGTERM/SIGINT are blocked in every thread and taken by
+ * sigwait in the main one. Then the daemon stops accepting
+ * (MHD_quiesce_daemon), requests in flight finish (counted from the first
+ * handler call to the completion callback, bounded by a grace period), the
+ * daemon stops, and the workers are told to stop and joined.
+ */
+#include "api/api.h"
+
+#include "api/api_int.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/time.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Routes needing no token: the health check, the OpenAPI description and
+ * the inbox page with its assets (the page asks for a token itself). */
+#define R_PUBLIC 1
+/* Administration: the evaluation centre only. */
+#define R_ADMIN 2
+
+typedef struct {
+	const char *method;
+	const char *path;
+	dk_route_fn fn;
+	int flags;
+} route;
+
+static const route routes[] = {
+    {"GET", "/healthz", dk_route_healthz, R_PUBLIC},
+    {"GET", "/openapi.json", dk_route_openapi, R_PUBLIC},
+    {"GET", "/", dk_route_page, R_PUBLIC},
+    {"GET", "/inbox", dk_route_page, R_PUBLIC},
+    {"GET", "/inbox/instances/{id}", dk_route_page, R_PUBLIC},
+    {"GET", "/static/{file}", dk_route_static, R_PUBLIC},
+    {"GET", "/api/me", dk_route_me, 0},
+    {"GET", "/api/flows", dk_route_flows_list, 0},
+    {"POST", "/api/flows", dk_route_flows_deploy, R_ADMIN},
+    {"GET", "/api/flows/{flow}", dk_route_flow_get, 0},
+    {"GET", "/api/flows/{flow}/diagram", dk_route_flow_diagram, 0},
+    {"PUT", "/api/org", dk_route_org_load, R_ADMIN},
+    {"GET", "/api/instances", dk_route_instances_list, 0},
+    {"POST", "/api/instances", dk_route_instances_start, 0},
+    {"GET", "/api/instances/{id}", dk_route_instance_get, 0},
+    {"GET", "/api/instances/{id}/log", dk_route_instance_log, 0},
+    {"POST", "/api/instances/{id}/transitions/{transition}", dk_route_instance_act, 0},
+    {"POST", "/api/instances/{id}/recall", dk_route_instance_recall, 0},
+    {"GET", "/api/inbox", dk_route_inbox, 0},
+    {"GET", "/api/delegations", dk_route_delegations, 0},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+static dk_api_route_info route_info[NROUTES];
+
+static void fill_route_info(void)
+{
+	for (size_t i = 0; i < NROUTES; i++) {
+		route_info[i].method = routes[i].method;
+		route_info[i].path = routes[i].path;
+	}
+}
+
+const dk_api_route_info *dk_api_routes(size_t *n)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, fill_route_info);
+	*n = NROUTES;
+	return route_info;
+}
+
+/* ---- the server's state ------------------------------------------------- */
+
+typedef struct {
+	const dk_serve_opts *opts;
+	pthread_mutex_t lock;
+	dk_api_ctx *free_ctx; /* contexts not lent to a request */
+	atomic_int inflight;  /* requests begun and not completed */
+} server;
+
+static server srv;
+
+static dk_api_ctx *ctx_take(void)
+{
+	dk_api_ctx *c;
+
+	pthread_mutex_lock(&srv.lock);
+	c = srv.free_ctx;
+	if (c)
+		srv.free_ctx = c->next;
+	pthread_mutex_unlock(&srv.lock);
+	if (c)
+		return c;
+	c = dk_calloc(1, sizeof(*c));
+	if (dk_runner_open(&c->runner, srv.opts->home) < 0 ||
+	    dk_store_open(&c->store, srv.opts->home) < 0) {
+		dk_runner_free(c->runner);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void ctx_give(dk_api_ctx *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&srv.lock);
+	c->next = srv.free_ctx;
+	srv.free_ctx = c;
+	pthread_mutex_unlock(&srv.lock);
+}
+
+static void ctx_free_all(void)
+{
+	dk_api_ctx *c = srv.free_ctx, *next;
+	for (; c; c = next) {
+		next = c->next;
+		dk_runner_free(c->runner);
+		dk_store_close(c->store);
+		dk_org_free(c->org);
+		free(c);
+	}
+	srv.free_ctx = NULL;
+}
+
+/* ---- one request --------------------------------------------------------- */
+
+/* What lives from the first handler call to the completion callback. */
+typedef struct {
+	struct timespec start;
+	dk_buf body;
+	int too_large;
+} conn_req;
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+const char *dk_api_query(dk_req *rq, const char *key)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *dk_api_header(dk_req *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+int dk_api_body_object(dk_req *rq, json_t **out)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	*out = NULL;
+	if (rq->body_len == 0) {
+		*out = json_object();
+		return 0;
+	}
+	j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j) {
+		dk_api_problem(rq, 400, "the body is not valid JSON: %s at line %d, column %d",
+		               jerr.text, jerr.line, jerr.column);
+		return 1;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		dk_api_problem(rq, 400, "the body must be a JSON object");
+		return 1;
+	}
+	*out = j;
+	return 0;
+}
+
+/* Splits pattern and path on '/' in step; "{name}" takes one non-empty
+ * segment. Returns 1 on a match with the captures in rq->params. */
+static int route_match(const char *pattern, const char *path, dk_req *rq)
+{
+	const char *p = pattern, *u = path;
+
+	rq->nparams = 0;
+	while (*p && *u) {
+		if (*p == '{') {
+			size_t n = strcspn(u, "/");
+			if (n == 0 || rq->nparams == DK_API_MAX_PARAMS)
+				goto no;
+			rq->params[rq->nparams++] = dk_strndup(u, n);
+			u += n;
+			p = strchr(p, '}') + 1;
+			continue;
+		}
+		if (*p != *u)
+			goto no;
+		p++;
+		u++;
+	}
+	if (*p == 0 && *u == 0)
+		return 1;
+no:
+	for (size_t i = 0; i < rq->nparams; i++) {
+		free(rq->params[i]);
+		rq->params[i] = NULL;
+	}
+	rq->nparams = 0;
+	return 0;
+}
+
+/* Bearer authentication: sets rq->user (owned by *user) or answers 401. */
+static int authenticate(dk_req *rq, char **user)
+{
+	const char *h = dk_api_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
+	int64_t now;
+	int error;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+		dk_api_problem(rq, 401,
+		               "this route needs 'Authorization: Bearer TOKEN'; make a token with "
+		               "docket token create --user USER");
+		return -1;
+	}
+	h += 7;
+	while (*h == ' ')
+		h++;
+	if ((error = dk_time_now(&now)) < 0 ||
+	    (error = dk_token_check(user, rq->ctx->store, h, now)) < 0) {
+		if (error == DK_EFORBIDDEN)
+			dk_api_problem(rq, 401, "%s", dk_error_last());
+		else
+			dk_api_fail(rq, error);
+		return -1;
+	}
+	rq->user = *user;
+	return 0;
+}
+
+/* Idempotency-Key on a POST: a repeat by the same user gets the first
+ * answer again. Returns 1 when rq now holds a replayed answer. */
+static int idem_replay(dk_req *rq, const char *key)
+{
+	int status = 0;
+	char *body = NULL, *what = NULL;
+	char want[512];
+	int error;
+
+	snprintf(want, sizeof(want), "%s %s", rq->method, rq->path);
+	error = dk_store_idempotency_get(rq->ctx->store, rq->user, key, &what, &status, &body);
+	if (error == DK_ENOTFOUND)
+		return 0;
+	if (error < 0) {
+		dk_api_fail(rq, error);
+		return 1;
+	}
+	if (strcmp(what, want) != 0) {
+		dk_api_problem(rq, 422,
+		               "Idempotency-Key '%s' was first used for %s; use a new key for %s",
+		               key, what, want);
+	} else {
+		rq->status = (unsigned)status;
+		rq->raw = body;
+		rq->raw_len = strlen(body);
+		rq->ctype = status >= 400 ? "application/problem+json" : "application/json";
+		body = NULL;
+	}
+	free(what);
+	free(body);
+	return 1;
+}
+
+static void idem_record(dk_req *rq, const char *key, const char *body)
+{
+	char what[512];
+	int64_t now = 0;
+
+	/* Server errors are not kept: a retry should run again. */
+	if (rq->status >= 500)
+		return;
+	snprintf(what, sizeof(what), "%s %s", rq->method, rq->path);
+	dk_time_now(&now);
+	if (dk_store_begin(rq->ctx->store) < 0)
+		return;
+	if (dk_store_idempotency_put(rq->ctx->store, rq->user, key, what, (int)rq->status, body,
+	                             now) < 0 ||
+	    dk_store_commit(rq->ctx->store) < 0)
+		dk_store_rollback(rq->ctx->store);
+}
+
+static void wake_workers(void)
+{
+	dk_workers_wake();
+}
+
+/* Finds the route, checks the token and role, runs the handler. */
+static void dispatch(dk_req *rq, char **user)
+{
+	const route *rt = NULL;
+	int path_known = 0, error;
+
+	for (size_t i = 0; i < NROUTES; i++) {
+		if (!route_match(routes[i].path, rq->path, rq))
+			continue;
+		path_known = 1;
+		if (strcmp(routes[i].method, rq->method) == 0 ||
+		    (strcmp(rq->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
+			rt = &routes[i];
+			break;
+		}
+		for (size_t k = 0; k < rq->nparams; k++) {
+			free(rq->params[k]);
+			rq->params[k] = NULL;
+		}
+		rq->nparams = 0;
+	}
+	if (!rt) {
+		if (path_known)
+			dk_api_problem(rq, 405, "%s is not allowed on %s; see /openapi.json",
+			               rq->method, rq->path);
+		else
+			dk_api_problem(rq, 404, "no route %s; see /openapi.json", rq->path);
+		return;
+	}
+	if (!(rt->flags & R_PUBLIC)) {
+		if (!rq->ctx) {
+			dk_api_problem(rq, 503, "the server cannot open its home: %s",
+			               dk_error_last());
+			return;
+		}
+		if (authenticate(rq, user) < 0)
+			return;
+		if ((rt->flags & R_ADMIN) && !dk_api_is_admin(rq)) {
+			dk_api_problem(rq, 403,
+			               "%s %s is for the evaluation centre (role "
+			               "evaluation-centre); %s does not hold it",
+			               rq->method, rt->path, rq->user);
+			return;
+		}
+	}
+	const char *key = strcmp(rq->method, "POST") == 0 && rq->user
+	                      ? dk_api_header(rq, "Idempotency-Key")
+	                      : NULL;
+	if (key && (strlen(key) == 0 || strlen(key) > 200)) {
+		dk_api_problem(rq, 400, "Idempotency-Key must be 1 to 200 characters");
+		return;
+	}
+	if (key && idem_replay(rq, key))
+		return;
+	dk_error_clear();
+	if ((error = rt->fn(rq)) < 0)
+		dk_api_fail(rq, error);
+	if (key) {
+		char *body = rq->json ? json_dumps(rq->json, JSON_COMPACT)
+		                      : dk_strndup(rq->raw ? rq->raw : "", rq->raw_len);
+		idem_record(rq, key, body);
+		free(body);
+	}
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *c, dk_req *rq)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *body = NULL;
+	size_t len = 0;
+	const char *ctype = rq->ctype;
+
+	if (rq->json) {
+		body = json_dumps(rq->json, JSON_INDENT(1));
+		len = body ? strlen(body) : 0;
+		if (!ctype)
+			ctype = rq->problem ? "application/problem+json" : "application/json";
+		resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	} else if (rq->raw) {
+		resp = MHD_create_response_from_buffer(rq->raw_len, rq->raw, MHD_RESPMEM_MUST_FREE);
+		rq->raw = NULL;
+	} else {
+		resp = MHD_create_response_from_buffer(rq->raw_len, (void *)rq->lent,
+		                                       MHD_RESPMEM_PERSISTENT);
+	}
+	if (!resp)
+		return MHD_NO;
+	if (ctype)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (rq->etag[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, rq->etag);
+	if (rq->location[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rq->location);
+	if (rq->status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                        "Bearer realm=\"docket\"");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(c, rq->status ? rq->status : 500, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void log_line(const char *method, const char *url, unsigned status, double ms,
+                     const char *user)
+{
+	char at[DK_TIME_STRLEN];
+	int64_t now = (int64_t)time(NULL);
+
+	dk_time_format(at, now);
+	fprintf(stderr, "%s %s %s %u %.1fms %s\n", at, method, url, status, ms, user ? user : "-");
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, conn_req *q, const char *url,
+                              const char *method)
+{
+	dk_req rq = {0};
+	char *user = NULL;
+	enum MHD_Result ret;
+
+	rq.conn = c;
+	rq.method = method;
+	rq.path = url;
+	rq.wake = wake_workers;
+	dk_buf_putc(&q->body, 0); /* NUL-terminated for parsers */
+	rq.body = q->body.ptr;
+	rq.body_len = q->body.len - 1;
+	if (q->too_large) {
+		dk_api_problem(&rq, 413, "the body is larger than %zu bytes", srv.opts->max_body);
+	} else {
+		rq.ctx = ctx_take();
+		dispatch(&rq, &user);
+	}
+	ret = send_answer(c, &rq);
+	log_line(method, url, rq.status, ms_since(&q->start), rq.user);
+	ctx_give(rq.ctx);
+	for (size_t i = 0; i < rq.nparams; i++)
+		free(rq.params[i]);
+	json_decref(rq.json);
+	free(rq.raw);
+	free(user);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+	conn_req *q = *con_cls;
+
+	if (!q) {
+		const char *cl =
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		q = dk_calloc(1, sizeof(*q));
+		clock_gettime(CLOCK_MONOTONIC, &q->start);
+		*con_cls = q;
+		atomic_fetch_add(&srv.inflight, 1);
+		/* Refuse a declared oversize body before reading it: MHD then
+		 * closes the connection instead of draining the upload. */
+		if (cl && strtoull(cl, NULL, 10) > srv.opts->max_body) {
+			q->too_large = 1;
+			return answer(c, q, url, method);
+		}
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!q->too_large && q->body.len + *upload_size > srv.opts->max_body) {
+			q->too_large = 1;
+			dk_buf_free(&q->body);
+		}
+		if (!q->too_large)
+			dk_buf_put(&q->body, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	return answer(c, q, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	conn_req *q = *con_cls;
+	if (!q)
+		return;
+	dk_buf_free(&q->body);
+	free(q);
+	*con_cls = NULL;
+	atomic_fetch_sub(&srv.inflight, 1);
+}
+
+/* ---- listening and stopping ---------------------------------------------- */
+
+/* Binds HOST:PORT (IPv4 or IPv6, port 0 for any free one) and writes the
+ * bound address to bound. */
+static int listen_on(int *out, const char *addr, char *bound, size_t boundsz)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[256], port[16], h[INET6_ADDRSTRLEN];
+	const char *colon = strrchr(addr, ':');
+	int fd = -1, one = 1, rc;
+
+	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host) ||
+	    strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof(port))
+		return dk_error_set(DK_EUSAGE, "--listen wants HOST:PORT, e.g. 127.0.0.1:8080");
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = 0;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = 0;
+	}
+	strcpy(port, colon + 1);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0)
+		return dk_error_set(DK_EUSAGE, "cannot listen on %s: %s", addr, gai_strerror(rc));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return dk_error_set(DK_EINVALID, "cannot listen on %s: %s%s", addr, strerror(e),
+		                    e == EADDRINUSE ? "; stop the other server or pick another port"
+		                                    : "");
+	}
+	freeaddrinfo(ai);
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof(h));
+		snprintf(bound, boundsz, "[%s]:%u", h, ntohs(s6->sin6_port));
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s4->sin_addr, h, sizeof(h));
+		snprintf(bound, boundsz, "%s:%u", h, ntohs(s4->sin_port));
+	}
+	*out = fd;
+	return 0;
+}
+
+static int write_addr_file(const char *path, const char *bound)
+{
+	char tmp[4096];
+	FILE *f;
+
+	/* Written whole then renamed, so a reader never sees half an address. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(f = fopen(tmp, "w")))
+		return dk_error_set(DK_EINVALID, "cannot write %s: %s", tmp, strerror(errno));
+	fprintf(f, "%s\n", bound);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return dk_error_set(DK_EINVALID, "cannot write %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int dk_serve(const dk_serve_opts *opts)
+{
+	struct MHD_Daemon *d = NULL;
+	sigset_t sigs, old;
+	char bound[128];
+	int fd = -1, sig = 0, error, workers = 0;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.opts = opts;
+	pthread_mutex_init(&srv.lock, NULL);
+
+	/* The home must open before we promise to serve it. */
+	dk_api_ctx *first = ctx_take();
+	if (!first) {
+		error = dk_error_code() ? dk_error_code() : DK_EINTERNAL;
+		goto cleanup;
+	}
+	ctx_give(first);
+	if ((error = listen_on(&fd, opts->listen, bound, sizeof(bound))) < 0)
+		goto cleanup;
+
+	/* Every thread started from here on inherits the blocked mask, so
+	 * only sigwait below sees these. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+
+	d = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
+	    NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+	    (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_conns,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, NULL, MHD_OPTION_END);
+	if (!d) {
+		error = dk_error_set(DK_EINTERNAL, "libmicrohttpd did not start on %s", bound);
+		goto unblock;
+	}
+	fd = -1; /* the daemon's now */
+	if ((error = dk_workers_start(opts)) < 0)
+		goto unblock;
+	workers = 1;
+	if (opts->addr_file && (error = write_addr_file(opts->addr_file, bound)) < 0)
+		goto unblock;
+	fprintf(stderr, "docket serve: listening on http://%s/ (inbox: http://%s/inbox)\n", bound,
+	        bound);
+
+	sigdelset(&sigs, SIGPIPE);
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	fprintf(stderr, "docket serve: %s, finishing requests in flight\n",
+	        sig == SIGINT ? "interrupted" : "terminated");
+
+	/* Stop accepting; let what is in flight finish, for at most the
+	 * connection timeout. */
+	int lfd = MHD_quiesce_daemon(d);
+	if (lfd >= 0)
+		close(lfd);
+	for (unsigned waited = 0; atomic_load(&srv.inflight) > 0 && waited < opts->timeout_s * 100;
+	     waited++)
+		usleep(10000);
+	error = 0;
+unblock:
+	if (d)
+		MHD_stop_daemon(d);
+	if (workers)
+		dk_workers_stop();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error == 0)
+		fprintf(stderr, "docket serve: stopped\n");
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	ctx_free_all();
+	pthread_mutex_destroy(&srv.lock);
+	return error;
+}
