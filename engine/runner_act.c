@@ -196,8 +196,56 @@ static json_t *step_json(const dk_instance_row *row, const char *from,
 			 "status", row->status, "events", events);
 }
 
+/* Mirrors the state changes of a committed step into the instance's ref
+ * of the archive (an empty-change commit each, with trailers), so a plain
+ * `git log refs/docket/instances/ID` tells who moved it where and when.
+ * The database is the record: this runs after its commit, and a failure
+ * here is reported on stderr without undoing an acknowledged step. */
+static void note_transitions(dk_runner *r, const dk_instance_row *row,
+			     const dk_engine_result *res, int64_t first_seq)
+{
+	dk_archive *archive;
+	const dk_org *org = NULL;
+	char flowref[256], key[64];
+
+	snprintf(flowref, sizeof(flowref), "%s@%d", row->flow_id, row->flow_version);
+	for (size_t i = 0; i < res->nevents; i++) {
+		const dk_event *e = &res->events[i];
+		if (strcmp(e->type, DK_EV_FIRED) != 0 && strcmp(e->type, DK_EV_STARTED) != 0 &&
+		    strcmp(e->type, DK_EV_RECALLED) != 0)
+			continue;
+		if (dk_runner_archive(r, &archive) < 0 || (!org && dk_runner_org(r, &org) < 0))
+			goto fail;
+		const dk_user *u = e->actor ? dk_org_user(org, e->actor) : NULL;
+		dk_archive_note_opts no = DK_ARCHIVE_NOTE_OPTS_INIT;
+		snprintf(key, sizeof(key), "%s:%lld", row->id, (long long)(first_seq + (int64_t)i));
+		no.instance = row->id;
+		no.flow = flowref;
+		no.from_state = e->from;
+		no.state = e->to ? e->to : row->state;
+		no.transition = e->transition ? e->transition
+					      : strcmp(e->type, DK_EV_STARTED) == 0 ? "start"
+										    : "recall";
+		no.event = key;
+		no.actor = e->actor ? e->actor : DK_SYSTEM_ACTOR;
+		no.author_name = u ? u->name : NULL;
+		no.author_email = u ? u->email : NULL;
+		no.comment = e->comment;
+		no.time = e->at;
+		if (dk_archive_note(NULL, archive, &no) < 0)
+			goto fail;
+	}
+	return;
+fail:
+	fprintf(stderr, "docket: warning: instance %s: the step is recorded, but its archive "
+			"note failed (%s); docket verify reports it\n",
+		row->id, dk_error_last());
+	dk_error_clear();
+}
+
 int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 {
+	int64_t seq = 0;
 	dk_engine_env env = DK_ENGINE_ENV_INIT;
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
 	dk_instance_row row = {0};
@@ -247,9 +295,10 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 	if ((error = dk_store_instance_create(r->store, &row)) < 0 ||
 	    (error = dk_engine_start(&res, &env, row.id, opts->actor, (const char *const *)vars,
 				     opts->nvars)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, NULL)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 || (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
+	note_transitions(r, &row, &res, seq);
 	error = dk_runner_show(r, out, row.id);
 cleanup:
 	if (began)
@@ -282,6 +331,7 @@ int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor,
 
 int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
 {
+	int64_t seq = 0;
 	dk_engine_env env = DK_ENGINE_ENV_INIT;
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
 	dk_instance_row row = {0};
@@ -316,9 +366,10 @@ int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
 	cmd.nvars = opts->nvars;
 	cmd.expect_version = opts->expect_version;
 	if ((error = dk_engine_fire(&res, &env, snap, &cmd)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, NULL)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 || (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
+	note_transitions(r, &row, &res, seq);
 	*out = step_json(&row, from, &res);
 cleanup:
 	if (began)
@@ -338,6 +389,7 @@ cleanup:
 int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const char *actor,
 		     const char *comment)
 {
+	int64_t seq = 0;
 	dk_engine_env env = DK_ENGINE_ENV_INIT;
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
 	dk_instance_row row = {0};
@@ -357,9 +409,10 @@ int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const cha
 		goto cleanup;
 	from = dk_strdup(row.state);
 	if ((error = dk_engine_recall(&res, &env, snap, actor, comment)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, NULL)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 || (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
+	note_transitions(r, &row, &res, seq);
 	*out = step_json(&row, from, &res);
 cleanup:
 	if (began)
