@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Enough for every real mistake in a flow, few enough to read. */
+#define DK_DIAGS_MAX_PER_FILE 100
+
 void dk_diags_add(dk_diags *d, const char *file, int line, dk_diag_severity sev, const char *fmt,
                   ...)
 {
@@ -18,9 +21,23 @@ void dk_diags_add(dk_diags *d, const char *file, int line, dk_diag_severity sev,
 
 	if (!d)
 		return;
+	/* A hostile or badly broken file could produce a message per element;
+	 * past a limit, one line says there are more. */
+	size_t same_file = 0;
+	for (size_t i = 0; i < d->count; i++)
+		same_file += strcmp(d->items[i].file, file ? file : "") == 0;
+	if (same_file > DK_DIAGS_MAX_PER_FILE)
+		return;
+	if (same_file == DK_DIAGS_MAX_PER_FILE) {
+		sev = DK_DIAG_ERROR;
+		fmt = "more problems from here on are not shown; fix these first";
+	}
 	/* The same problem reached twice (e.g. by two passes) is said once. */
 	va_start(ap, fmt);
-	dk_buf_vprintf(&b, fmt, ap);
+	if (same_file == DK_DIAGS_MAX_PER_FILE)
+		dk_buf_puts(&b, fmt);
+	else
+		dk_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	for (size_t i = 0; i < d->count; i++)
 		if (d->items[i].line == line && d->items[i].severity == sev &&

@@ -39,6 +39,11 @@ void dk_xpath_free(dk_xpath *x);
  * reachability, expressions); adds errors and warnings to d. */
 void dk_flow_check(dk_flow *flow, dk_diags *d);
 
+/* Checks a time zone name for a flow or org file and adds a diag when it
+ * is not an IANA name ("Asia/Shanghai", "UTC"): an error when malformed,
+ * a warning when this system's zone database does not have it. */
+void dk_check_timezone(const char *file, int line, const char *tz, dk_diags *d);
+
 /* A space-separated list split into a NULL-terminated array of copies;
  * *n gets the count. */
 char **dk_split_words(const char *s, size_t *n);

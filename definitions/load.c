@@ -491,6 +491,8 @@ static dk_flow *build(const xmlDoc *doc, const char *file, dk_diags *d)
 	f->id = dk_xml_attr(top, "id");
 	f->version = version ? atoi(version) : 0;
 	f->timezone = dk_xml_attr(top, "timezone");
+	if (f->timezone)
+		dk_check_timezone(file, f->line, f->timezone, d);
 	free(version);
 	for (const xmlNode *c = top->children; c; c = c->next) {
 		if (dk_xml_is(c, "title") && !f->title)

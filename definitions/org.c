@@ -39,7 +39,9 @@ static void build(dk_org *org, const xmlDoc *doc, dk_diags *d)
 	int *holiday_lines;
 
 	org->timezone = dk_xml_attr(top, "timezone");
-	if (!org->timezone)
+	if (org->timezone)
+		dk_check_timezone(file, dk_xml_line(top), org->timezone, d);
+	else
 		org->timezone = dk_strdup("UTC");
 	for (const xmlNode *c = top->children; c; c = c->next) {
 		if (dk_xml_is(c, "user"))

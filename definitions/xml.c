@@ -33,6 +33,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Limits on one expression, far above what a flow needs, far below what
+ * overflows libxml2's recursive XPath compiler. */
+#define DK_XPATH_MAX_LEN   2000
+#define DK_XPATH_MAX_DEPTH 32
+
 /* ---- small DOM helpers ------------------------------------------------- */
 
 int dk_xml_line(const xmlNode *n)
@@ -679,75 +684,77 @@ static void explain_tree(const char *file, const char *ns, const xmlNode *n, dk_
 
 /* libxml2 records an element's line when its start tag has been read, so
  * a start tag spread over several lines gets its last line. Designers
- * look for the line where the tag opens: since no '<' can occur inside a
- * start tag, that is the last "<name" at or before the end of the line
- * libxml2 gave. */
+ * look for the line where the tag opens. One forward pass finds the line
+ * of every start tag ('<' followed by a name, outside comments, CDATA and
+ * processing instructions: '<' cannot occur unescaped anywhere else); the
+ * document has no entities or inclusions, so start tags and elements in
+ * document order are the same list. */
 typedef struct {
-	const char *bytes;
-	size_t len;
-	size_t *starts; /* offset of each line's first byte; starts[0] is line 1 */
-	size_t nlines;
-} line_index;
+	int *lines;
+	size_t count, next;
+} tag_lines;
 
-static void index_lines(line_index *ix, const char *bytes, size_t len)
+static void scan_tag_lines(tag_lines *tl, const char *b, size_t len)
 {
-	size_t n = 1;
-	for (size_t i = 0; i < len; i++)
-		n += bytes[i] == '\n';
-	ix->bytes = bytes;
-	ix->len = len;
-	ix->starts = dk_malloc((n + 1) * sizeof(*ix->starts));
-	ix->nlines = 0;
-	ix->starts[ix->nlines++] = 0;
-	for (size_t i = 0; i < len; i++)
-		if (bytes[i] == '\n')
-			ix->starts[ix->nlines++] = i + 1;
-}
-
-static int line_of(const line_index *ix, size_t off)
-{
-	size_t lo = 0, hi = ix->nlines;
-	while (hi - lo > 1) {
-		size_t mid = (lo + hi) / 2;
-		if (ix->starts[mid] <= off)
-			lo = mid;
-		else
-			hi = mid;
+	int line = 1;
+	size_t cap = 64;
+	tl->lines = dk_malloc(cap * sizeof(*tl->lines));
+	tl->count = tl->next = 0;
+	for (size_t i = 0; i < len; i++) {
+		const char *end = NULL;
+		if (b[i] == '\n') {
+			line++;
+			continue;
+		}
+		if (b[i] != '<' || i + 1 >= len)
+			continue;
+		if (len - i >= 4 && memcmp(b + i, "<!--", 4) == 0)
+			end = "-->";
+		else if (len - i >= 9 && memcmp(b + i, "<![CDATA[", 9) == 0)
+			end = "]]>";
+		else if (b[i + 1] == '?')
+			end = "?>";
+		else if (b[i + 1] == '!')
+			end = ">";
+		if (end) {
+			size_t n = strlen(end);
+			for (i++; i < len && !(i + n <= len && memcmp(b + i, end, n) == 0); i++)
+				line += b[i] == '\n';
+			i += n - 1;
+			continue;
+		}
+		if (b[i + 1] == '/')
+			continue;
+		if (tl->count == cap) {
+			cap *= 2;
+			tl->lines = dk_realloc(tl->lines, cap * sizeof(*tl->lines));
+		}
+		tl->lines[tl->count++] = line;
 	}
-	return (int)lo + 1;
 }
 
-static void fix_start_lines(const line_index *ix, xmlNodePtr n)
+static void fix_start_lines(tag_lines *tl, xmlNodePtr n)
 {
 	for (; n; n = n->next) {
 		if (n->type != XML_ELEMENT_NODE)
 			continue;
-		int line = dk_xml_line(n);
-		if (line > 0 && (size_t)line <= ix->nlines && line < 65535) {
-			char pat[256];
-			if (n->ns && n->ns->prefix)
-				snprintf(pat, sizeof(pat), "<%s:%s", (const char *)n->ns->prefix,
-				         (const char *)n->name);
-			else
-				snprintf(pat, sizeof(pat), "<%s", (const char *)n->name);
-			size_t plen = strlen(pat);
-			size_t end = (size_t)line < ix->nlines ? ix->starts[line] : ix->len;
-			/* bounded: a start tag is never longer than this in a sane file */
-			size_t floor = end > 65536 ? end - 65536 : 0;
-			for (size_t i = end; i-- > floor;) {
-				if (i + plen >= ix->len || ix->bytes[i] != '<' ||
-				    memcmp(ix->bytes + i, pat, plen) != 0)
-					continue;
-				char next = ix->bytes[i + plen];
-				if (next == ' ' || next == '\t' || next == '\n' || next == '\r' ||
-				    next == '/' || next == '>') {
-					n->line = (unsigned short)line_of(ix, i);
-					break;
-				}
-			}
+		if (tl->next < tl->count) {
+			int line = tl->lines[tl->next++];
+			/* only ever earlier, and only where libxml2's field can hold it */
+			if (line > 0 && line < 65535 && line <= dk_xml_line(n))
+				n->line = (unsigned short)line;
 		}
-		fix_start_lines(ix, n->children);
+		fix_start_lines(tl, n->children);
 	}
+}
+
+static size_t count_elements(const xmlNode *n)
+{
+	size_t k = 0;
+	for (; n; n = n->next)
+		if (n->type == XML_ELEMENT_NODE)
+			k += 1 + count_elements(n->children);
+	return k;
 }
 
 /* ---- schemas ----------------------------------------------------------- */
@@ -789,6 +796,39 @@ static xmlRelaxNGPtr get_schema(const char *name)
 done:
 	pthread_mutex_unlock(&schema_lock);
 	return s;
+}
+
+/* ---- time zones -------------------------------------------------------- */
+
+void dk_check_timezone(const char *file, int line, const char *tz, dk_diags *d)
+{
+	struct stat sb;
+	char path[512];
+	int ok = tz && *tz && *tz != '/' && strlen(tz) < 200;
+	for (const char *p = tz; ok && *p; p++) {
+		int c = (unsigned char)*p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '+' || c == '/'))
+			ok = 0;
+		if (c == '/' && (p[1] == '/' || p[1] == '\0'))
+			ok = 0;
+	}
+	if (!ok) {
+		dk_diags_add(d, file, line, DK_DIAG_ERROR,
+		             "timezone '%s' is not a time zone name; write an IANA name such as "
+		             "Asia/Shanghai, Europe/Paris or UTC",
+		             tz ? tz : "");
+		return;
+	}
+	/* Only when the system has a zone database to ask. */
+	if (stat("/usr/share/zoneinfo", &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return;
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+		dk_diags_add(d, file, line, DK_DIAG_WARNING,
+		             "timezone '%s' is not in this system's time zone database; check the "
+		             "spelling (e.g. Asia/Shanghai) or install tzdata",
+		             tz);
 }
 
 /* ---- the reader -------------------------------------------------------- */
@@ -872,10 +912,11 @@ int dk_xml_load(xmlDocPtr *out, const char *file, const char *bytes, size_t len,
 			             "<%s> has no namespace; write %s", root, example);
 		goto cleanup;
 	}
-	line_index ix;
-	index_lines(&ix, bytes, len);
-	fix_start_lines(&ix, top);
-	free(ix.starts);
+	tag_lines tl;
+	scan_tag_lines(&tl, bytes, len);
+	if (tl.count == count_elements(top))
+		fix_start_lines(&tl, top);
+	free(tl.lines);
 	xmlRelaxNGPtr rng = get_schema(schema);
 	if (!rng) {
 		dk_diags_add(d, file, 0, DK_DIAG_ERROR,
@@ -999,6 +1040,36 @@ dk_xpath *dk_xpath_compile(const char *file, int line, const char *what, const c
 	xmlXPathCompExprPtr comp;
 	dk_xpath *x;
 
+	/* libxml2 compiles XPath recursively: a long or deeply bracketed
+	 * expression overflows the stack. Real guards are a line or two. */
+	size_t tlen = strlen(text);
+	int depth = 0, maxdepth = 0;
+	for (const char *p = text; *p; p++) {
+		if (*p == '\'' || *p == '"') {
+			const char *q = strchr(p + 1, *p);
+			if (!q)
+				break;
+			p = q;
+		} else if (*p == '(' || *p == '[') {
+			if (++depth > maxdepth)
+				maxdepth = depth;
+		} else if (*p == ')' || *p == ']') {
+			depth--;
+		}
+	}
+	if (tlen > DK_XPATH_MAX_LEN) {
+		dk_diags_add(d, file, line, DK_DIAG_ERROR,
+		             "%s is %zu characters long, more than the limit of %d; split the "
+		             "computation over several <set>s",
+		             what, tlen, DK_XPATH_MAX_LEN);
+		return NULL;
+	}
+	if (maxdepth > DK_XPATH_MAX_DEPTH) {
+		dk_diags_add(d, file, line, DK_DIAG_ERROR,
+		             "%s nests brackets %d deep, more than the limit of %d; simplify it",
+		             what, maxdepth, DK_XPATH_MAX_DEPTH);
+		return NULL;
+	}
 	capture_begin(&errs);
 	comp = xmlXPathCompile((const xmlChar *)text);
 	capture_end();

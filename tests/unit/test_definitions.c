@@ -336,6 +336,22 @@ static void diags_print_format(void **state)
 	dk_diags_free(&d);
 }
 
+static void diags_are_capped(void **state)
+{
+	dk_diags d = DK_DIAGS_INIT;
+	(void)state;
+	for (int i = 1; i <= 150; i++)
+		dk_diags_add(&d, "f.xml", i, DK_DIAG_ERROR, "problem %d", i);
+	dk_diags_add(&d, "g.xml", 1, DK_DIAG_ERROR, "another file");
+	assert_int_equal(d.count, 102);
+	assert_int_equal(d.items[99].line, 100);
+	assert_int_equal(d.items[100].line, 101);
+	assert_string_equal(d.items[100].message,
+	                    "more problems from here on are not shown; fix these first");
+	assert_string_equal(d.items[101].file, "g.xml");
+	dk_diags_free(&d);
+}
+
 static void fn_table(void **state)
 {
 	const dk_fn_info *fn;
@@ -477,6 +493,7 @@ int main(void)
 	    cmocka_unit_test(errors_all_reported),
 	    cmocka_unit_test(hostile_input),
 	    cmocka_unit_test(diags_print_format),
+	    cmocka_unit_test(diags_are_capped),
 	    cmocka_unit_test(fn_table),
 	    cmocka_unit_test(graph_output),
 	    cmocka_unit_test(org_model),
