@@ -123,6 +123,10 @@ typedef struct {
 	const char *kind; /* the flow's evidence kind id */
 	const char *path; /* the file to archive */
 	const char *name; /* NULL: the file's base name */
+	/* Test hook (`docket attach` sets it from DOCKET_FAULT=after-archive):
+	 * stop right after the git commit, before the database, as a crash
+	 * there would; DK_EINTERNAL. */
+	int fault_after_archive;
 } dk_attach_opts;
 
 /* Archives a file as evidence: the engine checks kind, actor and freeze
@@ -135,5 +139,18 @@ typedef struct {
 int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts);
 /* The evidence of an instance, in upload order, shaped as above. */
 int dk_runner_evidence(dk_runner *r, json_t **out, const char *instance);
+
+/* An upload already in the archive, to record in the database: the second
+ * half of attach, and what `verify --repair` does for a commit a crash left
+ * unrecorded (the engine checks again, against the snapshot as it is). */
+typedef struct {
+	const char *instance, *actor, *kind, *name;
+	const char *event; /* Docket-Event key */
+	const char *commit, *blob, *sha256;
+	int64_t size;
+	int64_t at; /* when it was uploaded */
+} dk_evidence_record;
+
+int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_record *rec);
 
 #endif

@@ -54,6 +54,92 @@ static json_t *evidence_json(const dk_evidence_row *e)
 			 e->late, "days_late", e->days_late, "event_seq", (json_int_t)e->event_seq);
 }
 
+/* The second half of attach: one transaction records an archived upload,
+ * against the snapshot as it is now (someone may have acted meanwhile: the
+ * engine checks again). */
+int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_record *rec)
+{
+	dk_engine_env env = DK_ENGINE_ENV_INIT;
+	dk_engine_result res = DK_ENGINE_RESULT_INIT;
+	dk_instance_row row = {0};
+	dk_snapshot *snap = NULL;
+	dk_delegation_row *drows = NULL;
+	dk_delegation *dels = NULL;
+	size_t ndrows = 0;
+	dk_evidence_cmd cmd = {0};
+	dk_evidence_row ev = {0};
+	const dk_evidence_kind *k;
+	int error, began = 0;
+	int64_t seq = 0;
+
+	*out = NULL;
+	env.now = rec->at;
+	cmd.kind = rec->kind;
+	cmd.actor = rec->actor;
+	cmd.name = rec->name;
+	cmd.sha256 = rec->sha256;
+	cmd.size = rec->size;
+	if ((error = dk_store_begin(r->store)) < 0)
+		goto cleanup;
+	began = 1;
+	if ((error = dk_runner_load_instance(r, rec->instance, rec->actor, &row, &snap, &env,
+					     &drows, &ndrows, &dels)) < 0)
+		goto cleanup;
+	if ((error = dk_engine_evidence(&res, &env, snap, &cmd)) < 0)
+		goto cleanup;
+	k = dk_flow_evidence(env.flow, rec->kind);
+	/* The archive's commit and key go into the audit event, so verify
+	 * can match every archive commit to the event that recorded it. */
+	for (size_t i = 0; i < res.nevents; i++) {
+		if (strcmp(res.events[i].type, DK_EV_EVIDENCE) != 0)
+			continue;
+		json_t *d = res.events[i].data ? json_loads(res.events[i].data, 0, NULL) : NULL;
+		if (!d)
+			d = json_object();
+		json_object_set_new(d, "archive_event", json_string(rec->event));
+		json_object_set_new(d, "commit", json_string(rec->commit));
+		json_object_set_new(d, "sha256", json_string(rec->sha256));
+		json_object_set_new(d, "name", json_string(rec->name));
+		json_object_set_new(d, "kind", json_string(k->id));
+		free(res.events[i].data);
+		res.events[i].data = json_dumps(d, JSON_COMPACT);
+		json_decref(d);
+	}
+	if ((error = dk_runner_apply(r, &row, &res, &seq)) < 0)
+		goto cleanup;
+	const dk_snap_state *st = dk_snapshot_state(snap, snap->state);
+	ev.instance_id = row.id;
+	ev.kind = (char *)k->id;
+	ev.name = (char *)rec->name;
+	ev.state_id = snap->state;
+	ev.visit = st ? st->visits : 1;
+	ev.size = rec->size;
+	ev.sha256 = (char *)rec->sha256;
+	ev.git_commit = (char *)rec->commit;
+	ev.git_blob = (char *)rec->blob;
+	ev.uploader = (char *)rec->actor;
+	ev.uploaded_at = rec->at;
+	ev.due_at = due_at(&env, snap, k, rec->actor);
+	ev.late = ev.due_at && rec->at > ev.due_at;
+	ev.days_late = ev.late ? (int)((rec->at - ev.due_at + 86399) / 86400) : 0;
+	ev.event_seq = seq;
+	if ((error = dk_store_evidence_add(r->store, &ev)) < 0)
+		goto cleanup;
+	if ((error = dk_store_commit(r->store)) < 0)
+		goto cleanup;
+	began = 0;
+	*out = evidence_json(&ev);
+cleanup:
+	if (began)
+		dk_store_rollback(r->store);
+	free(dels);
+	dk_delegation_rows_free(drows, ndrows);
+	dk_engine_result_free(&res);
+	dk_snapshot_free(snap);
+	dk_instance_row_free(&row);
+	return error;
+}
+
 int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 {
 	dk_engine_env env = DK_ENGINE_ENV_INIT;
@@ -73,8 +159,7 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	char key[37], flowref[256], *safe = NULL;
 	const char *name = opts->name ? opts->name : base_name(opts->path);
 	struct stat sb;
-	int error, began = 0;
-	int64_t seq = 0;
+	int error;
 
 	*out = NULL;
 	if ((error = dk_runner_clock(r, &env.now)) < 0)
@@ -97,6 +182,17 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	if ((error = dk_engine_evidence(&res, &env, snap, &cmd)) < 0)
 		goto cleanup;
 	dk_engine_result_free(&res);
+	/* names are unique within an instance (the store says so): refuse a
+	 * taken one now, not after the git commit */
+	if ((error = dk_store_evidence_get(r->store, row.id, safe, &ev)) == 0) {
+		error = dk_error_set(DK_ECONFLICT,
+				     "instance %s already holds a file named '%s'; attach this one "
+				     "under another name (--name)",
+				     row.id, safe);
+		goto cleanup;
+	}
+	if (error != DK_ENOTFOUND)
+		goto cleanup;
 	k = dk_flow_evidence(env.flow, opts->kind);
 	user = env.org ? dk_org_user(env.org, opts->actor) : NULL;
 	snprintf(flowref, sizeof(flowref), "%s@%d", row.flow_id, row.flow_version);
@@ -121,70 +217,18 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	    (error = dk_archive_put_file(&put, archive, &po, opts->path)) < 0)
 		goto cleanup;
 
-	/* 3. One transaction records it, against the snapshot as it is now
-	 * (someone may have acted meanwhile: the engine checks again). */
-	dk_instance_row_free(&row);
-	dk_snapshot_free(snap);
-	snap = NULL;
-	free(dels);
-	dels = NULL;
-	dk_delegation_rows_free(drows, ndrows);
-	drows = NULL;
-	ndrows = 0;
-	if ((error = dk_store_begin(r->store)) < 0)
+	if (opts->fault_after_archive) {
+		error = dk_error_set(DK_EINTERNAL,
+				     "stopped by DOCKET_FAULT=after-archive after git commit %s, "
+				     "before the database; 'docket verify --repair' records it",
+				     put.commit);
 		goto cleanup;
-	began = 1;
-	if ((error = dk_runner_load_instance(r, opts->instance, opts->actor, &row, &snap, &env,
-					     &drows, &ndrows, &dels)) < 0)
-		goto cleanup;
-	cmd.sha256 = put.sha256;
-	cmd.size = put.size;
-	if ((error = dk_engine_evidence(&res, &env, snap, &cmd)) < 0)
-		goto cleanup;
-	/* The archive's commit and key go into the audit event, so verify
-	 * can match every archive commit to the event that recorded it. */
-	for (size_t i = 0; i < res.nevents; i++) {
-		if (strcmp(res.events[i].type, DK_EV_EVIDENCE) != 0)
-			continue;
-		json_t *d = res.events[i].data ? json_loads(res.events[i].data, 0, NULL) : NULL;
-		if (!d)
-			d = json_object();
-		json_object_set_new(d, "archive_event", json_string(key));
-		json_object_set_new(d, "commit", json_string(put.commit));
-		json_object_set_new(d, "sha256", json_string(put.sha256));
-		json_object_set_new(d, "name", json_string(safe));
-		json_object_set_new(d, "kind", json_string(k->id));
-		free(res.events[i].data);
-		res.events[i].data = json_dumps(d, JSON_COMPACT);
-		json_decref(d);
 	}
-	if ((error = dk_runner_apply(r, &row, &res, &seq)) < 0)
-		goto cleanup;
-	const dk_snap_state *st = dk_snapshot_state(snap, snap->state);
-	ev.instance_id = row.id;
-	ev.kind = (char *)k->id;
-	ev.name = safe;
-	ev.state_id = snap->state;
-	ev.visit = st ? st->visits : 1;
-	ev.size = put.size;
-	ev.sha256 = put.sha256;
-	ev.git_commit = put.commit;
-	ev.git_blob = put.blob;
-	ev.uploader = (char *)opts->actor;
-	ev.uploaded_at = env.now;
-	ev.due_at = due_at(&env, snap, k, opts->actor);
-	ev.late = ev.due_at && env.now > ev.due_at;
-	ev.days_late = ev.late ? (int)((env.now - ev.due_at + 86399) / 86400) : 0;
-	ev.event_seq = seq;
-	if ((error = dk_store_evidence_add(r->store, &ev)) < 0)
-		goto cleanup;
-	if ((error = dk_store_commit(r->store)) < 0)
-		goto cleanup;
-	began = 0;
-	*out = evidence_json(&ev);
+	dk_evidence_record rec = {row.id,  opts->actor, k->id,    safe,     key,
+				  put.commit, put.blob,  put.sha256, put.size, env.now};
+	error = dk_runner_evidence_record(r, out, &rec);
 cleanup:
-	if (began)
-		dk_store_rollback(r->store);
+	dk_evidence_row_free(&ev);
 	free(safe);
 	free(dels);
 	dk_delegation_rows_free(drows, ndrows);
