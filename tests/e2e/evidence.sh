@@ -73,7 +73,7 @@ expect_rc 0 "evidence get -o"
 check 'cmp -s "$T/back.bin" "$T/big.bin"' "3 MB file byte-exact through -o"
 dk evidence get "$id" nope.pdf
 expect_rc 3 "evidence get of an unknown name is not found"
-check '[ "$(G rev-list --count refs/docket/instances/$id)" = 5 ]' "one git commit per upload"
+check '[ "$(G log --format=%s refs/docket/instances/$id | grep -c "^attach ")" = 5 ]' "one git commit per upload"
 check 'G log -1 --format=%B "$commit" | grep -q "^Docket-Sha256: $(sha256sum "$T/计划.pdf" | cut -c1-64)$"' "the commit carries the SHA-256 trailer"
 check 'G log -1 --format="%an <%ae>" "$commit" | grep -q "李明 <li@example.com>"' "the author is the uploader from the org"
 
