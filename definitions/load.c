@@ -103,9 +103,9 @@ static int parse_size(int64_t *out, const char *s)
 	else if (strcasecmp(p, "KB") == 0)
 		mult = 1024;
 	else if (strcasecmp(p, "MB") == 0)
-		mult = 1024 * 1024;
+		mult = (int64_t)1024 * 1024;
 	else if (strcasecmp(p, "GB") == 0)
-		mult = 1024 * 1024 * 1024;
+		mult = (int64_t)1024 * 1024 * 1024;
 	else
 		return -1;
 	if (v == 0)
@@ -456,7 +456,9 @@ static void build_parallel(builder *b, const xmlNode *n)
 	build_state_common(b, par, n);
 	par->freeze = dk_calloc(1, sizeof(*par->freeze));
 	par->nregions = count_children(n, "region");
-	par->regions = dk_calloc(par->nregions + 1, sizeof(*par->regions));
+	/* an array of pointers to regions */
+	par->regions = dk_calloc(par->nregions + 1,
+	                         sizeof(*par->regions)); // NOLINT(bugprone-sizeof-expression)
 	for (const xmlNode *c = n->children; c; c = c->next) {
 		if (!dk_xml_is(c, "region"))
 			continue;
@@ -466,7 +468,9 @@ static void build_parallel(builder *b, const xmlNode *n)
 		r->line = dk_xml_line(c);
 		r->parallel = par;
 		r->nstates = count_children(c, "state");
-		r->states = dk_calloc(r->nstates + 1, sizeof(*r->states));
+		/* an array of pointers to states */
+		r->states = dk_calloc(r->nstates + 1,
+		                      sizeof(*r->states)); // NOLINT(bugprone-sizeof-expression)
 		size_t is = 0;
 		for (const xmlNode *s = c->children; s; s = s->next)
 			if (dk_xml_is(s, "state")) {
@@ -489,7 +493,8 @@ static dk_flow *build(const xmlDoc *doc, const char *file, dk_diags *d)
 	f->file = dk_strdup(file);
 	f->line = dk_xml_line(top);
 	f->id = dk_xml_attr(top, "id");
-	f->version = version ? atoi(version) : 0;
+	/* the schema has checked it is a positive integer */
+	f->version = version ? (int)strtol(version, NULL, 10) : 0;
 	f->timezone = dk_xml_attr(top, "timezone");
 	if (f->timezone)
 		dk_check_timezone(file, f->line, f->timezone, d);

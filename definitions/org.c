@@ -11,6 +11,7 @@
 #include "util/error.h"
 #include "util/file.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,15 @@
 
 static int valid_date(const char *s)
 {
-	int y, m, d;
-	char tail;
 	static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
 		return 0;
-	if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
-		return 0;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+			return 0;
+	int y = (int)strtol(s, NULL, 10);
+	int m = (int)strtol(s + 5, NULL, 10);
+	int d = (int)strtol(s + 8, NULL, 10);
 	if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1)
 		return 0;
 	int max = dim[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));

@@ -241,14 +241,26 @@ static void report_parse_error(const char *file, const lib_error *le, const char
 		break;
 	}
 	case XML_ERR_TAG_NAME_MISMATCH: {
-		char open[128], close[128];
-		int oline;
-		if (sscanf(le->message, "Opening and ending tag mismatch: %127s line %d and %127s",
-		           open, &oline, close) == 3) {
+		/* "Opening and ending tag mismatch: OPEN line N and CLOSE" */
+		static const char head[] = "Opening and ending tag mismatch: ";
+		char open[128] = "", close[128] = "";
+		long oline = 0;
+		const char *p = strncmp(le->message, head, sizeof(head) - 1) == 0
+		                    ? le->message + sizeof(head) - 1
+		                    : NULL;
+		const char *sp = p ? strstr(p, " line ") : NULL;
+		const char *and = sp ? strstr(sp, " and ") : NULL;
+		if (sp && and&&(size_t)(sp - p) < sizeof(open) && strlen(and+5) < sizeof(close)) {
+			memcpy(open, p, (size_t)(sp - p));
+			open[sp - p] = '\0';
+			oline = strtol(sp + 6, NULL, 10);
+			snprintf(close, sizeof(close), "%s", and+5);
+		}
+		if (*open && *close && oline > 0) {
 			dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
 			             "</%s> closes <%s>, which was opened on line %d and is still "
 			             "open; close <%s> first (or write it as <%s .../>)",
-			             close, open, oline, open, open);
+			             close, open, (int)oline, open, open);
 			break;
 		}
 		dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
@@ -850,7 +862,7 @@ int dk_xml_load(xmlDocPtr *out, const char *file, const char *bytes, size_t len,
 		             "the file is empty; a %s file starts with %s", what, example);
 		return DK_EINVALID;
 	}
-	if (len > DK_FLOW_MAX_BYTES) {
+	if (len > (size_t)(DK_FLOW_MAX_BYTES)) {
 		dk_diags_add(d, file, 0, DK_DIAG_ERROR,
 		             "the file is larger than the limit of %d bytes (%d MB); a %s this "
 		             "big is a mistake, split it or remove what is not needed",
@@ -972,7 +984,8 @@ int dk_xml_read(char **bytes, size_t *len, const char *path, const char *what, d
 
 	*bytes = NULL;
 	*len = 0;
-	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > DK_FLOW_MAX_BYTES) {
+	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    sb.st_size > (off_t)(DK_FLOW_MAX_BYTES)) {
 		dk_diags_add(d, path, 0, DK_DIAG_ERROR,
 		             "the file is larger than the limit of %d bytes (%d MB); a %s this "
 		             "big is a mistake, split it or remove what is not needed",
