@@ -11,10 +11,10 @@
 int cmd_act(dk_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"var", required_argument, NULL, 'v'},
-		{"comment", required_argument, NULL, 'c'},
-		{"expect-version", required_argument, NULL, 'e'},
-		{NULL, 0, NULL, 0},
+	    {"var", required_argument, NULL, 'v'},
+	    {"comment", required_argument, NULL, 'c'},
+	    {"expect-version", required_argument, NULL, 'e'},
+	    {NULL, 0, NULL, 0},
 	};
 	dk_act_opts ao = {0};
 	dk_kv *vars = NULL;
@@ -31,15 +31,14 @@ int cmd_act(dk_cli *cli, int argc, char **argv)
 			if ((error = dk_cli_add_var(&vars, &ao.nvars, "act", optarg)) < 0)
 				goto cleanup;
 			break;
-		case 'c':
-			ao.comment = optarg;
-			break;
+		case 'c': ao.comment = optarg; break;
 		case 'e':
 			ao.expect_version = strtoll(optarg, &end, 10);
 			if (*end || ao.expect_version < 1) {
-				error = dk_cli_usage("act", "--expect-version wants a positive number, "
-							    "got '%s'",
-						     optarg);
+				error = dk_cli_usage("act",
+				                     "--expect-version wants a positive number, "
+				                     "got '%s'",
+				                     optarg);
 				goto cleanup;
 			}
 			break;

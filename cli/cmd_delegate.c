@@ -9,11 +9,11 @@
 int cmd_delegate(dk_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"from", required_argument, NULL, 'f'},
-		{"to", required_argument, NULL, 't'},
-		{"role", required_argument, NULL, 'r'},
-		{"until", required_argument, NULL, 'u'},
-		{NULL, 0, NULL, 0},
+	    {"from", required_argument, NULL, 'f'},
+	    {"to", required_argument, NULL, 't'},
+	    {"role", required_argument, NULL, 'r'},
+	    {"until", required_argument, NULL, 'u'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *from = NULL, *to = NULL, *role = NULL, *until = NULL;
 	dk_runner *r = NULL;
@@ -35,7 +35,7 @@ int cmd_delegate(dk_cli *cli, int argc, char **argv)
 		return dk_cli_usage("delegate", "--from, --to and --until are required");
 	if ((error = dk_cli_open(cli, &r)) < 0 ||
 	    (error = dk_runner_delegate(r, &out, from, to, role, until,
-					cli->user ? cli->user : from)) < 0)
+	                                cli->user ? cli->user : from)) < 0)
 		goto cleanup;
 	if (cli->json)
 		dk_cli_print_json(out);

@@ -20,10 +20,12 @@ int cmd_delegations(dk_cli *cli, int argc, char **argv)
 		dk_cli_print_json(out);
 		goto cleanup;
 	}
-	json_array_foreach (out, i, d) {
+	json_array_foreach(out, i, d)
+	{
 		const char *role = dk_json_str(d, "role");
-		printf("%-4lld %s for %s%s%s until %s%s\n", dk_json_int(d, "id"), dk_json_str(d, "to"),
-		       dk_json_str(d, "from"), *role ? " as " : "", role, dk_json_str(d, "until"),
+		printf("%-4lld %s for %s%s%s until %s%s\n", dk_json_int(d, "id"),
+		       dk_json_str(d, "to"), dk_json_str(d, "from"), *role ? " as " : "", role,
+		       dk_json_str(d, "until"),
 		       json_is_true(json_object_get(d, "active")) ? "" : " (expired)");
 	}
 cleanup:

@@ -23,10 +23,11 @@ int cmd_flows(dk_cli *cli, int argc, char **argv)
 		dk_cli_print_json(out);
 		goto cleanup;
 	}
-	json_array_foreach (out, i, f) {
-		printf("%s@%lld  %.12s  %s  %s\n", dk_json_str(f, "flow"), dk_json_int(f, "version"),
-		       dk_json_str(f, "sha256"), dk_json_str(f, "deployed_at"),
-		       dk_json_str(f, "title"));
+	json_array_foreach(out, i, f)
+	{
+		printf("%s@%lld  %.12s  %s  %s\n", dk_json_str(f, "flow"),
+		       dk_json_int(f, "version"), dk_json_str(f, "sha256"),
+		       dk_json_str(f, "deployed_at"), dk_json_str(f, "title"));
 	}
 cleanup:
 	json_decref(out);

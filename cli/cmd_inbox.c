@@ -24,7 +24,8 @@ int cmd_inbox(dk_cli *cli, int argc, char **argv)
 	}
 	if (json_array_size(out) == 0)
 		printf("nothing waits for %s\n", user);
-	json_array_foreach (out, i, t) {
+	json_array_foreach(out, i, t)
+	{
 		const char *due = dk_json_str(t, "due_at"), *obo = dk_json_str(t, "for");
 		printf("%-6s %-18s %-16s %s%s%s%s%s%s\n", dk_json_str(t, "instance"),
 		       dk_json_str(t, "flow"), dk_json_str(t, "state"), dk_json_str(t, "title"),

@@ -11,13 +11,13 @@
 int cmd_list(dk_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"flow", required_argument, NULL, 'f'},
-		{"state", required_argument, NULL, 's'},
-		{"status", required_argument, NULL, 'S'},
-		{"initiator", required_argument, NULL, 'i'},
-		{"overdue", no_argument, NULL, 'o'},
-		{"limit", required_argument, NULL, 'l'},
-		{NULL, 0, NULL, 0},
+	    {"flow", required_argument, NULL, 'f'},
+	    {"state", required_argument, NULL, 's'},
+	    {"status", required_argument, NULL, 'S'},
+	    {"initiator", required_argument, NULL, 'i'},
+	    {"overdue", no_argument, NULL, 'o'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {NULL, 0, NULL, 0},
 	};
 	dk_list_opts lo = {0};
 	dk_runner *r = NULL;
@@ -52,7 +52,8 @@ int cmd_list(dk_cli *cli, int argc, char **argv)
 		dk_cli_print_json(out);
 		goto cleanup;
 	}
-	json_array_foreach (out, i, e) {
+	json_array_foreach(out, i, e)
+	{
 		const char *od = dk_json_str(e, "overdue_since");
 		printf("%-6s %-18s %-10s %-24s %-10s %s%s%s\n", dk_json_str(e, "id"),
 		       dk_json_str(e, "flow"), dk_json_str(e, "status"), dk_json_str(e, "state"),

@@ -20,8 +20,10 @@ int cmd_log(dk_cli *cli, int argc, char **argv)
 		dk_cli_print_json(out);
 		goto cleanup;
 	}
-	json_array_foreach (out, i, e) {
-		const char *obo = dk_json_str(e, "on_behalf_of"), *tr = dk_json_str(e, "transition");
+	json_array_foreach(out, i, e)
+	{
+		const char *obo = dk_json_str(e, "on_behalf_of"),
+		           *tr = dk_json_str(e, "transition");
 		const char *from = dk_json_str(e, "from"), *to = dk_json_str(e, "to");
 		const char *comment = dk_json_str(e, "comment"), *note = dk_json_str(e, "note");
 		printf("%3lld  %s  %-18s %s%s%s", dk_json_int(e, "seq"), dk_json_str(e, "at"),

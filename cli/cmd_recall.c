@@ -9,8 +9,8 @@
 int cmd_recall(dk_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"comment", required_argument, NULL, 'c'},
-		{NULL, 0, NULL, 0},
+	    {"comment", required_argument, NULL, 'c'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *comment = NULL, *actor;
 	dk_runner *r = NULL;

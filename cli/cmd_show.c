@@ -12,8 +12,8 @@ static void print_list(const char *label, const json_t *arr, const char *key)
 	printf("%-10s", label);
 	if (json_array_size(arr) == 0)
 		printf(" -");
-	json_array_foreach (arr, i, v)
-		printf("%s%s", i ? ", " : " ", key ? dk_json_str(v, key) : json_string_value(v));
+	json_array_foreach(arr, i, v)
+	    printf("%s%s", i ? ", " : " ", key ? dk_json_str(v, key) : json_string_value(v));
 	printf("\n");
 }
 
@@ -42,14 +42,16 @@ int cmd_show(dk_cli *cli, int argc, char **argv)
 	printf("version    %lld\n", dk_json_int(out, "version"));
 	printf("updated    %s\n", dk_json_str(out, "updated_at"));
 	printf("vars      ");
-	json_object_foreach (json_object_get(out, "vars"), k, v) {
+	json_object_foreach(json_object_get(out, "vars"), k, v)
+	{
 		char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY);
 		printf(" %s=%s", k, s ? s : json_string_value(v));
 		free(s);
 	}
 	printf("\n");
 	printf("tasks     ");
-	json_array_foreach (json_object_get(out, "tasks"), i, v) {
+	json_array_foreach(json_object_get(out, "tasks"), i, v)
+	{
 		const char *due = dk_json_str(v, "due_at");
 		printf("%s%s (%s%s%s%s)", i ? ", " : " ", dk_json_str(v, "user"),
 		       dk_json_str(v, "state"), *due ? ", due " : "", due,

@@ -10,9 +10,9 @@
 int cmd_start(dk_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"var", required_argument, NULL, 'v'},
-		{"title", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
+	    {"var", required_argument, NULL, 'v'},
+	    {"title", required_argument, NULL, 't'},
+	    {NULL, 0, NULL, 0},
 	};
 	dk_start_opts so = {0};
 	dk_kv *vars = NULL;

@@ -123,9 +123,9 @@ int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int versio
 	if ((error = dk_store_flow_get(r->store, id, version, &row)) < 0) {
 		if (error == DK_ENOTFOUND)
 			dk_error_set(DK_ENOTFOUND,
-				     "no flow '%s' is deployed; deploy it with docket deploy FILE "
-				     "(docket flows lists what is deployed)",
-				     id);
+			             "no flow '%s' is deployed; deploy it with docket deploy FILE "
+			             "(docket flows lists what is deployed)",
+			             id);
 		return error;
 	}
 	if ((*out = cached_flow(r, id, row.version))) {
@@ -137,7 +137,7 @@ int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int versio
 	dk_diags_free(&diags);
 	if (error < 0) {
 		error = dk_error_set(DK_EINTERNAL, "deployed flow %s@%d no longer loads: %s", id,
-				     row.version, dk_error_last());
+		                     row.version, dk_error_last());
 		dk_flow_row_free(&row);
 		return error;
 	}
@@ -178,7 +178,7 @@ int dk_runner_org(dk_runner *r, const dk_org **out)
 	free(bytes);
 	if (error < 0)
 		return dk_error_set(DK_EINTERNAL, "the stored org directory no longer loads: %s",
-				    dk_error_last());
+		                    dk_error_last());
 	dk_org_free(r->org);
 	r->org = org;
 	*out = org;
@@ -202,19 +202,19 @@ int dk_runner_deploy(dk_runner *r, json_t **out, const char *path, dk_diags *dia
 	if ((error = dk_flow_load_buffer(&flow, path, bytes, len, diags)) < 0) {
 		if (diags && diags->errors)
 			dk_error_set(DK_EINVALID, "%s has %d error%s; fix them and deploy again",
-				     path, diags->errors, diags->errors == 1 ? "" : "s");
+			             path, diags->errors, diags->errors == 1 ? "" : "s");
 		goto cleanup;
 	}
 	if ((error = dk_store_begin(r->store)) < 0)
 		goto cleanup;
 	if ((error = dk_store_flow_put(r->store, flow->id, flow->version, flow->title, bytes, len,
-				       now, &unchanged)) < 0 ||
+	                               now, &unchanged)) < 0 ||
 	    (error = dk_store_commit(r->store)) < 0) {
 		dk_store_rollback(r->store);
 		goto cleanup;
 	}
 	*out = json_pack("{s:s, s:i, s:s, s:b}", "flow", flow->id, "version", flow->version,
-			 "sha256", flow->sha256, "unchanged", unchanged);
+	                 "sha256", flow->sha256, "unchanged", unchanged);
 cleanup:
 	dk_flow_free(flow);
 	free(bytes);
@@ -236,7 +236,7 @@ int dk_runner_org_load(dk_runner *r, json_t **out, const char *path, dk_diags *d
 	if ((error = dk_org_load_buffer(&org, path, bytes, len, diags)) < 0) {
 		if (diags && diags->errors)
 			dk_error_set(DK_EINVALID, "%s has %d error%s; fix them and load again",
-				     path, diags->errors, diags->errors == 1 ? "" : "s");
+			             path, diags->errors, diags->errors == 1 ? "" : "s");
 		goto cleanup;
 	}
 	if ((error = dk_store_begin(r->store)) < 0)
@@ -247,7 +247,7 @@ int dk_runner_org_load(dk_runner *r, json_t **out, const char *path, dk_diags *d
 		goto cleanup;
 	}
 	*out = json_pack("{s:I, s:I, s:s}", "users", (json_int_t)org->nusers, "depts",
-			 (json_int_t)org->ndepts, "sha256", org->sha256);
+	                 (json_int_t)org->ndepts, "sha256", org->sha256);
 cleanup:
 	dk_org_free(org);
 	free(bytes);
@@ -265,11 +265,11 @@ int dk_runner_flows(dk_runner *r, json_t **out, int all)
 		return error;
 	*out = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(
-			*out, json_pack("{s:s, s:i, s:o, s:s, s:o}", "flow", rows[i].flow_id,
-					"version", rows[i].version, "title",
-					dk_json_strn(rows[i].title), "sha256", rows[i].sha256,
-					"deployed_at", dk_json_time(rows[i].deployed_at)));
+		json_array_append_new(*out, json_pack("{s:s, s:i, s:o, s:s, s:o}", "flow",
+		                                      rows[i].flow_id, "version", rows[i].version,
+		                                      "title", dk_json_strn(rows[i].title),
+		                                      "sha256", rows[i].sha256, "deployed_at",
+		                                      dk_json_time(rows[i].deployed_at)));
 	dk_flow_rows_free(rows, n);
 	return 0;
 }
@@ -281,12 +281,12 @@ json_t *dk_event_json(const dk_event_row *e)
 	json_t *data = NULL;
 	if (e->data)
 		data = json_loads(e->data, 0, NULL);
-	json_t *j = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "seq",
-			      (json_int_t)e->seq, "type", e->type, "at", dk_json_time(e->at),
-			      "actor", dk_json_strn(e->actor), "on_behalf_of",
-			      dk_json_strn(e->on_behalf_of), "from", dk_json_strn(e->from_state),
-			      "to", dk_json_strn(e->to_state), "transition",
-			      dk_json_strn(e->transition), "comment", dk_json_strn(e->comment));
+	json_t *j =
+	    json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "seq", (json_int_t)e->seq,
+	              "type", e->type, "at", dk_json_time(e->at), "actor", dk_json_strn(e->actor),
+	              "on_behalf_of", dk_json_strn(e->on_behalf_of), "from",
+	              dk_json_strn(e->from_state), "to", dk_json_strn(e->to_state), "transition",
+	              dk_json_strn(e->transition), "comment", dk_json_strn(e->comment));
 	if (data) {
 		json_t *note = json_object_get(data, "note");
 		if (json_is_string(note))
@@ -345,14 +345,13 @@ int dk_runner_list(dk_runner *r, json_t **out, const dk_list_opts *opts)
 		return error;
 	*out = json_array();
 	for (size_t i = 0; i < n; i++) {
-		json_t *j = json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:s, s:o, s:o, s:I}", "id",
-				      rows[i].id, "flow", rows[i].flow_id, "flow_version",
-				      rows[i].flow_version, "title", dk_json_strn(rows[i].title),
-				      "status", rows[i].status, "state", rows[i].state,
-				      "initiator", rows[i].initiator, "created_at",
-				      dk_json_time(rows[i].created_at), "updated_at",
-				      dk_json_time(rows[i].updated_at), "version",
-				      (json_int_t)rows[i].version);
+		json_t *j = json_pack(
+		    "{s:s, s:s, s:i, s:o, s:s, s:s, s:s, s:o, s:o, s:I}", "id", rows[i].id, "flow",
+		    rows[i].flow_id, "flow_version", rows[i].flow_version, "title",
+		    dk_json_strn(rows[i].title), "status", rows[i].status, "state", rows[i].state,
+		    "initiator", rows[i].initiator, "created_at", dk_json_time(rows[i].created_at),
+		    "updated_at", dk_json_time(rows[i].updated_at), "version",
+		    (json_int_t)rows[i].version);
 		if (opts->overdue) {
 			int64_t due = 0;
 			if (dk_runner_earliest_due(r, rows[i].id, &due) == 0 && due)
@@ -381,10 +380,10 @@ int dk_runner_earliest_due(dk_runner *r, const char *instance, int64_t *out)
 
 json_t *dk_task_json(const dk_task_row *t, int64_t now)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "instance", t->instance_id,
-			      "state", t->state_id, "user", t->user_id, "role",
-			      dk_json_strn(t->role), "due_at", dk_json_time(t->due_at),
-			      "overdue", t->due_at && t->due_at <= now);
+	json_t *j =
+	    json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "instance", t->instance_id, "state",
+	              t->state_id, "user", t->user_id, "role", dk_json_strn(t->role), "due_at",
+	              dk_json_time(t->due_at), "overdue", t->due_at && t->due_at <= now);
 	if (t->flow_id)
 		json_object_set_new(j, "flow", json_string(t->flow_id));
 	if (t->title)
@@ -417,14 +416,14 @@ int dk_runner_inbox(dk_runner *r, json_t **out, const char *user)
 static json_t *delegation_json(const dk_delegation_row *d, int64_t now)
 {
 	return json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:b}", "id", (json_int_t)d->id,
-			 "from", d->from_user, "to", d->to_user, "role", dk_json_strn(d->role),
-			 "until", dk_json_time(d->until), "created_at",
-			 dk_json_time(d->created_at), "created_by", dk_json_strn(d->created_by),
-			 "active", d->created_at <= now && now < d->until);
+	                 "from", d->from_user, "to", d->to_user, "role", dk_json_strn(d->role),
+	                 "until", dk_json_time(d->until), "created_at", dk_json_time(d->created_at),
+	                 "created_by", dk_json_strn(d->created_by), "active",
+	                 d->created_at <= now && now < d->until);
 }
 
 int dk_runner_delegate(dk_runner *r, json_t **out, const char *from, const char *to,
-		       const char *role, const char *until, const char *by)
+                       const char *role, const char *until, const char *by)
 {
 	dk_delegation_row row = {0};
 	const dk_org *org;
@@ -435,24 +434,25 @@ int dk_runner_delegate(dk_runner *r, json_t **out, const char *from, const char 
 	if ((error = dk_runner_clock(r, &now)) < 0)
 		return error;
 	if (dk_time_parse(&until_t, until) < 0)
-		return dk_error_set(DK_EINVALID, "--until '%s' is not a date; write it like "
-						 "2026-12-31 or 2026-12-31T18:00:00+08:00",
-				    until);
+		return dk_error_set(DK_EINVALID,
+		                    "--until '%s' is not a date; write it like "
+		                    "2026-12-31 or 2026-12-31T18:00:00+08:00",
+		                    until);
 	if (until_t <= now)
 		return dk_error_set(DK_EINVALID, "--until %s is already past; give a later date",
-				    until);
+		                    until);
 	if (strcmp(from, to) == 0)
 		return dk_error_set(DK_EINVALID, "%s cannot delegate to themselves", from);
 	if ((error = dk_runner_org(r, &org)) < 0)
 		return error;
 	if (!dk_org_user(org, from) || !dk_org_user(org, to))
 		return dk_error_set(DK_ENOTFOUND,
-				    "no user '%s' in the org directory; load it with docket org "
-				    "load FILE",
-				    dk_org_user(org, from) ? to : from);
+		                    "no user '%s' in the org directory; load it with docket org "
+		                    "load FILE",
+		                    dk_org_user(org, from) ? to : from);
 	if (role && !dk_user_has_role(dk_org_user(org, from), role))
-		return dk_error_set(DK_EINVALID, "%s does not hold role '%s', so cannot delegate it",
-				    from, role);
+		return dk_error_set(
+		    DK_EINVALID, "%s does not hold role '%s', so cannot delegate it", from, role);
 	row.from_user = (char *)from;
 	row.to_user = (char *)to;
 	row.role = (char *)role;

@@ -55,11 +55,11 @@ int dk_runner_flows(dk_runner *r, json_t **out, int all);
 /* ---- instances ---- */
 
 typedef struct {
-	const char *flow;     /* flow id, latest version */
-	const char *actor;    /* the initiator */
+	const char *flow;  /* flow id, latest version */
+	const char *actor; /* the initiator */
 	const dk_kv *vars;
 	size_t nvars;
-	const char *title;    /* NULL: the flow's title */
+	const char *title; /* NULL: the flow's title */
 } dk_start_opts;
 
 /* Starts an instance; *out gets the instance as dk_runner_show gives it. */
@@ -69,7 +69,7 @@ typedef struct {
 	const char *instance;
 	const char *transition;
 	const char *actor;
-	const char *comment;   /* NULL when none */
+	const char *comment; /* NULL when none */
 	const dk_kv *vars;
 	size_t nvars;
 	int64_t expect_version; /* 0: no check */
@@ -81,7 +81,7 @@ int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts);
 
 /* The initiator withdraws the instance to its initial state. */
 int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const char *actor,
-		     const char *comment);
+                     const char *comment);
 
 /* {"id","flow","version","title","status","state","states":[...],
  *  "initiator","vars":{...},"tasks":[...],"available":[...],
@@ -107,7 +107,7 @@ int dk_runner_inbox(dk_runner *r, json_t **out, const char *user);
 /* ---- delegation ---- */
 
 int dk_runner_delegate(dk_runner *r, json_t **out, const char *from, const char *to,
-		       const char *role, const char *until, const char *by);
+                       const char *role, const char *until, const char *by);
 int dk_runner_delegations(dk_runner *r, json_t **out);
 
 /* ---- timers ---- */

@@ -33,7 +33,7 @@ static char *state_summary(const dk_snapshot *snap)
 /* The env the engine needs: flow, org, and the delegations in force for
  * actor at now. *dels is the caller's (free()); rows keep the strings. */
 int dk_runner_load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, const char *actor,
-		      dk_delegation_row **rows, size_t *nrows, dk_delegation **dels)
+                       dk_delegation_row **rows, size_t *nrows, dk_delegation **dels)
 {
 	const dk_org *org;
 	int error;
@@ -45,7 +45,8 @@ int dk_runner_load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, co
 		return error;
 	env->flow = flow;
 	env->org = org;
-	if (actor && (error = dk_store_delegation_active(r->store, env->now, actor, rows, nrows)) < 0)
+	if (actor &&
+	    (error = dk_store_delegation_active(r->store, env->now, actor, rows, nrows)) < 0)
 		return error;
 	if (*nrows) {
 		*dels = dk_calloc(*nrows, sizeof(**dels));
@@ -79,7 +80,7 @@ static size_t task_users(const dk_engine_result *res, const char **users, size_t
 
 /* Queues a webhook delivery for each subscription that wants ev. */
 static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
-			const dk_event *ev, int64_t seq)
+                        const dk_event *ev, int64_t seq)
 {
 	const char *users[256];
 	dk_hook_event he = {0};
@@ -124,7 +125,7 @@ static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engin
  * row's version), events, tasks, timers, outbox rows. Inside the caller's
  * transaction. */
 int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res,
-		    int64_t *first_seq)
+                    int64_t *first_seq)
 {
 	char *json = NULL;
 	int error;
@@ -185,15 +186,14 @@ int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *
 	return 0;
 }
 
-static json_t *step_json(const dk_instance_row *row, const char *from,
-			 const dk_engine_result *res)
+static json_t *step_json(const dk_instance_row *row, const char *from, const dk_engine_result *res)
 {
 	json_t *events = json_array();
 	for (size_t i = 0; i < res->nevents; i++)
 		json_array_append_new(events, json_string(res->events[i].type));
-	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "instance", row->id, "from", from,
-			 "to", row->state, "version", (json_int_t)res->snapshot->version,
-			 "status", row->status, "events", events);
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "instance", row->id, "from", from, "to",
+	                 row->state, "version", (json_int_t)res->snapshot->version, "status",
+	                 row->status, "events", events);
 }
 
 /* Mirrors the state changes of a committed step into the instance's ref
@@ -201,8 +201,8 @@ static json_t *step_json(const dk_instance_row *row, const char *from,
  * `git log refs/docket/instances/ID` tells who moved it where and when.
  * The database is the record: this runs after its commit, and a failure
  * here is reported on stderr without undoing an acknowledged step. */
-static void note_transitions(dk_runner *r, const dk_instance_row *row,
-			     const dk_engine_result *res, int64_t first_seq)
+static void note_transitions(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
+                             int64_t first_seq)
 {
 	dk_archive *archive;
 	const dk_org *org = NULL;
@@ -223,9 +223,9 @@ static void note_transitions(dk_runner *r, const dk_instance_row *row,
 		no.flow = flowref;
 		no.from_state = e->from;
 		no.state = e->to ? e->to : row->state;
-		no.transition = e->transition ? e->transition
-					      : strcmp(e->type, DK_EV_STARTED) == 0 ? "start"
-										    : "recall";
+		no.transition = e->transition                         ? e->transition
+		                : strcmp(e->type, DK_EV_STARTED) == 0 ? "start"
+		                                                      : "recall";
 		no.event = key;
 		no.actor = e->actor ? e->actor : DK_SYSTEM_ACTOR;
 		no.author_name = u ? u->name : NULL;
@@ -237,9 +237,10 @@ static void note_transitions(dk_runner *r, const dk_instance_row *row,
 	}
 	return;
 fail:
-	fprintf(stderr, "docket: warning: instance %s: the step is recorded, but its archive "
-			"note failed (%s); docket verify reports it\n",
-		row->id, dk_error_last());
+	fprintf(stderr,
+	        "docket: warning: instance %s: the step is recorded, but its archive "
+	        "note failed (%s); docket verify reports it\n",
+	        row->id, dk_error_last());
 	dk_error_clear();
 }
 
@@ -264,9 +265,9 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 		goto cleanup;
 	if (org->nusers && !dk_org_user(org, opts->actor)) {
 		error = dk_error_set(DK_EFORBIDDEN,
-				     "'%s' is not a user in the org directory; act as one of its "
-				     "users with --as",
-				     opts->actor);
+		                     "'%s' is not a user in the org directory; act as one of its "
+		                     "users with --as",
+		                     opts->actor);
 		goto cleanup;
 	}
 	vars = dk_calloc(opts->nvars + 1, sizeof(*vars));
@@ -279,7 +280,7 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 		goto cleanup;
 	/* Check the variables before anything is written. */
 	if ((error = dk_engine_start(&res, &env, "0", opts->actor, (const char *const *)vars,
-				     opts->nvars)) < 0)
+	                             opts->nvars)) < 0)
 		goto cleanup;
 	dk_engine_result_free(&res);
 	if ((error = dk_store_begin(r->store)) < 0)
@@ -294,8 +295,9 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 	row.created_at = env.now;
 	if ((error = dk_store_instance_create(r->store, &row)) < 0 ||
 	    (error = dk_engine_start(&res, &env, row.id, opts->actor, (const char *const *)vars,
-				     opts->nvars)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	                             opts->nvars)) < 0 ||
+	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 ||
+	    (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
 	note_transitions(r, &row, &res, seq);
@@ -313,9 +315,9 @@ cleanup:
 	return error;
 }
 
-int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor,
-			   dk_instance_row *row, dk_snapshot **snap, dk_engine_env *env,
-			   dk_delegation_row **drows, size_t *ndrows, dk_delegation **dels)
+int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor, dk_instance_row *row,
+                            dk_snapshot **snap, dk_engine_env *env, dk_delegation_row **drows,
+                            size_t *ndrows, dk_delegation **dels)
 {
 	const dk_flow *flow;
 	int error;
@@ -325,7 +327,7 @@ int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor,
 		return error;
 	if ((error = dk_snapshot_from_json(snap, row->snapshot)) < 0)
 		return dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s", id,
-				    dk_error_last());
+		                    dk_error_last());
 	return dk_runner_load_env(r, env, flow, actor, drows, ndrows, dels);
 }
 
@@ -355,8 +357,8 @@ int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
 	if ((error = dk_store_begin(r->store)) < 0)
 		goto cleanup;
 	began = 1;
-	if ((error = dk_runner_load_instance(r, opts->instance, opts->actor, &row, &snap, &env, &drows,
-				   &ndrows, &dels)) < 0)
+	if ((error = dk_runner_load_instance(r, opts->instance, opts->actor, &row, &snap, &env,
+	                                     &drows, &ndrows, &dels)) < 0)
 		goto cleanup;
 	from = dk_strdup(row.state);
 	cmd.transition = opts->transition;
@@ -366,7 +368,8 @@ int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
 	cmd.nvars = opts->nvars;
 	cmd.expect_version = opts->expect_version;
 	if ((error = dk_engine_fire(&res, &env, snap, &cmd)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 ||
+	    (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
 	note_transitions(r, &row, &res, seq);
@@ -387,7 +390,7 @@ cleanup:
 }
 
 int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const char *actor,
-		     const char *comment)
+                     const char *comment)
 {
 	int64_t seq = 0;
 	dk_engine_env env = DK_ENGINE_ENV_INIT;
@@ -405,11 +408,12 @@ int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const cha
 		goto cleanup;
 	began = 1;
 	if ((error = dk_runner_load_instance(r, instance, actor, &row, &snap, &env, &drows, &ndrows,
-				   &dels)) < 0)
+	                                     &dels)) < 0)
 		goto cleanup;
 	from = dk_strdup(row.state);
 	if ((error = dk_engine_recall(&res, &env, snap, actor, comment)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 || (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 ||
+	    (error = dk_store_commit(r->store)) < 0)
 		goto cleanup;
 	began = 0;
 	note_transitions(r, &row, &res, seq);
@@ -429,8 +433,8 @@ cleanup:
 static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const char *why)
 {
 	dk_event_row er = {0};
-	json_t *data = json_pack("{s:s, s:s, s:s}", "note", why, "timer", t->kind, "state",
-				 t->state_id);
+	json_t *data =
+	    json_pack("{s:s, s:s, s:s}", "note", why, "timer", t->kind, "state", t->state_id);
 	char *text = json_dumps(data, JSON_COMPACT);
 	int error;
 
@@ -463,8 +467,8 @@ static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fir
 	env.now = now;
 	if ((error = dk_store_timer_delete(r->store, t->id, &deleted)) < 0 || !deleted)
 		goto cleanup;
-	if ((error = dk_runner_load_instance(r, t->instance_id, NULL, &row, &snap, &env, &drows, &ndrows,
-				   &dels)) < 0)
+	if ((error = dk_runner_load_instance(r, t->instance_id, NULL, &row, &snap, &env, &drows,
+	                                     &ndrows, &dels)) < 0)
 		goto cleanup;
 	timer.instance = t->instance_id;
 	timer.kind = t->kind;
@@ -495,7 +499,7 @@ cleanup:
 /* Timers are taken in batches, one transaction per batch: a timer's
  * effects and its deletion commit together, so a crash leaves it armed and
  * a second tick running at once finds it already deleted. */
-#define TICK_BATCH 256
+#define TICK_BATCH      256
 #define TICK_MAX_ROUNDS 100000
 
 int dk_runner_tick(dk_runner *r, size_t *fired)

@@ -25,8 +25,8 @@ static const char *base_name(const char *path)
 
 /* When the upload of kind k is due in the current visit, from the flow's
  * due= (a duration from state entry or an XPath date); 0 when never. */
-static int64_t due_at(const dk_engine_env *env, const dk_snapshot *snap,
-		      const dk_evidence_kind *k, const char *actor)
+static int64_t due_at(const dk_engine_env *env, const dk_snapshot *snap, const dk_evidence_kind *k,
+                      const char *actor)
 {
 	const dk_snap_state *st = dk_snapshot_state(snap, snap->state);
 	char *text = NULL;
@@ -34,8 +34,8 @@ static int64_t due_at(const dk_engine_env *env, const dk_snapshot *snap,
 
 	if (k->has_due_after && st)
 		return dk_duration_add(st->entered_at, &k->due_after);
-	if (k->due_at && dk_engine_eval_string(&text, env, snap, actor, k->due_at) == 0 &&
-	    text && dk_time_parse(&t, text) < 0)
+	if (k->due_at && dk_engine_eval_string(&text, env, snap, actor, k->due_at) == 0 && text &&
+	    dk_time_parse(&t, text) < 0)
 		t = 0;
 	free(text);
 	dk_error_clear();
@@ -45,13 +45,13 @@ static int64_t due_at(const dk_engine_env *env, const dk_snapshot *snap,
 static json_t *evidence_json(const dk_evidence_row *e)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:o, s:o, s:s, s:o, s:o, s:b, "
-			 "s:i, s:I}",
-			 "instance", e->instance_id, "kind", e->kind, "name", e->name, "state",
-			 e->state_id, "visit", e->visit, "size", (json_int_t)e->size, "sha256",
-			 e->sha256, "commit", dk_json_strn(e->git_commit), "blob",
-			 dk_json_strn(e->git_blob), "uploader", e->uploader, "uploaded_at",
-			 dk_json_time(e->uploaded_at), "due_at", dk_json_time(e->due_at), "late",
-			 e->late, "days_late", e->days_late, "event_seq", (json_int_t)e->event_seq);
+	                 "s:i, s:I}",
+	                 "instance", e->instance_id, "kind", e->kind, "name", e->name, "state",
+	                 e->state_id, "visit", e->visit, "size", (json_int_t)e->size, "sha256",
+	                 e->sha256, "commit", dk_json_strn(e->git_commit), "blob",
+	                 dk_json_strn(e->git_blob), "uploader", e->uploader, "uploaded_at",
+	                 dk_json_time(e->uploaded_at), "due_at", dk_json_time(e->due_at), "late",
+	                 e->late, "days_late", e->days_late, "event_seq", (json_int_t)e->event_seq);
 }
 
 /* The second half of attach: one transaction records an archived upload,
@@ -83,7 +83,7 @@ int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_reco
 		goto cleanup;
 	began = 1;
 	if ((error = dk_runner_load_instance(r, rec->instance, rec->actor, &row, &snap, &env,
-					     &drows, &ndrows, &dels)) < 0)
+	                                     &drows, &ndrows, &dels)) < 0)
 		goto cleanup;
 	if ((error = dk_engine_evidence(&res, &env, snap, &cmd)) < 0)
 		goto cleanup;
@@ -166,14 +166,14 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 		return error;
 	if (stat(opts->path, &sb) < 0 || !S_ISREG(sb.st_mode))
 		return dk_error_set(DK_ENOTFOUND, "%s: no such file; name a regular file to attach",
-				    opts->path);
+		                    opts->path);
 	if ((error = dk_archive_safe_name(&safe, name)) < 0)
 		return error;
 
 	/* 1. Refuse early, before anything is written: kind, actor, freeze,
 	 * name, type and size. */
 	if ((error = dk_runner_load_instance(r, opts->instance, opts->actor, &row, &snap, &env,
-					     &drows, &ndrows, &dels)) < 0)
+	                                     &drows, &ndrows, &dels)) < 0)
 		goto cleanup;
 	cmd.kind = opts->kind;
 	cmd.actor = opts->actor;
@@ -186,9 +186,9 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	 * taken one now, not after the git commit */
 	if ((error = dk_store_evidence_get(r->store, row.id, safe, &ev)) == 0) {
 		error = dk_error_set(DK_ECONFLICT,
-				     "instance %s already holds a file named '%s'; attach this one "
-				     "under another name (--name)",
-				     row.id, safe);
+		                     "instance %s already holds a file named '%s'; attach this one "
+		                     "under another name (--name)",
+		                     row.id, safe);
 		goto cleanup;
 	}
 	if (error != DK_ENOTFOUND)
@@ -219,13 +219,13 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 
 	if (opts->fault_after_archive) {
 		error = dk_error_set(DK_EINTERNAL,
-				     "stopped by DOCKET_FAULT=after-archive after git commit %s, "
-				     "before the database; 'docket verify --repair' records it",
-				     put.commit);
+		                     "stopped by DOCKET_FAULT=after-archive after git commit %s, "
+		                     "before the database; 'docket verify --repair' records it",
+		                     put.commit);
 		goto cleanup;
 	}
-	dk_evidence_record rec = {row.id,  opts->actor, k->id,    safe,     key,
-				  put.commit, put.blob,  put.sha256, put.size, env.now};
+	dk_evidence_record rec = {row.id,     opts->actor, k->id,      safe,     key,
+	                          put.commit, put.blob,    put.sha256, put.size, env.now};
 	error = dk_runner_evidence_record(r, out, &rec);
 cleanup:
 	dk_evidence_row_free(&ev);

@@ -31,16 +31,16 @@ dk_store *dk_runner_store(dk_runner *r);
  * delegations in force. *dels (free()) and *rows (dk_delegation_rows_free)
  * are the caller's. */
 int dk_runner_load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, const char *actor,
-		      dk_delegation_row **rows, size_t *nrows, dk_delegation **dels);
+                       dk_delegation_row **rows, size_t *nrows, dk_delegation **dels);
 /* Loads instance id, its snapshot (free with dk_snapshot_free) and env. */
-int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor,
-			   dk_instance_row *row, dk_snapshot **snap, dk_engine_env *env,
-			   dk_delegation_row **drows, size_t *ndrows, dk_delegation **dels);
+int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor, dk_instance_row *row,
+                            dk_snapshot **snap, dk_engine_env *env, dk_delegation_row **drows,
+                            size_t *ndrows, dk_delegation **dels);
 /* Writes what the engine decided for row inside the open transaction:
  * snapshot (compare-and-set), events, tasks, timers, outbox rows.
  * *first_seq (may be NULL) gets the seq of the first event appended. */
 int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res,
-		    int64_t *first_seq);
+                    int64_t *first_seq);
 
 json_t *dk_json_time(int64_t t);
 json_t *dk_json_strn(const char *s);

@@ -61,7 +61,7 @@ int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
 		goto cleanup;
 	if ((error = dk_snapshot_from_json(&snap, row.snapshot)) < 0) {
 		error = dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s",
-				     instance, dk_error_last());
+		                     instance, dk_error_last());
 		goto cleanup;
 	}
 	if ((error = dk_store_task_list_for_instance(r->store, instance, &tasks, &ntasks)) < 0)
@@ -74,14 +74,13 @@ int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
 		json_object_set_new(vars, snap->vars[i].name, value_json(&snap->vars[i]));
 	for (size_t i = 0; i < ntasks; i++)
 		json_array_append_new(tl, dk_task_json(&tasks[i], now));
-	*out = json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:I, s:o, s:o}",
-			 "id", row.id, "flow", row.flow_id, "flow_version", row.flow_version,
-			 "title", dk_json_strn(row.title), "status",
-			 dk_instance_status_name(snap->status), "state", row.state, "states",
-			 states, "initiator", snap->initiator, "vars", vars, "tasks", tl,
-			 "available", available_json(flow, snap), "version",
-			 (json_int_t)snap->version, "created_at", dk_json_time(row.created_at),
-			 "updated_at", dk_json_time(row.updated_at));
+	*out = json_pack(
+	    "{s:s, s:s, s:i, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:I, s:o, s:o}", "id", row.id,
+	    "flow", row.flow_id, "flow_version", row.flow_version, "title", dk_json_strn(row.title),
+	    "status", dk_instance_status_name(snap->status), "state", row.state, "states", states,
+	    "initiator", snap->initiator, "vars", vars, "tasks", tl, "available",
+	    available_json(flow, snap), "version", (json_int_t)snap->version, "created_at",
+	    dk_json_time(row.created_at), "updated_at", dk_json_time(row.updated_at));
 cleanup:
 	dk_task_rows_free(tasks, ntasks);
 	dk_snapshot_free(snap);
@@ -103,7 +102,7 @@ int dk_runner_graph(dk_runner *r, dk_buf *out, const char *instance, const char 
 		goto cleanup;
 	if ((error = dk_snapshot_from_json(&snap, row.snapshot)) < 0) {
 		error = dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s",
-				     instance, dk_error_last());
+		                     instance, dk_error_last());
 		goto cleanup;
 	}
 	n = dk_snapshot_active(snap, ids, 64);
