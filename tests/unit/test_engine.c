@@ -1537,6 +1537,27 @@ static void fn_calendar_daylight_saving(void **state)
 	end(&in);
 }
 
+static void example_cross_department_regions(void **state)
+{
+	inst in;
+	const char *vars[] = {"order_no=EX-7", "customer=ACME", "amount=1200"};
+	(void)state;
+	begin_example(&in, "cross-department.xml", "li", "2026-11-02T01:00:00Z", vars, 3);
+	assert_int_equal(attach(&in, "export-docs", "li", "invoice.pdf", 1), 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_string_equal(snap(&in)->state, "checks");
+	/* XPath assignments give every member of the department a task */
+	assert_true(has_task(&in.res, "docs-check", "wang"));
+	assert_true(has_task(&in.res, "receivables-check", "qian"));
+	assert_true(has_task(&in.res, "receivables-check", "he"));
+	assert_true(has_task(&in.res, "booking", "zhou"));
+	assert_true(has_task(&in.res, "booking", "ma"));
+	assert_int_equal(in.res.ntasks, 5);
+	assert_int_equal(act(&in, "submit", "ma"), DK_EPRECOND);
+	assert_msg("requires evidence 'booking'");
+	end_example(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1601,6 +1622,7 @@ int main(void)
 	    cmocka_unit_test(available_in_parallel),
 	    cmocka_unit_test(example_appraisal_scores),
 	    cmocka_unit_test(example_appeal_climbs_by_timer),
+	    cmocka_unit_test(example_cross_department_regions),
 	};
 	return cmocka_run_group_tests(tests, setup_org, teardown_org);
 }
