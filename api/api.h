@@ -24,14 +24,15 @@ typedef struct {
 	unsigned threads;      /* request threads */
 	unsigned max_conns;    /* open connections at most */
 	unsigned timeout_s;    /* idle or unfinished connections are cut after */
-	size_t max_body;       /* bytes of a request body at most (413 beyond) */
+	size_t max_body;       /* bytes of a JSON or XML body at most (413 beyond) */
+	size_t max_upload;     /* bytes of an evidence upload at most */
 	int timers;            /* fire due timers in the background */
 	int hooks;             /* send webhooks in the background */
 } dk_serve_opts;
 
 #define DK_SERVE_OPTS_INIT                                                                         \
 	{                                                                                          \
-		NULL, "127.0.0.1:8080", NULL, 4, 256, 30, 1024 * 1024, 1, 1                        \
+		NULL, "127.0.0.1:8080", NULL, 4, 256, 30, 1024 * 1024, (size_t)1 << 30, 1, 1       \
 	}
 
 /* Serves until SIGTERM or SIGINT. Returns 0 after a clean stop, or a

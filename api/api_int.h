@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* What one request thread works with: a runner (single-threaded, so one
  * per context), a store connection of its own for tokens and idempotency,
@@ -34,6 +35,9 @@ typedef struct dk_req {
 	size_t nparams;
 	const char *body; /* NUL-terminated */
 	size_t body_len;
+	const char *upload; /* streamed routes: the body in a temporary file */
+	size_t upload_len;
+	const char *home;
 	const char *user; /* the token's owner; NULL on public routes */
 	dk_api_ctx *ctx;
 	void (*wake)(void); /* tells the workers a write happened */
@@ -45,6 +49,9 @@ typedef struct dk_req {
 	const char *lent; /* a static body */
 	size_t raw_len;
 	const char *ctype; /* Content-Type of raw or lent */
+	int fd;            /* or a file to send (>= 0), fd_size bytes */
+	uint64_t fd_size;
+	char disposition[768];
 	char etag[32];
 	char location[128];
 	int problem;
@@ -103,6 +110,9 @@ int dk_route_instance_get(dk_req *rq);
 int dk_route_instance_log(dk_req *rq);
 int dk_route_instance_act(dk_req *rq);
 int dk_route_instance_recall(dk_req *rq);
+int dk_route_evidence_list(dk_req *rq);
+int dk_route_evidence_upload(dk_req *rq);
+int dk_route_evidence_get(dk_req *rq);
 int dk_route_inbox(dk_req *rq);
 int dk_route_delegations(dk_req *rq);
 

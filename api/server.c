@@ -42,6 +42,8 @@
 #define R_PUBLIC 1
 /* Administration: the evaluation centre only. */
 #define R_ADMIN 2
+/* The body streams to a temporary file (evidence), up to max_upload. */
+#define R_STREAM 4
 
 typedef struct {
 	const char *method;
@@ -69,6 +71,9 @@ static const route routes[] = {
     {"GET", "/api/instances/{id}/log", dk_route_instance_log, 0},
     {"POST", "/api/instances/{id}/transitions/{transition}", dk_route_instance_act, 0},
     {"POST", "/api/instances/{id}/recall", dk_route_instance_recall, 0},
+    {"GET", "/api/instances/{id}/evidence", dk_route_evidence_list, 0},
+    {"POST", "/api/instances/{id}/evidence/{kind}", dk_route_evidence_upload, R_STREAM},
+    {"GET", "/api/instances/{id}/evidence/{kind}/{name}", dk_route_evidence_get, 0},
     {"GET", "/api/inbox", dk_route_inbox, 0},
     {"GET", "/api/delegations", dk_route_delegations, 0},
 };
@@ -154,6 +159,10 @@ typedef struct {
 	struct timespec start;
 	dk_buf body;
 	int too_large;
+	int fd;       /* streamed body: the temporary file, else -1 */
+	char *tmp;    /* its path, removed at completion */
+	size_t nfile; /* bytes written to it */
+	int stream;   /* a streamed route, limited by max_upload */
 } conn_req;
 
 static double ms_since(const struct timespec *t0)
@@ -394,6 +403,10 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, dk_req *rq)
 		if (!ctype)
 			ctype = rq->problem ? "application/problem+json" : "application/json";
 		resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	} else if (rq->fd >= 0) {
+		resp = MHD_create_response_from_fd(rq->fd_size, rq->fd);
+		if (resp)
+			rq->fd = -1; /* the response closes it */
 	} else if (rq->raw) {
 		resp = MHD_create_response_from_buffer(rq->raw_len, rq->raw, MHD_RESPMEM_MUST_FREE);
 		rq->raw = NULL;
@@ -409,6 +422,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, dk_req *rq)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, rq->etag);
 	if (rq->location[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rq->location);
+	if (rq->disposition[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, rq->disposition);
 	if (rq->status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		                        "Bearer realm=\"docket\"");
@@ -440,11 +455,18 @@ static enum MHD_Result answer(struct MHD_Connection *c, conn_req *q, const char 
 	rq.method = method;
 	rq.path = url;
 	rq.wake = wake_workers;
+	rq.home = srv.opts->home;
+	rq.fd = -1;
+	if (q->tmp) {
+		rq.upload = q->tmp;
+		rq.upload_len = q->nfile;
+	}
 	dk_buf_putc(&q->body, 0); /* NUL-terminated for parsers */
 	rq.body = q->body.ptr;
 	rq.body_len = q->body.len - 1;
 	if (q->too_large) {
-		dk_api_problem(&rq, 413, "the body is larger than %zu bytes", srv.opts->max_body);
+		dk_api_problem(&rq, 413, "the body is larger than %zu bytes",
+		               q->stream ? srv.opts->max_upload : srv.opts->max_body);
 	} else {
 		rq.ctx = ctx_take();
 		dispatch(&rq, &user);
@@ -456,8 +478,61 @@ static enum MHD_Result answer(struct MHD_Connection *c, conn_req *q, const char 
 		free(rq.params[i]);
 	json_decref(rq.json);
 	free(rq.raw);
+	if (rq.fd >= 0)
+		close(rq.fd); /* only when no response took it */
 	free(user);
 	return ret;
+}
+
+/* 1 when the request goes to a streamed route (an evidence upload). */
+static int streamed(const char *url, const char *method)
+{
+	dk_req probe = {0};
+	for (size_t i = 0; i < NROUTES; i++) {
+		if (!(routes[i].flags & R_STREAM) || strcmp(routes[i].method, method) != 0)
+			continue;
+		if (route_match(routes[i].path, url, &probe)) {
+			for (size_t k = 0; k < probe.nparams; k++)
+				free(probe.params[k]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A streamed upload is only taken from a valid token: refusing before
+ * the body is read keeps strangers from filling the disk. */
+static int token_valid(struct MHD_Connection *c)
+{
+	const char *h =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	dk_api_ctx *ctx;
+	char *user = NULL;
+	int64_t now;
+	int ok;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !(ctx = ctx_take()))
+		return 0;
+	ok = dk_time_now(&now) == 0 && dk_token_check(&user, ctx->store, h + 7, now) == 0;
+	free(user);
+	ctx_give(ctx);
+	return ok;
+}
+
+static int open_upload(conn_req *q)
+{
+	const char *tmp = getenv("TMPDIR");
+	dk_buf b = DK_BUF_INIT;
+
+	dk_buf_printf(&b, "%s/docket-upload-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	q->tmp = dk_buf_detach(&b);
+	q->fd = mkstemp(q->tmp);
+	if (q->fd < 0) {
+		free(q->tmp);
+		q->tmp = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -469,19 +544,57 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!q) {
 		const char *cl =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
 		q = dk_calloc(1, sizeof(*q));
+		q->fd = -1;
 		clock_gettime(CLOCK_MONOTONIC, &q->start);
 		*con_cls = q;
 		atomic_fetch_add(&srv.inflight, 1);
-		/* Refuse a declared oversize body before reading it: MHD then
-		 * closes the connection instead of draining the upload. */
-		if (cl && strtoull(cl, NULL, 10) > srv.opts->max_body) {
+		if (streamed(url, method)) {
+			q->stream = 1;
+			/* Refused or oversize: answer before reading the body;
+			 * MHD then closes the connection instead of draining. */
+			if (!token_valid(c))
+				return answer(c, q, url, method);
+			if (declared > srv.opts->max_upload) {
+				q->too_large = 1;
+				return answer(c, q, url, method);
+			}
+			if (open_upload(q) < 0)
+				return answer(c, q, url, method);
+			return MHD_YES;
+		}
+		/* Refuse a declared oversize body before reading it. */
+		if (declared > srv.opts->max_body) {
 			q->too_large = 1;
 			return answer(c, q, url, method);
 		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
+		if (q->fd >= 0) {
+			/* Streamed: to the file, never all in memory. */
+			if (!q->too_large && q->nfile + *upload_size > srv.opts->max_upload)
+				q->too_large = 1;
+			if (!q->too_large) {
+				const char *p = upload;
+				size_t left = *upload_size;
+				while (left > 0) {
+					ssize_t w = write(q->fd, p, left);
+					if (w < 0 && errno == EINTR)
+						continue;
+					if (w <= 0) {
+						q->too_large = 1;
+						break;
+					}
+					p += w;
+					left -= (size_t)w;
+				}
+				q->nfile += *upload_size;
+			}
+			*upload_size = 0;
+			return MHD_YES;
+		}
 		if (!q->too_large && q->body.len + *upload_size > srv.opts->max_body) {
 			q->too_large = 1;
 			dk_buf_free(&q->body);
@@ -490,6 +603,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			dk_buf_put(&q->body, upload, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
+	}
+	if (q->fd >= 0) {
+		close(q->fd);
+		q->fd = -1;
 	}
 	return answer(c, q, url, method);
 }
@@ -500,6 +617,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	conn_req *q = *con_cls;
 	if (!q)
 		return;
+	if (q->fd >= 0)
+		close(q->fd);
+	if (q->tmp) {
+		unlink(q->tmp);
+		free(q->tmp);
+	}
 	dk_buf_free(&q->body);
 	free(q);
 	*con_cls = NULL;

@@ -28,6 +28,7 @@ int cmd_serve(dk_cli *cli, int argc, char **argv)
 	    {"max-connections", required_argument, NULL, 'c'},
 	    {"timeout", required_argument, NULL, 'T'},
 	    {"max-body", required_argument, NULL, 'b'},
+	    {"max-upload", required_argument, NULL, 'u'},
 	    {"no-timers", no_argument, NULL, 'N'},
 	    {"no-hooks", no_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
@@ -62,6 +63,11 @@ int cmd_serve(dk_cli *cli, int argc, char **argv)
 			if ((error = number(optarg, "--max-body", 1UL << 30, &v)) < 0)
 				return error;
 			o.max_body = v;
+			break;
+		case 'u':
+			if ((error = number(optarg, "--max-upload", 1UL << 40, &v)) < 0)
+				return error;
+			o.max_upload = v;
 			break;
 		case 'N': o.timers = 0; break;
 		case 'H': o.hooks = 0; break;

@@ -80,9 +80,10 @@ async function renderInbox() {
 let current = null; // {id, etag, flow model, instance}
 
 async function renderInstance(id) {
-  const [{ body: inst, etag }, { body: log }] = await Promise.all([
+  const [{ body: inst, etag }, { body: log }, { body: evidence }] = await Promise.all([
     api("/api/instances/" + encodeURIComponent(id)),
     api("/api/instances/" + encodeURIComponent(id) + "/log"),
+    api("/api/instances/" + encodeURIComponent(id) + "/evidence"),
   ]);
   const { body: flow } = await api("/api/flows/" + encodeURIComponent(inst.flow) + "?version=" + inst.flow_version);
   current = { id, etag, inst, flow };
@@ -98,6 +99,17 @@ async function renderInstance(id) {
     acts.append(b);
   }
   $("act-form").hidden = true;
+
+  const ev = $("evidence");
+  ev.replaceChildren();
+  for (const e of evidence) {
+    const b = el("button", { type: "button" }, "下载 / download");
+    b.addEventListener("click", () => download(e).catch((x) => say(x.message, true)));
+    ev.append(el("li", {}, e.kind + ": " + e.name + " (" + e.size + " B) ", e.late ? el("span", { class: "badge overdue" }, "迟交 / late") : "", " ", b));
+  }
+  const kinds = $("upload-kind");
+  kinds.replaceChildren(...(flow.evidence || []).map((k) => el("option", { value: k.id }, k.title || k.id)));
+  $("upload-form").hidden = !(flow.evidence || []).length || inst.status !== "active";
 
   const vars = $("vars");
   vars.replaceChildren();
@@ -152,6 +164,36 @@ async function act(ev) {
   } catch (e) {
     say(e.status === 412 ? "此事项已被他人处理，已刷新 / Someone acted first; reloaded." : e.message, true);
   }
+  await renderInstance(current.id).catch((e) => say(e.message, true));
+}
+
+// Downloads need the token, so they go through fetch and a blob URL.
+async function download(e) {
+  const r = await fetch("/api/instances/" + encodeURIComponent(current.id) + "/evidence/" +
+    encodeURIComponent(e.kind) + "/" + encodeURIComponent(e.name),
+    { headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) } });
+  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
+  const url = URL.createObjectURL(await r.blob());
+  const a = el("a", { href: url, download: e.name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function upload(ev) {
+  ev.preventDefault();
+  const file = $("upload-file").files[0];
+  if (!file) return;
+  try {
+    await api("/api/instances/" + encodeURIComponent(current.id) + "/evidence/" +
+      encodeURIComponent($("upload-kind").value) + "?name=" + encodeURIComponent(file.name),
+      { method: "POST", headers: { "Content-Type": file.type || "application/octet-stream" }, body: file });
+    say("已上传 / uploaded: " + file.name);
+  } catch (e) {
+    say(e.message, true);
+  }
+  $("upload-file").value = "";
   await renderInstance(current.id).catch((e) => say(e.message, true));
 }
 
@@ -262,5 +304,6 @@ $("signout").addEventListener("click", () => {
   show("signin");
 });
 $("act-form").addEventListener("submit", act);
+$("upload-form").addEventListener("submit", upload);
 $("act-cancel").addEventListener("click", () => { $("act-form").hidden = true; });
 route();
