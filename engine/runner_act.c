@@ -315,121 +315,112 @@ cleanup:
 	return error;
 }
 
-int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor, dk_instance_row *row,
-                            dk_snapshot **snap, dk_engine_env *env, dk_delegation_row **drows,
-                            size_t *ndrows, dk_delegation **dels)
+int dk_runner_load(dk_runner *r, dk_loaded *l, const char *id, const char *actor, int64_t now)
 {
 	const dk_flow *flow;
 	int error;
 
-	if ((error = dk_runner_get_instance(r, row, id)) < 0 ||
-	    (error = dk_runner_flow(r, &flow, row->flow_id, row->flow_version)) < 0)
+	memset(l, 0, sizeof(*l));
+	l->env.now = now;
+	if ((error = dk_runner_get_instance(r, &l->row, id)) < 0 ||
+	    (error = dk_runner_flow(r, &flow, l->row.flow_id, l->row.flow_version)) < 0)
 		return error;
-	if ((error = dk_snapshot_from_json(snap, row->snapshot)) < 0)
+	if ((error = dk_snapshot_from_json(&l->snap, l->row.snapshot)) < 0)
 		return dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s", id,
 		                    dk_error_last());
-	return dk_runner_load_env(r, env, flow, actor, drows, ndrows, dels);
+	return dk_runner_load_env(r, &l->env, flow, actor, &l->drows, &l->ndrows, &l->dels);
+}
+
+void dk_loaded_free(dk_loaded *l)
+{
+	free(l->dels);
+	dk_delegation_rows_free(l->drows, l->ndrows);
+	dk_snapshot_free(l->snap);
+	dk_instance_row_free(&l->row);
+	memset(l, 0, sizeof(*l));
+}
+
+/* What a step asks of the engine, given the loaded instance. */
+typedef int (*decide_fn)(dk_engine_result *res, const dk_loaded *l, const void *arg);
+
+/* One user command on one instance, the shape every write takes: take the
+ * write lock, load, let the engine decide, write it all, commit, mirror
+ * the state changes into the archive. *out gets the step as JSON. */
+static int step(dk_runner *r, json_t **out, const char *instance, const char *actor,
+                decide_fn decide, const void *arg)
+{
+	dk_engine_result res = DK_ENGINE_RESULT_INIT;
+	dk_loaded l;
+	char *from = NULL;
+	int64_t now, seq = 0;
+	int error;
+
+	*out = NULL;
+	memset(&l, 0, sizeof(l));
+	if ((error = dk_runner_clock(r, &now)) < 0 || (error = dk_store_begin(r->store)) < 0)
+		return error;
+	if ((error = dk_runner_load(r, &l, instance, actor, now)) < 0)
+		goto fail;
+	from = dk_strdup(l.row.state);
+	if ((error = decide(&res, &l, arg)) < 0 ||
+	    (error = dk_runner_apply(r, &l.row, &res, &seq)) < 0 ||
+	    (error = dk_store_commit(r->store)) < 0)
+		goto fail;
+	note_transitions(r, &l.row, &res, seq);
+	*out = step_json(&l.row, from, &res);
+	goto cleanup;
+fail:
+	dk_store_rollback(r->store);
+cleanup:
+	free(from);
+	dk_engine_result_free(&res);
+	dk_loaded_free(&l);
+	return error;
+}
+static int decide_fire(dk_engine_result *res, const dk_loaded *l, const void *arg)
+{
+	return dk_engine_fire(res, &l->env, l->snap, arg);
 }
 
 int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
 {
-	int64_t seq = 0;
-	dk_engine_env env = DK_ENGINE_ENV_INIT;
-	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_instance_row row = {0};
-	dk_snapshot *snap = NULL;
-	dk_delegation_row *drows = NULL;
-	dk_delegation *dels = NULL;
-	size_t ndrows = 0;
 	dk_fire_cmd cmd = DK_FIRE_CMD_INIT;
-	char **vars = NULL, *from = NULL;
-	int error, began = 0;
+	char **vars = dk_calloc(opts->nvars + 1, sizeof(*vars));
+	int error;
 
-	*out = NULL;
-	if ((error = dk_runner_clock(r, &env.now)) < 0)
-		goto cleanup;
-	vars = dk_calloc(opts->nvars + 1, sizeof(*vars));
 	for (size_t i = 0; i < opts->nvars; i++) {
 		dk_buf b = DK_BUF_INIT;
 		dk_buf_printf(&b, "%s=%s", opts->vars[i].name, opts->vars[i].value);
 		vars[i] = dk_buf_detach(&b);
 	}
-	if ((error = dk_store_begin(r->store)) < 0)
-		goto cleanup;
-	began = 1;
-	if ((error = dk_runner_load_instance(r, opts->instance, opts->actor, &row, &snap, &env,
-	                                     &drows, &ndrows, &dels)) < 0)
-		goto cleanup;
-	from = dk_strdup(row.state);
 	cmd.transition = opts->transition;
 	cmd.actor = opts->actor;
 	cmd.comment = opts->comment;
 	cmd.vars = (const char *const *)vars;
 	cmd.nvars = opts->nvars;
 	cmd.expect_version = opts->expect_version;
-	if ((error = dk_engine_fire(&res, &env, snap, &cmd)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 ||
-	    (error = dk_store_commit(r->store)) < 0)
-		goto cleanup;
-	began = 0;
-	note_transitions(r, &row, &res, seq);
-	*out = step_json(&row, from, &res);
-cleanup:
-	if (began)
-		dk_store_rollback(r->store);
-	for (size_t i = 0; vars && i < opts->nvars; i++)
+	error = step(r, out, opts->instance, opts->actor, decide_fire, &cmd);
+	for (size_t i = 0; i < opts->nvars; i++)
 		free(vars[i]);
 	free(vars);
-	free(from);
-	free(dels);
-	dk_delegation_rows_free(drows, ndrows);
-	dk_engine_result_free(&res);
-	dk_snapshot_free(snap);
-	dk_instance_row_free(&row);
 	return error;
+}
+struct recall_arg {
+	const char *actor, *comment;
+};
+
+static int decide_recall(dk_engine_result *res, const dk_loaded *l, const void *arg)
+{
+	const struct recall_arg *a = arg;
+	return dk_engine_recall(res, &l->env, l->snap, a->actor, a->comment);
 }
 
 int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const char *actor,
                      const char *comment)
 {
-	int64_t seq = 0;
-	dk_engine_env env = DK_ENGINE_ENV_INIT;
-	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_instance_row row = {0};
-	dk_snapshot *snap = NULL;
-	dk_delegation_row *drows = NULL;
-	dk_delegation *dels = NULL;
-	size_t ndrows = 0;
-	char *from = NULL;
-	int error, began = 0;
-
-	*out = NULL;
-	if ((error = dk_runner_clock(r, &env.now)) < 0 || (error = dk_store_begin(r->store)) < 0)
-		goto cleanup;
-	began = 1;
-	if ((error = dk_runner_load_instance(r, instance, actor, &row, &snap, &env, &drows, &ndrows,
-	                                     &dels)) < 0)
-		goto cleanup;
-	from = dk_strdup(row.state);
-	if ((error = dk_engine_recall(&res, &env, snap, actor, comment)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 ||
-	    (error = dk_store_commit(r->store)) < 0)
-		goto cleanup;
-	began = 0;
-	note_transitions(r, &row, &res, seq);
-	*out = step_json(&row, from, &res);
-cleanup:
-	if (began)
-		dk_store_rollback(r->store);
-	free(from);
-	free(dels);
-	dk_delegation_rows_free(drows, ndrows);
-	dk_engine_result_free(&res);
-	dk_snapshot_free(snap);
-	dk_instance_row_free(&row);
-	return error;
+	struct recall_arg a = {actor, comment};
+	return step(r, out, instance, actor, decide_recall, &a);
 }
-
 static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const char *why)
 {
 	dk_event_row er = {0};
@@ -453,29 +444,22 @@ static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const ch
  * first is skipped (deleted == 0). */
 static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired)
 {
-	dk_engine_env env = DK_ENGINE_ENV_INIT;
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_instance_row row = {0};
-	dk_snapshot *snap = NULL;
-	dk_delegation_row *drows = NULL;
-	dk_delegation *dels = NULL;
-	size_t ndrows = 0;
 	dk_timer timer = {0};
+	dk_loaded l;
 	int error, deleted = 0;
 
 	*fired = 0;
-	env.now = now;
-	if ((error = dk_store_timer_delete(r->store, t->id, &deleted)) < 0 || !deleted)
-		goto cleanup;
-	if ((error = dk_runner_load_instance(r, t->instance_id, NULL, &row, &snap, &env, &drows,
-	                                     &ndrows, &dels)) < 0)
+	memset(&l, 0, sizeof(l));
+	if ((error = dk_store_timer_delete(r->store, t->id, &deleted)) < 0 || !deleted ||
+	    (error = dk_runner_load(r, &l, t->instance_id, NULL, now)) < 0)
 		goto cleanup;
 	timer.instance = t->instance_id;
 	timer.kind = t->kind;
 	timer.state = t->state_id;
 	timer.due_at = t->due_at;
 	timer.payload = t->payload;
-	if ((error = dk_engine_timer(&res, &env, snap, &timer)) < 0) {
+	if ((error = dk_engine_timer(&res, &l.env, l.snap, &timer)) < 0) {
 		if (error == DK_EINTERNAL)
 			goto cleanup;
 		/* A refusal (say, the guard of a <fire> transition is false)
@@ -484,18 +468,14 @@ static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fir
 		error = drop_timer(r, t, now, dk_error_last());
 		goto cleanup;
 	}
-	if ((error = dk_runner_apply(r, &row, &res, NULL)) < 0)
+	if ((error = dk_runner_apply(r, &l.row, &res, NULL)) < 0)
 		goto cleanup;
 	*fired = 1;
 cleanup:
-	free(dels);
-	dk_delegation_rows_free(drows, ndrows);
 	dk_engine_result_free(&res);
-	dk_snapshot_free(snap);
-	dk_instance_row_free(&row);
+	dk_loaded_free(&l);
 	return error;
 }
-
 /* Timers are taken in batches, one transaction per batch: a timer's
  * effects and its deletion commit together, so a crash leaves it armed and
  * a second tick running at once finds it already deleted. */

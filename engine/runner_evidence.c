@@ -59,13 +59,8 @@ static json_t *evidence_json(const dk_evidence_row *e)
  * engine checks again). */
 int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_record *rec)
 {
-	dk_engine_env env = DK_ENGINE_ENV_INIT;
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_instance_row row = {0};
-	dk_snapshot *snap = NULL;
-	dk_delegation_row *drows = NULL;
-	dk_delegation *dels = NULL;
-	size_t ndrows = 0;
+	dk_loaded l;
 	dk_evidence_cmd cmd = {0};
 	dk_evidence_row ev = {0};
 	const dk_evidence_kind *k;
@@ -73,7 +68,7 @@ int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_reco
 	int64_t seq = 0;
 
 	*out = NULL;
-	env.now = rec->at;
+	memset(&l, 0, sizeof(l));
 	cmd.kind = rec->kind;
 	cmd.actor = rec->actor;
 	cmd.name = rec->name;
@@ -82,12 +77,11 @@ int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_reco
 	if ((error = dk_store_begin(r->store)) < 0)
 		goto cleanup;
 	began = 1;
-	if ((error = dk_runner_load_instance(r, rec->instance, rec->actor, &row, &snap, &env,
-	                                     &drows, &ndrows, &dels)) < 0)
+	if ((error = dk_runner_load(r, &l, rec->instance, rec->actor, rec->at)) < 0)
 		goto cleanup;
-	if ((error = dk_engine_evidence(&res, &env, snap, &cmd)) < 0)
+	if ((error = dk_engine_evidence(&res, &l.env, l.snap, &cmd)) < 0)
 		goto cleanup;
-	k = dk_flow_evidence(env.flow, rec->kind);
+	k = dk_flow_evidence(l.env.flow, rec->kind);
 	/* The archive's commit and key go into the audit event, so verify
 	 * can match every archive commit to the event that recorded it. */
 	for (size_t i = 0; i < res.nevents; i++) {
@@ -105,13 +99,13 @@ int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_reco
 		res.events[i].data = json_dumps(d, JSON_COMPACT);
 		json_decref(d);
 	}
-	if ((error = dk_runner_apply(r, &row, &res, &seq)) < 0)
+	if ((error = dk_runner_apply(r, &l.row, &res, &seq)) < 0)
 		goto cleanup;
-	const dk_snap_state *st = dk_snapshot_state(snap, snap->state);
-	ev.instance_id = row.id;
+	const dk_snap_state *st = dk_snapshot_state(l.snap, l.snap->state);
+	ev.instance_id = l.row.id;
 	ev.kind = (char *)k->id;
 	ev.name = (char *)rec->name;
-	ev.state_id = snap->state;
+	ev.state_id = l.snap->state;
 	ev.visit = st ? st->visits : 1;
 	ev.size = rec->size;
 	ev.sha256 = (char *)rec->sha256;
@@ -119,7 +113,7 @@ int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_reco
 	ev.git_blob = (char *)rec->blob;
 	ev.uploader = (char *)rec->actor;
 	ev.uploaded_at = rec->at;
-	ev.due_at = due_at(&env, snap, k, rec->actor);
+	ev.due_at = due_at(&l.env, l.snap, k, rec->actor);
 	ev.late = ev.due_at && rec->at > ev.due_at;
 	ev.days_late = ev.late ? (int)((rec->at - ev.due_at + 86399) / 86400) : 0;
 	ev.event_seq = seq;
@@ -132,23 +126,15 @@ int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_reco
 cleanup:
 	if (began)
 		dk_store_rollback(r->store);
-	free(dels);
-	dk_delegation_rows_free(drows, ndrows);
 	dk_engine_result_free(&res);
-	dk_snapshot_free(snap);
-	dk_instance_row_free(&row);
+	dk_loaded_free(&l);
 	return error;
 }
 
 int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 {
-	dk_engine_env env = DK_ENGINE_ENV_INIT;
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_instance_row row = {0};
-	dk_snapshot *snap = NULL;
-	dk_delegation_row *drows = NULL;
-	dk_delegation *dels = NULL;
-	size_t ndrows = 0;
+	dk_loaded l;
 	dk_archive *archive;
 	dk_archive_put_opts po = DK_ARCHIVE_PUT_OPTS_INIT;
 	dk_archive_put_result put;
@@ -159,10 +145,12 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	char key[37], flowref[256], *safe = NULL;
 	const char *name = opts->name ? opts->name : base_name(opts->path);
 	struct stat sb;
+	int64_t now;
 	int error;
 
 	*out = NULL;
-	if ((error = dk_runner_clock(r, &env.now)) < 0)
+	memset(&l, 0, sizeof(l));
+	if ((error = dk_runner_clock(r, &now)) < 0)
 		return error;
 	if (stat(opts->path, &sb) < 0 || !S_ISREG(sb.st_mode))
 		return dk_error_set(DK_ENOTFOUND, "%s: no such file; name a regular file to attach",
@@ -172,41 +160,40 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 
 	/* 1. Refuse early, before anything is written: kind, actor, freeze,
 	 * name, type and size. */
-	if ((error = dk_runner_load_instance(r, opts->instance, opts->actor, &row, &snap, &env,
-	                                     &drows, &ndrows, &dels)) < 0)
+	if ((error = dk_runner_load(r, &l, opts->instance, opts->actor, now)) < 0)
 		goto cleanup;
 	cmd.kind = opts->kind;
 	cmd.actor = opts->actor;
 	cmd.name = safe;
 	cmd.size = (int64_t)sb.st_size;
-	if ((error = dk_engine_evidence(&res, &env, snap, &cmd)) < 0)
+	if ((error = dk_engine_evidence(&res, &l.env, l.snap, &cmd)) < 0)
 		goto cleanup;
 	dk_engine_result_free(&res);
 	/* names are unique within an instance (the store says so): refuse a
 	 * taken one now, not after the git commit */
-	if ((error = dk_store_evidence_get(r->store, row.id, safe, &ev)) == 0) {
+	if ((error = dk_store_evidence_get(r->store, l.row.id, safe, &ev)) == 0) {
 		error = dk_error_set(DK_ECONFLICT,
 		                     "instance %s already holds a file named '%s'; attach this one "
 		                     "under another name (--name)",
-		                     row.id, safe);
+		                     l.row.id, safe);
 		goto cleanup;
 	}
 	if (error != DK_ENOTFOUND)
 		goto cleanup;
-	k = dk_flow_evidence(env.flow, opts->kind);
-	user = env.org ? dk_org_user(env.org, opts->actor) : NULL;
-	snprintf(flowref, sizeof(flowref), "%s@%d", row.flow_id, row.flow_version);
+	k = dk_flow_evidence(l.env.flow, opts->kind);
+	user = l.env.org ? dk_org_user(l.env.org, opts->actor) : NULL;
+	snprintf(flowref, sizeof(flowref), "%s@%d", l.row.flow_id, l.row.flow_version);
 	dk_archive_event_key(key);
-	po.instance = row.id;
+	po.instance = l.row.id;
 	po.flow = flowref;
-	po.state = snap->state;
+	po.state = l.snap->state;
 	po.kind = k->id;
 	po.name = safe;
 	po.event = key;
 	po.actor = opts->actor;
 	po.author_name = user ? user->name : NULL;
 	po.author_email = user ? user->email : NULL;
-	po.time = env.now;
+	po.time = now;
 	po.max_size = k->max_size;
 	po.types = (const char *const *)k->types;
 	po.ntypes = k->ntypes;
@@ -224,17 +211,14 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 		                     put.commit);
 		goto cleanup;
 	}
-	dk_evidence_record rec = {row.id,     opts->actor, k->id,      safe,     key,
-	                          put.commit, put.blob,    put.sha256, put.size, env.now};
+	dk_evidence_record rec = {l.row.id,   opts->actor, k->id,      safe,     key,
+	                          put.commit, put.blob,    put.sha256, put.size, now};
 	error = dk_runner_evidence_record(r, out, &rec);
 cleanup:
 	dk_evidence_row_free(&ev);
 	free(safe);
-	free(dels);
-	dk_delegation_rows_free(drows, ndrows);
 	dk_engine_result_free(&res);
-	dk_snapshot_free(snap);
-	dk_instance_row_free(&row);
+	dk_loaded_free(&l);
 	return error;
 }
 

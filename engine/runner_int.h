@@ -32,10 +32,23 @@ dk_store *dk_runner_store(dk_runner *r);
  * are the caller's. */
 int dk_runner_load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, const char *actor,
                        dk_delegation_row **rows, size_t *nrows, dk_delegation **dels);
-/* Loads instance id, its snapshot (free with dk_snapshot_free) and env. */
-int dk_runner_load_instance(dk_runner *r, const char *id, const char *actor, dk_instance_row *row,
-                            dk_snapshot **snap, dk_engine_env *env, dk_delegation_row **drows,
-                            size_t *ndrows, dk_delegation **dels);
+/* An instance loaded for a command: its row, snapshot and the engine's
+ * environment for the actor (flow, org, delegations in force). Everything
+ * in it is owned by it; dk_loaded_free releases it all. */
+typedef struct {
+	dk_instance_row row;
+	dk_snapshot *snap;
+	dk_engine_env env;
+	dk_delegation_row *drows;
+	size_t ndrows;
+	dk_delegation *dels;
+} dk_loaded;
+
+/* Loads instance id for actor (NULL: the system) at env.now = now. On
+ * failure l is still safe to free. */
+int dk_runner_load(dk_runner *r, dk_loaded *l, const char *id, const char *actor, int64_t now);
+void dk_loaded_free(dk_loaded *l);
+
 /* Writes what the engine decided for row inside the open transaction:
  * snapshot (compare-and-set), events, tasks, timers, outbox rows.
  * *first_seq (may be NULL) gets the seq of the first event appended. */
