@@ -32,7 +32,7 @@ typedef struct {
 
 #define DK_SERVE_OPTS_INIT                                                                         \
 	{                                                                                          \
-		NULL, "127.0.0.1:8080", NULL, 4, 256, 30, 1024 * 1024, (size_t)1 << 30, 1, 1       \
+		NULL, "127.0.0.1:8080", NULL, 4, 256, 30, (size_t)1 << 20, (size_t)1 << 30, 1, 1   \
 	}
 
 /* Serves until SIGTERM or SIGINT. Returns 0 after a clean stop, or a

@@ -62,7 +62,7 @@ int dk_token_create(char **out, dk_token_row *row, dk_store *s, const char *user
                     int64_t expires_at, int64_t now)
 {
 	unsigned char raw[TOKEN_BYTES];
-	char tok[sizeof(DK_TOKEN_PREFIX) + TOKEN_BYTES * 2];
+	char tok[sizeof(DK_TOKEN_PREFIX) + (size_t)TOKEN_BYTES * 2];
 	char hash[65];
 	dk_token_row r = {0};
 	int error;

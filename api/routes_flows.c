@@ -42,13 +42,13 @@ static int body_to_file(dk_req *rq, char **dir, char **path, const char *name)
 	}
 	dk_buf_printf(&b, "%s/%s", *dir, name);
 	*path = dk_buf_detach(&b);
-	if (!(f = fopen(*path, "wb")) || fwrite(rq->body, 1, rq->body_len, f) != rq->body_len ||
-	    fclose(f) != 0) {
-		if (f)
-			fclose(f);
+	if (!(f = fopen(*path, "wb")))
 		return dk_error_set(DK_EINTERNAL, "cannot write a temporary file: %s",
 		                    strerror(errno));
-	}
+	size_t wrote = fwrite(rq->body, 1, rq->body_len, f);
+	if (fclose(f) != 0 || wrote != rq->body_len)
+		return dk_error_set(DK_EINTERNAL, "cannot write a temporary file: %s",
+		                    strerror(errno));
 	return 0;
 }
 
@@ -150,8 +150,10 @@ int dk_route_flow_get(dk_req *rq)
 	const char *v = dk_api_query(rq, "version");
 	int error;
 
-	if ((error = load_flow(rq, &f, rq->params[0], v ? atoi(v) : 0)) < 0)
+	if ((error = load_flow(rq, &f, rq->params[0], v ? (int)strtol(v, NULL, 10) : 0)) < 0)
 		return error;
+	if (!f)
+		return dk_error_set(DK_EINTERNAL, "flow '%s' did not load", rq->params[0]);
 	json_t *states = json_array(), *vars = json_array(), *ev = json_array();
 	for (size_t i = 0; i < f->nstates; i++)
 		json_array_append_new(states, state_json(&f->states[i]));

@@ -636,9 +636,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static int listen_on(int *out, const char *addr, char *bound, size_t boundsz)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = {0};
 	socklen_t sl = sizeof(ss);
-	char host[256], port[16], h[INET6_ADDRSTRLEN];
+	char host[256], port[16], h[INET6_ADDRSTRLEN] = "";
 	const char *colon = strrchr(addr, ':');
 	int fd = -1, one = 1, rc;
 
@@ -651,7 +651,7 @@ static int listen_on(int *out, const char *addr, char *bound, size_t boundsz)
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = 0;
 	}
-	strcpy(port, colon + 1);
+	snprintf(port, sizeof(port), "%s", colon + 1);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -670,15 +670,16 @@ static int listen_on(int *out, const char *addr, char *bound, size_t boundsz)
 		                                    : "");
 	}
 	freeaddrinfo(ai);
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof(h));
-		snprintf(bound, boundsz, "[%s]:%u", h, ntohs(s6->sin6_port));
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &s4->sin_addr, h, sizeof(h));
-		snprintf(bound, boundsz, "%s:%u", h, ntohs(s4->sin_port));
+	/* getnameinfo prints either family numerically: no casts between
+	 * sockaddr shapes, and the port the kernel picked for ":0". */
+	char serv[16];
+	if ((rc = getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), serv, sizeof(serv),
+	                      NI_NUMERICHOST | NI_NUMERICSERV)) != 0) {
+		close(fd);
+		return dk_error_set(DK_EINVALID, "cannot name the address bound for %s: %s", addr,
+		                    gai_strerror(rc));
 	}
+	snprintf(bound, boundsz, strchr(h, ':') ? "[%s]:%s" : "%s:%s", h, serv);
 	*out = fd;
 	return 0;
 }

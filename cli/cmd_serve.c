@@ -34,7 +34,7 @@ int cmd_serve(dk_cli *cli, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	dk_serve_opts o = DK_SERVE_OPTS_INIT;
-	unsigned long v;
+	unsigned long v = 0;
 	int c, error;
 
 	optind = 0;

@@ -142,7 +142,7 @@ int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int versio
 		return error;
 	}
 	dk_flow_row_free(&row);
-	r->flows = dk_realloc(r->flows, (r->nflows + 1) * sizeof(*r->flows));
+	r->flows = dk_realloc(r->flows, (r->nflows + 1) * sizeof(dk_flow *));
 	r->flows[r->nflows++] = flow;
 	*out = flow;
 	return 0;
@@ -197,7 +197,7 @@ int dk_runner_deploy(dk_runner *r, json_t **out, const char *path, dk_diags *dia
 
 	*out = NULL;
 	if ((error = dk_runner_clock(r, &now)) < 0 ||
-	    (error = dk_read_file(&bytes, &len, path, DK_FLOW_MAX_BYTES)) < 0)
+	    (error = dk_read_file(&bytes, &len, path, (size_t)DK_FLOW_MAX_BYTES)) < 0)
 		goto cleanup;
 	if ((error = dk_flow_load_buffer(&flow, path, bytes, len, diags)) < 0) {
 		if (diags && diags->errors)
@@ -231,7 +231,7 @@ int dk_runner_org_load(dk_runner *r, json_t **out, const char *path, dk_diags *d
 
 	*out = NULL;
 	if ((error = dk_runner_clock(r, &now)) < 0 ||
-	    (error = dk_read_file(&bytes, &len, path, DK_FLOW_MAX_BYTES)) < 0)
+	    (error = dk_read_file(&bytes, &len, path, (size_t)DK_FLOW_MAX_BYTES)) < 0)
 		goto cleanup;
 	if ((error = dk_org_load_buffer(&org, path, bytes, len, diags)) < 0) {
 		if (diags && diags->errors)
@@ -426,7 +426,7 @@ int dk_runner_delegate(dk_runner *r, json_t **out, const char *from, const char 
                        const char *role, const char *until, const char *by)
 {
 	dk_delegation_row row = {0};
-	const dk_org *org;
+	const dk_org *org = NULL;
 	int error;
 	int64_t now, until_t;
 

@@ -218,7 +218,7 @@ static void note_transitions(dk_runner *r, const dk_instance_row *row, const dk_
 			goto fail;
 		const dk_user *u = e->actor ? dk_org_user(org, e->actor) : NULL;
 		dk_archive_note_opts no = DK_ARCHIVE_NOTE_OPTS_INIT;
-		snprintf(key, sizeof(key), "%s:%lld", row->id, (long long)(first_seq + (int64_t)i));
+		snprintf(key, sizeof(key), "%s:%lld", row->id, (long long)first_seq + (long long)i);
 		no.instance = row->id;
 		no.flow = flowref;
 		no.from_state = e->from;
@@ -325,7 +325,7 @@ int dk_runner_load(dk_runner *r, dk_loaded *l, const char *id, const char *actor
 	if ((error = dk_runner_get_instance(r, &l->row, id)) < 0 ||
 	    (error = dk_runner_flow(r, &flow, l->row.flow_id, l->row.flow_version)) < 0)
 		return error;
-	if ((error = dk_snapshot_from_json(&l->snap, l->row.snapshot)) < 0)
+	if (dk_snapshot_from_json(&l->snap, l->row.snapshot) < 0)
 		return dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s", id,
 		                    dk_error_last());
 	return dk_runner_load_env(r, &l->env, flow, actor, &l->drows, &l->ndrows, &l->dels);

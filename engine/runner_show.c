@@ -59,7 +59,7 @@ int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
 		goto cleanup;
 	if ((error = dk_runner_flow(r, &flow, row.flow_id, row.flow_version)) < 0)
 		goto cleanup;
-	if ((error = dk_snapshot_from_json(&snap, row.snapshot)) < 0) {
+	if (dk_snapshot_from_json(&snap, row.snapshot) < 0) {
 		error = dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s",
 		                     instance, dk_error_last());
 		goto cleanup;
@@ -100,7 +100,7 @@ int dk_runner_graph(dk_runner *r, dk_buf *out, const char *instance, const char 
 	if ((error = dk_runner_get_instance(r, &row, instance)) < 0 ||
 	    (error = dk_runner_flow(r, &flow, row.flow_id, row.flow_version)) < 0)
 		goto cleanup;
-	if ((error = dk_snapshot_from_json(&snap, row.snapshot)) < 0) {
+	if (dk_snapshot_from_json(&snap, row.snapshot) < 0) {
 		error = dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s",
 		                     instance, dk_error_last());
 		goto cleanup;
