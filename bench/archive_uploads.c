@@ -1,0 +1,158 @@
+/*
+ * archive_uploads.c - docket's side of the evidence benchmark: uploads
+ * through store/archive.h (libgit2, fsync on), the peer of the git command
+ * line doing the same plumbing in bench/run.sh.
+ *
+ * Usage: archive_uploads HOME uploads N   4 KiB files, one after the other
+ *                                          on one instance: prints uploads/s
+ *        archive_uploads HOME big FILE    one file: prints MB/s
+ *
+ * HOME must not exist yet. The files to upload are written before the
+ * clock starts, as the git peer's are; every upload is checked to have
+ * moved the ref onto the previous one.
+ */
+#include "store/archive.h"
+#include "util/error.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void opts_for(dk_archive_put_opts *o, const char *name, char event[37])
+{
+	static const char *const types[] = {"pdf", "docx", "xlsx", "bin"};
+	dk_archive_event_key(event);
+	o->instance = "bench-1";
+	o->flow = "bench-plan@1";
+	o->state = "draft";
+	o->kind = "plan";
+	o->name = name;
+	o->event = event;
+	o->actor = "li";
+	o->author_name = "李明";
+	o->author_email = "li@example.com";
+	o->time = 1795000000;
+	o->types = types;
+	o->ntypes = sizeof types / sizeof types[0];
+}
+
+/* Writes n files of 4 KiB of random bytes into dir, named plan-I.pdf. */
+static int make_files(const char *dir, long n)
+{
+	char path[4096], block[4096];
+	long i;
+	size_t j;
+	FILE *f;
+
+	srand(42);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < sizeof block; j++)
+			block[j] = (char)(rand() & 0xff);
+		snprintf(path, sizeof path, "%.3000s/plan-%ld.pdf", dir, i);
+		f = fopen(path, "wb");
+		if (f == NULL || fwrite(block, 1, sizeof block, f) != sizeof block) {
+			perror(path);
+			if (f)
+				fclose(f);
+			return -1;
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
+static int uploads(dk_archive *a, const char *home, long n)
+{
+	char dir[4096], path[4096], name[64], event[37], prev[DK_ARCHIVE_OID_HEXSZ + 1] = "";
+	dk_archive_put_result res;
+	long i;
+	double t0, secs;
+
+	snprintf(dir, sizeof dir, "%.3000s.files", home);
+	if (mkdir(dir, 0755) != 0 || make_files(dir, n) < 0) {
+		perror(dir);
+		return 1;
+	}
+	t0 = now_s();
+	for (i = 0; i < n; i++) {
+		dk_archive_put_opts o = {.version = DK_ARCHIVE_PUT_OPTS_VERSION};
+		snprintf(name, sizeof name, "plan-%ld.pdf", i);
+		snprintf(path, sizeof path, "%.3000s/%.60s", dir, name);
+		opts_for(&o, name, event);
+		if (dk_archive_put_file(&res, a, &o, path) < 0) {
+			fprintf(stderr, "archive_uploads: upload %ld: %s\n", i, dk_error_last());
+			return 1;
+		}
+		if (strcmp(res.parent, prev) != 0) {
+			fprintf(stderr, "archive_uploads: upload %ld did not build on %s\n", i,
+			        prev);
+			return 1;
+		}
+		memcpy(prev, res.commit, sizeof prev);
+	}
+	secs = now_s() - t0;
+	printf("%.3f\n", (double)n / secs);
+	return 0;
+}
+
+static int big(dk_archive *a, const char *file)
+{
+	char event[37];
+	dk_archive_put_result res;
+	dk_archive_put_opts o = {.version = DK_ARCHIVE_PUT_OPTS_VERSION};
+	struct stat st;
+	double t0, secs;
+
+	if (stat(file, &st) != 0) {
+		perror(file);
+		return 1;
+	}
+	opts_for(&o, "big.bin", event);
+	t0 = now_s();
+	if (dk_archive_put_file(&res, a, &o, file) < 0) {
+		fprintf(stderr, "archive_uploads: %s: %s\n", file, dk_error_last());
+		return 1;
+	}
+	secs = now_s() - t0;
+	if (res.size != (int64_t)st.st_size) {
+		fprintf(stderr, "archive_uploads: stored %lld bytes of %lld\n", (long long)res.size,
+		        (long long)st.st_size);
+		return 1;
+	}
+	printf("%.3f\n", (double)st.st_size / (1024.0 * 1024.0) / secs);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	dk_archive *a = NULL;
+	int rc;
+
+	if (argc != 4 || (strcmp(argv[2], "uploads") != 0 && strcmp(argv[2], "big") != 0)) {
+		fprintf(stderr, "usage: archive_uploads HOME uploads N | HOME big FILE\n");
+		return 2;
+	}
+	if (dk_archive_open(&a, argv[1]) < 0) {
+		fprintf(stderr, "archive_uploads: %s\n", dk_error_last());
+		return 1;
+	}
+	if (strcmp(argv[2], "uploads") == 0) {
+		long n = strtol(argv[3], NULL, 10);
+		rc = n > 0 ? uploads(a, argv[1], n) : 2;
+	} else {
+		rc = big(a, argv[3]);
+	}
+	dk_archive_free(a);
+	return rc;
+}
