@@ -34,6 +34,9 @@ dk act "$S" submit --as li
 expect_rc 0 "li submits"
 expect_eq "$(get "$S" '.available | index("cancel") != null')" true "the checks run: cancel is available"
 expect_eq "$(active "$S")" "booking docs-check receivables-check" "every region is at its start"
+dk graph "$EX/cross-department.xml" --instance "$S"
+expect_rc 0 "graph draws the running shipment"
+expect_eq "$(printf '%s\n' "$out" | grep -c fillcolor)" 3 "the diagram highlights the three active region states"
 expect_eq "$(get "$S" '[.tasks[].user] | unique | join(" ")')" "he ma qian wang zhou" \
 	"wang and the finance and logistics employees have tasks"
 
