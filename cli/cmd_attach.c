@@ -50,6 +50,16 @@ int cmd_attach(dk_cli *cli, int argc, char **argv)
 		printf("kind    %s\nname    %s\nsize    %lld\nsha256  %s\ncommit  %s\n",
 		       dk_json_str(out, "kind"), dk_json_str(out, "name"), dk_json_int(out, "size"),
 		       dk_json_str(out, "sha256"), dk_json_str(out, "commit"));
+		/* a kind with a due date says at once whether this upload was late,
+		 * the figure the appraisal will deduct for */
+		if (dk_json_str(out, "due_at")[0]) {
+			if (json_is_true(json_object_get(out, "late")))
+				printf("due     %s (late by %lld day%s)\n",
+				       dk_json_str(out, "due_at"), dk_json_int(out, "days_late"),
+				       dk_json_int(out, "days_late") == 1 ? "" : "s");
+			else
+				printf("due     %s (on time)\n", dk_json_str(out, "due_at"));
+		}
 	}
 cleanup:
 	json_decref(out);

@@ -38,14 +38,14 @@ dk act "$A" submit --as li
 expect_rc 6 "submit with two materials missing is refused"
 at 2026-11-12T16:30:00Z # still the 12th in UTC, but 00:30 on the 13th in Shanghai: late
 file ad.xlsx "广告计划表"
-dk attach "$A" "$T/ad.xlsx" --evidence ad-plan --as li
+dk --json attach "$A" "$T/ad.xlsx" --evidence ad-plan --as li
 expect_rc 0 "advertising plan half an hour late"
 expect_out '"late": true' "the upload is recorded as late"
 at 2026-11-14T10:00:00Z # 18:00 on the 14th: on time
 file promo.pdf "促销活动计划报告"
 dk attach "$A" "$T/promo.pdf" --evidence promotion-plan --as li
 expect_rc 0 "promotion plan on the 14th"
-expect_out '"late": false' "the upload is recorded as on time"
+expect_out "(on time)" "the upload is recorded as on time"
 at 2026-11-16T01:00:00Z
 dk act "$A" submit --as li
 expect_rc 0 "li submits the desk materials"
