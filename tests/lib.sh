@@ -5,6 +5,11 @@
 #   expect_rc N NAME      check the last status
 #   expect_out TEXT NAME  check that stdout contains TEXT (fixed string)
 #   expect_err TEXT NAME  check that stderr contains TEXT
+#   expect_eq GOT WANT NAME  check two values are equal
+#   at INSTANT            set the clock (DOCKET_NOW) for the next commands
+#   get ID FILTER         `docket show ID --json` through jq -r FILTER
+#   file NAME TEXT        write TEXT and a newline to $T/NAME (a fixture)
+#   $EX                   the examples/ folder
 set -u
 : "${DOCKET:?run through tests/run.sh or set DOCKET}"
 : "${DOCKET_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -54,6 +59,15 @@ expect_err() {
 		show_last ;;
 	esac
 }
+
+expect_eq() {
+	if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3 (got '$1', expected '$2')"; fi
+}
+
+at() { export DOCKET_NOW="$1"; }
+get() { "$DOCKET" show "$1" --json | jq -r "$2"; }
+file() { printf '%s\n' "$2" >"$T/$1"; }
+EX="$DOCKET_SRC/examples"
 
 done_testing() {
 	echo "1..$n"

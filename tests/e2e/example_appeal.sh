@@ -5,13 +5,6 @@
 # leader. Finals: upheld, revised, withdrawn.
 . "$DOCKET_SRC/tests/lib.sh"
 
-EX="$DOCKET_SRC/examples"
-at() { export DOCKET_NOW="$1"; }
-get() { "$DOCKET" show "$1" --json | jq -r "$2"; }
-expect_eq() {
-	if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3 (got '$1', expected '$2')"; fi
-}
-file() { printf '%s\n' "$2" >"$T/$1"; }
 appeal() { # USER -> instance id in $out, with two pieces of evidence, filed
 	dk start appeal --as "$1" --var appraisal=A-2026-11 --var month=2026-11 \
 		--var original_score=85.1

@@ -6,13 +6,6 @@
 # deadline escalating to the evaluation centre. Both instances end "closed".
 . "$DOCKET_SRC/tests/lib.sh"
 
-EX="$DOCKET_SRC/examples"
-at() { export DOCKET_NOW="$1"; }
-get() { "$DOCKET" show "$1" --json | jq -r "$2"; }
-expect_eq() {
-	if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3 (got '$1', expected '$2')"; fi
-}
-file() { printf '%s\n' "$2" >"$T/$1"; }
 in_inbox() { # USER INSTANCE -> 1 or 0
 	"$DOCKET" inbox --as "$1" --json | jq -r --arg p "$2" '[.[] | select(.instance == $p)] | length'
 }

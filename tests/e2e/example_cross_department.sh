@@ -6,13 +6,6 @@
 # cancelled from the parallel, leaving every region (final "cancelled").
 . "$DOCKET_SRC/tests/lib.sh"
 
-EX="$DOCKET_SRC/examples"
-at() { export DOCKET_NOW="$1"; }
-get() { "$DOCKET" show "$1" --json | jq -r "$2"; }
-expect_eq() {
-	if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3 (got '$1', expected '$2')"; fi
-}
-file() { printf '%s\n' "$2" >"$T/$1"; }
 active() { get "$1" '.states | sort | join(" ")'; }
 
 at 2026-11-09T01:00:00Z

@@ -5,13 +5,6 @@
 # "terminated"); the review deadline escalating to the division leader.
 . "$DOCKET_SRC/tests/lib.sh"
 
-EX="$DOCKET_SRC/examples"
-at() { export DOCKET_NOW="$1"; }
-get() { "$DOCKET" show "$1" --json | jq -r "$2"; }
-expect_eq() {
-	if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3 (got '$1', expected '$2')"; fi
-}
-file() { printf '%s\n' "$2" >"$T/$1"; }
 
 at 2026-11-02T01:00:00Z
 dk org load "$EX/org.xml"
