@@ -162,13 +162,20 @@ static int32_t offset_at(const char *name, int64_t t)
 	return z->off[lo];
 }
 
+const char *dk__env_zone(const dk_engine_env *env)
+{
+	if (env->flow && env->flow->timezone)
+		return env->flow->timezone;
+	if (env->org && env->org->timezone)
+		return env->org->timezone;
+	return "UTC";
+}
+
 const char *dk__zone(const dk_run *run)
 {
 	if (run->flow && run->flow->timezone)
 		return run->flow->timezone;
-	if (run->env->org && run->env->org->timezone)
-		return run->env->org->timezone;
-	return "UTC";
+	return dk__env_zone(run->env);
 }
 
 void dk__local(struct tm *out, const char *zone, int64_t t)

@@ -52,7 +52,7 @@ int dk__evidence_due(int64_t *out, dk_run *run, const dk_evidence_kind *k,
 		base = rec ? rec->entered_at : run->env->now;
 	}
 	if (k->has_due_after) {
-		*out = dk_duration_add(base, &k->due_after);
+		*out = dk__add_local(dk__zone(run), base, &k->due_after);
 		return 0;
 	}
 	if (k->due_at) {

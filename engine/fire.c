@@ -19,7 +19,7 @@
  *      completes the instance.
  *   3. Entering a state stamps its entry time, counts the visit, forgets
  *      the votes and escalations of the previous visit and computes its
- *      deadlines (after= from the entry with dk_duration_add, at= by
+ *      deadlines (after= from the entry on the zone's calendar, at= by
  *      evaluating the expression now). Entering a parallel enters the
  *      initial state of each region, in document order.
  *   4. In a quorum state a firing is a vote: see quorum.c. Only when the
@@ -45,6 +45,10 @@
 
 static int compute_deadlines(dk_run *run, const dk_state *st, dk_snap_state *rec)
 {
+	/* Days and months are counted on the zone's wall clock, so P1D across
+	 * a daylight-saving change lands at the same local time; PT24H stays
+	 * 24 real hours. */
+	const char *zone = dk__zone(run);
 	int err;
 	rec->deadlines = dk_calloc(st->ndeadlines + 1, sizeof(*rec->deadlines));
 	rec->ndeadlines = st->ndeadlines;
@@ -52,11 +56,11 @@ static int compute_deadlines(dk_run *run, const dk_state *st, dk_snap_state *rec
 		const dk_deadline *dl = &st->deadlines[i];
 		dk_snap_deadline *sd = &rec->deadlines[i];
 		if (dl->has_after)
-			sd->due_at = dk_duration_add(run->env->now, &dl->after);
+			sd->due_at = dk__add_local(zone, run->env->now, &dl->after);
 		else if (dl->at && (err = dk__eval_time(&sd->due_at, run, st->id, dl->at)) < 0)
 			return err;
 		if (dl->has_remind)
-			sd->next_remind = dk_duration_add(run->env->now, &dl->remind_every);
+			sd->next_remind = dk__add_local(zone, run->env->now, &dl->remind_every);
 	}
 	return 0;
 }

@@ -65,6 +65,8 @@ int dk__eval_time(int64_t *out, dk_run *run, const char *state, const dk_xpath *
 /* ---- calendar.c -------------------------------------------------------- */
 /* The zone the flow's calendar rules use: the flow's, else the org's. */
 const char *dk__zone(const dk_run *run);
+/* The same for an environment alone (the runner's reads). */
+const char *dk__env_zone(const dk_engine_env *env);
 /* UTC instant -> local broken-down time in zone (tm_gmtoff set). */
 void dk__local(struct tm *out, const char *zone, int64_t t);
 /* Local broken-down time in zone -> UTC instant (fields normalised). */

@@ -9,6 +9,7 @@
  * key, kept in the evidence.attached event's data.
  */
 #include "engine/engine.h"
+#include "engine/internal.h"
 #include "engine/runner_int.h"
 #include "util/buf.h"
 #include "util/error.h"
@@ -32,10 +33,11 @@ static int64_t due_at(const dk_engine_env *env, const dk_snapshot *snap, const d
 	char *text = NULL;
 	int64_t t = 0;
 
+	/* on the zone's calendar, as the engine counts it (evidence.c) */
 	if (k->has_due_after && st)
-		return dk_duration_add(st->entered_at, &k->due_after);
+		return dk__add_local(dk__env_zone(env), st->entered_at, &k->due_after);
 	if (k->due_at && dk_engine_eval_string(&text, env, snap, actor, k->due_at) == 0 && text &&
-	    dk_time_parse(&t, text) < 0)
+	    dk__parse_time(&t, dk__env_zone(env), text) < 0)
 		t = 0;
 	free(text);
 	dk_error_clear();

@@ -77,7 +77,7 @@ static int remind(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_sna
 	/* skip reminders a late tick missed; the loader refuses intervals
 	 * under a minute, the check keeps a zero one from looping */
 	while (sd->next_remind <= run->env->now) {
-		int64_t next = dk_duration_add(sd->next_remind, &dl->remind_every);
+		int64_t next = dk__add_local(dk__zone(run), sd->next_remind, &dl->remind_every);
 		sd->next_remind = next > sd->next_remind ? next : run->env->now + 60;
 	}
 	return 0;

@@ -1537,6 +1537,75 @@ static void fn_calendar_daylight_saving(void **state)
 	end(&in);
 }
 
+static const char BERLIN[] =
+    "<flow xmlns='urn:docket:flow:1' xmlns:dk='urn:docket:fn' id='berlin' version='1'"
+    "      timezone='Europe/Berlin'>"
+    " <state id='wait' initial='true' assign='$initiator'>"
+    "  <deadline after='P1D'><remind every='P1D'/></deadline>"
+    "  <deadline after='PT24H'/>"
+    "  <deadline after='P1M'/>"
+    "  <transition id='go' to='done'/>"
+    " </state>"
+    " <state id='done' final='true'/>"
+    "</flow>";
+
+/* The deadline with this index among the armed timers of state. */
+static const dk_timer *deadline_timer(const dk_engine_result *r, const char *state, int index)
+{
+	char want[32];
+	snprintf(want, sizeof(want), "\"deadline\":%d", index);
+	for (size_t i = 0; i < r->ntimers; i++)
+		if (strcmp(r->timers[i].kind, "remind") != 0 &&
+		    strcmp(r->timers[i].state, state) == 0 && strstr(r->timers[i].payload, want))
+			return &r->timers[i];
+	return NULL;
+}
+
+/* after= and every= count days and months on the flow's wall clock:
+ * P1D across the spring change is 23 real hours and lands at the same
+ * local time, PT24H stays 24 hours; reminders keep their local hour. */
+static void deadline_days_follow_the_zone(void **state)
+{
+	inst in;
+	(void)state;
+	memset(&in, 0, sizeof(in));
+	in.flow = load(BERLIN);
+	in.env.flow = in.flow;
+	in.env.org = org;
+	/* Saturday 2026-03-28 09:00 CET; clocks go forward on the 29th */
+	in.env.now = T("2026-03-28T08:00:00Z");
+	if (dk_engine_start(&in.res, &in.env, "I-1", "li", NULL, 0) < 0)
+		fail_msg("start: %s", dk_error_last());
+	assert_non_null(deadline_timer(&in.res, "wait", 0));
+	assert_int_equal(deadline_timer(&in.res, "wait", 0)->due_at, T("2026-03-29T07:00:00Z"));
+	assert_int_equal(deadline_timer(&in.res, "wait", 1)->due_at, T("2026-03-29T08:00:00Z"));
+	assert_int_equal(timer_of(&in.res, "remind", "wait")->due_at, T("2026-03-29T07:00:00Z"));
+	assert_int_equal(fire_timer(&in, "remind", "wait"), 0);
+	assert_int_equal(timer_of(&in.res, "remind", "wait")->due_at, T("2026-03-30T07:00:00Z"));
+	end(&in);
+	/* and back in autumn: 2026-10-24 09:00 CEST + P1D is 25 hours */
+	memset(&in, 0, sizeof(in));
+	in.flow = load(BERLIN);
+	in.env.flow = in.flow;
+	in.env.org = org;
+	in.env.now = T("2026-10-24T07:00:00Z");
+	if (dk_engine_start(&in.res, &in.env, "I-1", "li", NULL, 0) < 0)
+		fail_msg("start: %s", dk_error_last());
+	assert_int_equal(deadline_timer(&in.res, "wait", 0)->due_at, T("2026-10-25T08:00:00Z"));
+	assert_int_equal(deadline_timer(&in.res, "wait", 1)->due_at, T("2026-10-25T07:00:00Z"));
+	/* P1M from March 31st 09:00 CEST is April 30th 09:00 CEST */
+	end(&in);
+	memset(&in, 0, sizeof(in));
+	in.flow = load(BERLIN);
+	in.env.flow = in.flow;
+	in.env.org = org;
+	in.env.now = T("2026-03-31T07:00:00Z");
+	if (dk_engine_start(&in.res, &in.env, "I-1", "li", NULL, 0) < 0)
+		fail_msg("start: %s", dk_error_last());
+	assert_int_equal(deadline_timer(&in.res, "wait", 2)->due_at, T("2026-04-30T07:00:00Z"));
+	end(&in);
+}
+
 static void example_cross_department_regions(void **state)
 {
 	inst in;
@@ -1589,6 +1658,7 @@ int main(void)
 	    cmocka_unit_test(parallel_level_transition_leaves_all),
 	    cmocka_unit_test(parallel_region_return),
 	    cmocka_unit_test(timers_armed_on_entry),
+	    cmocka_unit_test(deadline_days_follow_the_zone),
 	    cmocka_unit_test(timer_remind_rearms),
 	    cmocka_unit_test(timer_escalates),
 	    cmocka_unit_test(timer_fires_transition),
