@@ -10,15 +10,18 @@
  *       transitions per second. FLOW must not require uploads (run.sh
  *       strips <requires> from bench/monthly-plan.xml: uploads are the
  *       archive's benchmark).
- *   runner_steps HOME arm FLOW ORG N
+ *   runner_steps HOME arm FLOW ORG N [DUE]
  *       starts N instances and submits each, so each waits in review with
- *       its deadline and reminder armed. Prints the instances.
+ *       its deadline and reminder armed. Prints the instances. With DUE,
+ *       only the first DUE instances are armed at T0; the others 30 days
+ *       later, so that the tick four days on finds their timers armed but
+ *       not due (a few due among many armed, as in real life).
  *   runner_steps HOME idle
  *       times 20 ticks at the arming clock, when nothing is due; prints
  *       milliseconds per tick.
  *   runner_steps HOME fire
- *       one tick four days later, when every armed timer is due; prints
- *       timers fired per second.
+ *       one tick four days later, when the timers armed at T0 are due;
+ *       prints timers fired per second.
  *
  * HOME must be new for transitions and arm. The clock is fixed (T0 below)
  * so that every run does the same work.
@@ -150,12 +153,14 @@ cleanup:
 	return rc;
 }
 
-static int arm(dk_runner *r, long n)
+static int arm(dk_runner *r, long n, long due, int64_t t0)
 {
 	long i;
 	char *id = NULL;
 
 	for (i = 0; i < n; i++) {
+		if (i == due)
+			dk_runner_set_now(r, t0 + (int64_t)30 * 86400);
 		if (start(r, &id, "3") != 0 || act(r, id, &PATH[0]) != 0) {
 			free(id);
 			return 1;
@@ -213,9 +218,9 @@ int main(int argc, char **argv)
 	int build = strcmp(mode, "transitions") == 0 || strcmp(mode, "arm") == 0;
 	int rc = 1;
 
-	if (!(build && argc == 6) &&
+	if (!(build && (argc == 6 || (argc == 7 && strcmp(mode, "arm") == 0))) &&
 	    !((strcmp(mode, "idle") == 0 || strcmp(mode, "fire") == 0) && argc == 3)) {
-		fprintf(stderr, "usage: runner_steps HOME transitions|arm FLOW ORG N\n"
+		fprintf(stderr, "usage: runner_steps HOME transitions|arm FLOW ORG N [DUE]\n"
 		                "       runner_steps HOME idle|fire\n");
 		return 2;
 	}
@@ -231,7 +236,8 @@ int main(int argc, char **argv)
 		long n = strtol(argv[5], NULL, 10);
 		if (n <= 0 || setup(r, argv[3], argv[4]) != 0)
 			goto cleanup;
-		rc = strcmp(mode, "transitions") == 0 ? transitions(r, n) : arm(r, n);
+		long due = argc == 7 ? strtol(argv[6], NULL, 10) : n;
+		rc = strcmp(mode, "transitions") == 0 ? transitions(r, n) : arm(r, n, due, t0);
 	} else if (strcmp(mode, "idle") == 0) {
 		rc = tick_idle(r);
 	} else {
