@@ -510,6 +510,12 @@ int dk_store_open(dk_store **out, const char *home)
 		goto cleanup;
 	if ((error = exec_sql(s, "PRAGMA foreign_keys = ON", "enable foreign keys")) < 0)
 		goto cleanup;
+	/* Savepoint and statement journals in memory: they only ever hold a
+	 * unit's original pages until its transaction ends (a tick keeps one
+	 * savepoint per timer), and a temporary file would cost a write per
+	 * page touched. Durability is the WAL's business, not theirs. */
+	if ((error = exec_sql(s, "PRAGMA temp_store = MEMORY", "keep journals in memory")) < 0)
+		goto cleanup;
 	if ((error = migrate(s)) < 0)
 		goto cleanup;
 	*out = s;
@@ -581,4 +587,42 @@ int dk_store_rollback(dk_store *s)
 int dk_store_in_transaction(dk_store *s)
 {
 	return !sqlite3_get_autocommit(s->db);
+}
+
+/* One fixed name: savepoints are not nested by the runner, and fixed
+ * texts let the statements be prepared once (a tick takes one per timer). */
+static const char sql_savepoint[] = "SAVEPOINT dk_unit";
+static const char sql_release[] = "RELEASE dk_unit";
+static const char sql_rollback_to[] = "ROLLBACK TO dk_unit";
+
+static int exec_cached(dk_store *s, const char *sql, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	if ((error = dk_sql_stmt(s, &st, sql)) < 0)
+		return error;
+	error = dk_sql_exec_stmt(s, st, what);
+	dk_sql_done(st);
+	return error;
+}
+
+int dk_store_savepoint(dk_store *s)
+{
+	if (sqlite3_get_autocommit(s->db))
+		return dk_error_set(DK_EINTERNAL, "a savepoint needs an open transaction");
+	return exec_cached(s, sql_savepoint, "mark a savepoint");
+}
+
+int dk_store_savepoint_release(dk_store *s)
+{
+	return exec_cached(s, sql_release, "release a savepoint");
+}
+
+int dk_store_savepoint_rollback(dk_store *s)
+{
+	int error = exec_cached(s, sql_rollback_to, "roll back to a savepoint");
+	if (error == 0)
+		error = exec_cached(s, sql_release, "release a savepoint");
+	return error;
 }
