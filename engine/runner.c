@@ -156,6 +156,10 @@ int dk_runner_org(dk_runner *r, const dk_org **out)
 	dk_org *org = NULL;
 	int error;
 
+	if (r->org_pinned && r->org) {
+		*out = r->org;
+		return 0;
+	}
 	if ((error = dk_store_org_bytes(r->store, &bytes, &len)) < 0) {
 		if (error != DK_ENOTFOUND)
 			return error;

@@ -1,5 +1,5 @@
 /*
- * runner_act.c - the write commands: start, act, recall, tick.
+ * runner_act.c - the write commands: start, act, recall (tick: runner_tick.c).
  *
  * Each one runs inside a single BEGIN IMMEDIATE transaction: the write lock
  * is taken before the snapshot is read, so two processes acting on one
@@ -87,7 +87,7 @@ static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engin
 	const dk_org *org;
 	int error;
 
-	if (!dk_hook_event_type_known(ev->type))
+	if (r->no_hooks || !dk_hook_event_type_known(ev->type))
 		return 0;
 	if ((error = dk_runner_org(r, &org)) < 0)
 		return error;
@@ -242,6 +242,12 @@ fail:
 	        "note failed (%s); docket verify reports it\n",
 	        row->id, dk_error_last());
 	dk_error_clear();
+}
+
+void dk_runner_note(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
+                    int64_t first_seq)
+{
+	note_transitions(r, row, res, first_seq);
 }
 
 int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
@@ -420,105 +426,4 @@ int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const cha
 {
 	struct recall_arg a = {actor, comment};
 	return step(r, out, instance, actor, decide_recall, &a);
-}
-static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const char *why)
-{
-	dk_event_row er = {0};
-	json_t *data =
-	    json_pack("{s:s, s:s, s:s}", "note", why, "timer", t->kind, "state", t->state_id);
-	char *text = json_dumps(data, JSON_COMPACT);
-	int error;
-
-	er.instance_id = t->instance_id;
-	er.type = DK_EV_TIMER_DROP;
-	er.actor = DK_SYSTEM_ACTOR;
-	er.at = now;
-	er.data = text;
-	error = dk_store_event_append(r->store, &er);
-	free(text);
-	json_decref(data);
-	return error;
-}
-
-/* Fires one due timer in the open transaction. A timer another tick took
- * first is skipped (deleted == 0). */
-static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired)
-{
-	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_timer timer = {0};
-	dk_loaded l;
-	int error, deleted = 0;
-
-	*fired = 0;
-	memset(&l, 0, sizeof(l));
-	if ((error = dk_store_timer_delete(r->store, t->id, &deleted)) < 0 || !deleted ||
-	    (error = dk_runner_load(r, &l, t->instance_id, NULL, now)) < 0)
-		goto cleanup;
-	timer.instance = t->instance_id;
-	timer.kind = t->kind;
-	timer.state = t->state_id;
-	timer.due_at = t->due_at;
-	timer.payload = t->payload;
-	if ((error = dk_engine_timer(&res, &l.env, l.snap, &timer)) < 0) {
-		if (error == DK_EINTERNAL)
-			goto cleanup;
-		/* A refusal (say, the guard of a <fire> transition is false)
-		 * must not wedge every later tick: the timer is dropped and
-		 * the audit trail says why. */
-		error = drop_timer(r, t, now, dk_error_last());
-		goto cleanup;
-	}
-	if ((error = dk_runner_apply(r, &l.row, &res, NULL)) < 0)
-		goto cleanup;
-	*fired = 1;
-cleanup:
-	dk_engine_result_free(&res);
-	dk_loaded_free(&l);
-	return error;
-}
-/* Timers are taken in batches, one transaction per batch: a timer's
- * effects and its deletion commit together, so a crash leaves it armed and
- * a second tick running at once finds it already deleted. */
-#define TICK_BATCH      256
-#define TICK_MAX_ROUNDS 100000
-
-int dk_runner_tick(dk_runner *r, size_t *fired)
-{
-	dk_timer_row *due = NULL;
-	size_t n = 0;
-	int64_t now;
-	int error;
-
-	*fired = 0;
-	if ((error = dk_runner_clock(r, &now)) < 0)
-		return error;
-	for (size_t rounds = 0;;) {
-		size_t done = 0;
-		if ((error = dk_store_begin(r->store)) < 0)
-			return error;
-		if ((error = dk_store_timer_due(r->store, now, TICK_BATCH, &due, &n)) < 0)
-			goto fail;
-		for (size_t i = 0; i < n; i++) {
-			int one = 0;
-			if ((error = fire_timer(r, &due[i], now, &one)) < 0)
-				goto fail;
-			done += (size_t)one;
-		}
-		if ((error = dk_store_commit(r->store)) < 0)
-			goto fail;
-		*fired += done;
-		dk_timer_rows_free(due, n);
-		due = NULL;
-		/* Firing re-arms the instance's timers under new ids, so rows
-		 * fetched with it were skipped: go round until a batch finds
-		 * nothing due. Each firing moves a snapshot forward (reminders
-		 * step past now, deadlines are marked missed), so this ends. */
-		if (n == 0 || (done == 0 && n < TICK_BATCH) || ++rounds > TICK_MAX_ROUNDS)
-			return 0;
-		n = 0;
-	}
-fail:
-	dk_store_rollback(r->store);
-	dk_timer_rows_free(due, n);
-	return error;
 }

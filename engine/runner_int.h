@@ -15,6 +15,13 @@ struct dk_runner {
 	dk_org *org; /* reloaded when the stored org's SHA-256 changes */
 	int64_t fixed_now;
 	dk_archive *archive; /* opened on first use */
+	/* Set by a tick while it holds the write lock: the org cannot change
+	 * under it, so dk_runner_org skips re-reading and re-hashing it for
+	 * every timer and event of the batch. */
+	int org_pinned;
+	/* Set by a tick for one batch (under the write lock) when no webhook
+	 * subscription is enabled: events then need no payload at all. */
+	int no_hooks;
 };
 
 /* The archive of the home, opened on first use. Lent. */
@@ -54,6 +61,13 @@ void dk_loaded_free(dk_loaded *l);
  * *first_seq (may be NULL) gets the seq of the first event appended. */
 int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res,
                     int64_t *first_seq);
+
+/* Mirrors the state changes (start, transitions, recall) among res's
+ * events into the instance's archive ref, after the database commit;
+ * first_seq is the seq of res's first event. A failure is a warning on
+ * stderr: the step is recorded, and verify reports the missing note. */
+void dk_runner_note(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
+                    int64_t first_seq);
 
 json_t *dk_json_time(int64_t t);
 json_t *dk_json_strn(const char *s);

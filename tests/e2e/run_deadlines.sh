@@ -73,6 +73,13 @@ dk show "$a" --json
 dk log "$a" --json
 [ "$(printf '%s' "$out" | jq -r '[.[] | select(.type == "transition.fired")] | last | .actor')" = system ] &&
 	ok "the automatic approval is by the system actor" || { not_ok "actor of fire"; show_last; }
+subjects=$(git --git-dir="$DOCKET_HOME/archive.git" log --format='%an %s' "refs/docket/instances/$a")
+case "$subjects" in
+"system "*approve*) ok "git log of the instance shows the timer's approval, by the system" ;;
+*) not_ok "archive notes of the timer's transition"; echo "# $subjects" ;;
+esac
+[ "$(printf '%s\n' "$subjects" | grep -c approve)" = 1 ] && ok "one archive note for the one approval" ||
+	not_ok "approval notes: $(printf '%s\n' "$subjects" | grep -c approve)"
 r=$(events "$a" task.reminder)
 at 2026-03-10T09:00:00+08:00
 dk tick
@@ -111,4 +118,24 @@ rem=$(sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from events where type='
 [ "$rem" = 60 ] && ok "one reminder for each of the 60 instances" || not_ok "$rem reminders"
 dups=$(sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from (select instance_id from events where type='task.reminder' and instance_id+0 > 2 group by instance_id having count(*) > 1)")
 [ "$dups" = 0 ] && ok "no instance was reminded twice" || not_ok "$dups instances reminded twice"
+# a timer that cannot fire (its instance's snapshot is damaged) is dropped
+# alone: its batch-mates fire in the same tick, and later ticks go on
+at 2026-05-01T09:00:00+08:00
+for k in 1 2 3; do
+	id=$("$DOCKET" start review --as li) && "$DOCKET" act "$id" submit --as li >/dev/null
+	eval "d$k=\$id"
+done
+sqlite3 "$DOCKET_HOME/docket.db" "update instances set snapshot = '{\"damaged' where id = $d2"
+at 2026-05-02T09:00:00+08:00
+dk tick --json
+expect_rc 0 "a tick with one damaged instance among its timers succeeds"
+[ "$(printf '%s' "$out" | jq .fired)" -ge 4 ] && ok "the other two instances' four timers fired" || { not_ok "fired"; show_last; }
+[ "$(events "$d1" task.reminder)" = 1 ] && [ "$(events "$d3" task.reminder)" = 1 ] &&
+	ok "both neighbours were reminded" || not_ok "neighbours: $(events "$d1" task.reminder) $(events "$d3" task.reminder)"
+drops=$(sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from events where instance_id = $d2 and type = 'timer.dropped' and data like '%damaged snapshot%'")
+[ "$drops" = 2 ] && ok "the damaged instance's two timers are dropped with the reason in the trail" || not_ok "drops: $drops"
+left=$(sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from timers where instance_id = $d2 and due_at <= strftime('%s', '2026-05-02T01:00:00')")
+[ "$left" = 0 ] && ok "no due timer of it is left to wedge later ticks" || not_ok "$left due timers left"
+dk tick
+expect_out "0 timers fired" "the next tick has nothing left to do"
 done_testing

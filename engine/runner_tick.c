@@ -1,0 +1,249 @@
+/*
+ * runner_tick.c - docket tick: fire every timer due at the clock.
+ *
+ * Timers are taken in batches of up to TICK_BATCH, one BEGIN IMMEDIATE ..
+ * COMMIT per batch, so the fsync that synchronous=FULL asks of a commit is
+ * paid once per batch rather than once per timer. Inside a batch each
+ * timer is its own unit behind a savepoint: its deletion, the new
+ * snapshot, audit events, tasks, re-armed timers and outbox rows stand or
+ * fall together. A timer that fails (a damaged snapshot, a flow that no
+ * longer loads, a write refused) is rolled back alone and dropped with a
+ * timer.dropped event that says why, so it neither undoes its batch-mates
+ * nor wedges every later tick.
+ *
+ * Two ticks at once (cron and serve, or two crons): the write lock
+ * serialises their batches, each batch reads the due timers after taking
+ * the lock, and a timer is deleted in the same unit that acts on it; only
+ * the unit whose DELETE removed the row goes on, so no timer fires twice.
+ *
+ * State changes a timer made (a <fire> transition and what follows it)
+ * are mirrored into the instance's archive ref after the batch's commit,
+ * as a user's act is: the database is the record, the note follows it.
+ */
+#include "engine/engine.h"
+#include "engine/runner_int.h"
+#include "util/buf.h"
+#include "util/error.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_BATCH      256
+#define TICK_MAX_ROUNDS 100000
+
+/* A fired timer whose result moved the instance, kept until the batch has
+ * committed for its archive notes. */
+typedef struct {
+	dk_instance_row row;
+	dk_engine_result res;
+	int64_t seq;
+} tick_note;
+
+typedef struct {
+	tick_note *v;
+	size_t n, cap;
+} tick_notes;
+
+static void notes_clear(tick_notes *ns)
+{
+	for (size_t i = 0; i < ns->n; i++) {
+		dk_instance_row_free(&ns->v[i].row);
+		dk_engine_result_free(&ns->v[i].res);
+	}
+	ns->n = 0;
+}
+
+static int moves_instance(const dk_engine_result *res)
+{
+	for (size_t i = 0; i < res->nevents; i++)
+		if (strcmp(res->events[i].type, DK_EV_FIRED) == 0)
+			return 1;
+	return 0;
+}
+
+/* The audit note of a timer dropped by the runner (the engine's own drops,
+ * of timers that outlived their state, come back as results). */
+static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const char *why)
+{
+	dk_event_row er = {0};
+	json_t *data =
+	    json_pack("{s:s, s:s, s:s}", "note", why, "timer", t->kind, "state", t->state_id);
+	char *text = json_dumps(data, JSON_COMPACT);
+	int error;
+
+	er.instance_id = t->instance_id;
+	er.type = DK_EV_TIMER_DROP;
+	er.actor = DK_SYSTEM_ACTOR;
+	er.at = now;
+	er.data = text;
+	error = dk_store_event_append(r->store, &er);
+	free(text);
+	json_decref(data);
+	return error;
+}
+
+/* Fires one due timer in the open transaction. A timer another tick took
+ * first is skipped (deleted == 0). When the firing moved the instance, its
+ * row and result go to notes (moved, not copied). */
+static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired,
+                      tick_notes *notes)
+{
+	dk_engine_result res = DK_ENGINE_RESULT_INIT;
+	dk_timer timer = {0};
+	dk_loaded l;
+	int64_t seq = 0;
+	int error, deleted = 0;
+
+	*fired = 0;
+	memset(&l, 0, sizeof(l));
+	if ((error = dk_store_timer_delete(r->store, t->id, &deleted)) < 0 || !deleted ||
+	    (error = dk_runner_load(r, &l, t->instance_id, NULL, now)) < 0)
+		goto cleanup;
+	timer.instance = t->instance_id;
+	timer.kind = t->kind;
+	timer.state = t->state_id;
+	timer.due_at = t->due_at;
+	timer.payload = t->payload;
+	if ((error = dk_engine_timer(&res, &l.env, l.snap, &timer)) < 0) {
+		if (error == DK_EINTERNAL)
+			goto cleanup;
+		/* A refusal (say, the guard of a <fire> transition is false)
+		 * must not wedge every later tick: the timer is dropped and
+		 * the audit trail says why. */
+		error = drop_timer(r, t, now, dk_error_last());
+		goto cleanup;
+	}
+	if ((error = dk_runner_apply(r, &l.row, &res, &seq)) < 0)
+		goto cleanup;
+	*fired = 1;
+	if (moves_instance(&res)) {
+		if (notes->n == notes->cap) {
+			notes->cap = notes->cap ? 2 * notes->cap : 16;
+			notes->v = dk_realloc(notes->v, notes->cap * sizeof(*notes->v));
+		}
+		tick_note *tn = &notes->v[notes->n++];
+		tn->row = l.row;
+		tn->res = res;
+		tn->seq = seq;
+		memset(&l.row, 0, sizeof(l.row));
+		memset(&res, 0, sizeof(res));
+	}
+cleanup:
+	dk_engine_result_free(&res);
+	dk_loaded_free(&l);
+	return error;
+}
+
+/* One timer as one unit of the batch. A failure undoes this timer's
+ * writes only, then deletes it with a timer.dropped event naming the
+ * error; only a failure to do even that fails the batch. */
+static int fire_unit(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired,
+                     tick_notes *notes)
+{
+	size_t kept = notes->n;
+	char *why;
+	int error, deleted = 0;
+
+	if ((error = dk_store_savepoint(r->store)) < 0)
+		return error;
+	if ((error = fire_timer(r, t, now, fired, notes)) == 0)
+		return dk_store_savepoint_release(r->store);
+	*fired = 0;
+	why = dk_strdup(dk_error_last());
+	while (notes->n > kept) { /* the unit's note, if any, is undone too */
+		notes->n--;
+		dk_instance_row_free(&notes->v[notes->n].row);
+		dk_engine_result_free(&notes->v[notes->n].res);
+	}
+	if ((error = dk_store_savepoint_rollback(r->store)) == 0 &&
+	    (error = dk_store_timer_delete(r->store, t->id, &deleted)) == 0 &&
+	    (error = drop_timer(r, t, now, why)) == 0)
+		fprintf(stderr,
+		        "docket: warning: instance %s: its %s timer of '%s' could not fire and was "
+		        "dropped (%s); docket log %s shows it\n",
+		        t->instance_id, t->kind, t->state_id, why, t->instance_id);
+	free(why);
+	return error;
+}
+
+/* 1 when no webhook subscription is enabled: a batch's events then need
+ * no outbox rows, and building their payloads would be wasted. */
+static int hooks_off(dk_runner *r, int *out)
+{
+	dk_hook_row *hooks = NULL;
+	size_t n = 0;
+	int error = dk_store_hook_list(r->store, &hooks, &n);
+
+	*out = 1;
+	for (size_t i = 0; error == 0 && i < n; i++)
+		if (hooks[i].enabled)
+			*out = 0;
+	dk_hook_rows_free(hooks, n);
+	return error;
+}
+
+int dk_runner_tick(dk_runner *r, size_t *fired)
+{
+	tick_notes notes = {0};
+	dk_timer_row *due = NULL;
+	size_t n = 0;
+	int64_t now;
+	int error;
+
+	*fired = 0;
+	if ((error = dk_runner_clock(r, &now)) < 0)
+		return error;
+	for (size_t rounds = 0;;) {
+		const dk_org *org;
+		int64_t next = 0;
+		size_t done = 0;
+
+		/* Most ticks find nothing due: one indexed read answers that
+		 * without taking the write lock. */
+		if ((error = dk_store_timer_next_due(r->store, &next)) < 0)
+			goto cleanup;
+		if (!next || next > now)
+			break;
+		if ((error = dk_store_begin(r->store)) < 0)
+			goto cleanup;
+		if ((error = dk_runner_org(r, &org)) < 0 ||
+		    (error = hooks_off(r, &r->no_hooks)) < 0 ||
+		    (error = dk_store_timer_due(r->store, now, TICK_BATCH, &due, &n)) < 0)
+			goto fail;
+		r->org_pinned = 1;
+		for (size_t i = 0; i < n; i++) {
+			int one = 0;
+			if ((error = fire_unit(r, &due[i], now, &one, &notes)) < 0)
+				goto fail;
+			done += (size_t)one;
+		}
+		r->org_pinned = r->no_hooks = 0;
+		if ((error = dk_store_commit(r->store)) < 0)
+			goto fail;
+		*fired += done;
+		for (size_t i = 0; i < notes.n; i++)
+			dk_runner_note(r, &notes.v[i].row, &notes.v[i].res, notes.v[i].seq);
+		notes_clear(&notes);
+		dk_timer_rows_free(due, n);
+		due = NULL;
+		/* Firing re-arms the instance's timers under new ids, so rows
+		 * fetched with it were skipped: go round until a batch finds
+		 * nothing due. Each firing moves a snapshot forward (reminders
+		 * step past now, deadlines are marked missed) and each failure
+		 * deletes its timer, so this ends. */
+		if (n == 0 || (done == 0 && n < TICK_BATCH) || ++rounds > TICK_MAX_ROUNDS)
+			break;
+		n = 0;
+	}
+	goto cleanup;
+fail:
+	r->org_pinned = r->no_hooks = 0;
+	dk_store_rollback(r->store);
+cleanup:
+	notes_clear(&notes);
+	free(notes.v);
+	dk_timer_rows_free(due, n);
+	return error;
+}
