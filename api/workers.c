@@ -4,8 +4,11 @@
  * between threads).
  *
  * Neither polls in a busy loop: the timer thread sleeps until the next
- * due timer, at most a second (so a timer armed by another process is
- * seen soon), and both wake at once when a request changed something.
+ * due timer, and both wake at once when a request changed something (a
+ * command served here may have armed an earlier timer). A command run by
+ * another process (the CLI, a second server) cannot signal this one, so
+ * the timer thread also looks again after TIMER_NAP_MAX_MS at the latest:
+ * such a timer fires at most that late.
  */
 #include "api/api_int.h"
 
@@ -16,6 +19,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
+
+/* The longest the timer thread sleeps without being woken (see above). */
+#define TIMER_NAP_MAX_MS 60000L
 
 static struct {
 	const dk_serve_opts *opts;
@@ -78,14 +84,22 @@ static void *timer_main(void *arg)
 	}
 	while (!stopping()) {
 		int64_t next = 0, now = 0;
-		/* Instants are whole seconds: the next due one is at least a
-		 * second away, so a one-second nap never oversleeps it. */
-		long ms = 1000;
+		long ms = TIMER_NAP_MAX_MS;
 		size_t fired = 0;
 
 		if (dk_store_timer_next_due(s, &next) < 0 || dk_time_now(&now) < 0) {
 			fprintf(stderr, "docket serve: timers: %s\n", dk_error_last());
-		} else if (next && next <= now) {
+			ms = 1000; /* a failing store: try again soon, not in a loop */
+		} else if (next && next > now) {
+			/* Instants are whole seconds; the wall clock may be a
+			 * fraction into the current one, so the nap ends at or
+			 * just after the due second, never before it. */
+			if (next - now < TIMER_NAP_MAX_MS / 1000)
+				ms = (long)(next - now) * 1000;
+		} else if (next) {
+			/* due now; should the tick fail or another process be
+			 * firing them, look again in a second */
+			ms = 1000;
 			if (dk_runner_tick(r, &fired) < 0)
 				fprintf(stderr, "docket serve: tick: %s\n", dk_error_last());
 			else if (fired)

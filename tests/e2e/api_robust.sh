@@ -88,7 +88,23 @@ serve_pid=""
 curl -s -m 2 "$base/healthz" >/dev/null 2>&1 && not_ok "nothing listens after the stop" || ok "nothing listens after the stop"
 
 # ---- timers fire inside serve ----
+# The timer thread sleeps until the next due timer (here a day away, so
+# for its longest nap, a minute); the request that arms an earlier one
+# wakes it: the ping fires after its second, not after the minute.
+cat >"$T/slow.xml" <<'XML'
+<flow xmlns="urn:docket:flow:1" id="slow" version="1">
+  <state id="a" initial="true" assign="$initiator">
+    <deadline after="P1D"><fire transition="go"/></deadline>
+    <transition id="go" to="b"/>
+  </state>
+  <state id="b" final="true"/>
+</flow>
+XML
+dk deploy "$T/slow.xml"
 serve_start --timeout 2
+req POST /api/instances "$li" -d '{"flow":"slow"}'
+expect_code 201 "start an instance whose deadline is a day away"
+sleep 1
 req POST /api/instances "$li" -d '{"flow":"ping"}'
 expect_code 201 "start an instance whose deadline fires after 1 s"
 pid_id=$(field .id)
