@@ -95,13 +95,24 @@ at 2026-03-20T09:00:00+08:00
 dk tick
 [ "$(events "$b" task.reminder)" = 0 ] && ok "leaving the state disarms its deadlines" || not_ok "fired after leaving"
 
-# two ticks at once over many due timers: each fires once
+# two ticks at once over 1,000 due timers: each fires once. 500 instances
+# wait in a state with a reminder and a deadline (started in one process
+# by tests/tools/start_many, as `docket start` would, to save 500 spawns).
+cat >"$T/pair.xml" <<'XML'
+<flow xmlns="urn:docket:flow:1" id="pair" version="1">
+  <state id="wait" initial="true" assign="$initiator">
+    <deadline after="P1D"><remind every="PT12H"/></deadline>
+    <transition id="go" to="done"/>
+  </state>
+  <state id="done" final="true"/>
+</flow>
+XML
+dk deploy "$T/pair.xml"
 at 2026-04-01T09:00:00+08:00
-n=0
-while [ $n -lt 60 ]; do
-	id=$("$DOCKET" start review --as li) && "$DOCKET" act "$id" submit --as li >/dev/null
-	n=$((n + 1))
-done
+first=$(($(sqlite3 "$DOCKET_HOME/docket.db" "select coalesce(max(id), 0) from instances") + 1))
+"$DOCKET_BUILD/tests/start_many" "$DOCKET_HOME" pair li 500 >/dev/null
+armed=$(sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from timers where instance_id >= $first")
+[ "$armed" = 1000 ] && ok "500 instances arm 1,000 timers" || not_ok "$armed timers armed"
 at 2026-04-02T09:00:00+08:00
 "$DOCKET" tick --json >"$T/t1" &
 p1=$!
@@ -113,11 +124,18 @@ wait $p2
 r2=$?
 [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && ok "two concurrent ticks both succeed" || not_ok "tick statuses $r1 $r2"
 total=$(($(jq .fired "$T/t1") + $(jq .fired "$T/t2")))
-[ "$total" = 120 ] && ok "120 due timers (a reminder and a deadline each) fired once between them" || not_ok "fired $total"
-rem=$(sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from events where type='task.reminder' and instance_id+0 > 2")
-[ "$rem" = 60 ] && ok "one reminder for each of the 60 instances" || not_ok "$rem reminders"
-dups=$(sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from (select instance_id from events where type='task.reminder' and instance_id+0 > 2 group by instance_id having count(*) > 1)")
-[ "$dups" = 0 ] && ok "no instance was reminded twice" || not_ok "$dups instances reminded twice"
+[ "$total" = 1000 ] && ok "1,000 due timers fired once between them ($(jq .fired "$T/t1") + $(jq .fired "$T/t2"))" ||
+	not_ok "fired $total"
+count() { sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from events where instance_id >= $first and type = '$1'"; }
+dups() {
+	sqlite3 "$DOCKET_HOME/docket.db" "select count(*) from (select instance_id from events
+		where instance_id >= $first and type = '$1' group by instance_id having count(*) > 1)"
+}
+[ "$(count task.reminder)" = 500 ] && [ "$(dups task.reminder)" = 0 ] &&
+	ok "one reminder for each of the 500 instances" || not_ok "$(count task.reminder) reminders, $(dups task.reminder) twice"
+[ "$(count deadline.missed)" = 500 ] && [ "$(dups deadline.missed)" = 0 ] &&
+	ok "one deadline.missed for each" || not_ok "$(count deadline.missed) missed, $(dups deadline.missed) twice"
+
 # a timer that cannot fire (its instance's snapshot is damaged) is dropped
 # alone: its batch-mates fire in the same tick, and later ticks go on
 at 2026-05-01T09:00:00+08:00
