@@ -153,4 +153,22 @@ typedef struct {
 
 int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_record *rec);
 
+/* ---- signed action links (runner_links.c) ---- */
+
+struct dk_link; /* web-hooks/hooks.h */
+
+/* What a verified link (dk_link_verify) would do, for the page it opens:
+ * {"instance","flow","title","state","state_title","current","transition",
+ *  "target","comment_required","open","why","version","user","user_name"}.
+ * "open" is false (and "why" says so) once the instance left the link's
+ * visit of its state or the move is no longer the user's. */
+int dk_runner_link_view(dk_runner *r, json_t **out, const struct dk_link *link);
+
+/* The act a link makes: as link->user, through the same engine rules as
+ * dk_runner_act (delegation included), in one transaction that also marks
+ * the link's nonce used. DK_ECONFLICT when the link is stale or already
+ * used (the message says which); other refusals as dk_runner_act, and
+ * then the link stays usable. */
+int dk_runner_link_act(dk_runner *r, json_t **out, const struct dk_link *link, const char *comment);
+
 #endif

@@ -78,11 +78,37 @@ static size_t task_users(const dk_engine_result *res, const char **users, size_t
 	return n;
 }
 
+/* The signed action links of he's assignees: their moves, the home's
+ * link key (made on first use, in this transaction) and the expiry. Only
+ * when some subscription will carry them. */
+static int link_actions(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
+                        dk_hook_event *he, dk_link **links, unsigned char *key)
+{
+	int error, any = 0;
+
+	if (!he->nassignees || !res->ntasks)
+		return 0;
+	if ((error = dk_store_hook_any(r->store, &any)) < 0 || !any)
+		return error;
+	if ((error = dk_runner_link_actions(r, row, res, he->assignees, he->nassignees, links,
+	                                    &he->nactions)) < 0 ||
+	    !he->nactions)
+		return error;
+	if ((error = dk_link_key(key, &he->link_key_len, r->store, 1, he->at)) < 0 ||
+	    (error = dk_link_expiry(&he->link_expires, he->at)) < 0)
+		return error;
+	he->actions = *links;
+	he->link_key = key;
+	return 0;
+}
+
 /* Queues a webhook delivery for each subscription that wants ev. */
 static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
                         const dk_event *ev, int64_t seq)
 {
 	const char *users[256];
+	unsigned char link_key[DK_LINK_KEY_BYTES];
+	dk_link *links = NULL;
 	dk_hook_event he = {0};
 	const dk_org *org;
 	int error;
@@ -108,6 +134,8 @@ static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engin
 		he.nassignees = task_users(res, users, 256);
 	}
 	he.assignees = users;
+	if ((error = link_actions(r, row, res, &he, &links, link_key)) < 0)
+		return error;
 	he.transition = ev->transition;
 	he.comment = ev->comment;
 	json_t *data = ev->data ? json_loads(ev->data, 0, NULL) : NULL;
@@ -118,6 +146,7 @@ static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engin
 	}
 	error = dk_hook_enqueue(r->store, &he, org, ev->at);
 	json_decref(data);
+	free(links);
 	return error;
 }
 
@@ -346,14 +375,11 @@ void dk_loaded_free(dk_loaded *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* What a step asks of the engine, given the loaded instance. */
-typedef int (*decide_fn)(dk_engine_result *res, const dk_loaded *l, const void *arg);
-
 /* One user command on one instance, the shape every write takes: take the
  * write lock, load, let the engine decide, write it all, commit, mirror
  * the state changes into the archive. *out gets the step as JSON. */
 static int step(dk_runner *r, json_t **out, const char *instance, const char *actor,
-                decide_fn decide, const void *arg)
+                dk_decide_fn decide, const void *arg)
 {
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
 	dk_loaded l;
@@ -426,4 +452,10 @@ int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const cha
 {
 	struct recall_arg a = {actor, comment};
 	return step(r, out, instance, actor, decide_recall, &a);
+}
+
+int dk_runner_step(dk_runner *r, json_t **out, const char *instance, const char *actor,
+                   dk_decide_fn decide, const void *arg)
+{
+	return step(r, out, instance, actor, decide, arg);
 }

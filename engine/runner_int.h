@@ -69,6 +69,23 @@ int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *
 void dk_runner_note(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
                     int64_t first_seq);
 
+/* What a step asks of the engine, given the loaded instance. */
+typedef int (*dk_decide_fn)(dk_engine_result *res, const dk_loaded *l, const void *arg);
+
+/* One user command on one instance, the shape every write takes: take the
+ * write lock, load, let decide ask the engine (inside the transaction, so
+ * it may also write), write it all, commit, mirror the state changes into
+ * the archive. *out gets the step as JSON. */
+int dk_runner_step(dk_runner *r, json_t **out, const char *instance, const char *actor,
+                   dk_decide_fn decide, const void *arg);
+
+/* The moves each of users may make now on the tasks res leaves open, one
+ * dk_link each (state, visit, transition, user; strings lent from res and
+ * the flow), into *out (free()) and *n. For webhook action links. */
+int dk_runner_link_actions(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
+                           const char *const *users, size_t nusers, struct dk_link **out,
+                           size_t *n);
+
 json_t *dk_json_time(int64_t t);
 json_t *dk_json_strn(const char *s);
 json_t *dk_event_json(const dk_event_row *e);

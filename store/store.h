@@ -435,4 +435,23 @@ int dk_store_idempotency_get(dk_store *s, const char *user, const char *key, cha
 int dk_store_idempotency_put(dk_store *s, const char *user, const char *key, const char *request,
                              int status, const char *body, int64_t now);
 
+/* ---- signed action links (sqlite_links.c) ------------------------------ */
+
+/* The HMAC key of action links: up to size bytes into out, *len of them.
+ * DK_ENOTFOUND when none was made yet. */
+int dk_store_link_key_get(dk_store *s, unsigned char *out, size_t size, size_t *len);
+/* WRITE. Keeps key as THE key unless one is already kept (then nothing
+ * changes: read it back with dk_store_link_key_get). */
+int dk_store_link_key_put(dk_store *s, const unsigned char *key, size_t len, int64_t now);
+/* 1 when the link with that nonce was used (*user, free(), and *at say
+ * who and when), 0 when not, or a negative dk_err. */
+int dk_store_link_used(dk_store *s, const char *nonce, char **user, int64_t *at);
+/* *out = 1 when any webhook subscription is enabled: links are signed
+ * only for payloads that will be sent. */
+int dk_store_hook_any(dk_store *s, int *out);
+/* WRITE. Marks the nonce used, in the transaction of the act it made.
+ * DK_ECONFLICT when it already was. */
+int dk_store_link_use(dk_store *s, const char *nonce, const char *instance, const char *user,
+                      const char *transition, int64_t now);
+
 #endif

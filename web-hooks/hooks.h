@@ -84,6 +84,43 @@ int dk_hook_events_match(const char *events, const char *type);
  * a host. Returns 0 or DK_EINVALID with a message naming the scheme. */
 int dk_hook_url_check(const char *url);
 
+/* ---- signed action links (links.c) ------------------------------------ */
+
+/* One move an assignee may make from a notification: fire transition in
+ * the visit-th visit of state of instance, as user, before expires. */
+typedef struct dk_link {
+	char *instance;
+	char *state;
+	int visit;
+	char *transition;
+	char *user;
+	int64_t expires; /* unix seconds */
+	char nonce[33];  /* hex; dk_link_sign draws one when empty */
+} dk_link;
+
+#define DK_LINK_KEY_BYTES   32
+#define DK_LINK_TTL_DEFAULT "P7D" /* DOCKET_LINK_TTL overrides it */
+
+/* The home's link key into out (DK_LINK_KEY_BYTES bytes), *len of them.
+ * With create, inside an open transaction, one is made on first use;
+ * without, DK_ENOTFOUND when none was ever made (so no link is valid). */
+int dk_link_key(unsigned char *out, size_t *len, dk_store *s, int create, int64_t now);
+
+/* The link token for l: base64url(fields) "." base64url(HMAC-SHA256).
+ * *out is the caller's (free()). Returns 0, DK_EINVALID for an empty field
+ * or one holding a line break, DK_EINTERNAL without randomness. */
+int dk_link_sign(char **out, const unsigned char *key, size_t keylen, const dk_link *l);
+
+/* Checks a token's MAC (constant time) and fills *out (dk_link_free).
+ * Returns 0 or DK_EFORBIDDEN (damaged or forged); says nothing about
+ * expiry, use or staleness: the caller checks those. */
+int dk_link_verify(dk_link *out, const unsigned char *key, size_t keylen, const char *token);
+void dk_link_free(dk_link *l);
+
+/* When a link made at `at` expires: at + DOCKET_LINK_TTL (an ISO 8601
+ * duration, default DK_LINK_TTL_DEFAULT). DK_EINVALID for a bad value. */
+int dk_link_expiry(int64_t *out, int64_t at);
+
 /* ---- the payload (payload.c) ------------------------------------------- */
 
 /* What happened, as the runner tells it. Every pointer is lent for the call;
@@ -109,6 +146,15 @@ typedef struct {
 	const char *evidence_name;
 	const char *evidence_sha256;
 	const char *base_url; /* NULL: DOCKET_BASE_URL, else DK_HOOK_BASE_URL */
+	/* Action links: what each assignee may do now (dk_link's instance,
+	 * expires and nonce are ignored here: the event's instance, link_expires
+	 * and a fresh nonce per link are used), signed with link_key. No links
+	 * when link_key is NULL. */
+	const dk_link *actions;
+	size_t nactions;
+	const unsigned char *link_key;
+	size_t link_key_len;
+	int64_t link_expires;
 } dk_hook_event;
 
 #define DK_HOOK_BASE_URL "http://127.0.0.1:8080"
@@ -116,8 +162,11 @@ typedef struct {
 /* Builds the body bytes for ev (compact JSON, UTF-8) into *out:
  *   {"type","id":"INSTANCE:SEQ","timestamp":ISO 8601,"data":{"instance":
  *   {id,flow,version,state,title},"actor","on_behalf_of","assignees":
- *   [{id,name,email}],"transition","comment","evidence":{kind,name,sha256},
+ *   [{id,name,email,"actions":[{transition,state,url,expires_at}]}],
+ *   "transition","comment","evidence":{kind,name,sha256},
  *   "links":{"act","inbox"}}}
+ * An assignee's "actions" are their signed action links (GET shows a
+ * confirmation page, POST acts); present only when links were asked for.
  * Assignee names and e-mails come from org (may be NULL: then null).
  * Call it once per event and keep the bytes: they are what is signed and
  * sent on every attempt. Returns 0 or DK_EINVALID (unknown type, missing

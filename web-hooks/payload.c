@@ -164,6 +164,40 @@ static void put_path_segment(dk_buf *b, const char *s)
 	}
 }
 
+/* The signed action links of assignee user into a["actions"]: one per
+ * move of ev->actions that is theirs, each with a nonce of its own. */
+static int put_actions(json_t *a, const dk_hook_event *ev, const char *user, const char *base,
+                       int *bad)
+{
+	json_t *list = json_array();
+	char when[DK_TIME_STRLEN];
+	int error = 0;
+
+	dk_time_format(when, ev->link_expires);
+	for (size_t k = 0; k < ev->nactions; k++) {
+		const dk_link *m = &ev->actions[k];
+		dk_link l = *m;
+		dk_buf url = DK_BUF_INIT;
+		char *token = NULL;
+		if (!m->user || strcmp(m->user, user) != 0)
+			continue;
+		l.instance = (char *)ev->instance_id;
+		l.expires = ev->link_expires;
+		l.nonce[0] = 0;
+		if ((error = dk_link_sign(&token, ev->link_key, ev->link_key_len, &l)) < 0)
+			break;
+		dk_buf_printf(&url, "%s/links/%s", base, token);
+		json_array_append_new(list, json_pack("{s:o, s:o, s:s, s:s}", "transition",
+		                                      str_or_null(m->transition, bad), "state",
+		                                      str_or_null(m->state, bad), "url",
+		                                      dk_buf_cstr(&url), "expires_at", when));
+		dk_buf_free(&url);
+		free(token);
+	}
+	json_object_set_new(a, "actions", list);
+	return error;
+}
+
 static const dk_user *org_user(const dk_org *org, const char *id)
 {
 	for (size_t i = 0; org && i < org->nusers; i++)
@@ -219,6 +253,9 @@ int dk_hook_payload(char **out, const dk_hook_event *ev, const dk_org *org)
 		json_object_set_new(a, "id", str_or_null(id, &bad));
 		json_object_set_new(a, "name", str_or_null(u ? u->name : NULL, &bad));
 		json_object_set_new(a, "email", str_or_null(u ? u->email : NULL, &bad));
+		if (ev->link_key && id &&
+		    (error = put_actions(a, ev, id, dk_buf_cstr(&base), &bad)) < 0)
+			goto cleanup;
 		json_array_append_new(as, a);
 	}
 	json_object_set_new(data, "transition", str_or_null(ev->transition, &bad));

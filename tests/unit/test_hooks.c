@@ -474,6 +474,59 @@ static void dispatcher_step_budget(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Action links: what is signed comes back verified; one changed byte, a
+ * wrong key or a field with a line break is refused. */
+static void link_sign_verify(void **state)
+{
+	unsigned char key[32], other[32];
+	dk_link l = {0}, got;
+	char *tok = NULL;
+
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	l.instance = "12";
+	l.state = "review";
+	l.visit = 2;
+	l.transition = "approve";
+	l.user = "wei";
+	l.expires = 1800000000;
+	assert_int_equal(dk_link_sign(&tok, key, sizeof(key), &l), 0);
+	assert_null(strchr(tok, '/'));
+	assert_null(strchr(tok, '+'));
+	assert_null(strchr(tok, '='));
+	assert_int_equal(dk_link_verify(&got, key, sizeof(key), tok), 0);
+	assert_string_equal(got.instance, "12");
+	assert_string_equal(got.state, "review");
+	assert_int_equal(got.visit, 2);
+	assert_string_equal(got.transition, "approve");
+	assert_string_equal(got.user, "wei");
+	assert_int_equal(got.expires, 1800000000);
+	assert_int_equal(strlen(got.nonce), 32);
+	dk_link_free(&got);
+	assert_int_equal(dk_link_verify(&got, other, sizeof(other), tok), DK_EFORBIDDEN);
+	dk_link_free(&got);
+	for (size_t i = 0; tok[i]; i++) {
+		char saved = tok[i];
+		tok[i] = saved == 'A' ? 'B' : 'A';
+		assert_int_equal(dk_link_verify(&got, key, sizeof(key), tok), DK_EFORBIDDEN);
+		dk_link_free(&got);
+		tok[i] = saved;
+	}
+	assert_int_equal(dk_link_verify(&got, key, sizeof(key), "no-dot"), DK_EFORBIDDEN);
+	assert_int_equal(dk_link_verify(&got, key, sizeof(key), "."), DK_EFORBIDDEN);
+	free(tok);
+	/* Two links for the same move differ: each has its own nonce. */
+	char *again = NULL;
+	assert_int_equal(dk_link_sign(&tok, key, sizeof(key), &l), 0);
+	assert_int_equal(dk_link_sign(&again, key, sizeof(key), &l), 0);
+	assert_string_not_equal(tok, again);
+	free(tok);
+	free(again);
+	l.user = "wei\nli";
+	assert_int_equal(dk_link_sign(&tok, key, sizeof(key), &l), DK_EINVALID);
+	assert_null(tok);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +540,7 @@ int main(void)
 	    cmocka_unit_test(retry_after),
 	    cmocka_unit_test(payload_shape),
 	    cmocka_unit_test(dispatcher_step_budget),
+	    cmocka_unit_test(link_sign_verify),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
