@@ -115,5 +115,7 @@ int dk_route_evidence_upload(dk_req *rq);
 int dk_route_evidence_get(dk_req *rq);
 int dk_route_inbox(dk_req *rq);
 int dk_route_delegations(dk_req *rq);
+int dk_route_link_get(dk_req *rq);
+int dk_route_link_post(dk_req *rq);
 
 #endif

@@ -59,6 +59,8 @@ static const route routes[] = {
     {"GET", "/inbox", dk_route_page, R_PUBLIC},
     {"GET", "/inbox/instances/{id}", dk_route_page, R_PUBLIC},
     {"GET", "/static/{file}", dk_route_static, R_PUBLIC},
+    {"GET", "/links/{token}", dk_route_link_get, R_PUBLIC},
+    {"POST", "/links/{token}", dk_route_link_post, R_PUBLIC},
     {"GET", "/api/me", dk_route_me, 0},
     {"GET", "/api/flows", dk_route_flows_list, 0},
     {"POST", "/api/flows", dk_route_flows_deploy, R_ADMIN},
@@ -441,6 +443,10 @@ static void log_line(const char *method, const char *url, unsigned status, doubl
 	int64_t now = (int64_t)time(NULL);
 
 	dk_time_format(at, now);
+	/* An action link's token is a credential until used: keep it out of
+	 * the log. */
+	if (strncmp(url, "/links/", 7) == 0)
+		url = "/links/(token)";
 	fprintf(stderr, "%s %s %s %u %.1fms %s\n", at, method, url, status, ms, user ? user : "-");
 }
 

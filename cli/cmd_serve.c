@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "util/error.h"
+#include "web-hooks/hooks.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ int cmd_serve(dk_cli *cli, int argc, char **argv)
 	    {"max-upload", required_argument, NULL, 'u'},
 	    {"no-timers", no_argument, NULL, 'N'},
 	    {"no-hooks", no_argument, NULL, 'H'},
+	    {"public-url", required_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0},
 	};
 	dk_serve_opts o = DK_SERVE_OPTS_INIT;
@@ -71,6 +73,14 @@ int cmd_serve(dk_cli *cli, int argc, char **argv)
 			break;
 		case 'N': o.timers = 0; break;
 		case 'H': o.hooks = 0; break;
+		case 'P':
+			/* The base of the links in webhook payloads (inbox and
+			 * action links): the same setting the payload builder
+			 * reads for every command, DOCKET_BASE_URL. */
+			if ((error = dk_hook_url_check(optarg)) < 0)
+				return dk_cli_usage("serve", "--public-url: %s", dk_error_last());
+			setenv("DOCKET_BASE_URL", optarg, 1);
+			break;
 		default: return dk_cli_usage("serve", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
