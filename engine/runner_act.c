@@ -95,8 +95,11 @@ static int link_actions(dk_runner *r, const dk_instance_row *row, const dk_engin
 	    !he->nactions)
 		return error;
 	if ((error = dk_link_key(key, &he->link_key_len, r->store, 1, he->at)) < 0 ||
-	    (error = dk_link_expiry(&he->link_expires, he->at)) < 0)
+	    (error = dk_link_expiry(&he->link_expires, he->at)) < 0) {
+		free(*links);
+		*links = NULL;
 		return error;
+	}
 	he->actions = *links;
 	he->link_key = key;
 	return 0;
