@@ -77,7 +77,7 @@ int cmd_serve(dk_cli *cli, int argc, char **argv)
 			/* The base of the links in webhook payloads (inbox and
 			 * action links): the same setting the payload builder
 			 * reads for every command, DOCKET_BASE_URL. */
-			if ((error = dk_hook_url_check(optarg)) < 0)
+			if (dk_hook_url_check(optarg) < 0)
 				return dk_cli_usage("serve", "--public-url: %s", dk_error_last());
 			setenv("DOCKET_BASE_URL", optarg, 1);
 			break;
