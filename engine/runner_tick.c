@@ -148,7 +148,7 @@ static int fire_unit(dk_runner *r, const dk_timer_row *t, int64_t now, int *fire
 
 	if ((error = dk_store_savepoint(r->store)) < 0)
 		return error;
-	if ((error = fire_timer(r, t, now, fired, notes)) == 0)
+	if (fire_timer(r, t, now, fired, notes) == 0)
 		return dk_store_savepoint_release(r->store);
 	*fired = 0;
 	why = dk_strdup(dk_error_last());

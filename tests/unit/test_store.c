@@ -888,6 +888,44 @@ static void timers_due_and_delete_once(void **state)
 	free(b);
 }
 
+/* A savepoint undoes one unit of a transaction and keeps its neighbours:
+ * what a tick does when one timer of its batch fails. */
+static void savepoint_undoes_one_unit(void **state)
+{
+	fixture *f = *state;
+	dk_timer_row t = {0}, *rows = NULL;
+	size_t n = 0;
+	char *a;
+
+	assert_int_equal(dk_store_savepoint(f->s), DK_EINTERNAL); /* needs a transaction */
+	OK(dk_store_begin(f->s));
+	deploy_flows(f->s);
+	a = make_instance(f->s, "f", "s", "li", 1);
+	t.instance_id = a;
+	t.kind = "remind";
+	t.state_id = "s";
+	t.due_at = 100;
+	OK(dk_store_savepoint(f->s));
+	OK(dk_store_timer_add(f->s, &t)); /* kept */
+	OK(dk_store_savepoint_release(f->s));
+	OK(dk_store_savepoint(f->s));
+	t.due_at = 200;
+	OK(dk_store_timer_add(f->s, &t)); /* undone */
+	OK(dk_store_savepoint_rollback(f->s));
+	OK(dk_store_savepoint(f->s));
+	t.due_at = 300;
+	OK(dk_store_timer_add(f->s, &t)); /* kept: the savepoint name is reused */
+	OK(dk_store_savepoint_release(f->s));
+	assert_true(dk_store_in_transaction(f->s));
+	OK(dk_store_commit(f->s));
+	OK(dk_store_timer_due(f->s, 1000, 0, &rows, &n));
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].due_at, 100);
+	assert_int_equal(rows[1].due_at, 300);
+	dk_timer_rows_free(rows, n);
+	free(a);
+}
+
 /* ---- evidence and tokens ----------------------------------------------- */
 
 static void evidence_records(void **state)
@@ -1558,6 +1596,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(tasks_replace_and_user_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(delegations_active_window, setup, teardown),
 	    cmocka_unit_test_setup_teardown(timers_due_and_delete_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(savepoint_undoes_one_unit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(evidence_records, setup, teardown),
 	    cmocka_unit_test_setup_teardown(tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hooks_crud, setup, teardown),
