@@ -3,13 +3,14 @@
  *
  * Timers are taken in batches of up to TICK_BATCH, one BEGIN IMMEDIATE ..
  * COMMIT per batch, so the fsync that synchronous=FULL asks of a commit is
- * paid once per batch rather than once per timer. Inside a batch each
- * timer is its own unit behind a savepoint: its deletion, the new
- * snapshot, audit events, tasks, re-armed timers and outbox rows stand or
- * fall together. A timer that fails (a damaged snapshot, a flow that no
- * longer loads, a write refused) is rolled back alone and dropped with a
- * timer.dropped event that says why, so it neither undoes its batch-mates
- * nor wedges every later tick.
+ * paid once per batch rather than once per timer. Inside a batch the due
+ * timers of one instance are one unit behind a savepoint, fired in due
+ * order on one load and one write of the instance: their deletion, the
+ * new snapshot, audit events, tasks, re-armed timers and outbox rows stand
+ * or fall together. A unit that fails (a damaged snapshot, a flow that no
+ * longer loads, a write refused) is rolled back alone and its timer
+ * dropped with a timer.dropped event that says why, so it neither undoes
+ * its batch-mates nor wedges every later tick.
  *
  * Two ticks at once (cron and serve, or two crons): the write lock
  * serialises their batches, each batch reads the due timers after taking
@@ -84,61 +85,114 @@ static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const ch
 	return error;
 }
 
-/* Fires one due timer in the open transaction. A timer another tick took
- * first is skipped (deleted == 0). When the firing moved the instance, its
- * row and result go to notes (moved, not copied). */
-static int fire_timer(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired,
-                      tick_notes *notes)
+/* Appends next's events to acc's and hands acc next's snapshot, tasks
+ * and timers (the later result supersedes them); next is left empty. */
+static void merge(dk_engine_result *acc, dk_engine_result *next)
 {
-	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_timer timer = {0};
+	size_t n = acc->nevents + next->nevents;
+	dk_event *ev;
+
+	if (!acc->snapshot) {
+		*acc = *next;
+		memset(next, 0, sizeof(*next));
+		return;
+	}
+	ev = dk_malloc((n ? n : 1) * sizeof(*ev));
+	if (acc->nevents)
+		memcpy(ev, acc->events, acc->nevents * sizeof(*ev));
+	if (next->nevents)
+		memcpy(ev + acc->nevents, next->events, next->nevents * sizeof(*ev));
+	free(acc->events);
+	acc->events = NULL;
+	acc->nevents = 0;
+	free(next->events);
+	next->events = ev;
+	next->nevents = n;
+	dk_engine_result_free(acc);
+	*acc = *next;
+	memset(next, 0, sizeof(*next));
+}
+
+/* Fires, in the open transaction, every timer of t's instance that is due
+ * at now (t among them), in due order, on one load and one write of the
+ * instance: an overdue instance usually has its reminder and its deadline
+ * due together. Rows another tick took first are skipped. *fired gets how
+ * many fired. When the instance moved, its row and result go to notes
+ * (moved, not copied). */
+static int fire_timers(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired,
+                       tick_notes *notes)
+{
+	dk_engine_result acc = DK_ENGINE_RESULT_INIT, res = DK_ENGINE_RESULT_INIT;
+	dk_timer_row *due = NULL;
 	dk_loaded l;
+	size_t n = 0, taken = 0;
 	int64_t seq = 0;
-	int error, deleted = 0;
+	int error;
 
 	*fired = 0;
 	memset(&l, 0, sizeof(l));
-	if ((error = dk_store_timer_delete(r->store, t->id, &deleted)) < 0 || !deleted ||
-	    (error = dk_runner_load(r, &l, t->instance_id, NULL, now)) < 0)
+	if ((error = dk_store_timer_due_for_instance(r->store, t->instance_id, now, &due, &n)) < 0)
 		goto cleanup;
-	timer.instance = t->instance_id;
-	timer.kind = t->kind;
-	timer.state = t->state_id;
-	timer.due_at = t->due_at;
-	timer.payload = t->payload;
-	if ((error = dk_engine_timer(&res, &l.env, l.snap, &timer)) < 0) {
+	for (size_t i = 0; i < n; i++) {
+		int deleted = 0;
+		if ((error = dk_store_timer_delete(r->store, due[i].id, &deleted)) < 0)
+			goto cleanup;
+		if (!deleted)
+			due[i].id = 0; /* another tick has it */
+		taken += (size_t)deleted;
+	}
+	if (!taken || (error = dk_runner_load(r, &l, t->instance_id, NULL, now)) < 0)
+		goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		dk_timer timer = {0};
+		if (!due[i].id)
+			continue;
+		timer.instance = due[i].instance_id;
+		timer.kind = due[i].kind;
+		timer.state = due[i].state_id;
+		timer.due_at = due[i].due_at;
+		timer.payload = due[i].payload;
+		error = dk_engine_timer(&res, &l.env, acc.snapshot ? acc.snapshot : l.snap, &timer);
 		if (error == DK_EINTERNAL)
 			goto cleanup;
-		/* A refusal (say, the guard of a <fire> transition is false)
-		 * must not wedge every later tick: the timer is dropped and
-		 * the audit trail says why. */
-		error = drop_timer(r, t, now, dk_error_last());
-		goto cleanup;
+		if (error < 0) {
+			/* A refusal (say, the guard of a <fire> transition is
+			 * false) must not wedge every later tick: the timer is
+			 * dropped and the audit trail says why. */
+			if ((error = drop_timer(r, &due[i], now, dk_error_last())) < 0)
+				goto cleanup;
+			continue;
+		}
+		merge(&acc, &res);
+		(*fired)++;
 	}
-	if ((error = dk_runner_apply(r, &l.row, &res, &seq)) < 0)
+	if (!acc.snapshot || (error = dk_runner_apply(r, &l.row, &acc, &seq)) < 0)
 		goto cleanup;
-	*fired = 1;
-	if (moves_instance(&res)) {
+	if (moves_instance(&acc)) {
 		if (notes->n == notes->cap) {
 			notes->cap = notes->cap ? 2 * notes->cap : 16;
 			notes->v = dk_realloc(notes->v, notes->cap * sizeof(*notes->v));
 		}
 		tick_note *tn = &notes->v[notes->n++];
 		tn->row = l.row;
-		tn->res = res;
+		tn->res = acc;
 		tn->seq = seq;
 		memset(&l.row, 0, sizeof(l.row));
-		memset(&res, 0, sizeof(res));
+		memset(&acc, 0, sizeof(acc));
 	}
 cleanup:
 	dk_engine_result_free(&res);
+	dk_engine_result_free(&acc);
 	dk_loaded_free(&l);
+	dk_timer_rows_free(due, n);
 	return error;
 }
 
-/* One timer as one unit of the batch. A failure undoes this timer's
- * writes only, then deletes it with a timer.dropped event naming the
- * error; only a failure to do even that fails the batch. */
+/* One instance's due timers as one unit of the batch. A failure undoes
+ * this unit's writes only, then deletes t with a timer.dropped event
+ * naming the error (the instance's other due timers come round on their
+ * own and meet the same fate); only a failure to do even that fails the
+ * batch. */
 static int fire_unit(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired,
                      tick_notes *notes)
 {
@@ -148,7 +202,7 @@ static int fire_unit(dk_runner *r, const dk_timer_row *t, int64_t now, int *fire
 
 	if ((error = dk_store_savepoint(r->store)) < 0)
 		return error;
-	if (fire_timer(r, t, now, fired, notes) == 0)
+	if (fire_timers(r, t, now, fired, notes) == 0)
 		return dk_store_savepoint_release(r->store);
 	*fired = 0;
 	why = dk_strdup(dk_error_last());

@@ -219,19 +219,14 @@ const char dk_sqlite_sql_timer_due[] =
     "SELECT id, instance_id, kind, state_id, due_at, payload FROM timers "
     "WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2";
 
-int dk_store_timer_due(dk_store *s, int64_t now, size_t limit, dk_timer_row **out, size_t *n)
+/* Reads the timer rows st selects (the columns of dk_sqlite_sql_timer_due)
+ * and resets st. */
+static int read_timers(dk_store *s, sqlite3_stmt *st, dk_timer_row **out, size_t *n)
 {
-	sqlite3_stmt *st = NULL;
 	dk_timer_row *rows = NULL;
 	size_t count = 0, cap = 0;
-	int rc, error;
+	int rc, error = 0;
 
-	*out = NULL;
-	*n = 0;
-	if ((error = dk_sql_stmt(s, &st, dk_sqlite_sql_timer_due)) < 0)
-		return error;
-	dk_sql_bind_int(st, 1, now);
-	dk_sql_bind_int(st, 2, limit ? (int64_t)limit : -1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		dk_timer_row *r;
 		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
@@ -253,6 +248,42 @@ int dk_store_timer_due(dk_store *s, int64_t now, size_t limit, dk_timer_row **ou
 	*out = rows;
 	*n = count;
 	return error;
+}
+
+int dk_store_timer_due(dk_store *s, int64_t now, size_t limit, dk_timer_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	*out = NULL;
+	*n = 0;
+	if ((error = dk_sql_stmt(s, &st, dk_sqlite_sql_timer_due)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, now);
+	dk_sql_bind_int(st, 2, limit ? (int64_t)limit : -1);
+	return read_timers(s, st, out, n);
+}
+
+static const char sql_timer_due_for_instance[] =
+    "SELECT id, instance_id, kind, state_id, due_at, payload FROM timers "
+    "WHERE instance_id = ?1 AND due_at <= ?2 ORDER BY due_at, id";
+
+int dk_store_timer_due_for_instance(dk_store *s, const char *instance_id, int64_t now,
+                                    dk_timer_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	*out = NULL;
+	*n = 0;
+	if ((error = dk_sql_stmt(s, &st, sql_timer_due_for_instance)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, instance_id)) < 0) {
+		dk_sql_done(st);
+		return error;
+	}
+	dk_sql_bind_int(st, 2, now);
+	return read_timers(s, st, out, n);
 }
 
 static const char sql_timer_delete[] = "DELETE FROM timers WHERE id = ?1";

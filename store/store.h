@@ -279,6 +279,9 @@ int dk_store_timer_add(dk_store *s, dk_timer_row *row);
 int dk_store_timer_clear_for_instance(dk_store *s, const char *instance_id);
 /* Timers due at now (due_at <= now), oldest first, at most limit (0: all). */
 int dk_store_timer_due(dk_store *s, int64_t now, size_t limit, dk_timer_row **out, size_t *n);
+/* The timers of one instance due at now, oldest first. */
+int dk_store_timer_due_for_instance(dk_store *s, const char *instance_id, int64_t now,
+                                    dk_timer_row **out, size_t *n);
 /* WRITE. Deletes one timer; *deleted is 1 when this call removed it and 0
  * when it was already gone. Delete first, then act, in one transaction:
  * two concurrent ticks then never fire the same timer. */
