@@ -37,6 +37,12 @@ typedef struct dk_req {
 	size_t body_len;
 	const char *upload; /* streamed routes: the body in a temporary file */
 	size_t upload_len;
+	/* a multipart/form-data upload: its file part is in upload */
+	int multipart;
+	const char *form_name;  /* the "name" field, else the file part's name */
+	const char *form_kind;  /* the "kind" field */
+	int form_file;          /* a file part was sent */
+	const char *form_error; /* what is wrong with the form, or NULL */
 	const char *home;
 	const char *user; /* the token's owner; NULL on public routes */
 	dk_api_ctx *ctx;

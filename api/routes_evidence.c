@@ -35,23 +35,42 @@ int dk_route_evidence_list(dk_req *rq)
 }
 
 /* POST /api/instances/{id}/evidence/{kind}?name=FILE with the file as the
- * body. The name is checked by the archive (no paths, no control
- * characters). */
+ * body, or POST /api/instances/{id}/evidence[/{kind}] with a
+ * multipart/form-data body (a browser form): one file part, and the kind
+ * and name from the path or query, else the form's "kind" and "name"
+ * fields, else the file part's own file name. The name is checked by the
+ * archive (no paths, no control characters). */
 int dk_route_evidence_upload(dk_req *rq)
 {
 	dk_attach_opts o = {0};
 	const char *name = dk_api_query(rq, "name");
+	const char *kind = rq->nparams > 1 ? rq->params[1] : dk_api_query(rq, "kind");
 	int error;
 
+	if (rq->form_error)
+		return dk_api_problem(rq, 400, "%s", rq->form_error);
 	if (!rq->upload)
 		return dk_api_problem(rq, 503, "the upload could not be stored; try again");
+	if (rq->multipart) {
+		if (!name || !*name)
+			name = rq->form_name;
+		if (!kind || !*kind)
+			kind = rq->form_kind;
+	}
 	if (!name || !*name)
-		return dk_api_problem(rq, 400, "name the file: ?name=FILE.pdf");
+		return dk_api_problem(rq, 400,
+		                      rq->multipart ? "name the file: a \"name\" field or a file "
+		                                      "name on the file part"
+		                                    : "name the file: ?name=FILE.pdf");
+	if (!kind || !*kind)
+		return dk_api_problem(rq, 400,
+		                      "say which evidence kind: .../evidence/KIND, ?kind=KIND or a "
+		                      "\"kind\" form field");
 	if ((error = may_see(rq)) < 0)
 		return error;
 	o.instance = rq->params[0];
 	o.actor = rq->user;
-	o.kind = rq->params[1];
+	o.kind = kind;
 	o.path = rq->upload;
 	o.name = name;
 	if ((error = dk_runner_attach(rq->ctx->runner, &rq->json, &o)) < 0)

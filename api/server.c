@@ -74,6 +74,7 @@ static const route routes[] = {
     {"POST", "/api/instances/{id}/transitions/{transition}", dk_route_instance_act, 0},
     {"POST", "/api/instances/{id}/recall", dk_route_instance_recall, 0},
     {"GET", "/api/instances/{id}/evidence", dk_route_evidence_list, 0},
+    {"POST", "/api/instances/{id}/evidence", dk_route_evidence_upload, R_STREAM},
     {"POST", "/api/instances/{id}/evidence/{kind}", dk_route_evidence_upload, R_STREAM},
     {"GET", "/api/instances/{id}/evidence/{kind}/{name}", dk_route_evidence_get, 0},
     {"GET", "/api/inbox", dk_route_inbox, 0},
@@ -165,6 +166,14 @@ typedef struct {
 	char *tmp;    /* its path, removed at completion */
 	size_t nfile; /* bytes written to it */
 	int stream;   /* a streamed route, limited by max_upload */
+	/* multipart/form-data: parts arrive through the post processor; the
+	 * one file part streams to fd, the small fields are kept. */
+	struct MHD_PostProcessor *pp;
+	dk_buf form_name, form_kind;
+	char *filename;         /* the file part's file name, as the browser sent it */
+	int have_file;          /* a file part began */
+	int multipart;          /* the body is multipart/form-data */
+	const char *form_error; /* what is wrong with the form, static */
 } conn_req;
 
 static double ms_since(const struct timespec *t0)
@@ -467,6 +476,13 @@ static enum MHD_Result answer(struct MHD_Connection *c, conn_req *q, const char 
 		rq.upload = q->tmp;
 		rq.upload_len = q->nfile;
 	}
+	if (q->multipart) {
+		rq.multipart = 1;
+		rq.form_name = q->form_name.len ? dk_buf_cstr(&q->form_name) : q->filename;
+		rq.form_kind = q->form_kind.len ? dk_buf_cstr(&q->form_kind) : NULL;
+		rq.form_file = q->have_file;
+		rq.form_error = q->form_error;
+	}
 	dk_buf_putc(&q->body, 0); /* NUL-terminated for parsers */
 	rq.body = q->body.ptr;
 	rq.body_len = q->body.len - 1;
@@ -541,6 +557,80 @@ static int open_upload(conn_req *q)
 	return 0;
 }
 
+/* Appends size bytes of the streamed body to the temporary file, up to
+ * max_upload; past it, or when the disk refuses, the rest is dropped and
+ * the answer will be 413. */
+static void spool(conn_req *q, const char *data, size_t size)
+{
+	if (!q->too_large && q->nfile + size > srv.opts->max_upload)
+		q->too_large = 1;
+	if (q->too_large)
+		return;
+	const char *p = data;
+	size_t left = size;
+	while (left > 0) {
+		ssize_t w = write(q->fd, p, left);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			q->too_large = 1;
+			return;
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	q->nfile += size;
+}
+
+/* Small form fields are kept whole, up to this many bytes. */
+#define FORM_FIELD_MAX 1024
+
+/* The post processor's callback for each piece of a multipart part. */
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *filename, const char *content_type,
+                               const char *transfer_encoding, const char *data, uint64_t off,
+                               size_t size)
+{
+	conn_req *q = cls;
+	dk_buf *field = NULL;
+
+	if (filename) {
+		if (off == 0 && q->have_file && !q->form_error) {
+			/* A second file (or the same field twice): which one did
+			 * the user mean? Refuse rather than guess. */
+			q->form_error = "the form holds more than one file; upload one file per "
+			                "request";
+		}
+		if (off == 0 && !q->have_file) {
+			q->have_file = 1;
+			q->filename = dk_strdup(filename);
+		}
+		if (!q->form_error)
+			spool(q, data, size);
+		return MHD_YES;
+	}
+	if (key && strcmp(key, "name") == 0)
+		field = &q->form_name;
+	else if (key && strcmp(key, "kind") == 0)
+		field = &q->form_kind;
+	if (!field)
+		return MHD_YES; /* other fields are not ours to read */
+	if (field->len + size > FORM_FIELD_MAX) {
+		q->form_error = "a form field (name or kind) is longer than 1024 bytes";
+		return MHD_YES;
+	}
+	dk_buf_put(field, data, size);
+	return MHD_YES;
+}
+
+/* 1 when the request's body is multipart/form-data. */
+static int is_multipart(struct MHD_Connection *c)
+{
+	const char *ct =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	return ct && strncasecmp(ct, "multipart/form-data", 19) == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -568,6 +658,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			}
 			if (open_upload(q) < 0)
 				return answer(c, q, url, method);
+			/* A browser form: its parts are parsed as they arrive,
+			 * the file part going to the same temporary file. */
+			q->multipart = is_multipart(c);
+			if (q->multipart &&
+			    !(q->pp = MHD_create_post_processor(c, (size_t)32 * 1024, on_part, q)))
+				q->form_error =
+				    "the multipart/form-data body has no boundary; let the "
+				    "browser or client set the Content-Type";
 			return MHD_YES;
 		}
 		/* Refuse a declared oversize body before reading it. */
@@ -580,23 +678,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*upload_size) {
 		if (q->fd >= 0) {
 			/* Streamed: to the file, never all in memory. */
-			if (!q->too_large && q->nfile + *upload_size > srv.opts->max_upload)
-				q->too_large = 1;
-			if (!q->too_large) {
-				const char *p = upload;
-				size_t left = *upload_size;
-				while (left > 0) {
-					ssize_t w = write(q->fd, p, left);
-					if (w < 0 && errno == EINTR)
-						continue;
-					if (w <= 0) {
-						q->too_large = 1;
-						break;
-					}
-					p += w;
-					left -= (size_t)w;
-				}
-				q->nfile += *upload_size;
+			if (q->pp) {
+				if (!q->too_large && !q->form_error &&
+				    MHD_post_process(q->pp, upload, *upload_size) != MHD_YES)
+					q->form_error = "the multipart/form-data body is malformed";
+			} else if (!q->form_error) {
+				spool(q, upload, *upload_size);
 			}
 			*upload_size = 0;
 			return MHD_YES;
@@ -609,6 +696,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			dk_buf_put(&q->body, upload, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
+	}
+	if (q->pp) {
+		/* NO here means the body ended inside a part. */
+		if (MHD_destroy_post_processor(q->pp) != MHD_YES && !q->form_error && !q->too_large)
+			q->form_error =
+			    "the multipart/form-data body ends before its closing boundary";
+		q->pp = NULL;
+		if (!q->form_error && !q->have_file)
+			q->form_error = "the form holds no file part; add <input type=file>";
 	}
 	if (q->fd >= 0) {
 		close(q->fd);
@@ -623,6 +719,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	conn_req *q = *con_cls;
 	if (!q)
 		return;
+	if (q->pp)
+		MHD_destroy_post_processor(q->pp);
+	dk_buf_free(&q->form_name);
+	dk_buf_free(&q->form_kind);
+	free(q->filename);
 	if (q->fd >= 0)
 		close(q->fd);
 	if (q->tmp) {
