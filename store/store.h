@@ -75,10 +75,14 @@ int dk_store_rollback(dk_store *s);
 /* 1 when a transaction is open on this handle, 0 otherwise. */
 int dk_store_in_transaction(dk_store *s);
 /* A savepoint inside the open transaction, for one unit of work among
- * several sharing the transaction (a due timer of a tick's batch): undoing
- * the unit leaves its batch-mates' writes in place. Not nested. _release
- * keeps the unit's writes (they commit with the transaction); _rollback
- * undoes them and ends the savepoint. */
+ * several sharing the transaction (a due timer of a tick's batch, a
+ * request of a batch `docket serve` commits at once): undoing the unit
+ * leaves its batch-mates' writes in place. They nest: _release and
+ * _rollback act on the most recent one still open. _release keeps the
+ * unit's writes (they commit with the transaction, or go with an outer
+ * unit rolled back); _rollback undoes them and ends the savepoint. When
+ * the database gave the whole transaction up (some I/O errors do),
+ * _rollback fails: nothing of any unit remains. */
 int dk_store_savepoint(dk_store *s);
 int dk_store_savepoint_release(dk_store *s);
 int dk_store_savepoint_rollback(dk_store *s);

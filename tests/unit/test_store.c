@@ -1521,6 +1521,173 @@ static void rollback_leaves_nothing(void **state)
 	free(id);
 }
 
+/* ---- savepoints: one transaction, many commands ------------------------ */
+
+static int instance_exists(dk_store *s, const char *id)
+{
+	dk_instance_row r;
+	int rc = dk_store_instance_get(s, id, &r);
+	if (rc == 0)
+		dk_instance_row_free(&r);
+	return rc == 0;
+}
+
+/* Three commands in one transaction, the middle one refused: the other two
+ * are there after the one commit, seen from another connection, and the
+ * refused one left nothing (no instance, no event). */
+static void savepoint_batch_keeps_all_but_refused(void **state)
+{
+	fixture *f = *state;
+	dk_store *other = NULL;
+	dk_event_row ev = {0}, *evs = NULL;
+	char *a, *b, *c;
+	size_t n;
+
+	OK(dk_store_begin(f->s));
+	deploy_flows(f->s);
+	OK(dk_store_commit(f->s));
+
+	OK(dk_store_begin(f->s));
+	OK(dk_store_savepoint(f->s));
+	a = make_instance(f->s, "f", "draft", "li", 1);
+	OK(dk_store_savepoint_release(f->s));
+	OK(dk_store_savepoint(f->s));
+	b = make_instance(f->s, "f", "draft", "wei", 2);
+	ev.instance_id = b;
+	ev.type = "started";
+	OK(dk_store_event_append(f->s, &ev));
+	OK(dk_store_savepoint_rollback(f->s));
+	assert_true(dk_store_in_transaction(f->s));
+	OK(dk_store_savepoint(f->s));
+	c = make_instance(f->s, "f", "draft", "zhao", 3);
+	OK(dk_store_savepoint_release(f->s));
+	/* Nothing is visible elsewhere before the commit. */
+	OK(dk_store_open(&other, f->home));
+	assert_false(instance_exists(other, a));
+	OK(dk_store_commit(f->s));
+
+	assert_true(instance_exists(other, a));
+	assert_true(instance_exists(other, c));
+	/* b's id may be handed out again (its row never was), so ask by
+	 * who started it rather than by id. */
+	{
+		dk_instance_filter flt = DK_INSTANCE_FILTER_INIT;
+		dk_instance_row *rows = NULL;
+		flt.initiator = "wei";
+		OK(dk_store_instance_list(other, &flt, &rows, &n));
+		assert_int_equal(n, 0);
+		flt.initiator = "zhao";
+		OK(dk_store_instance_list(other, &flt, &rows, &n));
+		assert_int_equal(n, 1);
+		dk_instance_rows_free(rows, n);
+	}
+	OK(dk_store_event_list(other, b, &evs, &n));
+	assert_int_equal(n, 0);
+	dk_store_close(other);
+	free(a);
+	free(b);
+	free(c);
+}
+
+/* Levels nest: undoing an inner one keeps the outer one's writes, undoing
+ * the outer one takes its released inner levels with it. */
+static void savepoints_nest(void **state)
+{
+	fixture *f = *state;
+	char *a, *b, *c, *d;
+
+	OK(dk_store_begin(f->s));
+	deploy_flows(f->s);
+	OK(dk_store_savepoint(f->s));
+	a = make_instance(f->s, "f", "draft", "li", 1);
+	OK(dk_store_savepoint(f->s));
+	b = make_instance(f->s, "f", "draft", "li", 2);
+	OK(dk_store_savepoint_rollback(f->s));
+	assert_true(instance_exists(f->s, a));
+	assert_false(instance_exists(f->s, b));
+	OK(dk_store_savepoint_release(f->s));
+
+	OK(dk_store_savepoint(f->s));
+	c = make_instance(f->s, "f", "draft", "li", 3);
+	OK(dk_store_savepoint(f->s));
+	d = make_instance(f->s, "f", "draft", "li", 4);
+	OK(dk_store_savepoint_release(f->s));
+	assert_true(instance_exists(f->s, d));
+	OK(dk_store_savepoint_rollback(f->s));
+	assert_false(instance_exists(f->s, c));
+	assert_false(instance_exists(f->s, d));
+	assert_true(instance_exists(f->s, a));
+	OK(dk_store_commit(f->s));
+	assert_true(instance_exists(f->s, a));
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+}
+
+/* A command whose write fails (a stale compare-and-set, a uniqueness
+ * violation) is undone to its savepoint, and the transaction goes on. */
+static void savepoint_after_failed_write(void **state)
+{
+	fixture *f = *state;
+	dk_instance_row r = {0};
+	char *a;
+
+	OK(dk_store_begin(f->s));
+	deploy_flows(f->s);
+	a = make_instance(f->s, "f", "draft", "li", 1);
+	OK(dk_store_commit(f->s));
+
+	OK(dk_store_begin(f->s));
+	OK(dk_store_savepoint(f->s));
+	OK(dk_store_instance_get(f->s, a, &r));
+	free(r.state);
+	r.state = dk_strdup("review");
+	OK(dk_store_instance_update(f->s, &r, 1));
+	OK(dk_store_savepoint_release(f->s));
+	OK(dk_store_savepoint(f->s));
+	free(r.state);
+	r.state = dk_strdup("done");
+	assert_int_equal(dk_store_instance_update(f->s, &r, 1), DK_ECONFLICT);
+	assert_int_equal(dk_store_flow_put(f->s, "f", 1, "F", "<other/>", 8, 100, NULL),
+	                 DK_ECONFLICT);
+	OK(dk_store_savepoint_rollback(f->s));
+	OK(dk_store_commit(f->s));
+	dk_instance_row_free(&r);
+	OK(dk_store_instance_get(f->s, a, &r));
+	assert_string_equal(r.state, "review");
+	assert_int_equal(r.version, 2);
+	dk_instance_row_free(&r);
+	free(a);
+}
+
+/* Misuse is an internal error with a message, never a crash; rolling the
+ * transaction back drops the levels that were released into it. */
+static void savepoint_misuse_and_rollback(void **state)
+{
+	fixture *f = *state;
+	char *a;
+
+	assert_int_equal(dk_store_savepoint(f->s), DK_EINTERNAL);
+	assert_int_equal(dk_store_savepoint_release(f->s), DK_EINTERNAL);
+	assert_int_equal(dk_store_savepoint_rollback(f->s), DK_EINTERNAL);
+	OK(dk_store_begin(f->s));
+	assert_int_equal(dk_store_savepoint_release(f->s), DK_EINTERNAL);
+	assert_int_equal(dk_store_savepoint_rollback(f->s), DK_EINTERNAL);
+	deploy_flows(f->s);
+	OK(dk_store_savepoint(f->s));
+	a = make_instance(f->s, "f", "draft", "li", 1);
+	OK(dk_store_savepoint_release(f->s));
+	OK(dk_store_savepoint(f->s));
+	OK(dk_store_rollback(f->s));
+	assert_false(instance_exists(f->s, a));
+	/* A new transaction starts with no level open. */
+	OK(dk_store_begin(f->s));
+	assert_int_equal(dk_store_savepoint_release(f->s), DK_EINTERNAL);
+	OK(dk_store_rollback(f->s));
+	free(a);
+}
+
 /* ---- query plans ------------------------------------------------------- */
 
 /* Fails when the plan of sql scans a whole table or index: every step must
@@ -1605,6 +1772,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(metacharacters_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(metacharacters_in_outbox_and_org, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rollback_leaves_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(savepoint_batch_keeps_all_but_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(savepoints_nest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(savepoint_after_failed_write, setup, teardown),
+	    cmocka_unit_test_setup_teardown(savepoint_misuse_and_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hot_queries_use_indexes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
