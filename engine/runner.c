@@ -45,6 +45,8 @@ void dk_runner_free(dk_runner *r)
 		dk_flow_free(r->flows[i]);
 	free(r->flows);
 	dk_org_free(r->org);
+	dk_runner_drop_notes(r, 0);
+	free(r->notes);
 	dk_archive_free(r->archive);
 	dk_store_close(r->store);
 	free(r->home);
@@ -76,6 +78,85 @@ int dk_runner_archive(dk_runner *r, dk_archive **out)
 dk_store *dk_runner_store(dk_runner *r)
 {
 	return r->store;
+}
+
+/* ---- batches ---- */
+
+int dk_runner_batch_begin(dk_runner *r)
+{
+	int error;
+
+	if (r->batch)
+		return dk_error_set(DK_EINTERNAL, "a batch is already open on this runner");
+	if ((error = dk_store_begin(r->store)) < 0)
+		return error;
+	r->batch = 1;
+	r->depth = 0;
+	return 0;
+}
+
+int dk_runner_savepoint(dk_runner *r)
+{
+	int error;
+
+	if (r->depth == (int)(sizeof(r->marks) / sizeof(r->marks[0])))
+		return dk_error_set(DK_EINTERNAL, "savepoints nest too deep");
+	if ((error = dk_store_savepoint(r->store)) < 0)
+		return error;
+	r->marks[r->depth++] = r->nnotes;
+	return 0;
+}
+
+int dk_runner_release(dk_runner *r)
+{
+	int error;
+
+	if (r->depth == 0)
+		return dk_error_set(DK_EINTERNAL, "no savepoint to release");
+	if ((error = dk_store_savepoint_release(r->store)) < 0)
+		return error;
+	r->depth--;
+	return 0;
+}
+
+int dk_runner_rollback_to(dk_runner *r)
+{
+	int error;
+
+	if (r->depth == 0)
+		return dk_error_set(DK_EINTERNAL, "no savepoint to roll back to");
+	r->depth--;
+	dk_runner_drop_notes(r, r->marks[r->depth]);
+	if ((error = dk_store_savepoint_rollback(r->store)) < 0) {
+		/* The database gave the whole transaction up. */
+		dk_runner_drop_notes(r, 0);
+		r->depth = 0;
+	}
+	return error;
+}
+
+int dk_runner_batch_commit(dk_runner *r)
+{
+	int error;
+
+	if (!r->batch)
+		return dk_error_set(DK_EINTERNAL, "no batch to commit");
+	r->batch = 0;
+	r->depth = 0;
+	if ((error = dk_store_commit(r->store)) < 0) {
+		dk_runner_drop_notes(r, 0);
+		return error;
+	}
+	dk_runner_flush_notes(r);
+	return 0;
+}
+
+void dk_runner_batch_abort(dk_runner *r)
+{
+	r->batch = 0;
+	r->depth = 0;
+	dk_runner_drop_notes(r, 0);
+	dk_store_rollback(r->store);
 }
 
 json_t *dk_json_time(int64_t t)

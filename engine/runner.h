@@ -39,6 +39,38 @@ void dk_runner_free(dk_runner *r);
 void dk_runner_set_now(dk_runner *r, int64_t now);
 int64_t dk_runner_now(dk_runner *r);
 
+/* The runner's store connection, lent: for writes that must join a batch's
+ * transaction (`docket serve` keeps Idempotency-Key answers there). */
+typedef struct dk_store dk_store;
+dk_store *dk_runner_store(dk_runner *r);
+
+/* ---- batches: several commands, one commit ----
+ *
+ * `docket serve` makes concurrent requests durable together: one
+ * transaction, each command inside its own savepoint, one commit (one
+ * fsync) for all. Between dk_runner_batch_begin and dk_runner_batch_commit
+ * start, act and recall each run in a savepoint of their own instead of a
+ * transaction: one that fails undoes only its own writes and returns its
+ * own error, the others stay. Nothing is durable, and nothing may be
+ * acknowledged, before dk_runner_batch_commit returned 0. The archive notes
+ * of the commands kept are written after that commit, in command order,
+ * as a lone command writes its own after its commit. Other write commands
+ * (deploy, org, delegate, tick, attach) refuse to run inside a batch.
+ *
+ * dk_runner_savepoint / _release / _rollback_to let the caller wrap a
+ * command with writes of its own (the answer kept for an Idempotency-Key)
+ * so that both stay or go together; they nest, and an undone level drops
+ * the notes of the commands inside it. */
+int dk_runner_batch_begin(dk_runner *r);
+int dk_runner_savepoint(dk_runner *r);
+int dk_runner_release(dk_runner *r);
+int dk_runner_rollback_to(dk_runner *r);
+/* Commits the batch, then writes the notes of the commands kept. On
+ * failure nothing of the batch remains and every command in it failed. */
+int dk_runner_batch_commit(dk_runner *r);
+/* Abandons the batch: nothing of it remains. Harmless when none is open. */
+void dk_runner_batch_abort(dk_runner *r);
+
 /* ---- definitions and org ---- */
 
 /* Checks and stores a flow file. *out gets {"flow","version","sha256",

@@ -228,16 +228,15 @@ static json_t *step_json(const dk_instance_row *row, const char *from, const dk_
 	                 row->status, "events", events);
 }
 
-/* Mirrors the state changes of a committed step into the instance's ref
- * of the archive (an empty-change commit each, with trailers), so a plain
+/* Queues the state changes of a step for the instance's ref of the
+ * archive (an empty-change commit each, with trailers), so a plain
  * `git log refs/docket/instances/ID` tells who moved it where and when.
- * The database is the record: this runs after its commit, and a failure
- * here is reported on stderr without undoing an acknowledged step. */
-static void note_transitions(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
-                             int64_t first_seq)
+ * The database is the record: the notes are written after its commit
+ * (dk_runner_flush_notes), and a failure there is reported on stderr
+ * without undoing an acknowledged step. */
+static void queue_notes(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
+                        int64_t first_seq)
 {
-	dk_archive *archive;
-	const dk_org *org = NULL;
 	char flowref[256], key[64];
 
 	snprintf(flowref, sizeof(flowref), "%s@%d", row->flow_id, row->flow_version);
@@ -246,40 +245,130 @@ static void note_transitions(dk_runner *r, const dk_instance_row *row, const dk_
 		if (strcmp(e->type, DK_EV_FIRED) != 0 && strcmp(e->type, DK_EV_STARTED) != 0 &&
 		    strcmp(e->type, DK_EV_RECALLED) != 0)
 			continue;
+		snprintf(key, sizeof(key), "%s:%lld", row->id, (long long)first_seq + (long long)i);
+		if (r->nnotes == r->capnotes) {
+			r->capnotes = r->capnotes ? r->capnotes * 2 : 16;
+			r->notes = dk_realloc(r->notes, r->capnotes * sizeof(*r->notes));
+		}
+		dk_note *n = &r->notes[r->nnotes++];
+		n->instance = dk_strdup(row->id);
+		n->flow = dk_strdup(flowref);
+		n->from = e->from ? dk_strdup(e->from) : NULL;
+		n->state = dk_strdup(e->to ? e->to : row->state);
+		n->transition = dk_strdup(e->transition                         ? e->transition
+		                          : strcmp(e->type, DK_EV_STARTED) == 0 ? "start"
+		                                                                : "recall");
+		n->event = dk_strdup(key);
+		n->actor = dk_strdup(e->actor ? e->actor : DK_SYSTEM_ACTOR);
+		n->by_system = !e->actor;
+		n->comment = e->comment ? dk_strdup(e->comment) : NULL;
+		n->time = e->at;
+	}
+}
+
+void dk_runner_drop_notes(dk_runner *r, size_t keep)
+{
+	while (r->nnotes > keep) {
+		dk_note *n = &r->notes[--r->nnotes];
+		free(n->instance);
+		free(n->flow);
+		free(n->from);
+		free(n->state);
+		free(n->transition);
+		free(n->event);
+		free(n->actor);
+		free(n->comment);
+	}
+}
+
+void dk_runner_flush_notes(dk_runner *r)
+{
+	dk_archive *archive;
+	const dk_org *org = NULL;
+	size_t i;
+
+	for (i = 0; i < r->nnotes; i++) {
+		const dk_note *n = &r->notes[i];
+		if (!n->event[0])
+			continue; /* an earlier note of its instance failed */
 		if (dk_runner_archive(r, &archive) < 0 || (!org && dk_runner_org(r, &org) < 0))
 			goto fail;
-		const dk_user *u = e->actor ? dk_org_user(org, e->actor) : NULL;
+		const dk_user *u = n->by_system ? NULL : dk_org_user(org, n->actor);
 		dk_archive_note_opts no = DK_ARCHIVE_NOTE_OPTS_INIT;
-		snprintf(key, sizeof(key), "%s:%lld", row->id, (long long)first_seq + (long long)i);
-		no.instance = row->id;
-		no.flow = flowref;
-		no.from_state = e->from;
-		no.state = e->to ? e->to : row->state;
-		no.transition = e->transition                         ? e->transition
-		                : strcmp(e->type, DK_EV_STARTED) == 0 ? "start"
-		                                                      : "recall";
-		no.event = key;
-		no.actor = e->actor ? e->actor : DK_SYSTEM_ACTOR;
+		no.instance = n->instance;
+		no.flow = n->flow;
+		no.from_state = n->from;
+		no.state = n->state;
+		no.transition = n->transition;
+		no.event = n->event;
+		no.actor = n->actor;
 		no.author_name = u ? u->name : NULL;
 		no.author_email = u ? u->email : NULL;
-		no.comment = e->comment;
-		no.time = e->at;
+		no.comment = n->comment;
+		no.time = n->time;
 		if (dk_archive_note(NULL, archive, &no) < 0)
 			goto fail;
+		continue;
+	fail:
+		fprintf(stderr,
+		        "docket: warning: instance %s: the step is recorded, but its archive "
+		        "note failed (%s); docket verify reports it\n",
+		        n->instance, dk_error_last());
+		dk_error_clear();
+		/* The notes of one instance go in order: skip its later ones
+		 * rather than leave a gap that reads as history. */
+		for (size_t j = i + 1; j < r->nnotes; j++)
+			if (strcmp(r->notes[j].instance, n->instance) == 0)
+				r->notes[j].event[0] = '\0';
 	}
-	return;
-fail:
-	fprintf(stderr,
-	        "docket: warning: instance %s: the step is recorded, but its archive "
-	        "note failed (%s); docket verify reports it\n",
-	        row->id, dk_error_last());
-	dk_error_clear();
+	dk_runner_drop_notes(r, 0);
+}
+
+/* A command's transaction: its own one, or a savepoint inside the batch
+ * `docket serve` opened. */
+static int cmd_begin(dk_runner *r)
+{
+	return r->batch ? dk_runner_savepoint(r) : dk_store_begin(r->store);
+}
+
+/* Ends the command's transaction keeping its writes, and queues its notes.
+ * Alone, that is the commit and the notes are written at once; in a batch,
+ * both wait for dk_runner_batch_commit. */
+static int cmd_commit(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
+                      int64_t first_seq)
+{
+	int error;
+
+	if (r->batch) {
+		if ((error = dk_runner_release(r)) < 0) {
+			dk_runner_rollback_to(r);
+			return error;
+		}
+		queue_notes(r, row, res, first_seq);
+		return 0;
+	}
+	if ((error = dk_store_commit(r->store)) < 0)
+		return error;
+	queue_notes(r, row, res, first_seq);
+	dk_runner_flush_notes(r);
+	return 0;
+}
+
+static void cmd_abort(dk_runner *r)
+{
+	if (r->batch)
+		dk_runner_rollback_to(r);
+	else
+		dk_store_rollback(r->store);
 }
 
 void dk_runner_note(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
                     int64_t first_seq)
 {
-	note_transitions(r, row, res, first_seq);
+	/* A tick's own transaction has committed: no batch is open, so its
+	 * notes are the only ones waiting. */
+	queue_notes(r, row, res, first_seq);
+	dk_runner_flush_notes(r);
 }
 
 int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
@@ -321,7 +410,7 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 	                             opts->nvars)) < 0)
 		goto cleanup;
 	dk_engine_result_free(&res);
-	if ((error = dk_store_begin(r->store)) < 0)
+	if ((error = cmd_begin(r)) < 0)
 		goto cleanup;
 	began = 1;
 	row.flow_id = dk_strdup(flow->id);
@@ -334,15 +423,15 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 	if ((error = dk_store_instance_create(r->store, &row)) < 0 ||
 	    (error = dk_engine_start(&res, &env, row.id, opts->actor, (const char *const *)vars,
 	                             opts->nvars)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0 ||
-	    (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0)
 		goto cleanup;
 	began = 0;
-	note_transitions(r, &row, &res, seq);
+	if ((error = cmd_commit(r, &row, &res, seq)) < 0)
+		goto cleanup;
 	error = dk_runner_show(r, out, row.id);
 cleanup:
 	if (began)
-		dk_store_rollback(r->store);
+		cmd_abort(r);
 	for (size_t i = 0; vars && i < opts->nvars; i++)
 		free(vars[i]);
 	free(vars);
@@ -392,20 +481,21 @@ static int step(dk_runner *r, json_t **out, const char *instance, const char *ac
 
 	*out = NULL;
 	memset(&l, 0, sizeof(l));
-	if ((error = dk_runner_clock(r, &now)) < 0 || (error = dk_store_begin(r->store)) < 0)
+	if ((error = dk_runner_clock(r, &now)) < 0 || (error = cmd_begin(r)) < 0)
 		return error;
 	if ((error = dk_runner_load(r, &l, instance, actor, now)) < 0)
 		goto fail;
 	from = dk_strdup(l.row.state);
 	if ((error = decide(&res, &l, arg)) < 0 ||
-	    (error = dk_runner_apply(r, &l.row, &res, &seq)) < 0 ||
-	    (error = dk_store_commit(r->store)) < 0)
+	    (error = dk_runner_apply(r, &l.row, &res, &seq)) < 0)
 		goto fail;
-	note_transitions(r, &l.row, &res, seq);
+	/* A failed commit has already rolled everything back. */
+	if ((error = cmd_commit(r, &l.row, &res, seq)) < 0)
+		goto cleanup;
 	*out = step_json(&l.row, from, &res);
 	goto cleanup;
 fail:
-	dk_store_rollback(r->store);
+	cmd_abort(r);
 cleanup:
 	free(from);
 	dk_engine_result_free(&res);

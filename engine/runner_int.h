@@ -22,7 +22,28 @@ struct dk_runner {
 	/* Set by a tick for one batch (under the write lock) when no webhook
 	 * subscription is enabled: events then need no payload at all. */
 	int no_hooks;
+	/* Archive notes of committed (or, in a batch, kept) commands not
+	 * yet written; marks[i] is how many there were when savepoint
+	 * level i + 1 opened. */
+	struct dk_note *notes;
+	size_t nnotes, capnotes;
+	size_t marks[8];
+	int depth; /* savepoint levels open through the runner */
+	int batch; /* a batch is open: commands use savepoints */
 };
+
+/* A state change to mirror into the archive after the commit: every
+ * string owned. */
+typedef struct dk_note {
+	char *instance, *flow, *from, *state, *transition, *event, *actor, *comment;
+	int64_t time;
+	int by_system; /* a timer moved it: no user to name as author */
+} dk_note;
+
+/* Writes the pending notes in order and forgets them; drop_notes forgets
+ * them unwritten (their transaction did not commit). */
+void dk_runner_flush_notes(dk_runner *r);
+void dk_runner_drop_notes(dk_runner *r, size_t keep);
 
 /* The archive of the home, opened on first use. Lent. */
 int dk_runner_archive(dk_runner *r, dk_archive **out);
@@ -32,7 +53,6 @@ int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int versio
 int dk_runner_org(dk_runner *r, const dk_org **out);
 int dk_runner_get_instance(dk_runner *r, dk_instance_row *out, const char *id);
 int dk_runner_earliest_due(dk_runner *r, const char *instance, int64_t *out);
-dk_store *dk_runner_store(dk_runner *r);
 
 /* The engine's environment for actor at env->now: flow, org and the
  * delegations in force. *dels (free()) and *rows (dk_delegation_rows_free)
