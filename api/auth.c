@@ -164,7 +164,15 @@ int dk_api_ctx_org(dk_api_ctx *ctx, const dk_org **out)
 	int error;
 
 	*out = NULL;
-	error = dk_store_org_bytes(ctx->store, &bytes, &len);
+	/* Asked on every request: the stored SHA-256 says whether the copy
+	 * in hand is current without reading and hashing the file. */
+	error = dk_store_org_sha256(ctx->store, sha);
+	if (error == 0 && ctx->org && strcmp(ctx->org_sha, sha) == 0) {
+		*out = ctx->org;
+		return 0;
+	}
+	if (error == 0)
+		error = dk_store_org_bytes(ctx->store, &bytes, &len);
 	if (error == DK_ENOTFOUND) {
 		/* No org loaded: nobody holds a role; everyone sees their own. */
 		if (!ctx->org)

@@ -147,8 +147,26 @@ int dk_runner_batch_commit(dk_runner *r)
 		dk_runner_drop_notes(r, 0);
 		return error;
 	}
-	dk_runner_flush_notes(r);
 	return 0;
+}
+
+size_t dk_runner_notes_pending(dk_runner *r)
+{
+	return r->nnotes;
+}
+
+dk_notes *dk_runner_notes_take(dk_runner *r, size_t from)
+{
+	dk_notes *n;
+
+	if (from >= r->nnotes)
+		return NULL;
+	n = dk_calloc(1, sizeof(*n));
+	n->n = r->nnotes - from;
+	n->v = dk_calloc(n->n, sizeof(*n->v));
+	memcpy(n->v, r->notes + from, n->n * sizeof(*n->v));
+	r->nnotes = from;
+	return n;
 }
 
 void dk_runner_batch_abort(dk_runner *r)
@@ -241,19 +259,21 @@ int dk_runner_org(dk_runner *r, const dk_org **out)
 		*out = r->org;
 		return 0;
 	}
-	if ((error = dk_store_org_bytes(r->store, &bytes, &len)) < 0) {
+	/* Every command asks, several times: the stored SHA-256 answers
+	 * without reading and hashing the whole file. */
+	if ((error = dk_store_org_sha256(r->store, sha)) < 0 ||
+	    (r->org && strcmp(r->org->sha256, sha) == 0) ||
+	    (error = dk_store_org_bytes(r->store, &bytes, &len)) < 0) {
+		if (error == 0) {
+			*out = r->org;
+			return 0;
+		}
 		if (error != DK_ENOTFOUND)
 			return error;
 		/* No org loaded: an empty directory, so flows that only
 		 * use $initiator and user ids still run. */
 		if (!r->org)
 			r->org = dk_calloc(1, sizeof(*r->org));
-		*out = r->org;
-		return 0;
-	}
-	dk_sha256_hex(sha, bytes, len);
-	if (r->org && strcmp(r->org->sha256, sha) == 0) {
-		free(bytes);
 		*out = r->org;
 		return 0;
 	}

@@ -304,6 +304,30 @@ int dk_store_org_bytes(dk_store *s, char **out, size_t *len)
 	return error;
 }
 
+static const char sql_org_sha256[] = "SELECT sha256 FROM org_file WHERE id = 1";
+
+int dk_store_org_sha256(dk_store *s, char out[65])
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	out[0] = '\0';
+	if ((error = dk_sql_stmt(s, &st, sql_org_sha256)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		snprintf(out, 65, "%s", t ? (const char *)t : "");
+	} else if (rc == SQLITE_DONE) {
+		error = dk_error_set(
+		    DK_ENOTFOUND, "no org directory is loaded; load one with docket org load FILE");
+	} else {
+		error = dk_sql_error(s, rc, "read the org directory's SHA-256");
+	}
+	dk_sql_done(st);
+	return error;
+}
+
 static const char sql_user_exists[] = "SELECT 1 FROM users WHERE id = ?1";
 
 int dk_store_user_exists(dk_store *s, const char *id)

@@ -123,6 +123,10 @@ int dk_store_org_replace(dk_store *s, const dk_org *org, const void *bytes, size
 /* The org file last loaded, NUL-terminated, for dk_org_load_buffer: *out is
  * the caller's (free()). DK_ENOTFOUND when no org was ever loaded. */
 int dk_store_org_bytes(dk_store *s, char **out, size_t *len);
+/* The hex SHA-256 of that file, as dk_store_org_replace stored it: a
+ * cheap check of whether a copy loaded earlier is still current.
+ * DK_ENOTFOUND when no org was ever loaded. */
+int dk_store_org_sha256(dk_store *s, char out[65]);
 /* 1 when a user with that id is in the org, 0 when not, <0 on error. */
 int dk_store_user_exists(dk_store *s, const char *id);
 

@@ -3,6 +3,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <ftw.h>
 #include <setjmp.h>
@@ -357,6 +358,7 @@ static void org_replace(void **state)
 	char *hol[] = {"2026-10-01", "2026-10-02"};
 	dk_org org = {0};
 	const char *xml = "<org>一</org>";
+	char sha[65], want[65];
 	char *bytes;
 	size_t len;
 	char db[160];
@@ -370,6 +372,7 @@ static void org_replace(void **state)
 	org.nholidays = 2;
 
 	assert_int_equal(dk_store_org_bytes(f->s, &bytes, &len), DK_ENOTFOUND);
+	assert_int_equal(dk_store_org_sha256(f->s, sha), DK_ENOTFOUND);
 	assert_int_equal(dk_store_user_exists(f->s, "li"), 0);
 	OK(dk_store_begin(f->s));
 	OK(dk_store_org_replace(f->s, &org, xml, strlen(xml), 1000));
@@ -381,6 +384,10 @@ static void org_replace(void **state)
 	assert_int_equal(len, strlen(xml));
 	assert_string_equal(bytes, xml);
 	free(bytes);
+	/* the SHA-256 of exactly those bytes */
+	OK(dk_store_org_sha256(f->s, sha));
+	dk_sha256_hex(want, xml, strlen(xml));
+	assert_string_equal(sha, want);
 
 	snprintf(db, sizeof(db), "%s/docket.db", f->home);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM users WHERE roles = "
