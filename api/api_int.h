@@ -46,7 +46,9 @@ typedef struct dk_req {
 	const char *home;
 	const char *user; /* the token's owner; NULL on public routes */
 	dk_api_ctx *ctx;
-	void (*wake)(void); /* tells the workers a write happened */
+	void (*wake)(void);   /* tells the workers a write happened */
+	const char *idem_key; /* the request's Idempotency-Key, or NULL */
+	int kept;             /* the writer kept the answer for idem_key (or decided not to) */
 
 	/* the answer */
 	unsigned status;
@@ -90,6 +92,24 @@ const char *dk_api_header(dk_req *rq, const char *name);
 /* Parses the body as a JSON object (an empty body is {}). 0, or answers 400
  * itself and returns 1. */
 int dk_api_body_object(dk_req *rq, json_t **out);
+
+/* server.c: a repeat of an Idempotency-Key gets the first answer, looked
+ * up in store. Returns 1 when rq now holds that answer (or a 422 for a key
+ * first used on another request), 0 when the key is new. */
+int dk_api_idem_replay(dk_req *rq, dk_store *store, const char *key);
+
+/* writer.c: group commit. A write command runs as fn(rq, runner, arg) on
+ * the writer thread, inside a savepoint of a batch that one commit makes
+ * durable; fn sets rq's answer or returns a dk_err. dk_api_write returns
+ * once the batch is committed (or failed), with rq's answer set; the
+ * Idempotency-Key answer (rq->idem_key) is kept with the command. Without
+ * a running writer fn runs at once on rq->ctx->runner, in a transaction of
+ * its own, and returns its result. */
+typedef int (*dk_write_fn)(dk_req *rq, dk_runner *r, void *arg);
+int dk_api_write(dk_req *rq, dk_write_fn fn, void *arg);
+int dk_writer_start(const dk_serve_opts *opts);
+/* Lets the batch in hand finish, then joins the writer. */
+void dk_writer_stop(void);
 
 /* workers.c: the timer and webhook threads of dk_serve. */
 int dk_workers_start(const dk_serve_opts *opts);

@@ -1,5 +1,6 @@
 /* routes_instances.c - instances: start, list, get (ETag = version), log,
- * act (If-Match guards the version) and recall. */
+ * act (If-Match guards the version) and recall. The three writes go
+ * through the writer (writer.c), which commits them in batches. */
 #include "api/api_int.h"
 
 #include "util/buf.h"
@@ -79,6 +80,22 @@ static void set_etag(dk_req *rq, const json_t *j)
 		snprintf(rq->etag, sizeof(rq->etag), "\"%lld\"", (long long)v);
 }
 
+/* The writes run on the writer thread (writer.c) with its runner r,
+ * inside the savepoint of a batch: they set the answer and return 0, or
+ * return the error to answer with. */
+static int start_in_writer(dk_req *rq, dk_runner *r, void *arg)
+{
+	int error;
+
+	if ((error = dk_runner_start(r, &rq->json, arg)) < 0)
+		return error;
+	rq->status = 201;
+	set_etag(rq, rq->json);
+	snprintf(rq->location, sizeof(rq->location), "/api/instances/%s",
+	         json_string_value(json_object_get(rq->json, "id")));
+	return 0;
+}
+
 int dk_route_instances_start(dk_req *rq)
 {
 	dk_start_opts o = {0};
@@ -102,13 +119,10 @@ int dk_route_instances_start(dk_req *rq)
 	o.actor = rq->user;
 	o.vars = kv;
 	o.nvars = n;
-	if ((error = dk_runner_start(rq->ctx->runner, &rq->json, &o)) < 0)
+	if ((error = dk_api_write(rq, start_in_writer, &o)) < 0)
 		goto cleanup;
-	rq->status = 201;
-	set_etag(rq, rq->json);
-	snprintf(rq->location, sizeof(rq->location), "/api/instances/%s",
-	         json_string_value(json_object_get(rq->json, "id")));
-	rq->wake();
+	if (rq->status == 201)
+		rq->wake();
 cleanup:
 	vars_free(kv, vals, n);
 	json_decref(body);
@@ -234,6 +248,30 @@ static int64_t if_match(dk_req *rq)
 	return v;
 }
 
+static int act_in_writer(dk_req *rq, dk_runner *r, void *arg)
+{
+	const dk_act_opts *o = arg;
+	int error;
+
+	if ((error = dk_runner_act(r, &rq->json, o)) < 0) {
+		/* A conflict because the version moved between our check and
+		 * the act is a failed precondition, like the check before. */
+		json_t *again = NULL;
+		if (error == DK_ECONFLICT && o->expect_version &&
+		    dk_runner_show(r, &again, o->instance) == 0 &&
+		    json_integer_value(json_object_get(again, "version")) != o->expect_version) {
+			dk_api_problem(rq, 412, "instance %s changed while you acted; GET it again",
+			               o->instance);
+			error = 0;
+		}
+		json_decref(again);
+		return error;
+	}
+	rq->status = 200;
+	set_etag(rq, rq->json);
+	return 0;
+}
+
 int dk_route_instance_act(dk_req *rq)
 {
 	dk_act_opts o = {0};
@@ -272,28 +310,26 @@ int dk_route_instance_act(dk_req *rq)
 	o.vars = kv;
 	o.nvars = n;
 	o.expect_version = expect;
-	if ((error = dk_runner_act(rq->ctx->runner, &rq->json, &o)) < 0) {
-		/* A conflict because the version moved between our check and
-		 * the act is a failed precondition, like the check above. */
-		json_t *again = NULL;
-		if (error == DK_ECONFLICT && expect &&
-		    dk_runner_show(rq->ctx->runner, &again, rq->params[0]) == 0 &&
-		    json_integer_value(json_object_get(again, "version")) != expect) {
-			dk_api_problem(rq, 412, "instance %s changed while you acted; GET it again",
-			               rq->params[0]);
-			error = 0;
-		}
-		json_decref(again);
+	if ((error = dk_api_write(rq, act_in_writer, &o)) < 0)
 		goto cleanup;
-	}
-	rq->status = 200;
-	set_etag(rq, rq->json);
-	rq->wake();
+	if (rq->status == 200)
+		rq->wake();
 cleanup:
 	vars_free(kv, vals, n);
 	json_decref(body);
 	json_decref(inst);
 	return error;
+}
+
+static int recall_in_writer(dk_req *rq, dk_runner *r, void *arg)
+{
+	int error;
+
+	if ((error = dk_runner_recall(r, &rq->json, rq->params[0], rq->user, arg)) < 0)
+		return error;
+	rq->status = 200;
+	set_etag(rq, rq->json);
+	return 0;
 }
 
 int dk_route_instance_recall(dk_req *rq)
@@ -309,12 +345,10 @@ int dk_route_instance_recall(dk_req *rq)
 		goto cleanup;
 	if ((error = shown(rq, &inst)) < 0)
 		goto cleanup;
-	if ((error = dk_runner_recall(rq->ctx->runner, &rq->json, rq->params[0], rq->user,
-	                              comment)) < 0)
+	if ((error = dk_api_write(rq, recall_in_writer, (void *)comment)) < 0)
 		goto cleanup;
-	rq->status = 200;
-	set_etag(rq, rq->json);
-	rq->wake();
+	if (rq->status == 200)
+		rq->wake();
 cleanup:
 	json_decref(body);
 	json_decref(inst);

@@ -281,7 +281,7 @@ static int authenticate(dk_req *rq, char **user)
 
 /* Idempotency-Key on a POST: a repeat by the same user gets the first
  * answer again. Returns 1 when rq now holds a replayed answer. */
-static int idem_replay(dk_req *rq, const char *key)
+int dk_api_idem_replay(dk_req *rq, dk_store *store, const char *key)
 {
 	int status = 0;
 	char *body = NULL, *what = NULL;
@@ -289,7 +289,7 @@ static int idem_replay(dk_req *rq, const char *key)
 	int error;
 
 	snprintf(want, sizeof(want), "%s %s", rq->method, rq->path);
-	error = dk_store_idempotency_get(rq->ctx->store, rq->user, key, &what, &status, &body);
+	error = dk_store_idempotency_get(store, rq->user, key, &what, &status, &body);
 	if (error == DK_ENOTFOUND)
 		return 0;
 	if (error < 0) {
@@ -387,12 +387,14 @@ static void dispatch(dk_req *rq, char **user)
 		dk_api_problem(rq, 400, "Idempotency-Key must be 1 to 200 characters");
 		return;
 	}
-	if (key && idem_replay(rq, key))
+	if (key && dk_api_idem_replay(rq, rq->ctx->store, key))
 		return;
+	rq->idem_key = key;
 	dk_error_clear();
 	if ((error = rt->fn(rq)) < 0)
 		dk_api_fail(rq, error);
-	if (key) {
+	/* Writes through the writer kept their answer with the command. */
+	if (key && !rq->kept) {
 		char *body = rq->json ? json_dumps(rq->json, JSON_COMPACT)
 		                      : dk_strndup(rq->raw ? rq->raw : "", rq->raw_len);
 		idem_record(rq, key, body);
@@ -826,6 +828,8 @@ int dk_serve(const dk_serve_opts *opts)
 	ctx_give(first);
 	if ((error = listen_on(&fd, opts->listen, bound, sizeof(bound))) < 0)
 		goto cleanup;
+	if ((error = dk_writer_start(opts)) < 0)
+		goto cleanup;
 
 	/* Every thread started from here on inherits the blocked mask, so
 	 * only sigwait below sees these. */
@@ -873,6 +877,7 @@ int dk_serve(const dk_serve_opts *opts)
 unblock:
 	if (d)
 		MHD_stop_daemon(d);
+	dk_writer_stop(); /* after the daemon: no request waits on it now */
 	if (workers)
 		dk_workers_stop();
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -53,9 +53,10 @@ dk_store *dk_runner_store(dk_runner *r);
  * transaction: one that fails undoes only its own writes and returns its
  * own error, the others stay. Nothing is durable, and nothing may be
  * acknowledged, before dk_runner_batch_commit returned 0. The archive notes
- * of the commands kept are written after that commit, in command order,
- * as a lone command writes its own after its commit. Other write commands
- * (deploy, org, delegate, tick, attach) refuse to run inside a batch.
+ * of the commands kept wait for that commit too: then take them
+ * (dk_runner_notes_take) and write them (dk_runner_notes_write), as a lone
+ * command writes its own after its commit. Other write commands (deploy,
+ * org, delegate, tick, attach) refuse to run inside a batch.
  *
  * dk_runner_savepoint / _release / _rollback_to let the caller wrap a
  * command with writes of its own (the answer kept for an Idempotency-Key)
@@ -65,11 +66,25 @@ int dk_runner_batch_begin(dk_runner *r);
 int dk_runner_savepoint(dk_runner *r);
 int dk_runner_release(dk_runner *r);
 int dk_runner_rollback_to(dk_runner *r);
-/* Commits the batch, then writes the notes of the commands kept. On
- * failure nothing of the batch remains and every command in it failed. */
+/* Commits the batch. On failure nothing of the batch remains, its notes
+ * are forgotten, and every command in it failed. */
 int dk_runner_batch_commit(dk_runner *r);
 /* Abandons the batch: nothing of it remains. Harmless when none is open. */
 void dk_runner_batch_abort(dk_runner *r);
+
+/* Archive notes of committed commands, not yet written. */
+typedef struct dk_notes dk_notes;
+/* How many notes wait: a command's notes are those queued while it ran. */
+size_t dk_runner_notes_pending(dk_runner *r);
+/* Takes the waiting notes from the from-th on (the caller's; NULL when
+ * there are none). Take the last command's first. */
+dk_notes *dk_runner_notes_take(dk_runner *r, size_t from);
+/* Writes notes in order into r's archive and frees them: any runner of the
+ * same home may write them, so the request threads of `docket serve` write
+ * their own command's in parallel, off the writer. A failure is reported
+ * on stderr (the steps are recorded; docket verify reports the gap). */
+void dk_runner_notes_write(dk_runner *r, dk_notes *notes);
+void dk_notes_free(dk_notes *notes);
 
 /* ---- definitions and org ---- */
 

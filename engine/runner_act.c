@@ -266,29 +266,43 @@ static void queue_notes(dk_runner *r, const dk_instance_row *row, const dk_engin
 	}
 }
 
-void dk_runner_drop_notes(dk_runner *r, size_t keep)
+static void note_free(dk_note *n)
 {
-	while (r->nnotes > keep) {
-		dk_note *n = &r->notes[--r->nnotes];
-		free(n->instance);
-		free(n->flow);
-		free(n->from);
-		free(n->state);
-		free(n->transition);
-		free(n->event);
-		free(n->actor);
-		free(n->comment);
-	}
+	free(n->instance);
+	free(n->flow);
+	free(n->from);
+	free(n->state);
+	free(n->transition);
+	free(n->event);
+	free(n->actor);
+	free(n->comment);
 }
 
-void dk_runner_flush_notes(dk_runner *r)
+void dk_runner_drop_notes(dk_runner *r, size_t keep)
+{
+	while (r->nnotes > keep)
+		note_free(&r->notes[--r->nnotes]);
+}
+
+void dk_notes_free(dk_notes *notes)
+{
+	if (!notes)
+		return;
+	for (size_t i = 0; i < notes->n; i++)
+		note_free(&notes->v[i]);
+	free(notes->v);
+	free(notes);
+}
+
+/* Writes notes[0..count) in order. */
+static void write_notes(dk_runner *r, dk_note *notes, size_t count)
 {
 	dk_archive *archive;
 	const dk_org *org = NULL;
 	size_t i;
 
-	for (i = 0; i < r->nnotes; i++) {
-		const dk_note *n = &r->notes[i];
+	for (i = 0; i < count; i++) {
+		const dk_note *n = &notes[i];
 		if (!n->event[0])
 			continue; /* an earlier note of its instance failed */
 		if (dk_runner_archive(r, &archive) < 0 || (!org && dk_runner_org(r, &org) < 0))
@@ -317,11 +331,24 @@ void dk_runner_flush_notes(dk_runner *r)
 		dk_error_clear();
 		/* The notes of one instance go in order: skip its later ones
 		 * rather than leave a gap that reads as history. */
-		for (size_t j = i + 1; j < r->nnotes; j++)
-			if (strcmp(r->notes[j].instance, n->instance) == 0)
-				r->notes[j].event[0] = '\0';
+		for (size_t j = i + 1; j < count; j++)
+			if (strcmp(notes[j].instance, n->instance) == 0)
+				notes[j].event[0] = '\0';
 	}
+}
+
+void dk_runner_flush_notes(dk_runner *r)
+{
+	write_notes(r, r->notes, r->nnotes);
 	dk_runner_drop_notes(r, 0);
+}
+
+void dk_runner_notes_write(dk_runner *r, dk_notes *notes)
+{
+	if (!notes)
+		return;
+	write_notes(r, notes->v, notes->n);
+	dk_notes_free(notes);
 }
 
 /* A command's transaction: its own one, or a savepoint inside the batch

@@ -40,6 +40,12 @@ typedef struct dk_note {
 	int by_system; /* a timer moved it: no user to name as author */
 } dk_note;
 
+/* The notes a batch handed out: every string owned. */
+struct dk_notes {
+	dk_note *v;
+	size_t n;
+};
+
 /* Writes the pending notes in order and forgets them; drop_notes forgets
  * them unwritten (their transaction did not commit). */
 void dk_runner_flush_notes(dk_runner *r);
