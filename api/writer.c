@@ -56,6 +56,8 @@ static struct {
 	int running, stop;
 	pthread_t thread;
 	dk_runner *runner;
+	/* for the line at stop: how well the batching went */
+	unsigned long commands, commits, biggest;
 } wr = {.lock = PTHREAD_MUTEX_INITIALIZER,
         .work = PTHREAD_COND_INITIALIZER,
         .done = PTHREAD_COND_INITIALIZER};
@@ -221,6 +223,10 @@ static void *writer_main(void *arg)
 			last = last->next;
 			n++;
 		}
+		wr.commands += n;
+		wr.commits++;
+		if (n > wr.biggest)
+			wr.biggest = n;
 		wr.head = last->next;
 		if (!wr.head)
 			wr.tail = NULL;
@@ -244,6 +250,7 @@ int dk_writer_start(const dk_serve_opts *opts)
 
 	wr.stop = 0;
 	wr.head = wr.tail = NULL;
+	wr.commands = wr.commits = wr.biggest = 0;
 	if ((error = dk_runner_open(&wr.runner, opts->home)) < 0)
 		return error;
 	if (pthread_create(&wr.thread, NULL, writer_main, NULL) != 0) {
@@ -265,6 +272,11 @@ void dk_writer_stop(void)
 	pthread_mutex_unlock(&wr.lock);
 	pthread_join(wr.thread, NULL);
 	wr.running = 0;
+	if (wr.commits)
+		fprintf(stderr,
+		        "docket serve: %lu writes in %lu commits (%.1f a commit, at most %lu)\n",
+		        wr.commands, wr.commits, (double)wr.commands / (double)wr.commits,
+		        wr.biggest);
 	dk_runner_free(wr.runner);
 	wr.runner = NULL;
 }
