@@ -153,7 +153,7 @@ static void fail_batch(job *batch, int error)
 		/* Nothing of it was kept, so no answer is kept for its key
 		 * either: a retry runs again. */
 		j->rq->kept = 1;
-		if (j->rq->status >= 400 && j->rq->status != 0)
+		if (j->rq->status >= 400)
 			continue;
 		dk_error_set(error, "%s", msg);
 		dk_api_fail(j->rq, error);

@@ -119,6 +119,8 @@ row "durable transitions/s through the runner (monthly-plan path, uploads left o
 	"bare SQLite insert+commit" floor "commits/s" ">=" 0.8
 row "bare SQLite insert+commit against the disk's fsync rate" floor "commits/s" \
 	"write+fsync 4 KiB" fsync "fsyncs/s" "-" ""
+row "durable acts/s through \`docket serve\`, 64 connections (group commit)" serve_acts "/s" \
+	"bare SQLite insert+commit, same run" serve_floor "commits/s" "-" ""
 row "whole instances/s (start, submit with evidence, approve, finish), every step durable, through the library" \
 	whole "/s" "bpmn-engine in memory" bpmn "/s" "-" ""
 
@@ -159,6 +161,11 @@ cat <<EOF
   are the archive rows). The floor (bench/floor/sqlite_floor.c) commits one
   row per transaction with the same WAL and synchronous=FULL;
   bench/floor/fsync_rate.c is the disk under both.
+- **Acts through serve**: bench/serve_acts.sh starts \`docket serve --threads
+  64\` on a fresh home and bench/serve_acts.c drives 64 keep-alive
+  connections, each cycling its own instance through submit (li) and return
+  (wei): every act is a durable transition with its archive note, answered
+  only once committed. The floor is run in turns with it.
 - **Whole instances**: docket starts, uploads the plan (git archive and
   SQLite, both fsynced), submits, approves and finishes, each step durable;
   bpmn-engine runs bench/peers/plan.bpmn in memory with the XML parsed once.

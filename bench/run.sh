@@ -184,6 +184,20 @@ build_docket runner_steps bench/runner_steps.c engine/runner.h ||
 log "durable steps: $N_COMMIT each, docket runner, SQLite floor, fsync"
 interleave $(available durable floor fsync)
 
+# -- durable acts through `docket serve`: 64 connections, group commit -------
+# bench/serve_acts.sh: each connection cycles its own instance through
+# submit and return over keep-alive HTTP; the floor runs again in turns with
+# it, so the ratio compares figures of the same minutes
+N_SERVE=$(size 6400)
+build serve_acts bench/serve_acts.c
+run_serve_acts() {
+	sh bench/serve_acts.sh "$DOCKET" "$BIN/serve_acts" "$WORK" 64 "$N_SERVE" --threads 64
+}
+run_serve_floor() { run_floor; }
+needs_cmd serve_acts serve token start deploy org
+log "serve: $N_SERVE acts over 64 connections, and the SQLite floor"
+interleave $(available serve_acts serve_floor)
+
 # -- whole instances: docket durable, bpmn-engine in memory ------------------
 printf '%%PDF-1.4\n%% docket bench plan\n' >"$WORK/plan.pdf"
 run_whole() {
