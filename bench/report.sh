@@ -142,7 +142,8 @@ row "deliveries/s to a loopback receiver" hooks_dispatch "/s" \
 
 armed=$(cat "$OUT/tick_armed" 2>/dev/null || echo "none armed")
 header "Timers (100,000 armed at full size; this run: $armed)"
-row "\`docket tick\` process, nothing due" tick_idle "ms" "none" - "" "-" ""
+row "\`docket tick\` process, nothing due" tick_idle "ms" \
+	"\`docket help\` process (loading the binary only)" docket_help "ms" "-" ""
 row "tick firing the tenth that is due" tick_fire "timers/s" "none" - "" "-" ""
 
 cat <<EOF
@@ -183,7 +184,8 @@ cat <<EOF
 - **Timers**: instances waiting in review, each with its deadline and its
   reminder armed, a tenth of them four days before the rest. The idle row
   is one whole \`docket tick\` process (spawn included) at the arming clock,
-  from a shell loop; the firing row is one tick through engine/runner.h
+  from a shell loop, beside \`docket help\` from the same loop (what starting
+  the binary costs before any work); the firing row is one tick through engine/runner.h
   four days later, when that tenth is due (targets: < 5 ms, >= 5,000/s).
 
 docket and its peer take turns run by run, so both see the same share of

@@ -405,6 +405,17 @@ run_tick_idle() {
 	done
 	ms_per "$N_PROC" "$t0" "$(date +%s%N)"
 }
+# its peer: the same binary doing nothing (`docket help`), which is what
+# loading docket and its ~50 shared libraries costs any command here
+run_docket_help() {
+	t0=$(date +%s%N)
+	i=0
+	while [ $i -lt "$N_PROC" ]; do
+		"$DOCKET" help >/dev/null || return 1
+		i=$((i + 1))
+	done
+	ms_per "$N_PROC" "$t0" "$(date +%s%N)"
+}
 # firing changes the store: each repetition works on a fresh copy
 run_tick_fire() {
 	rm -rf "$WORK/tcopy"
@@ -433,7 +444,7 @@ else
 		cp "$OUT/tick_idle.why" "$OUT/tick_fire.why"
 	fi
 fi
-interleave $(available tick_idle)
+interleave $(available tick_idle docket_help)
 interleave $(available tick_fire)
 
 # ---- the report ------------------------------------------------------------
