@@ -261,6 +261,15 @@ void dk_sqlite_instance_list_sql(dk_buf *out, const dk_instance_filter *f)
 	if (m & F_STATE)
 		dk_buf_puts(out, "instance_states x JOIN instances i ON i.id = x.instance_id "
 		                 "WHERE x.state = ?2");
+	else if (m & F_OVERDUE)
+		/* Overdue alone walks the open tasks newest instance first
+		 * through (instance_id, due_at) and stops at the page: its cost
+		 * is the page, not every overdue task of the store, as it was
+		 * when the ids of all overdue tasks were gathered and sorted
+		 * first (92 ms at 100,000 instances against 11 at 1,000). The
+		 * tasks table holds open work only, never the history. */
+		dk_buf_puts(out, "tasks t INDEXED BY tasks_instance CROSS JOIN instances i "
+		                 "ON i.id = t.instance_id WHERE t.due_at < ?5");
 	else
 		dk_buf_puts(out, "instances i WHERE 1");
 	if (m & F_FLOW)
@@ -269,11 +278,13 @@ void dk_sqlite_instance_list_sql(dk_buf *out, const dk_instance_filter *f)
 		dk_buf_puts(out, " AND i.initiator = ?3");
 	if (m & F_STATUS)
 		dk_buf_puts(out, " AND i.status = ?4");
-	if (m & F_OVERDUE)
+	if ((m & F_OVERDUE) && (m & F_STATE))
 		dk_buf_puts(out, " AND i.id IN (SELECT t.instance_id FROM tasks t "
 		                 "WHERE t.due_at < ?5)");
 	if (m & F_STATE)
 		dk_buf_puts(out, " ORDER BY x.instance_id DESC");
+	else if (m & F_OVERDUE)
+		dk_buf_puts(out, " GROUP BY t.instance_id ORDER BY t.instance_id DESC");
 	else
 		dk_buf_puts(out, " ORDER BY i.id DESC");
 	dk_buf_puts(out, " LIMIT ?6 OFFSET ?7");
