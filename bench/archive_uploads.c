@@ -6,6 +6,11 @@
  * Usage: archive_uploads HOME uploads N   4 KiB files, one after the other
  *                                          on one instance: prints uploads/s
  *        archive_uploads HOME big FILE    one file: prints MB/s
+ *        archive_uploads HOME growth N    N 4 KiB files over N/10 instances
+ *                                          (10 each, as evidence is spread
+ *                                          in life): prints the cost of the
+ *                                          last 1,000 uploads over the cost
+ *                                          of the first 1,000
  *
  * HOME must not exist yet. The files to upload are written before the
  * clock starts, as the git peer's are; every upload is checked to have
@@ -15,6 +20,7 @@
 #include "util/error.h"
 
 #include <fcntl.h>
+#include <git2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,13 +140,75 @@ static int big(dk_archive *a, const char *file)
 	return 0;
 }
 
+/* Uploads files [from, to) of dir, file i to instance i / 10; returns the
+ * seconds it took, or -1. */
+static double upload_range(dk_archive *a, const char *dir, long from, long to)
+{
+	char path[4096], name[64], inst[32], event[37];
+	dk_archive_put_result res;
+	double t0 = now_s();
+	long i;
+
+	for (i = from; i < to; i++) {
+		dk_archive_put_opts o = {.version = DK_ARCHIVE_PUT_OPTS_VERSION};
+		snprintf(name, sizeof name, "plan-%ld.pdf", i);
+		snprintf(path, sizeof path, "%.3000s/plan-%ld.pdf", dir, i % 1000);
+		snprintf(inst, sizeof inst, "%ld", i / 10 + 1);
+		opts_for(&o, name, event);
+		o.instance = inst;
+		if (dk_archive_put_file(&res, a, &o, path) < 0) {
+			fprintf(stderr, "archive_uploads: upload %ld: %s\n", i, dk_error_last());
+			return -1;
+		}
+	}
+	return now_s() - t0;
+}
+
+/* The first 1,000 and the last 1,000 uploads are timed as docket makes
+ * them (fsync on); the ones between only fill the archive, with fsync off
+ * so that 100,000 take minutes rather than an hour. Automatic packing
+ * (dk_archive_maybe_gc) runs throughout, as it does in use. The files are
+ * 1,000 random ones (git stores each content once, so the same 1,000 bytes
+ * under other names would add no blobs: each upload also differs by its
+ * instance and name, which changes its trees and commit). */
+static int growth(dk_archive *a, const char *home, long n)
+{
+	char dir[4096];
+	double first, last, mid;
+
+	if (n < 2000) {
+		fprintf(stderr, "archive_uploads: growth needs at least 2000 uploads\n");
+		return 2;
+	}
+	snprintf(dir, sizeof dir, "%.3000s.files", home);
+	if (mkdir(dir, 0755) != 0 || make_files(dir, 1000) < 0) {
+		perror(dir);
+		return 1;
+	}
+	if ((first = upload_range(a, dir, 0, 1000)) < 0)
+		return 1;
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
+	mid = upload_range(a, dir, 1000, n - 1000);
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	if (mid < 0 || (last = upload_range(a, dir, n - 1000, n)) < 0)
+		return 1;
+	fprintf(stderr,
+	        "archive_uploads: first 1,000: %.2f ms each; last 1,000 (at %ld): %.2f ms each; "
+	        "%ld between without fsync: %.2f ms each\n",
+	        first, n, last, n - 2000, mid * 1e3 / (double)(n - 2000));
+	printf("%.3f\n", last / first);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	dk_archive *a = NULL;
 	int rc;
 
-	if (argc != 4 || (strcmp(argv[2], "uploads") != 0 && strcmp(argv[2], "big") != 0)) {
-		fprintf(stderr, "usage: archive_uploads HOME uploads N | HOME big FILE\n");
+	if (argc != 4 || (strcmp(argv[2], "uploads") != 0 && strcmp(argv[2], "big") != 0 &&
+	                  strcmp(argv[2], "growth") != 0)) {
+		fprintf(stderr, "usage: archive_uploads HOME uploads N | HOME big FILE | HOME "
+		                "growth N\n");
 		return 2;
 	}
 	if (dk_archive_open(&a, argv[1]) < 0) {
@@ -150,6 +218,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[2], "uploads") == 0) {
 		long n = strtol(argv[3], NULL, 10);
 		rc = n > 0 ? uploads(a, argv[1], n) : 2;
+	} else if (strcmp(argv[2], "growth") == 0) {
+		rc = growth(a, argv[1], strtol(argv[3], NULL, 10));
 	} else {
 		rc = big(a, argv[3]);
 	}

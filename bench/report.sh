@@ -134,7 +134,19 @@ row "uploads/s (blob, tree, commit, ref) of 4 KiB files" archive "/s" \
 row "the same, against git with every write fsynced as docket's are" archive "/s" \
 	"git CLI plumbing, core.fsync=all" git_uploads_fsync "/s" "-" ""
 row "storing one big file (50 MB at full size)" archive_big "MB/s" \
-	"git hash-object -w" git_big "MB/s" "-" ""
+	"git hash-object -w" git_big "MB/s" ">=" 1
+# the archive's growth: one run (archive_uploads growth), the mean cost of
+# the last 1,000 uploads over that of the first 1,000
+n_arch=$((100000 / SCALE))
+if [ -f "$OUT/archive_growth" ]; then
+	g=$(cat "$OUT/archive_growth")
+	first=$(sed -n 's/.*first 1,000: \([0-9.]*\) ms each.*/\1/p' "$OUT/archive_growth.err")
+	last=$(sed -n 's/.*last 1,000 ([^)]*): \([0-9.]*\) ms each.*/\1/p' "$OUT/archive_growth.err")
+	met=$(awk -v r="$g" 'BEGIN { print (r <= 1.25) ? "yes" : "**no**" }')
+	echo "| ms per upload at $(fmt "$n_arch") archived files (10 per instance; one run, mean of 1,000 uploads) | $(fmt "$last") ms | the first 1,000: $(fmt "$first") ms | $(awk -v r="$g" 'BEGIN { printf "%.3g", r }')× | ≤ 1.25× | $met |"
+else
+	echo "| ms per upload at $(fmt "$n_arch") archived files | not yet measured: $(why archive_growth) | — | — | ≤ 1.25× | — |"
+fi
 
 header "Webhooks"
 row "deliveries/s to a loopback receiver" hooks_dispatch "/s" \
@@ -145,6 +157,37 @@ header "Timers (100,000 armed at full size; this run: $armed)"
 row "\`docket tick\` process, nothing due" tick_idle "ms" \
 	"\`docket help\` process (loading the binary only)" docket_help "ms" "-" ""
 row "tick firing the tenth that is due" tick_fire "timers/s" "none" - "" "-" ""
+
+# growth: one row per step, one column per size, from growth.dat
+echo
+echo "## Growth: one step against the number of stored instances"
+echo
+if [ -s "$OUT/growth.dat" ]; then
+	sizes=$(cut -d' ' -f1 "$OUT/growth.dat")
+	hdr="| step (ms, median of 21) |"
+	sep="| --- |"
+	for z in $sizes; do
+		hdr="$hdr $(fmt "$z") |"
+		sep="$sep --- |"
+	done
+	echo "$hdr largest over 1,000 | target | met |"
+	echo "$sep --- | --- | --- |"
+	col=2
+	for step in "start" "upload (git + SQLite, fsynced)" "act (submit)" "tick, nothing due" \
+		"inbox, first page of 100" "\`list --overdue\`, first page of 100"; do
+		awk -v c=$col -v step="$step" '{ v[NR] = $c } END {
+			line = "| " step " |"
+			for (i = 1; i <= NR; i++) line = line sprintf(" %.3g |", v[i])
+			r = v[NR] / v[1]
+			printf "%s %.3g× | ≤ 1.25× | %s |\n", line, r, r <= 1.25 ? "yes" : "**no**" }' \
+			"$OUT/growth.dat"
+		col=$((col + 1))
+	done
+	echo
+	echo "![milliseconds per step against stored instances](growth.png)"
+else
+	echo "not yet measured: $(why growth)"
+fi
 
 cat <<EOF
 
@@ -181,6 +224,18 @@ cat <<EOF
   reused) delivering events queued by tests/tools/outbox_enqueue against
   one curl process per request; both post signed requests to the webhooks'
   test receiver (tests/tools/receiver.c) on 127.0.0.1, which checks them.
+- **Archive growth**: bench/archive_uploads.c \`growth\`: 1,000 uploads timed
+  (fsync on), the archive filled to $(fmt "$n_arch") files without fsync
+  (automatic packing on, as in use), then 1,000 more timed with fsync on.
+- **Growth**: bench/growth.c makes 100 real instances through the runner
+  (60 completed, 10 drafts, 10 in progress, 10 in review, 10 in review
+  past their deadline and escalated; initiators from five departments),
+  then copies their rows (instances, states, events, tasks, timers) under
+  new ids in one transaction per size. At each size, at the same clock:
+  21 starts, an upload to each, a submit of each, 21 idle ticks, 21 first
+  pages of the sales head's inbox (store.h, as the inbox page) and of
+  \`list --overdue\` (runner, as the CLI). Open work grows with the store
+  (a fifth of it waits in review), so both pages have work to do.
 - **Timers**: instances waiting in review, each with its deadline and its
   reminder armed, a tenth of them four days before the rest. The idle row
   is one whole \`docket tick\` process (spawn included) at the arming clock,

@@ -31,6 +31,9 @@ N_PROC=$(size 200)      # processes per per-process measure
 N_UPLOAD=$(size 200)    # evidence uploads
 MB_BIG=$(size 50)       # the big evidence file, MB
 N_TIMERS=$(size 100000) # armed timers for tick
+N_ARCH_GROWTH=$(size 100000) # archived files for the upload cost's growth
+# stored instances at which each step is timed (QUICK: up to 100,000)
+if [ "$SCALE" -eq 1 ]; then GROWTH_SIZES="1000 10000 100000 1000000"; else GROWTH_SIZES="1000 10000 100000"; fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT" "$BIN"
@@ -47,7 +50,7 @@ log() { echo "bench: $*" >&2; }
 
 # ---- what the peers need -------------------------------------------------
 
-sh tools/deps.sh wrk hyperfine sqlite3 git curl
+sh tools/deps.sh wrk hyperfine sqlite3 git curl gnuplot-nox
 command -v node >/dev/null || { log "node is needed for the xstate and bpmn-engine peers"; exit 1; }
 # npm ci installs exactly the locked versions; skip it when they are there
 if ! cmp -s bench/package-lock.json bench/node_modules/.bench-lock 2>/dev/null; then
@@ -446,6 +449,52 @@ else
 fi
 interleave $(available tick_idle docket_help)
 interleave $(available tick_fire)
+
+# -- growth: the cost of one step as the store grows ---------------------------
+# Both run once: each figure is already a median (growth.c: of 21 steps at
+# each size) or a mean (archive: of 1,000 uploads), and each run takes
+# minutes. The ratios compare sizes within that one run.
+run_archive_growth() {
+	rm -rf "$WORK/agrow" "$WORK/agrow.files"
+	"$BIN/archive_uploads" "$WORK/agrow" growth "$N_ARCH_GROWTH"
+}
+if [ ! -f "$OUT/archive_uploads.why" ]; then
+	log "archive growth: $N_ARCH_GROWTH uploads over $((N_ARCH_GROWTH / 10)) instances"
+	if v=$(run_archive_growth 2>"$OUT/archive_growth.err"); then
+		echo "$v" >"$OUT/archive_growth"
+		log "archive growth: $(cat "$OUT/archive_growth.err")"
+	else
+		log "archive growth failed (see bench/results.tmp/archive_growth.err)"
+		echo "failed: see bench/results.tmp/archive_growth.err" >"$OUT/archive_growth.why"
+		failed="$failed archive_growth"
+	fi
+else
+	cp "$OUT/archive_uploads.why" "$OUT/archive_growth.why"
+fi
+if build_docket growth bench/growth.c engine/runner.h store/store.h; then
+	log "growth: steps at $GROWTH_SIZES stored instances"
+	if "$BIN/growth" "$WORK/ghome" "$WORK/plan-noupload.xml" examples/org.xml "$WORK/plan.pdf" \
+		$GROWTH_SIZES >"$OUT/growth.txt" 2>"$OUT/growth.err"; then
+		# one row per size: size start upload act tick inbox overdue
+		awk '{ v[$1, $2] = $3; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+			END { for (i = 1; i <= n; i++) { s = order[i]
+				print s, v[s, "start"], v[s, "upload"], v[s, "act"], v[s, "tick"],
+				      v[s, "inbox"], v[s, "overdue"] } }' "$OUT/growth.txt" >"$OUT/growth.dat"
+		gnuplot -e "set terminal pngcairo size 900,560 noenhanced; set output 'bench/growth.png';
+			set title 'docket: milliseconds per step against stored instances (make bench$([ "$SCALE" -eq 1 ] || echo ' QUICK=1'))';
+			set logscale xy; set xlabel 'stored instances'; set ylabel 'ms per step (median)';
+			set key outside right; set grid; set format x '%.0s%c';
+			plot for [c=2:7] '$OUT/growth.dat' using 1:c with linespoints lw 2 title word('start upload act tick inbox-page overdue-page', c - 1)" \
+			2>"$OUT/growth.plot.err" || {
+			log "gnuplot failed; see bench/results.tmp/growth.plot.err"
+			failed="$failed growth_plot"
+		}
+	else
+		log "growth failed (see bench/results.tmp/growth.err)"
+		echo "failed: see bench/results.tmp/growth.err" >"$OUT/growth.why"
+		failed="$failed growth"
+	fi
+fi
 
 # ---- the report ------------------------------------------------------------
 

@@ -1,0 +1,390 @@
+/*
+ * growth.c - the cost of one step as the store grows: start, upload, act,
+ * tick, an inbox page and a `list --overdue` page, measured at each size
+ * of stored instances given.
+ *
+ * Usage: growth HOME FLOW ORG FILE SIZE...
+ *   HOME must not exist yet; FLOW is the bench flow without <requires>
+ *   (run.sh makes it), ORG the org directory, FILE the file uploaded as
+ *   the plan. Prints one line per size and step: "SIZE STEP MS", MS the
+ *   median of REPEAT timed steps in milliseconds.
+ *
+ * Seeding: TEMPLATES real instances are made through the runner, each at
+ * its own point of the flow (completed, draft, in progress, in review, in
+ * review and overdue, so with tasks, events, timers and escalations), by
+ * initiators of every department, and a tick at the measuring clock fires
+ * what is due. The store is then grown to each size by copying the
+ * template rows (instances, their indexed states, events, tasks, timers)
+ * under new ids with INSERT ... SELECT in one big transaction per size:
+ * what the runner wrote, a thousand times over, in seconds rather than
+ * hours. Open work grows with the store (a tenth of the instances wait in
+ * review, half of them overdue), so the pages below have real work.
+ *
+ * Each size then measures, at the same clock: REPEAT starts, an upload
+ * (git and SQLite, fsynced) to each new instance, a submit of each, REPEAT
+ * ticks with nothing due, REPEAT first pages (100 rows, as `docket list`)
+ * of the sales head's inbox (through store.h, as the inbox page does) and
+ * of `list --overdue`.
+ */
+#include "definitions/flow.h"
+#include "engine/runner.h"
+#include "store/store.h"
+#include "util/error.h"
+#include "util/time.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TEMPLATES 100
+#define REPEAT    21
+#define PAGE      100
+/* the measuring clock; templates are made in the ten days before it */
+#define TM "2026-11-16T09:00:00+08:00"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int fail(const char *what)
+{
+	fprintf(stderr, "growth: %s: %s\n", what, dk_error_last());
+	return 1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* initiators from every department; their heads get the review tasks */
+static const char *const INITIATORS[] = {"li", "wang", "liu", "he", "ma", "xu", "gao"};
+#define NINIT (sizeof INITIATORS / sizeof INITIATORS[0])
+
+static int start(dk_runner *r, char **id, const char *who)
+{
+	const dk_kv vars[] = {{"month", "2026-11"}, {"phases", "3"}};
+	dk_start_opts o = {.flow = "bench-plan", .actor = who, .vars = vars, .nvars = 2};
+	json_t *out = NULL;
+	const char *s;
+
+	if (dk_runner_start(r, &out, &o) < 0)
+		return fail("start");
+	s = json_string_value(json_object_get(out, "id"));
+	*id = s ? strdup(s) : NULL;
+	json_decref(out);
+	return *id ? 0 : fail("start gave no id");
+}
+
+/* Acts as whoever holds the instance's task now: the first task's user. */
+static int act(dk_runner *r, const char *id, const char *transition, const char *comment)
+{
+	json_t *show = NULL, *out = NULL;
+	const char *who;
+	int rc;
+
+	if (dk_runner_show(r, &show, id) < 0)
+		return fail("show");
+	who = json_string_value(
+	    json_object_get(json_array_get(json_object_get(show, "tasks"), 0), "user"));
+	if (who == NULL) {
+		fprintf(stderr, "growth: instance %s has no task for %s\n", id, transition);
+		json_decref(show);
+		return 1;
+	}
+	dk_act_opts o = {
+	    .instance = id, .transition = transition, .actor = who, .comment = comment};
+	rc = dk_runner_act(r, &out, &o);
+	json_decref(out);
+	json_decref(show);
+	if (rc < 0) {
+		fprintf(stderr, "growth: %s %s: %s\n", id, transition, dk_error_last());
+		return 1;
+	}
+	return 0;
+}
+
+static int templates(dk_runner *r, int64_t tm)
+{
+	static const char *const DONE[] = {"submit",     "approve",    "phase-done",
+	                                   "phase-done", "phase-done", "finish"};
+	size_t fired = 0;
+	int i;
+
+	for (i = 0; i < TEMPLATES; i++) {
+		const char *who = INITIATORS[i % NINIT];
+		char *id = NULL;
+		int kind = i % 10, rc = 0;
+		size_t k;
+		/* started 1 to 10 days before the measuring clock; the overdue
+		 * ones 8 days before, so their 3-day review deadline passed */
+		dk_runner_set_now(r, tm - (int64_t)(kind == 9 ? 8 : 1 + i % 7) * 86400 - i * 60);
+		if (start(r, &id, who) != 0)
+			return 1;
+		if (kind <= 5) /* completed: most of a store is history */
+			for (k = 0; rc == 0 && k < sizeof DONE / sizeof DONE[0]; k++)
+				rc = act(r, id, DONE[k], NULL);
+		else if (kind == 7) /* in progress */
+			rc = act(r, id, "submit", NULL) || act(r, id, "approve", NULL);
+		else if (kind == 8) { /* in review, not yet due */
+			dk_runner_set_now(r, tm - 86400);
+			rc = act(r, id, "submit", NULL);
+		} else if (kind == 9) /* in review since 1 day after start: overdue */
+			rc = act(r, id, "submit", NULL);
+		/* kind 6: a draft */
+		free(id);
+		if (rc != 0)
+			return 1;
+	}
+	dk_runner_set_now(r, tm);
+	if (dk_runner_tick(r, &fired) < 0)
+		return fail("tick");
+	return 0;
+}
+
+/* The columns of table t with id/instance_id shifted by ?1 and a
+ * surrogate id left to SQLite. */
+static int copy_sql(sqlite3 *db, const char *t, char *sql, size_t cap)
+{
+	char q[256], cols[2048] = "", sel[2048] = "";
+	sqlite3_stmt *st = NULL;
+	int pk_is_instance = strcmp(t, "instances") == 0;
+
+	snprintf(q, sizeof q, "PRAGMA table_info(%s)", t);
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *c = (const char *)sqlite3_column_text(st, 1);
+		const char *e = c;
+		char buf[128];
+		if (strcmp(c, "id") == 0 && !pk_is_instance)
+			continue; /* tasks and timers: a fresh id */
+		if ((strcmp(c, "id") == 0 && pk_is_instance) || strcmp(c, "instance_id") == 0) {
+			snprintf(buf, sizeof buf, "%s + s.k * %d + ?1", c, TEMPLATES);
+			e = buf;
+		}
+		snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%s", *cols ? "," : "",
+		         c);
+		snprintf(sel + strlen(sel), sizeof sel - strlen(sel), "%s%s", *sel ? "," : "", e);
+	}
+	sqlite3_finalize(st);
+	snprintf(sql, cap,
+	         "WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k + 1 < ?2) "
+	         "INSERT INTO %s (%s) SELECT %s FROM %s, s WHERE %s <= %d",
+	         t, cols, sel, t, pk_is_instance ? "id" : "instance_id", TEMPLATES);
+	return 0;
+}
+
+/* Grows the store to size instances by copies of the templates (ids 1 to
+ * TEMPLATES). */
+static int seed(const char *home, long size)
+{
+	static const char *const TABLES[] = {"instances", "instance_states", "events", "tasks",
+	                                     "timers"};
+	char path[4096], sql[8192];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long have = 0, copies;
+	size_t i;
+	int rc = 1;
+
+	snprintf(path, sizeof path, "%.4000s/docket.db", home);
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		goto cleanup;
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_prepare_v2(db, "SELECT count(*), max(id) FROM instances", -1, &st, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		goto cleanup;
+	have = sqlite3_column_int64(st, 0);
+	long base = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	st = NULL;
+	copies = (size - have) / TEMPLATES;
+	if (copies <= 0) {
+		rc = 0;
+		goto cleanup;
+	}
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto cleanup;
+	for (i = 0; i < sizeof TABLES / sizeof TABLES[0]; i++) {
+		if (copy_sql(db, TABLES[i], sql, sizeof sql) < 0 ||
+		    sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+			goto cleanup;
+		sqlite3_bind_int64(st, 1, base);
+		sqlite3_bind_int64(st, 2, copies);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto cleanup;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto cleanup;
+	rc = 0;
+cleanup:
+	if (rc != 0)
+		fprintf(stderr, "growth: seeding to %ld: %s\n", size, db ? sqlite3_errmsg(db) : "");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+static void report(long size, const char *step, double *ms, size_t n)
+{
+	printf("%ld %s %.3f\n", size, step, median(ms, n));
+	fflush(stdout);
+}
+
+static int measure(dk_runner *r, dk_store *s, long size, const char *file, int64_t tm)
+{
+	char *ids[REPEAT] = {NULL};
+	double ms[REPEAT], t0;
+	size_t i, fired, n;
+	json_t *out = NULL;
+	int rc = 1;
+
+	dk_runner_set_now(r, tm);
+	for (i = 0; i < REPEAT; i++) {
+		t0 = now_ms();
+		if (start(r, &ids[i], INITIATORS[i % NINIT]) != 0)
+			goto cleanup;
+		ms[i] = now_ms() - t0;
+	}
+	report(size, "start", ms, REPEAT);
+	for (i = 0; i < REPEAT; i++) {
+		dk_attach_opts o = {.instance = ids[i],
+		                    .actor = INITIATORS[i % NINIT],
+		                    .kind = "plan",
+		                    .path = file};
+		t0 = now_ms();
+		if (dk_runner_attach(r, &out, &o) < 0) {
+			fail("attach");
+			goto cleanup;
+		}
+		ms[i] = now_ms() - t0;
+		json_decref(out);
+		out = NULL;
+	}
+	report(size, "upload", ms, REPEAT);
+	for (i = 0; i < REPEAT; i++) {
+		dk_act_opts o = {
+		    .instance = ids[i], .transition = "submit", .actor = INITIATORS[i % NINIT]};
+		t0 = now_ms();
+		if (dk_runner_act(r, &out, &o) < 0) {
+			fail("act");
+			goto cleanup;
+		}
+		ms[i] = now_ms() - t0;
+		json_decref(out);
+		out = NULL;
+	}
+	report(size, "act", ms, REPEAT);
+	for (i = 0; i < REPEAT; i++) {
+		t0 = now_ms();
+		if (dk_runner_tick(r, &fired) < 0) {
+			fail("tick");
+			goto cleanup;
+		}
+		ms[i] = now_ms() - t0;
+	}
+	report(size, "tick", ms, REPEAT);
+	for (i = 0; i < REPEAT; i++) {
+		dk_task_row *rows = NULL;
+		t0 = now_ms();
+		if (dk_store_task_list_for_user(s, "wei", tm, PAGE, 0, &rows, &n) < 0) {
+			fail("inbox");
+			goto cleanup;
+		}
+		ms[i] = now_ms() - t0;
+		dk_task_rows_free(rows, n);
+		if (n == 0) {
+			fprintf(stderr, "growth: the inbox page is empty\n");
+			goto cleanup;
+		}
+	}
+	report(size, "inbox", ms, REPEAT);
+	for (i = 0; i < REPEAT; i++) {
+		dk_list_opts o = {.overdue = 1, .limit = PAGE};
+		t0 = now_ms();
+		if (dk_runner_list(r, &out, &o) < 0) {
+			fail("list --overdue");
+			goto cleanup;
+		}
+		ms[i] = now_ms() - t0;
+		n = json_array_size(out);
+		json_decref(out);
+		out = NULL;
+		if (n == 0) {
+			fprintf(stderr, "growth: list --overdue is empty\n");
+			goto cleanup;
+		}
+	}
+	report(size, "overdue", ms, REPEAT);
+	rc = 0;
+cleanup:
+	for (i = 0; i < REPEAT; i++)
+		free(ids[i]);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	dk_runner *r = NULL;
+	dk_store *s = NULL;
+	json_t *out = NULL;
+	dk_diags diags = DK_DIAGS_INIT;
+	int64_t tm;
+	int i, rc = 1;
+
+	if (argc < 6) {
+		fprintf(stderr, "usage: growth HOME FLOW ORG FILE SIZE...\n");
+		return 2;
+	}
+	if (dk_time_parse(&tm, TM) < 0)
+		return fail(TM);
+	if (dk_runner_open(&r, argv[1]) < 0)
+		return fail(argv[1]);
+	if (dk_runner_org_load(r, &out, argv[3], &diags) < 0 ||
+	    (json_decref(out), out = NULL, dk_runner_deploy(r, &out, argv[2], &diags) < 0)) {
+		dk_diags_print(&diags, stderr);
+		fail("setup");
+		goto cleanup;
+	}
+	json_decref(out);
+	out = NULL;
+	if (templates(r, tm) != 0)
+		goto cleanup;
+	if (dk_store_open(&s, argv[1]) < 0) {
+		fail("store");
+		goto cleanup;
+	}
+	for (i = 5; i < argc; i++) {
+		long size = strtol(argv[i], NULL, 10);
+		double t0 = now_ms();
+		if (seed(argv[1], size) != 0)
+			goto cleanup;
+		fprintf(stderr, "growth: seeded %ld instances in %.1f s\n", size,
+		        (now_ms() - t0) / 1e3);
+		if (measure(r, s, size, argv[4], tm) != 0)
+			goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	dk_diags_free(&diags);
+	dk_store_close(s);
+	dk_runner_free(r);
+	return rc;
+}
