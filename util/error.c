@@ -2,13 +2,19 @@
 #include "util/error.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_msg[2048];
 static _Thread_local int last_code;
 
 int dk_error_vset(int code, const char *fmt, va_list ap)
 {
-	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	/* Callers wrap the previous message ("...: %s", dk_error_last()), and
+	 * vsnprintf must not read the buffer it writes: format aside first. */
+	char msg[sizeof(last_msg)];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	memcpy(last_msg, msg, sizeof(msg));
 	last_code = code;
 	return code;
 }

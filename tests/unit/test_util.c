@@ -104,6 +104,13 @@ static void error_codes_map_to_exit_status(void **state)
 	assert_int_equal(dk_error_exit_status(DK_EINTERNAL), 1);
 	assert_int_equal(dk_error_set(DK_ECONFLICT, "x %d", 5), DK_ECONFLICT);
 	assert_string_equal(dk_error_last(), "x 5");
+	/* wrapping the last message in a new one, as callers do */
+	dk_error_set(DK_EINVALID, "premature end of input");
+	dk_error_set(DK_EINTERNAL, "instance 7 has a damaged snapshot: %s; restore it",
+	             dk_error_last());
+	assert_string_equal(
+	    dk_error_last(),
+	    "instance 7 has a damaged snapshot: premature end of input; restore it");
 }
 
 int main(void)
