@@ -28,7 +28,8 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int stop;
-	unsigned wakes; /* bumped by dk_workers_wake */
+	unsigned wakes;      /* bumped by dk_workers_wake */
+	dk_dispatcher *disp; /* the hooks thread's, woken by dk_workers_wake */
 	pthread_t timer, hooks;
 	int have_timer, have_hooks;
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -69,6 +70,10 @@ void dk_workers_wake(void)
 	pthread_mutex_lock(&w.lock);
 	w.wakes++;
 	pthread_cond_broadcast(&w.cond);
+	/* A dispatcher busy with transfers is not napping on the condition:
+	 * wake it where it waits, so a new event goes out at once. */
+	if (w.disp)
+		dk_dispatcher_wakeup(w.disp);
 	pthread_mutex_unlock(&w.lock);
 }
 
@@ -131,6 +136,9 @@ static void *hooks_main(void *arg)
 		fprintf(stderr, "docket serve: webhooks stopped: %s\n", dk_error_last());
 		goto cleanup;
 	}
+	pthread_mutex_lock(&w.lock);
+	w.disp = d;
+	pthread_mutex_unlock(&w.lock);
 	while (!stopping()) {
 		int idle = 0;
 		if (dk_dispatcher_step(d, 250, &idle) < 0) {
@@ -141,6 +149,9 @@ static void *hooks_main(void *arg)
 			break;
 	}
 cleanup:
+	pthread_mutex_lock(&w.lock);
+	w.disp = NULL;
+	pthread_mutex_unlock(&w.lock);
 	dk_dispatcher_free(d);
 	dk_store_close(s);
 	return arg;

@@ -33,6 +33,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,8 +75,9 @@ struct dk_dispatcher {
 	size_t nlive;
 	CURL **spare; /* finished easy handles kept for reuse */
 	size_t nspare;
-	int need_fill; /* something finished: the due set may have changed */
-	outcome *done; /* finished attempts not yet written */
+	int need_fill;    /* something finished: the due set may have changed */
+	atomic_int woken; /* dk_dispatcher_wakeup: new deliveries may be due */
+	outcome *done;    /* finished attempts not yet written */
 	size_t ndone, capdone;
 	int64_t first_done_ms; /* when the oldest of them finished */
 	dk_dispatch_stats stats;
@@ -200,6 +202,13 @@ void dk_dispatcher_free(dk_dispatcher *d)
 	free(d->spare);
 	free(d);
 	curl_global_cleanup();
+}
+
+void dk_dispatcher_wakeup(dk_dispatcher *d)
+{
+	atomic_store(&d->woken, 1);
+	/* thread-safe by libcurl's contract: ends a curl_multi_poll at once */
+	curl_multi_wakeup(d->multi);
 }
 
 void dk_dispatcher_stats(const dk_dispatcher *d, dk_dispatch_stats *out)
@@ -571,6 +580,7 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 	/* Events may have been enqueued and retries come due since the last
 	 * step. */
 	d->need_fill = 1;
+	atomic_store(&d->woken, 0);
 	for (;;) {
 		if (d->need_fill && (error = fill(d)) < 0)
 			return error;
@@ -616,6 +626,10 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 			wait = left_ms;
 		if (!d->need_fill && wait > 0)
 			curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
+		/* Queued while transfers were in flight: start it now, not when
+		 * one of them finishes (that could be a slow receiver's 15 s). */
+		if (atomic_exchange(&d->woken, 0))
+			d->need_fill = 1;
 	}
 }
 

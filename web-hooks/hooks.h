@@ -269,6 +269,12 @@ int dk_dispatcher_new(dk_dispatcher **out, dk_store *store, const dk_dispatch_op
  * delivery then stays pending and goes again: at least once). */
 int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle);
 
+/* Tells a dispatcher, from any thread, that deliveries were queued: a
+ * dk_dispatcher_step waiting on transfers in flight looks for due
+ * deliveries at once instead of after its next completion. The only
+ * function that may be called while another thread is in a step. */
+void dk_dispatcher_wakeup(dk_dispatcher *d);
+
 void dk_dispatcher_stats(const dk_dispatcher *d, dk_dispatch_stats *out);
 
 /* Frees the dispatcher. Transfers still in flight are abandoned; their
