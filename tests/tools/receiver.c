@@ -19,8 +19,10 @@
  *
  * Every request becomes one JSON line in --log, written when it arrives:
  * n, path, id, timestamp, signature, content_type, user_agent, verified,
- * error, status, duplicate, body, and client_port (the sender's TCP port:
- * requests sharing one came over one kept-alive connection). SIGTERM or SIGINT stops it.
+ * error, status, duplicate, body, client_port (the sender's TCP port:
+ * requests sharing one came over one kept-alive connection), and
+ * received_us (wall clock, microseconds since 1970, taken when the whole
+ * request is in: what a latency measure compares with the send time). SIGTERM or SIGINT stops it.
  */
 #include "util/buf.h"
 #include "util/error.h"
@@ -140,6 +142,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id");
 	const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp");
 	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature");
+	struct timespec arrived;
+	clock_gettime(CLOCK_REALTIME, &arrived);
 	const char *body = dk_buf_cstr(&rq->body);
 	int64_t now = receiver_now();
 	int verified =
@@ -188,6 +192,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		json_object_set_new(
 		    o, "client_port",
 		    json_integer(ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port)));
+	json_object_set_new(
+	    o, "received_us",
+	    json_integer((json_int_t)arrived.tv_sec * 1000000 + arrived.tv_nsec / 1000));
 	char *line = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (R.log && line) {
