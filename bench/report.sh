@@ -151,6 +151,11 @@ fi
 header "Webhooks"
 row "deliveries/s to a loopback receiver" hooks_dispatch "/s" \
 	"curl CLI, one process per request" curl "/s" "-" ""
+row "event-to-delivery latency p50 inside \`docket serve\`, from the act's return (target p99 < 50 ms)" \
+	hooks_p50 "ms" "none" - "" "-" ""
+row "event-to-delivery latency p99, from the act's return" hooks_p99 "ms" "none" - "" "-" ""
+row "the same p99 from the act's send (its own durable commit included)" hooks_p99_send "ms" \
+	"none" - "" "-" ""
 
 armed=$(cat "$OUT/tick_armed" 2>/dev/null || echo "none armed")
 header "Timers (100,000 armed at full size; this run: $armed)"
@@ -236,6 +241,12 @@ cat <<EOF
   pages of the sales head's inbox (store.h, as the inbox page) and of
   \`list --overdue\` (runner, as the CLI). Open work grows with the store
   (a fifth of it waits in review), so both pages have work to do.
+- **Webhook latency**: bench/hooks_latency.sh brings instances to review,
+  starts \`docket serve\` with a subscription to transition.fired at the test
+  receiver, approves each through the API (one curl process each, one after
+  the other) and takes the receiver's arrival time of each webhook against
+  the approval's return (a webhook that beat the response counts as 0) and
+  against its send.
 - **Timers**: instances waiting in review, each with its deadline and its
   reminder armed, a tenth of them four days before the rest. The idle row
   is one whole \`docket tick\` process (spawn included) at the arming clock,

@@ -395,6 +395,25 @@ else
 	cp "$OUT/receiver.why" "$OUT/hooks_dispatch.why"
 fi
 
+# -- webhooks: event-to-delivery latency inside docket serve ----------------
+# bench/hooks_latency.sh prints "P50 P99 P99SEND" (ms); each key is its own run
+N_LAT=$(size 100)
+hooks_latency() {
+	sh bench/hooks_latency.sh "$DOCKET" "$BIN/receiver" "$WORK/lat" "$N_LAT" | cut -d' ' -f"$1"
+}
+run_hooks_p50() { hooks_latency 1; }
+run_hooks_p99() { hooks_latency 2; }
+run_hooks_p99_send() { hooks_latency 3; }
+for k in hooks_p50 hooks_p99 hooks_p99_send; do
+	if [ -f "$OUT/receiver.why" ]; then
+		cp "$OUT/receiver.why" "$OUT/$k.why"
+	else
+		needs_cmd "$k" serve hooks token act || true
+	fi
+done
+log "webhooks: latency of $N_LAT approvals through docket serve"
+interleave $(available hooks_p50 hooks_p99 hooks_p99_send)
+
 # -- timers: tick with many armed --------------------------------------------
 # an idle tick is what cron pays every minute: a whole `docket tick`
 # process (spawn, open, one indexed look-up) at the arming clock
