@@ -93,10 +93,10 @@ got=$(wc -l <"$W/got")
 [ "$got" -eq "$N" ] || { echo "hooks_latency: $got of $N webhooks arrived" >&2; exit 1; }
 # columns: id, sent, returned, arrived (microseconds)
 sort -k1,1 "$W/sent" | join - "$W/got" >"$W/joined"
-pct() { sort -g | awk -v p="$1" '{ a[NR] = $1 } END { printf "%.3f", a[int((NR - 1) * p) + 1] }'; }
+pct() { sort -g | awk -v p="$1" '{ a[NR] = $1 } END { if (!NR) exit 1; printf "%.3f", a[int((NR - 1) * p) + 1] }'; }
 # from the act's return; a webhook that arrived before the response did
 # (the dispatcher is woken at the commit) counts as 0
-awk '{ d = ($4 - $3) / 1000; print d > 0 ? d : 0 }' "$W/joined" >"$W/lat"
+awk '{ d = ($4 - $3) / 1000; print (d > 0 ? d : 0) }' "$W/joined" >"$W/lat"
 # from the act's send: the act's own commit included
 awk '{ print ($4 - $2) / 1000 }' "$W/joined" >"$W/lat_send"
 echo "$(pct 0.50 <"$W/lat") $(pct 0.99 <"$W/lat") $(pct 0.99 <"$W/lat_send")"
