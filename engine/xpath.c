@@ -1,9 +1,9 @@
 /*
  * xpath.c - evaluating the flow's compiled XPath, and the dk: functions.
  *
- * Every evaluation gets a fresh xmlXPathContext with no document: guards,
- * set values, assignments and deadline dates only use variables and
- * functions. The variable lookup gives the instance's variables typed
+ * Evaluations run on an xmlXPathContext with no document (kept per thread,
+ * see ctx_take): guards, set values, assignments and deadline dates only
+ * use variables and functions. The variable lookup gives the instance's variables typed
  * (number -> XPath number, boolean -> boolean, string and date -> string;
  * a declared variable that has no value yet is NaN, false or "") plus the
  * built-ins $initiator, $actor, $state and $instance. The function lookup
@@ -23,6 +23,7 @@
 
 #include <libxml/xpathInternals.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -516,20 +517,76 @@ static void on_error(void *data, xmlErrorPtr err)
 	}
 }
 
+/* Building an xmlXPathContext registers libxml2's whole function library
+ * in a fresh hash table, which cost more than evaluating a guard; so each
+ * thread keeps one context, set up once, and only points it at this
+ * evaluation's data. A dk: function may evaluate another expression
+ * (dk:late evaluates the evidence's due date) while the thread's context
+ * is in use: the key is empty then, and that inner evaluation builds and
+ * frees a context of its own. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static int ctx_key_ok;
+
+static void ctx_destroy(void *p)
+{
+	xmlXPathFreeContext(p);
+}
+
+static void ctx_key_init(void)
+{
+	ctx_key_ok = pthread_key_create(&ctx_key, ctx_destroy) == 0;
+}
+
+static xmlXPathContextPtr ctx_take(void)
+{
+	xmlXPathContextPtr ctx = NULL;
+	pthread_once(&ctx_once, ctx_key_init);
+	if (ctx_key_ok && (ctx = pthread_getspecific(ctx_key)) != NULL) {
+		pthread_setspecific(ctx_key, NULL);
+		return ctx;
+	}
+	if (!(ctx = xmlXPathNewContext(NULL)))
+		return NULL;
+	if (xmlXPathRegisterNs(ctx, (const xmlChar *)"dk", (const xmlChar *)DK_FN_NS) != 0) {
+		xmlXPathFreeContext(ctx);
+		return NULL;
+	}
+	xmlXPathRegisterVariableLookup(ctx, var_lookup, NULL);
+	xmlXPathRegisterFuncLookup(ctx, func_lookup, NULL);
+	ctx->error = on_error;
+	return ctx;
+}
+
+/* Gives ctx back to the thread, or frees it when an outer evaluation
+ * holds the thread's one. */
+static void ctx_give(xmlXPathContextPtr ctx)
+{
+	ctx->varLookupData = ctx->funcLookupData = ctx->userData = NULL;
+	if (ctx_key_ok && !pthread_getspecific(ctx_key) && pthread_setspecific(ctx_key, ctx) == 0)
+		return;
+	xmlXPathFreeContext(ctx);
+}
+
 int dk__eval(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xpath *expr)
 {
 	eval_ctx ev = {run, state, DK_BUF_INIT, DK_BUF_INIT};
-	xmlXPathContextPtr ctx = xmlXPathNewContext(NULL);
+	xmlXPathContextPtr ctx = ctx_take();
 	xmlXPathObjectPtr res = NULL;
 	int err = 0;
 	*out = NULL;
 	if (!ctx)
 		return dk_error_set(DK_EINTERNAL, "out of memory evaluating '%s'", expr->text);
-	xmlXPathRegisterNs(ctx, (const xmlChar *)"dk", (const xmlChar *)DK_FN_NS);
-	xmlXPathRegisterVariableLookup(ctx, var_lookup, &ev);
-	xmlXPathRegisterFuncLookup(ctx, func_lookup, &ev);
+	/* what an earlier evaluation may have left: no document, no node */
+	ctx->doc = NULL;
+	ctx->node = NULL;
+	ctx->contextSize = -1;
+	ctx->proximityPosition = -1;
+	ctx->depth = 0;
+	ctx->opCount = 0;
+	ctx->varLookupData = &ev;
+	ctx->funcLookupData = &ev;
 	ctx->userData = &ev;
-	ctx->error = on_error;
 	if (expr->comp)
 		res = xmlXPathCompiledEval(expr->comp, ctx);
 	if (!res) {
@@ -543,7 +600,7 @@ int dk__eval(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xp
 		                 expr->text, expr->line, run->flow->id, why);
 	}
 	*out = res;
-	xmlXPathFreeContext(ctx);
+	ctx_give(ctx);
 	dk_buf_free(&ev.msg);
 	dk_buf_free(&ev.lib);
 	return err;
