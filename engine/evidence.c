@@ -205,14 +205,15 @@ int dk_engine_evidence(dk_engine_result *out, const dk_engine_env *env, const dk
 
 	dk_event *ev = dk__event(&run, DK_EV_EVIDENCE);
 	ev->to = dk_strdup(e->state);
-	json_t *o = json_pack("{s:s,s:s,s:i,s:I}", "kind", k->id, "state", e->state, "visit",
-	                      e->visit, "size", (json_int_t)e->size);
-	if (e->name)
-		json_object_set_new(o, "name", json_string(e->name));
-	if (e->sha256)
-		json_object_set_new(o, "sha256", json_string(e->sha256));
-	ev->data = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
+	dk_jw w;
+	dk__jw_begin(&w);
+	dk__jw_str(&w, "kind", k->id);
+	dk__jw_str(&w, "state", e->state);
+	dk__jw_int(&w, "visit", e->visit);
+	dk__jw_int(&w, "size", (int64_t)e->size);
+	dk__jw_str_opt(&w, "name", e->name);
+	dk__jw_str_opt(&w, "sha256", e->sha256);
+	ev->data = dk__jw_end(&w);
 
 	run.snap->version++;
 	run.snap->updated_at = env->now;

@@ -185,7 +185,7 @@ int dk__take(dk_run *run, const dk_state *from, const dk_transition *t, const ch
 	data = json_object();
 	if (json_object_size(changes))
 		json_object_set(data, "vars", changes);
-	e->data = json_dumps(data, JSON_COMPACT);
+	e->data = dk__json_compact(data);
 	json_decref(data);
 
 	if (run->snap->status == DK_INSTANCE_RECALLED)
@@ -453,10 +453,12 @@ int dk_engine_start(dk_engine_result *out, const dk_engine_env *env, const char 
 	for (size_t i = 0; i < run.snap->nvars; i++)
 		dk__var_change(all, NULL, &run.snap->vars[i]);
 	{
-		json_t *d = json_pack("{s:s,s:i,s:O}", "flow", flow->id, "version", flow->version,
-		                      "vars", all);
-		e->data = json_dumps(d, JSON_COMPACT);
-		json_decref(d);
+		dk_jw w;
+		dk__jw_begin(&w);
+		dk__jw_str(&w, "flow", flow->id);
+		dk__jw_int(&w, "version", flow->version);
+		dk__jw_json(&w, "vars", all);
+		e->data = dk__jw_end(&w);
 	}
 	if ((err = dk__enter(&run, flow->initial)) < 0)
 		goto cleanup;

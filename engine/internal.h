@@ -95,6 +95,29 @@ int dk__authorize(char **on_behalf, dk_run *run, const dk_state *st, const dk_tr
 void dk__describe_users(dk_buf *b, dk_run *run, const dk_users *u);
 
 /* ---- result.c ---------------------------------------------------------- */
+/* A flat JSON object written straight as text: byte for byte what
+ * jansson's json_dumps(JSON_COMPACT) gives for the same members in the same
+ * order, without the object tree and the loop-detection table jansson's
+ * dump builds on every call (they cost more than the rest of a transition).
+ * Like json_pack's "s", a required string that is not valid UTF-8 fails
+ * the whole object (dk__jw_end gives NULL); like json_object_set_new with
+ * json_string, an optional one is left out. */
+typedef struct {
+	dk_buf b;
+	int bad;
+} dk_jw;
+void dk__jw_begin(dk_jw *w);
+void dk__jw_str(dk_jw *w, const char *key, const char *val);
+void dk__jw_str_opt(dk_jw *w, const char *key, const char *val);
+void dk__jw_int(dk_jw *w, const char *key, int64_t val);
+/* A jansson value (void * so that this header needs no jansson.h). */
+void dk__jw_json(dk_jw *w, const char *key, const void *val);
+/* The object's text (caller frees), or NULL after a bad required string. */
+char *dk__jw_end(dk_jw *w);
+/* Any jansson value as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes
+ * it, through the writer above (caller frees). */
+char *dk__json_compact(const void *val);
+
 dk_event *dk__event(dk_run *run, const char *type);
 void dk__set(char **field, const char *value);
 /* Fills res->tasks and res->timers from run->snap and adds a task.assigned

@@ -19,6 +19,204 @@ void dk__set(char **field, const char *value)
 	*field = value ? dk_strdup(value) : NULL;
 }
 
+/* ---- the JSON writer --------------------------------------------------- */
+
+/* Length of the UTF-8 sequence at s as jansson accepts it (no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when it is invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0], cp;
+	size_t n, i;
+	if (c < 0x80)
+		return 1;
+	if (c < 0xC2 || c > 0xF4)
+		return 0;
+	n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+	cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+static int utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+	while (*p) {
+		if (!(n = utf8_len(p)))
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+/* s as a JSON string, escaped as jansson escapes it by default */
+static void jw_quote(dk_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *run = s;
+	dk_buf_putc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		const char *esc = NULL;
+		char u[7];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		dk_buf_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		default:
+			memcpy(u, "\\u00", 4);
+			u[4] = hex[c >> 4];
+			u[5] = hex[c & 15];
+			u[6] = '\0';
+			esc = u;
+		}
+		dk_buf_puts(b, esc);
+	}
+	dk_buf_put(b, run, (size_t)(s - run));
+	dk_buf_putc(b, '"');
+}
+
+static void jw_key(dk_jw *w, const char *key)
+{
+	if (w->b.len > 1)
+		dk_buf_putc(&w->b, ',');
+	jw_quote(&w->b, key);
+	dk_buf_putc(&w->b, ':');
+}
+
+void dk__jw_begin(dk_jw *w)
+{
+	dk_buf init = DK_BUF_INIT;
+	w->b = init;
+	w->bad = 0;
+	dk_buf_grow(&w->b, 96);
+	dk_buf_putc(&w->b, '{');
+}
+
+void dk__jw_str(dk_jw *w, const char *key, const char *val)
+{
+	if (!val || !utf8_valid(val)) {
+		w->bad = 1;
+		return;
+	}
+	jw_key(w, key);
+	jw_quote(&w->b, val);
+}
+
+void dk__jw_str_opt(dk_jw *w, const char *key, const char *val)
+{
+	if (!val || !utf8_valid(val))
+		return;
+	jw_key(w, key);
+	jw_quote(&w->b, val);
+}
+
+static void jw_int(dk_buf *b, int64_t val)
+{
+	char s[24], *p = s + sizeof(s);
+	uint64_t u = val < 0 ? (uint64_t)0 - (uint64_t)val : (uint64_t)val;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (val < 0)
+		*--p = '-';
+	dk_buf_put(b, p, (size_t)(s + sizeof(s) - p));
+}
+
+void dk__jw_int(dk_jw *w, const char *key, int64_t val)
+{
+	jw_key(w, key);
+	jw_int(&w->b, val);
+}
+
+/* val into b; strings in a jansson tree are valid UTF-8 already. Reals
+ * keep jansson's own formatting. */
+static void jw_value(dk_buf *b, const json_t *val)
+{
+	const char *k;
+	json_t *v;
+	size_t i, n = 0;
+	char *s;
+	switch (json_typeof(val)) {
+	case JSON_OBJECT:
+		dk_buf_putc(b, '{');
+		json_object_foreach((json_t *)val, k, v)
+		{
+			if (n++)
+				dk_buf_putc(b, ',');
+			jw_quote(b, k);
+			dk_buf_putc(b, ':');
+			jw_value(b, v);
+		}
+		dk_buf_putc(b, '}');
+		break;
+	case JSON_ARRAY:
+		dk_buf_putc(b, '[');
+		for (i = 0; i < json_array_size(val); i++) {
+			if (i)
+				dk_buf_putc(b, ',');
+			jw_value(b, json_array_get(val, i));
+		}
+		dk_buf_putc(b, ']');
+		break;
+	case JSON_STRING: jw_quote(b, json_string_value(val)); break;
+	case JSON_INTEGER: jw_int(b, (int64_t)json_integer_value(val)); break;
+	case JSON_TRUE: dk_buf_puts(b, "true"); break;
+	case JSON_FALSE: dk_buf_puts(b, "false"); break;
+	case JSON_NULL: dk_buf_puts(b, "null"); break;
+	default:
+		s = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+		dk_buf_puts(b, s ? s : "null");
+		free(s);
+	}
+}
+
+void dk__jw_json(dk_jw *w, const char *key, const void *val)
+{
+	if (!val) {
+		w->bad = 1;
+		return;
+	}
+	jw_key(w, key);
+	jw_value(&w->b, val);
+}
+
+char *dk__json_compact(const void *val)
+{
+	dk_buf b = DK_BUF_INIT;
+	if (!val)
+		return NULL;
+	jw_value(&b, val);
+	return dk_buf_detach(&b);
+}
+
+char *dk__jw_end(dk_jw *w)
+{
+	if (w->bad) {
+		dk_buf_free(&w->b);
+		return NULL;
+	}
+	dk_buf_putc(&w->b, '}');
+	return dk_buf_detach(&w->b);
+}
+
+/* ---- events, tasks, timers --------------------------------------------- */
+
 dk_event *dk__event(dk_run *run, const char *type)
 {
 	dk_engine_result *res = run->res;
@@ -165,7 +363,8 @@ int dk__desired_tasks(dk_run *run, dk_task **out, size_t *n)
 static void add_timer(dk_timer **out, size_t *n, dk_run *run, const char *kind, const dk_state *st,
                       int visit, size_t index, int64_t due)
 {
-	dk_buf p = DK_BUF_INIT;
+	dk_jw w;
+	char *s;
 	*out = dk_realloc(*out, (*n + 1) * sizeof(**out));
 	dk_timer *t = &(*out)[(*n)++];
 	memset(t, 0, sizeof(*t));
@@ -173,13 +372,13 @@ static void add_timer(dk_timer **out, size_t *n, dk_run *run, const char *kind, 
 	t->kind = dk_strdup(kind);
 	t->state = dk_strdup(st->id);
 	t->due_at = due;
-	json_t *o =
-	    json_pack("{s:s,s:i,s:i}", "state", st->id, "visit", visit, "deadline", (int)index);
-	char *s = json_dumps(o, JSON_COMPACT);
-	dk_buf_puts(&p, s);
-	free(s);
-	json_decref(o);
-	t->payload = dk_buf_detach(&p);
+	dk__jw_begin(&w);
+	dk__jw_str(&w, "state", st->id);
+	dk__jw_int(&w, "visit", visit);
+	dk__jw_int(&w, "deadline", (int)index);
+	s = dk__jw_end(&w);
+	/* the payload was never NULL: an empty text when it cannot be written */
+	t->payload = s ? s : dk_strdup("");
 }
 
 /* Timers: for every active state's deadline, the deadline itself until it
@@ -245,16 +444,17 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 		dk__set(&e->actor, DK_SYSTEM_ACTOR);
 		e->user = dk_strdup(t->user);
 		e->to = dk_strdup(t->state);
-		json_t *o = json_pack("{s:s,s:s}", "assignee", t->user, "state", t->state);
-		if (t->role)
-			json_object_set_new(o, "role", json_string(t->role));
+		dk_jw w;
+		dk__jw_begin(&w);
+		dk__jw_str(&w, "assignee", t->user);
+		dk__jw_str(&w, "state", t->state);
+		dk__jw_str_opt(&w, "role", t->role);
 		if (t->due_at) {
 			char s[DK_TIME_STRLEN];
 			dk_time_format(s, t->due_at);
-			json_object_set_new(o, "due_at", json_string(s));
+			dk__jw_str_opt(&w, "due_at", s);
 		}
-		e->data = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
+		e->data = dk__jw_end(&w);
 	}
 	for (size_t j = 0; j < nold; j++) {
 		free(old[j].instance);

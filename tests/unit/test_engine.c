@@ -2,6 +2,7 @@
  * parallel regions, timers, the snapshot's JSON and the dk: functions. */
 #include "definitions/flow.h"
 #include "engine/engine.h"
+#include "engine/internal.h"
 #include "util/buf.h"
 #include "util/error.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <libxml/xpath.h>
+#include <jansson.h>
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -1627,9 +1629,82 @@ static void example_cross_department_regions(void **state)
 	end_example(&in);
 }
 
+/* ---- the engine's JSON writer ------------------------------------------ */
+
+/* The writer must give jansson's compact bytes: events written by older
+ * builds and by this one are compared and hashed as text. */
+static void json_writer_matches_jansson(void **state)
+{
+	static const char *const strs[] = {
+	    "",
+	    "plain",
+	    "quote \" and back\\slash",
+	    "ctl \b\f\n\r\t \x01\x1f\x7f end",
+	    "slash / stays",
+	    "李明 ünïcode \xf0\x9f\x98\x80",
+	    "tab\tat the end\t",
+	};
+	static const int64_t ints[] = {0, 1, -1, 42, -9007199254740991LL, INT64_MAX, INT64_MIN};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		for (size_t j = 0; j < sizeof(ints) / sizeof(ints[0]); j++) {
+			json_t *o =
+			    json_pack("{s:s,s:I}", strs[i], strs[i], "n", (json_int_t)ints[j]);
+			json_object_set_new(o, "opt", json_string(strs[i]));
+			char *want = json_dumps(o, JSON_COMPACT);
+			dk_jw w;
+			dk__jw_begin(&w);
+			dk__jw_str(&w, strs[i], strs[i]);
+			dk__jw_int(&w, "n", ints[j]);
+			dk__jw_str_opt(&w, "opt", strs[i]);
+			char *got = dk__jw_end(&w);
+			assert_string_equal(got, want);
+			free(got);
+			free(want);
+			json_decref(o);
+		}
+	}
+	/* a tree with every kind of value, reals in jansson's own format */
+	json_t *tree = json_pack("{s:{s:n,s:b,s:f},s:[i,f,s,b],s:{}}", "vars", "from", "to", 1, "r",
+	                         2.5, "list", 3, 0.1, "x\"y", 0, "empty");
+	char *want = json_dumps(tree, JSON_COMPACT);
+	char *got = dk__json_compact(tree);
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	dk_jw w;
+	dk__jw_begin(&w);
+	dk__jw_str(&w, "flow", "plan");
+	dk__jw_json(&w, "tree", tree);
+	got = dk__jw_end(&w);
+	json_t *wrap = json_pack("{s:s,s:O}", "flow", "plan", "tree", tree);
+	want = json_dumps(wrap, JSON_COMPACT);
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	json_decref(wrap);
+	json_decref(tree);
+	/* invalid UTF-8: a required string fails the object (as json_pack
+	 * does), an optional one is left out (as json_object_set_new does) */
+	static const char *const bad[] = {"\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf5\x80\x80\x80",
+	                                  "a\x80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_null(json_string(bad[i]));
+		dk__jw_begin(&w);
+		dk__jw_str(&w, "k", "v");
+		dk__jw_str_opt(&w, "name", bad[i]);
+		got = dk__jw_end(&w);
+		assert_string_equal(got, "{\"k\":\"v\"}");
+		free(got);
+		dk__jw_begin(&w);
+		dk__jw_str(&w, "k", bad[i]);
+		assert_null(dk__jw_end(&w));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(json_writer_matches_jansson),
 	    cmocka_unit_test(start_defaults_and_tasks),
 	    cmocka_unit_test(start_var_errors),
 	    cmocka_unit_test(linear_approve),
