@@ -423,7 +423,17 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 		return err;
 	if ((err = dk__desired_timers(run, &res->timers, &res->ntimers)) < 0)
 		return err;
-	if (before) {
+	/* A new task is already known only when its state is in the same
+	 * visit as before; when no task is (a transition moved on), the
+	 * tasks before need not be derived, which evaluates their assign
+	 * expressions again. */
+	int same_visit = 0;
+	for (size_t i = 0; before && i < res->ntasks && !same_visit; i++) {
+		const dk_snap_state *now = dk_snapshot_state(run->snap, res->tasks[i].state);
+		const dk_snap_state *was = dk_snapshot_state(before, res->tasks[i].state);
+		same_visit = was && now && was->visits == now->visits;
+	}
+	if (same_visit) {
 		dk_run prev = *run;
 		prev.snap = (dk_snapshot *)before; /* read only: tasks are derived */
 		if ((err = dk__desired_tasks(&prev, &old, &nold)) < 0)
