@@ -249,6 +249,14 @@ int dk_flow_load_buffer(dk_flow **out, const char *name, const char *bytes, size
                         dk_diags *diags);
 /* The same from a file; name in messages is the path. */
 int dk_flow_load_file(dk_flow **out, const char *path, dk_diags *diags);
+/* Loads a flow as deployed: bytes the store kept with the SHA-256 (hex)
+ * taken at deploy, when dk_flow_load_buffer accepted them. When the bytes
+ * still hash to sha256 the RelaxNG validation is skipped (it passed at
+ * deploy; the schema only grows) and the flow is built, its expressions
+ * compiled and checked as dk_flow_load_buffer does. When they do not,
+ * nothing is loaded: DK_EINVALID, saying the stored flow was changed. */
+int dk_flow_load_deployed(dk_flow **out, const char *name, const char *bytes, size_t len,
+                          const char *sha256, dk_diags *diags);
 void dk_flow_free(dk_flow *flow);
 
 /* Lookups: NULL when absent. Lent. */

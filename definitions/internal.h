@@ -12,7 +12,8 @@
 /* Parses untrusted bytes (no network, no external entities, no DTD, no
  * entity expansion, at most DK_FLOW_MAX_BYTES), checks that the root is
  * <root xmlns=ns>, and validates it against the embedded RelaxNG schema
- * (e.g. "definitions/flow.rng"). Every problem becomes a diag; returns 0 and
+ * (e.g. "definitions/flow.rng"; NULL skips the validation, for bytes
+ * that passed it before). Every problem becomes a diag; returns 0 and
  * *out (the caller frees it with xmlFreeDoc) or DK_EINVALID. what names the
  * kind of file in messages ("flow", "org directory"). */
 int dk_xml_load(xmlDocPtr *out, const char *file, const char *bytes, size_t len, const char *root,

@@ -543,8 +543,10 @@ static dk_flow *build(const xmlDoc *doc, const char *file, dk_diags *d)
 	return f;
 }
 
-int dk_flow_load_buffer(dk_flow **out, const char *name, const char *bytes, size_t len,
-                        dk_diags *diags)
+/* schema: the RelaxNG schema to validate against, NULL when the bytes
+ * hash to sha256 (already hashed by the caller) */
+static int load(dk_flow **out, const char *name, const char *bytes, size_t len, const char *schema,
+                const char *sha256, dk_diags *diags)
 {
 	dk_diags local = DK_DIAGS_INIT;
 	dk_diags *d = diags ? diags : &local;
@@ -555,12 +557,14 @@ int dk_flow_load_buffer(dk_flow **out, const char *name, const char *bytes, size
 	*out = NULL;
 	if (!name)
 		name = "<flow>";
-	if (dk_xml_load(&doc, name, bytes, len, "flow", DK_FLOW_NS, "definitions/flow.rng", "flow",
-	                d) < 0)
+	if (dk_xml_load(&doc, name, bytes, len, "flow", DK_FLOW_NS, schema, "flow", d) < 0)
 		goto done;
 	flow = build(doc, name, d);
 	xmlFreeDoc(doc);
-	dk_sha256_hex(flow->sha256, bytes, len);
+	if (sha256)
+		memcpy(flow->sha256, sha256, sizeof(flow->sha256));
+	else
+		dk_sha256_hex(flow->sha256, bytes, len);
 	dk_flow_check(flow, d);
 	if (d->errors > before) {
 		dk_flow_free(flow);
@@ -569,6 +573,34 @@ int dk_flow_load_buffer(dk_flow **out, const char *name, const char *bytes, size
 done:
 	*out = flow;
 	return dk_diags_finish(diags, &local, flow == NULL);
+}
+
+int dk_flow_load_buffer(dk_flow **out, const char *name, const char *bytes, size_t len,
+                        dk_diags *diags)
+{
+	return load(out, name, bytes, len, "definitions/flow.rng", NULL, diags);
+}
+
+/* Compiling the RelaxNG schema and validating against it is most of what
+ * loading a flow costs in a fresh process (0.6 of 0.8 ms), and every
+ * docket command that acts loads its instance's flow. */
+int dk_flow_load_deployed(dk_flow **out, const char *name, const char *bytes, size_t len,
+                          const char *sha256, dk_diags *diags)
+{
+	dk_diags local = DK_DIAGS_INIT;
+	char sha[65];
+
+	*out = NULL;
+	dk_sha256_hex(sha, bytes, len);
+	if (!sha256 || strcmp(sha, sha256) != 0) {
+		dk_diags_add(diags ? diags : &local, name ? name : "<flow>", 0, DK_DIAG_ERROR,
+		             "the stored flow was changed after it was deployed (its bytes hash "
+		             "to %s, deployed as %s); deploy the flow file again as a new "
+		             "version",
+		             sha, sha256 ? sha256 : "(none)");
+		return dk_diags_finish(diags, &local, 1);
+	}
+	return load(out, name, bytes, len, NULL, sha, diags);
 }
 
 int dk_flow_load_file(dk_flow **out, const char *path, dk_diags *diags)

@@ -929,6 +929,12 @@ int dk_xml_load(xmlDocPtr *out, const char *file, const char *bytes, size_t len,
 	if (tl.count == count_elements(top))
 		fix_start_lines(&tl, top);
 	free(tl.lines);
+	if (!schema) {
+		*out = doc;
+		doc = NULL;
+		rc = 0;
+		goto cleanup;
+	}
 	xmlRelaxNGPtr rng = get_schema(schema);
 	if (!rng) {
 		dk_diags_add(d, file, 0, DK_DIAG_ERROR,

@@ -231,12 +231,13 @@ int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int versio
 		dk_flow_row_free(&row);
 		return 0;
 	}
-	dk_diags diags = DK_DIAGS_INIT;
-	error = dk_flow_load_buffer(&flow, id, row.bytes, row.len, &diags);
-	dk_diags_free(&diags);
+	/* no diags: the first error becomes dk_error_last() for the message */
+	error = dk_flow_load_deployed(&flow, id, row.bytes, row.len, row.sha256, NULL);
 	if (error < 0) {
+		char why[1024]; /* dk_error_set must not read the text it replaces */
+		snprintf(why, sizeof(why), "%s", dk_error_last());
 		error = dk_error_set(DK_EINTERNAL, "deployed flow %s@%d no longer loads: %s", id,
-		                     row.version, dk_error_last());
+		                     row.version, why);
 		dk_flow_row_free(&row);
 		return error;
 	}

@@ -85,6 +85,53 @@ static dk_flow *load_ok(void)
 	return f;
 }
 
+/* A deployed flow loads without RelaxNG only while its bytes hash as they
+ * did at deploy; it still gets the same model and the semantic checks. */
+static void deployed_flow_checks_its_hash(void **state)
+{
+	dk_flow *full = load_ok(), *f = NULL;
+	char sha[65];
+	size_t len = strlen(flow_xml);
+	dk_sha256_hex(sha, flow_xml, len);
+	assert_int_equal(dk_flow_load_deployed(&f, "plan", flow_xml, len, sha, NULL), 0);
+	assert_non_null(f);
+	assert_string_equal(f->sha256, full->sha256);
+	assert_int_equal(f->nstates, full->nstates);
+	assert_int_equal(f->nvars, full->nvars);
+	assert_string_equal(f->initial->id, full->initial->id);
+	const dk_transition *t = dk_state_transition(dk_flow_state(f, "work"), "finish");
+	assert_non_null(t);
+	assert_non_null(t->target);
+	assert_non_null(t->guard);
+	assert_non_null(t->guard->comp);
+	dk_flow_free(f);
+	dk_flow_free(full);
+
+	/* one byte changed in the store: refused, whatever it says */
+	char *tampered = dk_strdup(flow_xml);
+	char *pos = strstr(tampered, "default=\"3\"");
+	assert_non_null(pos);
+	pos[9] = '9';
+	f = NULL;
+	assert_int_equal(dk_flow_load_deployed(&f, "plan", tampered, len, sha, NULL), DK_EINVALID);
+	assert_null(f);
+	assert_non_null(strstr(dk_error_last(), "changed after it was deployed"));
+	assert_int_equal(dk_flow_load_deployed(&f, "plan", flow_xml, len, NULL, NULL), DK_EINVALID);
+	assert_null(f);
+
+	/* matching bytes that break a rule of meaning are still refused */
+	char *bad = dk_strdup(flow_xml);
+	pos = strstr(bad, "to=\"checks\"");
+	assert_non_null(pos);
+	memcpy(pos, "to=\"chucks\"", 11);
+	dk_sha256_hex(sha, bad, len);
+	assert_int_equal(dk_flow_load_deployed(&f, "plan", bad, len, sha, NULL), DK_EINVALID);
+	assert_null(f);
+	assert_non_null(strstr(dk_error_last(), "chucks"));
+	free(bad);
+	free(tampered);
+}
+
 static void flow_header(void **state)
 {
 	dk_flow *f = load_ok();
@@ -486,6 +533,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(flow_header),
+	    cmocka_unit_test(deployed_flow_checks_its_hash),
 	    cmocka_unit_test(flow_vars_and_evidence),
 	    cmocka_unit_test(flow_states_and_transitions),
 	    cmocka_unit_test(flow_parallel),
