@@ -88,10 +88,19 @@ int dk_runner_batch_begin(dk_runner *r)
 
 	if (r->batch)
 		return dk_error_set(DK_EINTERNAL, "a batch is already open on this runner");
+	const dk_org *org;
+
 	if ((error = dk_store_begin(r->store)) < 0)
 		return error;
 	r->batch = 1;
 	r->depth = 0;
+	/* The write lock is ours until the commit: the org cannot change
+	 * meanwhile, so it is read once for the whole batch, as a tick does. */
+	if ((error = dk_runner_org(r, &org)) < 0) {
+		dk_runner_batch_abort(r);
+		return error;
+	}
+	r->org_pinned = 1;
 	return 0;
 }
 
@@ -143,6 +152,7 @@ int dk_runner_batch_commit(dk_runner *r)
 		return dk_error_set(DK_EINTERNAL, "no batch to commit");
 	r->batch = 0;
 	r->depth = 0;
+	r->org_pinned = 0;
 	if ((error = dk_store_commit(r->store)) < 0) {
 		dk_runner_drop_notes(r, 0);
 		return error;
@@ -173,6 +183,7 @@ void dk_runner_batch_abort(dk_runner *r)
 {
 	r->batch = 0;
 	r->depth = 0;
+	r->org_pinned = 0;
 	dk_runner_drop_notes(r, 0);
 	dk_store_rollback(r->store);
 }
