@@ -119,6 +119,19 @@ void dk_workers_wake(void);
 /* Tells the workers to stop and joins them. */
 void dk_workers_stop(void);
 
+/* deadline.c: each request's headers must arrive within --timeout seconds
+ * of its connection (or previous answer), however slowly they trickle. */
+int dk_deadline_start(unsigned timeout_s);
+/* Stops the watchdog; after MHD_stop_daemon. */
+void dk_deadline_stop(void);
+/* For MHD_OPTION_NOTIFY_CONNECTION: tracks connections from accept. */
+void dk_deadline_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe);
+/* The headers are in (or the request answered): no deadline. */
+void dk_deadline_disarm(struct MHD_Connection *c);
+/* The answer is sent: the next request on the connection has one. */
+void dk_deadline_arm(struct MHD_Connection *c);
+
 /* Handlers, one per route (routes_*.c). */
 int dk_route_healthz(dk_req *rq);
 int dk_route_openapi(dk_req *rq);

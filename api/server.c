@@ -4,7 +4,8 @@
  *
  * Threads: libmicrohttpd runs a pool of opts->threads threads, each
  * polling many connections without blocking, so a slow client costs a
- * socket, never a thread, and is cut off after opts->timeout_s. Handlers
+ * socket, never a thread, and is cut off after opts->timeout_s: idle, by
+ * libmicrohttpd; still trickling its request in, by deadline.c. Handlers
  * block (SQLite fsyncs), so each borrows a dk_api_ctx (runner + store +
  * org) from a pool for the length of one request: a dk_runner is
  * single-threaded and is never shared. Two more threads fire timers and
@@ -468,6 +469,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, conn_req *q, const char 
 	char *user = NULL;
 	enum MHD_Result ret;
 
+	dk_deadline_disarm(c); /* arrived; the handler's time is ours */
 	rq.conn = c;
 	rq.method = method;
 	rq.path = url;
@@ -648,6 +650,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		clock_gettime(CLOCK_MONOTONIC, &q->start);
 		*con_cls = q;
 		atomic_fetch_add(&srv.inflight, 1);
+		/* The headers are in: the deadline was for them. A body is
+		 * bounded by --max-body (or --max-upload) and must not stall;
+		 * a large one on a slow line may take its time. */
+		dk_deadline_disarm(c);
 		if (streamed(url, method)) {
 			q->stream = 1;
 			/* Refused or oversize: answer before reading the body;
@@ -719,6 +725,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	conn_req *q = *con_cls;
+	dk_deadline_arm(c); /* for the next request on this connection */
 	if (!q)
 		return;
 	if (q->pp)
@@ -839,13 +846,18 @@ int dk_serve(const dk_serve_opts *opts)
 	sigaddset(&sigs, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
+	if (dk_deadline_start(opts->timeout_s) < 0) {
+		error = dk_error_set(DK_EINTERNAL, "cannot start the request deadline thread");
+		goto unblock;
+	}
 	d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
 	    NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
 	    (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_conns,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, NULL, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_CONNECTION,
+	    dk_deadline_notify, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	    MHD_OPTION_END);
 	if (!d) {
 		error = dk_error_set(DK_EINTERNAL, "libmicrohttpd did not start on %s", bound);
 		goto unblock;
@@ -878,6 +890,7 @@ unblock:
 	if (d)
 		MHD_stop_daemon(d);
 	dk_writer_stop(); /* after the daemon: no request waits on it now */
+	dk_deadline_stop();
 	if (workers)
 		dk_workers_stop();
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -172,8 +172,9 @@ expect_code 403 "the link altered: 403"
 unchanged "the altered link"
 
 # ---- slow clients ----
-# Bodies that never end, cut off by the 3 s timeout while others are
-# served.
+# Two slowlorises (a header line a second, never finishing: never idle,
+# so only the request deadline stops them) and two bodies that never end,
+# all cut off after the 3 s timeout while others are served.
 slow() {
 	bash -c 'exec 3<>"/dev/tcp/$1/$2"
 	s=$(date +%s)
@@ -186,13 +187,15 @@ slow() {
 	timeout 12 cat <&3 >/dev/null
 	echo $(( $(date +%s) - s )) >"$3"' slow "$host" "$port" "$1" "$2" "$id" "$wei" &
 }
+slow "$T/s1" headers; s1=$!
+slow "$T/s2" headers; s2=$!
 slow "$T/s3" body; s3=$!
 slow "$T/s4" body; s4=$!
 sleep 1
 req GET "/api/instances/$id" "$li"
-expect_code 200 "others are served while slow clients hang"
-wait $s3 $s4
-for f in s3 s4; do
+expect_code 200 "others are served while four slow clients hang"
+wait $s1 $s2 $s3 $s4
+for f in s1 s2 s3 s4; do
 	secs=$(cat "$T/$f")
 	# a header every second keeps no connection alive past the timeout
 	# plus one interval
