@@ -6,13 +6,19 @@
 set -eu
 PKGS="gcc make pkg-config libxml2-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libgit2-dev libjansson-dev libmicrohttpd-dev libssl-dev libcmocka-dev graphviz
-git curl openssl jq $*"
+git curl openssl jq fonts-wqy-microhei $*"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
 		missing="$missing $p"
 	fi
 done
+# The browser test (tests/e2e/browser_inbox.sh) needs chromium, node and
+# npm. Asked for by command, not package: a node from elsewhere (e.g.
+# NodeSource, which bundles npm and conflicts with Debian's npm) will do.
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "docket needs these Debian packages:$missing" >&2
