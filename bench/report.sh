@@ -124,6 +124,14 @@ row "durable acts/s through \`docket serve\`, 64 connections (group commit)" ser
 row "whole instances/s (start, submit with evidence, approve, finish), every step durable, through the library" \
 	whole "/s" "bpmn-engine in memory" bpmn "/s" "-" ""
 
+header "\`docket serve\` under wrk (2 threads, 64 connections, 100,000 stored instances)"
+row "GET /api/instances/{id} requests/s (target ≥ 10,000/s)" wrk_get "/s" "-" - "" "-" ""
+row "p99 latency of those GETs (target < 50 ms)" wrk_get_p99 "ms" "-" - "" "-" ""
+row "durable acts/s (submit/return, wrk Lua; target ≥ 3,000/s)" wrk_acts "/s" \
+	"bare SQLite insert+commit, same run" wrk_floor "commits/s" "-" ""
+row "p99 latency of those acts (target < 50 ms)" wrk_acts_p99 "ms" "-" - "" "-" ""
+row "serve's peak resident memory (VmHWM) after a GET run (target < 64 MB)" wrk_rss "MB" "-" - "" "-" ""
+
 header "Command line, one process per step"
 row "milliseconds per \`docket act\` process against one \`sqlite3 DB 'insert…'\`" \
 	docket_act "ms" "sqlite3 CLI" sqlite3_cli "ms" "<=" 2
@@ -215,6 +223,14 @@ cat <<EOF
   connections, each cycling its own instance through submit (li) and return
   (wei): every act is a durable transition with its archive note, answered
   only once committed. The floor is run in turns with it.
+- **serve under wrk**: bench/serve_wrk.sh seeds 100,000 instances (one
+  started by docket, the rest copies of its rows in one sqlite3
+  transaction) and starts \`docket serve --no-timers --no-hooks\` per run;
+  wrk -t2 -c64 GETs random instances as their initiator
+  (bench/serve_wrk_get.lua) or POSTs submit/return on 4,096 of them
+  (bench/serve_wrk_acts.lua). Rates count 2xx answers only; a run with
+  more than 1% errors fails. Memory is VmHWM of the serve process after a
+  GET run.
 - **Whole instances**: docket starts, uploads the plan (git archive and
   SQLite, both fsynced), submits, approves and finishes, each step durable;
   bpmn-engine runs bench/peers/plan.bpmn in memory with the XML parsed once.
