@@ -209,27 +209,30 @@ interleave $(available serve_acts serve_floor)
 # VmHWM after a GET run. The p99 keys read what the run before them wrote;
 # the SQLite floor runs in the same turns as the acts.
 WRK_SECS=$((10 / SCALE + 2))
+WRK_INSTANCES=$((100000 / SCALE))
+export WRK_INSTANCES
 run_wrk_get() { sh bench/serve_wrk.sh "$DOCKET" "$WORK" get "$WRK_SECS"; }
 run_wrk_get_p99() { cat "$WORK/wrk-get.p99"; }
+run_wrk_health() { sh bench/serve_wrk.sh "$DOCKET" "$WORK" health "$WRK_SECS"; }
 run_wrk_acts() { sh bench/serve_wrk.sh "$DOCKET" "$WORK" acts "$WRK_SECS"; }
 run_wrk_acts_p99() { cat "$WORK/wrk-acts.p99"; }
 run_wrk_floor() { run_floor; }
 run_wrk_rss() { sh bench/serve_wrk.sh "$DOCKET" "$WORK" rss "$WRK_SECS"; }
 needs_cmd wrk_get serve token start deploy org && command -v wrk >/dev/null ||
 	echo "wrk or a docket command is missing" >"$OUT/wrk_get.why"
-for k in wrk_get_p99 wrk_acts wrk_acts_p99 wrk_floor wrk_rss; do
+for k in wrk_get_p99 wrk_health wrk_acts wrk_acts_p99 wrk_floor wrk_rss; do
 	[ -f "$OUT/wrk_get.why" ] && cp "$OUT/wrk_get.why" "$OUT/$k.why"
 done
 if [ ! -f "$OUT/wrk_get.why" ] && ! WRK_INSTANCES=$((100000 / SCALE)) \
 	sh bench/serve_wrk.sh "$DOCKET" "$WORK" setup 2>"$OUT/wrk_setup.err"; then
 	log "seeding for wrk failed; see bench/results.tmp/wrk_setup.err"
 	failed="$failed wrk_setup"
-	for k in wrk_get wrk_get_p99 wrk_acts wrk_acts_p99 wrk_floor wrk_rss; do
+	for k in wrk_get wrk_get_p99 wrk_health wrk_acts wrk_acts_p99 wrk_floor wrk_rss; do
 		echo "seeding failed: see bench/results.tmp/wrk_setup.err" >"$OUT/$k.why"
 	done
 fi
 log "serve under wrk: $((100000 / SCALE)) instances, 64 connections, ${WRK_SECS}s per run"
-interleave $(available wrk_get wrk_get_p99)
+interleave $(available wrk_get wrk_get_p99 wrk_health)
 interleave $(available wrk_acts wrk_acts_p99 wrk_floor)
 interleave $(available wrk_rss)
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# serve_wrk.sh DOCKET WORK MODE [SECONDS] - `docket serve` under wrk.
+# serve_wrk.sh DOCKET WORK MODE [SECONDS [SERVE OPTION...]] - `docket serve` under wrk.
 #
 # MODE setup: a fresh home in WORK with the org of examples/,
 #   bench/monthly-plan.xml without its <requires>, tokens for li and wei in
@@ -12,13 +12,18 @@
 #   the p99 latency (ms) to WORK/wrk-get.p99.
 # MODE acts: durable acts, 64 connections: bench/serve_wrk_acts.lua POSTs
 #   submit (li) and return (wei, with the comment the flow requires) on
-#   instances 2..4097, each in turn; prints acts/s answered 2xx, p99 to
+#   the next 4,096 instances still in draft (each run takes fresh ones),
+#   each in turn; prints acts/s answered 2xx, p99 to
 #   WORK/wrk-acts.p99.
+# MODE health: the same wrk on GET /healthz (no store, no auth): what
+#   this machine's HTTP path gives in the same minutes; prints requests/s.
 # MODE rss: VmRSS and VmHWM (kB) of the serve process after a get run,
 #   written to WORK/wrk-rss ("rss hwm"); prints VmHWM in MB.
 # The server runs with --no-timers --no-hooks: wrk measures the API.
 set -eu
 DOCKET=$1 WORK=$2 MODE=$3 SECS=${4:-5}
+shift 3
+[ $# -gt 0 ] && shift
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 H=$WORK/wrk-home
 N=${WRK_INSTANCES:-100000}
@@ -57,13 +62,14 @@ INSERT INTO tasks (instance_id, state_id, user_id, role, due_at, created_at)
 COMMIT;
 SQL
 	echo "$first" >"$WORK/wrk-first"
+	rm -f "$WORK/wrk-acts-next"
 	exit 0
 fi
 
 first=$(cat "$WORK/wrk-first")
 rm -f "$WORK/wrk-addr"
 "$DOCKET" --home "$H" serve --listen 127.0.0.1:0 --address-file "$WORK/wrk-addr" \
-	--no-timers --no-hooks 2>"$WORK/wrk-serve.log" &
+	--no-timers --no-hooks "$@" 2>"$WORK/wrk-serve.log" &
 pid=$!
 i=0
 while [ ! -s "$WORK/wrk-addr" ] && [ $i -lt 100 ]; do
@@ -74,10 +80,13 @@ done
 base="http://$(cat "$WORK/wrk-addr")"
 
 case $MODE in
-get | rss)
+get | rss | health)
+	[ "$MODE" = health ] && export WRK_PATH=/healthz
 	WRK_FIRST=$first WRK_COUNT=$N WRK_LI=$(cat "$WORK/wrk-li") \
-		wrk -t2 -c64 -d"${SECS}s" -s "$SRC/bench/serve_wrk_get.lua" "$base" >"$WORK/wrk-get.out"
-	if [ "$MODE" = rss ]; then
+		wrk -t2 -c64 --timeout 10s -d"${SECS}s" -s "$SRC/bench/serve_wrk_get.lua" "$base" >"$WORK/wrk-get.out"
+	if [ "$MODE" = health ]; then
+		awk '/^ok/ { print $2 }' "$WORK/wrk-get.out"
+	elif [ "$MODE" = rss ]; then
 		rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
 		hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")
 		echo "$rss $hwm" >"$WORK/wrk-rss"
@@ -89,8 +98,15 @@ get | rss)
 	out=$WORK/wrk-get.out
 	;;
 acts)
-	WRK_FIRST=$((first + 1)) WRK_COUNT=4096 WRK_LI=$(cat "$WORK/wrk-li") WRK_WEI=$(cat "$WORK/wrk-wei") \
-		wrk -t2 -c64 -d"${SECS}s" -s "$SRC/bench/serve_wrk_acts.lua" "$base" >"$WORK/wrk-acts.out"
+	# each run takes the next block of instances still in draft: 4,096
+	# (N/25 when fewer are seeded, so QUICK=1 has enough for its runs)
+	blk=$((N / 25))
+	[ "$blk" -le 4096 ] || blk=4096
+	next=$(cat "$WORK/wrk-acts-next" 2>/dev/null || echo $((first + 1)))
+	[ $((next + blk)) -le $((first + N)) ] || { echo "serve_wrk.sh: no drafts left for acts" >&2; exit 1; }
+	echo $((next + blk)) >"$WORK/wrk-acts-next"
+	WRK_FIRST=$next WRK_COUNT=$blk WRK_LI=$(cat "$WORK/wrk-li") WRK_WEI=$(cat "$WORK/wrk-wei") \
+		wrk -t2 -c64 --timeout 10s -d"${SECS}s" -s "$SRC/bench/serve_wrk_acts.lua" "$base" >"$WORK/wrk-acts.out"
 	awk '/^ok/ { print $2 }' "$WORK/wrk-acts.out"
 	awk '/^ok/ { print $3 }' "$WORK/wrk-acts.out" >"$WORK/wrk-acts.p99"
 	out=$WORK/wrk-acts.out
