@@ -131,7 +131,8 @@ static int templates(dk_runner *r, int64_t tm)
 		size_t k;
 		/* started 1 to 10 days before the measuring clock; the overdue
 		 * ones 8 days before, so their 3-day review deadline passed */
-		dk_runner_set_now(r, tm - (int64_t)(kind == 9 ? 8 : 1 + i % 7) * 86400 - i * 60);
+		dk_runner_set_now(r, tm - (int64_t)(kind == 9 ? 8 : 1 + i % 7) * 86400 -
+		                         (int64_t)i * 60);
 		if (start(r, &id, who) != 0)
 			return 1;
 		if (kind <= 5) /* completed: most of a store is history */
