@@ -28,11 +28,15 @@ int cmd_log(dk_cli *cli, int argc, char **argv)
 		const char *comment = dk_json_str(e, "comment"), *note = dk_json_str(e, "note");
 		printf("%3lld  %s  %-18s %s%s%s", dk_json_int(e, "seq"), dk_json_str(e, "at"),
 		       dk_json_str(e, "type"), dk_json_str(e, "actor"), *obo ? " for " : "", obo);
-		const char *assignee = dk_json_str(json_object_get(e, "data"), "assignee");
+		json_t *data = json_object_get(e, "data");
+		const char *assignee = dk_json_str(data, "assignee");
+		const char *file = dk_json_str(data, "name");
 		if (*tr)
 			printf("  %s", tr);
 		if (*assignee)
 			printf("  task for %s in %s", assignee, to);
+		else if (*file) /* an upload: which file, of what kind, where */
+			printf("  %s %s in %s", dk_json_str(data, "kind"), file, to);
 		else if (*from || *to)
 			printf("  %s -> %s", *from ? from : "(start)", *to ? to : "-");
 		if (*note)

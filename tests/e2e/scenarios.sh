@@ -7,13 +7,17 @@
 #   $ at TIME                 the clock (DOCKET_NOW) from now on
 #   $ file NAME SIZE          make a file of SIZE bytes to attach
 #   $ USER ARGS...            run `docket ARGS` as USER ("-" for nobody)
+#   $ trace ID                the trace line of instance ID (after a tick)
+#   $ print USER ARGS...      as USER ARGS, and its standard output follows,
+#                             indented (e.g. `print - log 1`)
 # After each docket command the driver writes
 #   exit N                    its status
 #   error: MESSAGE            the first line of stderr, when it failed
 #   ID: STATE | tasks U,V | +EVENT,EVENT
 # the last for the instance the command names (or starts): its states, open
 # tasks and the audit events the command added. SCN_SHOW=1 prints each
-# transcript on stderr, to write a new case: run it, read it, keep it.
+# transcript on stderr, to write a new case: run it, read it, keep it;
+# SCN_ONLY=NAME replays only NAME.scn.
 . "$DOCKET_SRC/tests/lib.sh"
 
 seen_file="$T/seen"
@@ -43,7 +47,13 @@ replay() { # FILE -> transcript on stdout
 		case "$1" in
 		at) DOCKET_NOW=$2; export DOCKET_NOW; continue ;;
 		file) head -c "$3" /dev/urandom >"$2"; continue ;;
+		trace) trace_instance "$2"; continue ;;
 		esac
+		print=
+		if [ "$1" = print ]; then
+			print=1
+			shift
+		fi
 		user=$1
 		shift
 		if [ "$user" = - ]; then
@@ -54,6 +64,7 @@ replay() { # FILE -> transcript on stdout
 		status=$?
 		echo "  exit $status"
 		[ $status -ne 0 ] && sed -n '1s/^docket [a-z]*: /  error: /p' "$T/e"
+		[ -n "$print" ] && sed 's/^/  | /' "$T/o"
 		case "$1" in
 		start) [ $status -eq 0 ] && trace_instance "$(cat "$T/o")" ;;
 		act | recall | attach) trace_instance "$2" ;;
@@ -63,6 +74,7 @@ replay() { # FILE -> transcript on stdout
 
 for scn in "$DOCKET_SRC"/tests/scenarios/*.scn; do
 	name=$(basename "$scn" .scn)
+	[ -n "${SCN_ONLY:-}" ] && [ "$name" != "$SCN_ONLY" ] && continue
 	rm -rf "$DOCKET_HOME" "$T/work"
 	mkdir -p "$T/work"
 	ln -s "$DOCKET_SRC/examples" "$T/work/examples"
