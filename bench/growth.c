@@ -4,7 +4,7 @@
  * of stored instances given.
  *
  * Usage: growth HOME FLOW ORG FILE SIZE...
- *   HOME must not exist yet; FLOW is the bench flow without <requires>
+ *   HOME must not exist yet (it gets a home per size); FLOW is the bench flow without <requires>
  *   (run.sh makes it), ORG the org directory, FILE the file uploaded as
  *   the plan. Prints one line per size and step: "SIZE STEP MS", MS the
  *   median of REPEAT timed steps in milliseconds.
@@ -20,11 +20,13 @@
  * hours. Open work grows with the store (a tenth of the instances wait in
  * review, half of them overdue), so the pages below have real work.
  *
- * Each size then measures, at the same clock: REPEAT starts, an upload
- * (git and SQLite, fsynced) to each new instance, a submit of each, REPEAT
- * ticks with nothing due, REPEAT first pages (100 rows, as `docket list`)
- * of the sales head's inbox (through store.h, as the inbox page does) and
- * of `list --overdue`.
+ * Each size has its own home (HOME/SIZE), seeded once. The steps are then
+ * measured at the same clock, interleaved across the sizes (round i of a
+ * step at every size, then round i + 1): REPEAT starts, an upload (git and
+ * SQLite, fsynced) to each new instance, a submit of each, REPEAT ticks
+ * with nothing due, REPEAT first pages (100 rows, as `docket list`) of the
+ * sales head's inbox (through store.h, as the inbox page does) and of
+ * `list --overdue`.
  */
 #include "definitions/flow.h"
 #include "engine/runner.h"
@@ -37,6 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define TEMPLATES 100
@@ -243,112 +247,108 @@ cleanup:
 	return rc;
 }
 
-static void report(long size, const char *step, double *ms, size_t n)
-{
-	printf("%ld %s %.3f\n", size, step, median(ms, n));
-	fflush(stdout);
-}
+/* One store size: its own home, grown once, measured step by step in turn
+ * with the others (see main). */
+enum { START, UPLOAD, ACT, TICK, INBOX, OVERDUE, NSTEPS };
+static const char *const STEP_NAMES[NSTEPS] = {"start", "upload", "act",
+                                               "tick",  "inbox",  "overdue"};
 
-static int measure(dk_runner *r, dk_store *s, long size, const char *file, int64_t tm)
+typedef struct {
+	long size;
+	dk_runner *r;
+	dk_store *s;
+	char *ids[REPEAT];
+	double ms[NSTEPS][REPEAT];
+} level;
+
+/* Round i of one step at one size: times it into L->ms[step][i]. */
+static int step_once(level *L, int step, size_t i, const char *file, int64_t tm)
 {
-	char *ids[REPEAT] = {NULL};
-	double ms[REPEAT], t0;
-	size_t i, fired, n;
+	const char *who = INITIATORS[i % NINIT];
 	json_t *out = NULL;
-	int rc = 1;
+	size_t n = 0, fired;
+	double t0 = now_ms();
+	int rc = 0;
 
-	dk_runner_set_now(r, tm);
-	for (i = 0; i < REPEAT; i++) {
-		t0 = now_ms();
-		if (start(r, &ids[i], INITIATORS[i % NINIT]) != 0)
-			goto cleanup;
-		ms[i] = now_ms() - t0;
+	switch (step) {
+	case START: rc = start(L->r, &L->ids[i], who); break;
+	case UPLOAD: {
+		dk_attach_opts o = {
+		    .instance = L->ids[i], .actor = who, .kind = "plan", .path = file};
+		rc = dk_runner_attach(L->r, &out, &o) < 0 ? fail("attach") : 0;
+		break;
 	}
-	report(size, "start", ms, REPEAT);
-	for (i = 0; i < REPEAT; i++) {
-		dk_attach_opts o = {.instance = ids[i],
-		                    .actor = INITIATORS[i % NINIT],
-		                    .kind = "plan",
-		                    .path = file};
-		t0 = now_ms();
-		if (dk_runner_attach(r, &out, &o) < 0) {
-			fail("attach");
-			goto cleanup;
-		}
-		ms[i] = now_ms() - t0;
-		json_decref(out);
-		out = NULL;
+	case ACT: {
+		dk_act_opts o = {.instance = L->ids[i], .transition = "submit", .actor = who};
+		rc = dk_runner_act(L->r, &out, &o) < 0 ? fail("act") : 0;
+		break;
 	}
-	report(size, "upload", ms, REPEAT);
-	for (i = 0; i < REPEAT; i++) {
-		dk_act_opts o = {
-		    .instance = ids[i], .transition = "submit", .actor = INITIATORS[i % NINIT]};
-		t0 = now_ms();
-		if (dk_runner_act(r, &out, &o) < 0) {
-			fail("act");
-			goto cleanup;
-		}
-		ms[i] = now_ms() - t0;
-		json_decref(out);
-		out = NULL;
-	}
-	report(size, "act", ms, REPEAT);
-	for (i = 0; i < REPEAT; i++) {
-		t0 = now_ms();
-		if (dk_runner_tick(r, &fired) < 0) {
-			fail("tick");
-			goto cleanup;
-		}
-		ms[i] = now_ms() - t0;
-	}
-	report(size, "tick", ms, REPEAT);
-	for (i = 0; i < REPEAT; i++) {
+	case TICK: rc = dk_runner_tick(L->r, &fired) < 0 ? fail("tick") : 0; break;
+	case INBOX: {
 		dk_task_row *rows = NULL;
-		t0 = now_ms();
-		if (dk_store_task_list_for_user(s, "wei", tm, PAGE, 0, &rows, &n) < 0) {
-			fail("inbox");
-			goto cleanup;
-		}
-		ms[i] = now_ms() - t0;
+		if (dk_store_task_list_for_user(L->s, "wei", tm, PAGE, 0, &rows, &n) < 0)
+			return fail("inbox");
 		dk_task_rows_free(rows, n);
 		if (n == 0) {
 			fprintf(stderr, "growth: the inbox page is empty\n");
-			goto cleanup;
+			return 1;
 		}
+		break;
 	}
-	report(size, "inbox", ms, REPEAT);
-	for (i = 0; i < REPEAT; i++) {
+	case OVERDUE: {
 		dk_list_opts o = {.overdue = 1, .limit = PAGE};
-		t0 = now_ms();
-		if (dk_runner_list(r, &out, &o) < 0) {
-			fail("list --overdue");
-			goto cleanup;
-		}
-		ms[i] = now_ms() - t0;
+		if (dk_runner_list(L->r, &out, &o) < 0)
+			return fail("list --overdue");
 		n = json_array_size(out);
-		json_decref(out);
-		out = NULL;
 		if (n == 0) {
 			fprintf(stderr, "growth: list --overdue is empty\n");
-			goto cleanup;
+			rc = 1;
 		}
+		break;
 	}
-	report(size, "overdue", ms, REPEAT);
+	}
+	L->ms[step][i] = now_ms() - t0;
+	json_decref(out);
+	return rc;
+}
+
+/* Makes the templates in home and grows it to size. */
+static int level_open(level *L, const char *home, const char *flow, const char *org, int64_t tm)
+{
+	json_t *out = NULL;
+	dk_diags diags = DK_DIAGS_INIT;
+	double t0 = now_ms();
+	int rc = 1;
+
+	if (dk_runner_open(&L->r, home) < 0)
+		return fail(home);
+	if (dk_runner_org_load(L->r, &out, org, &diags) < 0 ||
+	    (json_decref(out), out = NULL, dk_runner_deploy(L->r, &out, flow, &diags) < 0)) {
+		dk_diags_print(&diags, stderr);
+		fail("setup");
+		goto cleanup;
+	}
+	if (templates(L->r, tm) != 0 || seed(home, L->size) != 0)
+		goto cleanup;
+	if (dk_store_open(&L->s, home) < 0) {
+		fail("store");
+		goto cleanup;
+	}
+	dk_runner_set_now(L->r, tm);
+	fprintf(stderr, "growth: seeded %ld instances in %.1f s\n", L->size, (now_ms() - t0) / 1e3);
 	rc = 0;
 cleanup:
-	for (i = 0; i < REPEAT; i++)
-		free(ids[i]);
+	json_decref(out);
+	dk_diags_free(&diags);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	dk_runner *r = NULL;
-	dk_store *s = NULL;
-	json_t *out = NULL;
-	dk_diags diags = DK_DIAGS_INIT;
+	level *levels = NULL;
+	size_t nlev, i, k;
 	int64_t tm;
-	int i, rc = 1;
+	int step, rc = 1;
 
 	if (argc < 6) {
 		fprintf(stderr, "usage: growth HOME FLOW ORG FILE SIZE...\n");
@@ -356,36 +356,41 @@ int main(int argc, char **argv)
 	}
 	if (dk_time_parse(&tm, TM) < 0)
 		return fail(TM);
-	if (dk_runner_open(&r, argv[1]) < 0)
-		return fail(argv[1]);
-	if (dk_runner_org_load(r, &out, argv[3], &diags) < 0 ||
-	    (json_decref(out), out = NULL, dk_runner_deploy(r, &out, argv[2], &diags) < 0)) {
-		dk_diags_print(&diags, stderr);
-		fail("setup");
-		goto cleanup;
+	if (mkdir(argv[1], 0777) < 0) {
+		fprintf(stderr, "growth: cannot make %s: %s\n", argv[1], strerror(errno));
+		return 1;
 	}
-	json_decref(out);
-	out = NULL;
-	if (templates(r, tm) != 0)
-		goto cleanup;
-	if (dk_store_open(&s, argv[1]) < 0) {
-		fail("store");
-		goto cleanup;
-	}
-	for (i = 5; i < argc; i++) {
-		long size = strtol(argv[i], NULL, 10);
-		double t0 = now_ms();
-		if (seed(argv[1], size) != 0)
-			goto cleanup;
-		fprintf(stderr, "growth: seeded %ld instances in %.1f s\n", size,
-		        (now_ms() - t0) / 1e3);
-		if (measure(r, s, size, argv[4], tm) != 0)
+	nlev = (size_t)(argc - 5);
+	levels = calloc(nlev, sizeof *levels);
+	if (levels == NULL)
+		return 1;
+	for (k = 0; k < nlev; k++) {
+		char home[4096];
+		levels[k].size = strtol(argv[5 + k], NULL, 10);
+		snprintf(home, sizeof home, "%.4000s/%ld", argv[1], levels[k].size);
+		if (level_open(&levels[k], home, argv[2], argv[3], tm) != 0)
 			goto cleanup;
 	}
+	/* Interleaved: round i of a step runs at every size before round
+	 * i + 1, so a noisy moment of this shared machine falls on all sizes
+	 * alike instead of on whichever size was being measured then. */
+	for (step = 0; step < NSTEPS; step++)
+		for (i = 0; i < REPEAT; i++)
+			for (k = 0; k < nlev; k++)
+				if (step_once(&levels[k], step, i, argv[4], tm) != 0)
+					goto cleanup;
+	for (k = 0; k < nlev; k++)
+		for (step = 0; step < NSTEPS; step++)
+			printf("%ld %s %.3f\n", levels[k].size, STEP_NAMES[step],
+			       median(levels[k].ms[step], REPEAT));
 	rc = 0;
 cleanup:
-	dk_diags_free(&diags);
-	dk_store_close(s);
-	dk_runner_free(r);
+	for (k = 0; levels && k < nlev; k++) {
+		for (i = 0; i < REPEAT; i++)
+			free(levels[k].ids[i]);
+		dk_store_close(levels[k].s);
+		dk_runner_free(levels[k].r);
+	}
+	free(levels);
 	return rc;
 }

@@ -253,11 +253,13 @@ cat <<EOF
   (60 completed, 10 drafts, 10 in progress, 10 in review, 10 in review
   past their deadline and escalated; initiators from five departments),
   then copies their rows (instances, states, events, tasks, timers) under
-  new ids in one transaction per size. At each size, at the same clock:
-  21 starts, an upload to each, a submit of each, 21 idle ticks, 21 first
-  pages of the sales head's inbox (store.h, as the inbox page) and of
-  \`list --overdue\` (runner, as the CLI). Open work grows with the store
-  (a fifth of it waits in review), so both pages have work to do.
+  new ids, in a home of its own for each size. At the same clock, each
+  size gets 21 starts, an upload to each, a submit of each, 21 idle ticks,
+  21 first pages of the sales head's inbox (store.h, as the inbox page)
+  and of \`list --overdue\` (runner, as the CLI), interleaved: the i-th
+  round of a step runs at every size before the next round, so a noisy
+  moment of the machine falls on all sizes alike. Open work grows with the
+  store (a fifth of it waits in review), so both pages have work to do.
 - **Webhook latency**: bench/hooks_latency.sh brings instances to review,
   starts \`docket serve\` with a subscription to transition.fired at the test
   receiver, approves each through the API (one curl process each, one after
