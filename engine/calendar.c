@@ -107,8 +107,16 @@ static int parse_tzif(tz_zone *z, const unsigned char *d, size_t len)
  * never changed or freed once published, so callers read it unlocked. */
 static const tz_zone *zone_get(const char *name)
 {
+	/* a deadline takes several conversions in the same zone: each thread
+	 * remembers the zone it used last, without the lock (zones live for
+	 * the process and their names passed name_ok when first read) */
+	static _Thread_local const tz_zone *last;
 	tz_zone *found = NULL;
-	if (!name || strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0 || !name_ok(name))
+	if (!name || strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0)
+		return NULL;
+	if (last && strcmp(last->name, name) == 0)
+		return last;
+	if (!name_ok(name))
 		return NULL;
 	pthread_mutex_lock(&zones_lock);
 	for (size_t i = 0; i < nzones && !found; i++)
@@ -139,6 +147,7 @@ static const tz_zone *zone_get(const char *name)
 		zones[nzones++] = found;
 	}
 	pthread_mutex_unlock(&zones_lock);
+	last = found;
 	return found;
 }
 

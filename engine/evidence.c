@@ -150,7 +150,7 @@ int dk_engine_evidence(dk_engine_result *out, const dk_engine_env *env, const dk
 	}
 	for (size_t i = 0; i < env->flow->nstates; i++) {
 		const dk_state *fs = &env->flow->states[i];
-		const dk_snap_state *r = dk_snapshot_state(snap, fs->id);
+		const dk_snap_state *r = fs->nfreeze ? dk_snapshot_state(snap, fs->id) : NULL;
 		for (size_t j = 0; r && r->visits > 0 && j < fs->nfreeze; j++)
 			if (strcmp(fs->freeze[j], k->id) == 0)
 				return dk_error_set(DK_EPRECOND,

@@ -39,7 +39,6 @@
  */
 #include "engine/internal.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,10 +47,13 @@ static int compute_deadlines(dk_run *run, const dk_state *st, dk_snap_state *rec
 	/* Days and months are counted on the zone's wall clock, so P1D across
 	 * a daylight-saving change lands at the same local time; PT24H stays
 	 * 24 real hours. */
-	const char *zone = dk__zone(run);
+	const char *zone;
 	int err;
-	rec->deadlines = dk_calloc(st->ndeadlines + 1, sizeof(*rec->deadlines));
+	if (st->ndeadlines == 0)
+		return 0;
+	rec->deadlines = dk_calloc(st->ndeadlines, sizeof(*rec->deadlines));
 	rec->ndeadlines = st->ndeadlines;
+	zone = dk__zone(run);
 	for (size_t i = 0; i < st->ndeadlines; i++) {
 		const dk_deadline *dl = &st->deadlines[i];
 		dk_snap_deadline *sd = &rec->deadlines[i];
@@ -144,15 +146,12 @@ static int all_regions_final(dk_run *run)
 	return run->snap->nregions > 0;
 }
 
-static json_t *changes_or_new(void *changes)
-{
-	return changes ? json_incref((json_t *)changes) : json_object();
-}
-
 int dk__take(dk_run *run, const dk_state *from, const dk_transition *t, const char *on_behalf,
-             const char *comment, void *var_changes)
+             const char *comment, dk_changes *var_changes)
 {
-	json_t *changes = changes_or_new(var_changes), *data;
+	dk_changes own = {NULL, 0};
+	dk_changes *changes = var_changes ? var_changes : &own;
+	dk_buf data = DK_BUF_INIT;
 	const dk_state *parallel = from->region ? from->region->parallel : NULL;
 	int err = 0;
 	for (size_t i = 0; i < t->nsets; i++) {
@@ -182,11 +181,14 @@ int dk__take(dk_run *run, const dk_state *from, const dk_transition *t, const ch
 	e->to = dk_strdup(t->target->id);
 	e->transition = dk_strdup(t->id ? t->id : "done");
 	e->comment = comment && *comment ? dk_strdup(comment) : NULL;
-	data = json_object();
-	if (json_object_size(changes))
-		json_object_set(data, "vars", changes);
-	e->data = dk__json_compact(data);
-	json_decref(data);
+	if (changes->n) {
+		dk_buf_puts(&data, "{\"vars\":");
+		dk__changes_write(&data, changes);
+		dk_buf_putc(&data, '}');
+		e->data = dk_buf_detach(&data);
+	} else {
+		e->data = dk_strdup("{}");
+	}
 
 	if (run->snap->status == DK_INSTANCE_RECALLED)
 		run->snap->status = DK_INSTANCE_ACTIVE;
@@ -206,7 +208,7 @@ int dk__take(dk_run *run, const dk_state *from, const dk_transition *t, const ch
 		}
 	}
 cleanup:
-	json_decref(changes);
+	dk__changes_free(&own);
 	return err;
 }
 
@@ -403,7 +405,7 @@ int dk_engine_start(dk_engine_result *out, const dk_engine_env *env, const char 
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
 	dk_run run = {env, env->flow, NULL, &res, initiator};
 	const dk_flow *flow = env->flow;
-	json_t *all = NULL;
+	dk_changes all = {NULL, 0};
 	int err;
 	memset(out, 0, sizeof(*out));
 	if ((err = check_flow(env, NULL)) < 0)
@@ -449,26 +451,28 @@ int dk_engine_start(dk_engine_result *out, const dk_engine_env *env, const char 
 	}
 	dk_event *e = dk__event(&run, DK_EV_STARTED);
 	e->to = dk_strdup(flow->initial->id);
-	all = json_object();
 	for (size_t i = 0; i < run.snap->nvars; i++)
-		dk__var_change(all, NULL, &run.snap->vars[i]);
+		dk__var_change(&all, NULL, &run.snap->vars[i]);
 	{
 		dk_jw w;
 		dk__jw_begin(&w);
 		dk__jw_str(&w, "flow", flow->id);
 		dk__jw_int(&w, "version", flow->version);
-		dk__jw_json(&w, "vars", all);
+		if (!w.bad) {
+			dk_buf_puts(&w.b, ",\"vars\":");
+			dk__changes_write(&w.b, &all);
+		}
 		e->data = dk__jw_end(&w);
 	}
 	if ((err = dk__enter(&run, flow->initial)) < 0)
 		goto cleanup;
 	if ((err = dk__finish(&run, NULL)) < 0)
 		goto cleanup;
-	json_decref(all);
+	dk__changes_free(&all);
 	*out = res;
 	return 0;
 cleanup:
-	json_decref(all);
+	dk__changes_free(&all);
 	dk_engine_result_free(&res);
 	return err;
 }
@@ -490,7 +494,7 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 	const dk_transition *t = NULL;
 	size_t n;
 	char *behalf = NULL;
-	json_t *changes = NULL;
+	dk_changes changes = {NULL, 0};
 	dk_buf b = DK_BUF_INIT;
 	int err = 0, fire = 1;
 	memset(out, 0, sizeof(*out));
@@ -578,8 +582,7 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 
 	res.snapshot = dk_snapshot_dup(snap);
 	run.snap = res.snapshot;
-	changes = json_object();
-	if ((err = dk__vars_assign(&run, cmd->vars, cmd->nvars, changes)) < 0)
+	if ((err = dk__vars_assign(&run, cmd->vars, cmd->nvars, &changes)) < 0)
 		goto cleanup;
 	if ((err = dk__check(&run, from, t, cmd->comment, 0)) < 0)
 		goto cleanup;
@@ -590,15 +593,21 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 		 * when it does not fire (else transition.fired has them) */
 		dk_event *v = &res.events[res.nevents - 1];
 		v->comment = cmd->comment && *cmd->comment ? dk_strdup(cmd->comment) : NULL;
-		if (!fire && json_object_size(changes)) {
-			json_t *d = json_loads(v->data, 0, NULL);
-			json_object_set(d, "vars", changes);
+		if (!fire && changes.n && v->data && *v->data == '{') {
+			/* the vote's object with "vars" added last */
+			dk_buf d = DK_BUF_INIT;
+			size_t len = strlen(v->data);
+			dk_buf_put(&d, v->data, len - 1);
+			if (len > 2)
+				dk_buf_putc(&d, ',');
+			dk_buf_puts(&d, "\"vars\":");
+			dk__changes_write(&d, &changes);
+			dk_buf_putc(&d, '}');
 			free(v->data);
-			v->data = json_dumps(d, JSON_COMPACT);
-			json_decref(d);
+			v->data = dk_buf_detach(&d);
 		}
 	}
-	if (fire && (err = dk__take(&run, from, t, behalf, cmd->comment, changes)) < 0)
+	if (fire && (err = dk__take(&run, from, t, behalf, cmd->comment, &changes)) < 0)
 		goto cleanup;
 	run.snap->acted =
 	    !(strcmp(cmd->actor, snap->initiator ? snap->initiator : "") == 0 && !behalf && fire);
@@ -609,7 +618,7 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 	*out = res;
 	memset(&res, 0, sizeof(res));
 cleanup:
-	json_decref(changes);
+	dk__changes_free(&changes);
 	free(behalf);
 	dk_buf_free(&b);
 	dk_engine_result_free(&res);

@@ -45,10 +45,30 @@ int dk__snap_is_active(const dk_snapshot *snap, const char *state);
 int dk__value_parse(dk_value *out, const dk_var *decl, const char *text);
 /* Converts an XPath result to decl's type. */
 int dk__value_from_xpath(dk_value *out, const dk_var *decl, xmlXPathObjectPtr obj);
-/* Applies "K=V" strings to run->snap, adding {"k":{"from":..,"to":..}}
- * pairs to changes (a jansson object, may be NULL). */
-int dk__vars_assign(dk_run *run, const char *const *kv, size_t n, void *changes);
-void dk__var_change(void *changes, const dk_value *before, const dk_value *after);
+/* The variable changes of one command, in the order first changed; a
+ * variable changed twice keeps its place and takes the later from/to, as
+ * the jansson object it replaces did. from and to are JSON texts. */
+typedef struct {
+	char *name;
+	char *from, *to;
+} dk_change;
+typedef struct {
+	dk_change *v;
+	size_t n;
+} dk_changes;
+void dk__changes_free(dk_changes *c);
+/* {"k":{"from":..,"to":..},...} into b, byte for byte what json_dumps
+ * (JSON_COMPACT) gave for the jansson object. */
+void dk__changes_write(dk_buf *b, const dk_changes *c);
+/* Applies "K=V" strings to run->snap, recording each change in changes
+ * (may be NULL). */
+int dk__vars_assign(dk_run *run, const char *const *kv, size_t n, dk_changes *changes);
+/* A change that cannot be written as JSON (a string that is not UTF-8) is
+ * left out, as jansson left it out. */
+void dk__var_change(dk_changes *changes, const dk_value *before, const dk_value *after);
+/* The value's JSON text into b (see dk__value_json); -1 and nothing
+ * written when it has none (a string that is not UTF-8). */
+int dk__value_write(dk_buf *b, const dk_value *v);
 /* The value as a new jansson reference: integer-valued numbers as JSON
  * integers, NaN as null, booleans as true/false, the rest as strings. */
 void *dk__value_json(const dk_value *v);
@@ -117,6 +137,9 @@ char *dk__jw_end(dk_jw *w);
 /* Any jansson value as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes
  * it, through the writer above (caller frees). */
 char *dk__json_compact(const void *val);
+/* s as a JSON string into b; s must be valid UTF-8 (dk__utf8_valid). */
+void dk__json_quote(dk_buf *b, const char *s);
+int dk__utf8_valid(const char *s);
 
 dk_event *dk__event(dk_run *run, const char *type);
 void dk__set(char **field, const char *value);
@@ -131,7 +154,7 @@ int dk__enter(dk_run *run, const dk_state *st);
 /* Takes t out of from (which is active) with all its effects; actor and
  * on_behalf as recorded. Runs sets, exit, entry, join, completion. */
 int dk__take(dk_run *run, const dk_state *from, const dk_transition *t, const char *on_behalf,
-             const char *comment, void *var_changes);
+             const char *comment, dk_changes *var_changes);
 /* Preconditions: guard, requires, comment. */
 int dk__check(dk_run *run, const dk_state *st, const dk_transition *t, const char *comment,
               int system);

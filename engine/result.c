@@ -44,7 +44,7 @@ static size_t utf8_len(const unsigned char *s)
 	return n;
 }
 
-static int utf8_valid(const char *s)
+int dk__utf8_valid(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n;
@@ -57,7 +57,7 @@ static int utf8_valid(const char *s)
 }
 
 /* s as a JSON string, escaped as jansson escapes it by default */
-static void jw_quote(dk_buf *b, const char *s)
+void dk__json_quote(dk_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const char *run = s;
@@ -95,7 +95,7 @@ static void jw_key(dk_jw *w, const char *key)
 {
 	if (w->b.len > 1)
 		dk_buf_putc(&w->b, ',');
-	jw_quote(&w->b, key);
+	dk__json_quote(&w->b, key);
 	dk_buf_putc(&w->b, ':');
 }
 
@@ -104,26 +104,26 @@ void dk__jw_begin(dk_jw *w)
 	dk_buf init = DK_BUF_INIT;
 	w->b = init;
 	w->bad = 0;
-	dk_buf_grow(&w->b, 96);
+	dk_buf_grow(&w->b, 256); /* one allocation for any event's data */
 	dk_buf_putc(&w->b, '{');
 }
 
 void dk__jw_str(dk_jw *w, const char *key, const char *val)
 {
-	if (!val || !utf8_valid(val)) {
+	if (!val || !dk__utf8_valid(val)) {
 		w->bad = 1;
 		return;
 	}
 	jw_key(w, key);
-	jw_quote(&w->b, val);
+	dk__json_quote(&w->b, val);
 }
 
 void dk__jw_str_opt(dk_jw *w, const char *key, const char *val)
 {
-	if (!val || !utf8_valid(val))
+	if (!val || !dk__utf8_valid(val))
 		return;
 	jw_key(w, key);
-	jw_quote(&w->b, val);
+	dk__json_quote(&w->b, val);
 }
 
 static void jw_int(dk_buf *b, int64_t val)
@@ -159,7 +159,7 @@ static void jw_value(dk_buf *b, const json_t *val)
 		{
 			if (n++)
 				dk_buf_putc(b, ',');
-			jw_quote(b, k);
+			dk__json_quote(b, k);
 			dk_buf_putc(b, ':');
 			jw_value(b, v);
 		}
@@ -174,7 +174,7 @@ static void jw_value(dk_buf *b, const json_t *val)
 		}
 		dk_buf_putc(b, ']');
 		break;
-	case JSON_STRING: jw_quote(b, json_string_value(val)); break;
+	case JSON_STRING: dk__json_quote(b, json_string_value(val)); break;
 	case JSON_INTEGER: jw_int(b, (int64_t)json_integer_value(val)); break;
 	case JSON_TRUE: dk_buf_puts(b, "true"); break;
 	case JSON_FALSE: dk_buf_puts(b, "false"); break;

@@ -141,48 +141,56 @@ void dk_snapshot_free(dk_snapshot *s)
 	free(s);
 }
 
+/* n elements of size from src, or NULL when n is 0: most arrays of a
+ * snapshot are empty (no regions, votes, deadlines or escalations), and an
+ * allocation each would be most of what a copy costs. */
+static void *dup_array(const void *src, size_t n, size_t size)
+{
+	void *d;
+	if (n == 0)
+		return NULL;
+	d = dk_malloc(n * size);
+	memcpy(d, src, n * size);
+	return d;
+}
+
 dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
 {
-	dk_snapshot *d = dk_calloc(1, sizeof(*d));
+	dk_snapshot *d = dk_malloc(sizeof(*d));
 	*d = *s;
 	d->flow_id = dup_or_null(s->flow_id);
 	d->instance = dup_or_null(s->instance);
 	d->state = dup_or_null(s->state);
 	d->initiator = dup_or_null(s->initiator);
-	d->regions = dk_calloc(s->nregions + 1, sizeof(*d->regions));
+	d->regions = dup_array(s->regions, s->nregions, sizeof(*d->regions));
 	for (size_t i = 0; i < s->nregions; i++) {
 		d->regions[i].region = dup_or_null(s->regions[i].region);
 		d->regions[i].state = dup_or_null(s->regions[i].state);
 	}
-	d->states = dk_calloc(s->nstates + 1, sizeof(*d->states));
+	d->states = dup_array(s->states, s->nstates, sizeof(*d->states));
 	for (size_t i = 0; i < s->nstates; i++) {
 		const dk_snap_state *a = &s->states[i];
 		dk_snap_state *b = &d->states[i];
-		*b = *a;
 		b->state = dup_or_null(a->state);
-		b->deadlines = dk_calloc(a->ndeadlines + 1, sizeof(*b->deadlines));
-		if (a->ndeadlines)
-			memcpy(b->deadlines, a->deadlines, a->ndeadlines * sizeof(*b->deadlines));
-		b->escalated = dk_calloc(a->nescalated + 1, sizeof(char *));
+		b->deadlines = dup_array(a->deadlines, a->ndeadlines, sizeof(*b->deadlines));
+		b->escalated = dup_array(a->escalated, a->nescalated, sizeof(char *));
 		for (size_t j = 0; j < a->nescalated; j++)
 			b->escalated[j] = dk_strdup(a->escalated[j]);
 	}
-	d->vars = dk_calloc(s->nvars + 1, sizeof(*d->vars));
+	d->vars = dup_array(s->vars, s->nvars, sizeof(*d->vars));
 	for (size_t i = 0; i < s->nvars; i++)
 		dk__value_copy(&d->vars[i], &s->vars[i]);
-	d->votes = dk_calloc(s->nvotes + 1, sizeof(*d->votes));
+	d->votes = dup_array(s->votes, s->nvotes, sizeof(*d->votes));
 	for (size_t i = 0; i < s->nvotes; i++) {
-		d->votes[i] = s->votes[i];
 		d->votes[i].state = dup_or_null(s->votes[i].state);
 		d->votes[i].user = dup_or_null(s->votes[i].user);
 		d->votes[i].actor = dup_or_null(s->votes[i].actor);
 		d->votes[i].transition = dup_or_null(s->votes[i].transition);
 	}
-	d->evidence = dk_calloc(s->nevidence + 1, sizeof(*d->evidence));
+	d->evidence = dup_array(s->evidence, s->nevidence, sizeof(*d->evidence));
 	for (size_t i = 0; i < s->nevidence; i++) {
 		const dk_snap_evidence *a = &s->evidence[i];
 		dk_snap_evidence *b = &d->evidence[i];
-		*b = *a;
 		b->kind = dup_or_null(a->kind);
 		b->state = dup_or_null(a->state);
 		b->by = dup_or_null(a->by);

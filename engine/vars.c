@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,13 +140,97 @@ void *dk__value_json(const dk_value *v)
 	}
 }
 
-void dk__var_change(void *changes, const dk_value *before, const dk_value *after)
+int dk__value_write(dk_buf *b, const dk_value *v)
 {
-	if (!changes)
+	char num[32];
+	if (!v) {
+		dk_buf_puts(b, "null");
+		return 0;
+	}
+	switch (v->type) {
+	case DK_VAR_NUMBER:
+		if (!isfinite(v->number)) { /* NaN has no JSON form */
+			dk_buf_puts(b, "null");
+		} else if (v->number > -9e15 && v->number < 9e15 &&
+		           v->number == (double)(int64_t)v->number) {
+			snprintf(num, sizeof(num), "%lld", (long long)v->number);
+			dk_buf_puts(b, num);
+		} else { /* jansson's own formatting of reals */
+			json_t *r = json_real(v->number);
+			char *s = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY);
+			dk_buf_puts(b, s ? s : "null");
+			free(s);
+			json_decref(r);
+		}
+		return 0;
+	case DK_VAR_BOOLEAN: dk_buf_puts(b, v->boolean ? "true" : "false"); return 0;
+	default:
+		if (!v->text) {
+			dk_buf_puts(b, "null");
+			return 0;
+		}
+		if (!dk__utf8_valid(v->text))
+			return -1;
+		dk__json_quote(b, v->text);
+		return 0;
+	}
+}
+
+void dk__changes_free(dk_changes *c)
+{
+	for (size_t i = 0; c && i < c->n; i++) {
+		free(c->v[i].name);
+		free(c->v[i].from);
+		free(c->v[i].to);
+	}
+	if (c) {
+		free(c->v);
+		c->v = NULL;
+		c->n = 0;
+	}
+}
+
+void dk__changes_write(dk_buf *b, const dk_changes *c)
+{
+	dk_buf_putc(b, '{');
+	for (size_t i = 0; i < c->n; i++) {
+		if (i)
+			dk_buf_putc(b, ',');
+		dk__json_quote(b, c->v[i].name);
+		dk_buf_puts(b, ":{\"from\":");
+		dk_buf_puts(b, c->v[i].from);
+		dk_buf_puts(b, ",\"to\":");
+		dk_buf_puts(b, c->v[i].to);
+		dk_buf_putc(b, '}');
+	}
+	dk_buf_putc(b, '}');
+}
+
+void dk__var_change(dk_changes *changes, const dk_value *before, const dk_value *after)
+{
+	dk_buf from = DK_BUF_INIT, to = DK_BUF_INIT;
+	dk_change *c = NULL;
+	if (!changes || !after->name)
 		return;
-	json_object_set_new((json_t *)changes, after->name,
-	                    json_pack("{s:o,s:o}", "from", (json_t *)dk__value_json(before), "to",
-	                              (json_t *)dk__value_json(after)));
+	if (!dk__utf8_valid(after->name) || dk__value_write(&from, before) < 0 ||
+	    dk__value_write(&to, after) < 0) {
+		dk_buf_free(&from);
+		dk_buf_free(&to);
+		return;
+	}
+	for (size_t i = 0; i < changes->n && !c; i++)
+		if (strcmp(changes->v[i].name, after->name) == 0)
+			c = &changes->v[i];
+	if (c) {
+		free(c->from);
+		free(c->to);
+	} else {
+		changes->v = dk_realloc(changes->v, (changes->n + 1) * sizeof(*changes->v));
+		c = &changes->v[changes->n++];
+		c->name = dk_strdup(after->name);
+	}
+	c->from = dk_buf_detach(&from);
+	c->to = dk_buf_detach(&to);
 }
 
 static void declared_list(dk_buf *b, const dk_flow *flow)
@@ -156,7 +241,7 @@ static void declared_list(dk_buf *b, const dk_flow *flow)
 		dk_buf_puts(b, "(none)");
 }
 
-int dk__vars_assign(dk_run *run, const char *const *kv, size_t n, void *changes)
+int dk__vars_assign(dk_run *run, const char *const *kv, size_t n, dk_changes *changes)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *eq = strchr(kv[i], '=');

@@ -1701,10 +1701,73 @@ static void json_writer_matches_jansson(void **state)
 	}
 }
 
+/* The variable changes written without jansson must be the bytes of the
+ * jansson object they replace: {"k":{"from":..,"to":..}} built with
+ * json_object_set_new, a variable changed twice keeping its first place,
+ * a value jansson cannot hold (a string that is not UTF-8) left out. */
+static void var_changes_match_jansson(void **state)
+{
+	static const dk_var_type types[] = {DK_VAR_NUMBER,  DK_VAR_NUMBER,  DK_VAR_NUMBER,
+	                                    DK_VAR_NUMBER,  DK_VAR_NUMBER,  DK_VAR_NUMBER,
+	                                    DK_VAR_BOOLEAN, DK_VAR_BOOLEAN, DK_VAR_STRING,
+	                                    DK_VAR_STRING,  DK_VAR_DATE,    DK_VAR_STRING};
+	static const double nums[] = {0, -3, 2.5, 1e300, -0.0, 0.1};
+	static const char *const texts[] = {"", "李明 \"q\" \\ \n\x01", "2026-11-28", "bad \xc3"};
+	const char *names[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
+	dk_value vals[12];
+	size_t nv = sizeof(types) / sizeof(types[0]);
+	memset(vals, 0, sizeof(vals));
+	for (size_t i = 0; i < nv; i++) {
+		vals[i].name = (char *)names[i];
+		vals[i].type = types[i];
+		if (i < 6)
+			vals[i].number = nums[i];
+		else if (i < 8)
+			vals[i].boolean = i == 6;
+		else
+			vals[i].text = (char *)texts[i - 8];
+	}
+	vals[5].number = xmlXPathNAN; /* NaN is null */
+	/* every pair, then some names changed again out of order */
+	for (size_t round = 0; round < 2; round++) {
+		json_t *want_obj = json_object();
+		dk_changes got = {NULL, 0};
+		for (size_t i = 0; i < nv; i++) {
+			const dk_value *before = i % 3 == 0 ? NULL : &vals[(i + round) % nv];
+			const dk_value *after = &vals[i];
+			json_object_set_new(want_obj, after->name,
+			                    json_pack("{s:o,s:o}", "from",
+			                              (json_t *)dk__value_json(before), "to",
+			                              (json_t *)dk__value_json(after)));
+			dk__var_change(&got, before, after);
+		}
+		for (size_t i = nv; i > 0; i -= 2) {
+			const dk_value *after = &vals[i - 1];
+			const dk_value *before = &vals[(i + 5) % nv];
+			json_object_set_new(want_obj, after->name,
+			                    json_pack("{s:o,s:o}", "from",
+			                              (json_t *)dk__value_json(before), "to",
+			                              (json_t *)dk__value_json(after)));
+			dk__var_change(&got, before, after);
+		}
+		char *want = json_dumps(want_obj, JSON_COMPACT);
+		dk_buf b = DK_BUF_INIT;
+		dk__changes_write(&b, &got);
+		assert_string_equal(dk_buf_cstr(&b), want);
+		/* the string that is not UTF-8 was left out by both */
+		assert_null(strstr(want, "\"l\""));
+		dk_buf_free(&b);
+		free(want);
+		json_decref(want_obj);
+		dk__changes_free(&got);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(json_writer_matches_jansson),
+	    cmocka_unit_test(var_changes_match_jansson),
 	    cmocka_unit_test(start_defaults_and_tasks),
 	    cmocka_unit_test(start_var_errors),
 	    cmocka_unit_test(linear_approve),
