@@ -36,7 +36,9 @@
  *
  * Ownership: everything reachable from a dk_engine_result is owned by it
  * and released by dk_engine_result_free. A dk_snapshot from
- * dk_snapshot_from_json / dk_snapshot_dup is freed with dk_snapshot_free.
+ * dk_snapshot_from_json / dk_snapshot_dup is freed with dk_snapshot_free;
+ * a snapshot is read-only outside the engine (its arrays and strings are
+ * not separate allocations, so never free or replace one of them).
  * Strings passed in (actor, comment, vars) are lent for the call only.
  *
  * Refusals (return value, message in dk_error_last()):
@@ -154,6 +156,9 @@ typedef struct dk_snapshot {
 	int acted;       /* someone other than the initiator acted since the
 	                  * initiator last fired: recall is no longer allowed */
 	int64_t created_at, updated_at;
+	/* private to the engine: the blocks that hold the snapshot, its
+	 * arrays and its strings (engine/snapshot.c); never touch */
+	void *mem;
 } dk_snapshot;
 
 #define DK_SNAPSHOT_FORMAT 1

@@ -189,18 +189,19 @@ int dk_engine_evidence(dk_engine_result *out, const dk_engine_env *env, const dk
 	dk_error_clear();
 	st = upload_state(&run, k->id);
 	rec = st ? dk__snap_state(run.snap, st->id, 1) : NULL;
-	run.snap->evidence =
-	    dk_realloc(run.snap->evidence, (run.snap->nevidence + 1) * sizeof(*run.snap->evidence));
+	run.snap->evidence = dk__snap_grow(run.snap, run.snap->evidence,
+	                                   run.snap->nevidence * sizeof(*run.snap->evidence),
+	                                   (run.snap->nevidence + 1) * sizeof(*run.snap->evidence));
 	e = &run.snap->evidence[run.snap->nevidence++];
 	memset(e, 0, sizeof(*e));
-	e->kind = dk_strdup(k->id);
-	e->state = dk_strdup(st ? st->id : snap->state);
+	e->kind = dk__snap_strdup(run.snap, k->id);
+	e->state = dk__snap_strdup(run.snap, st ? st->id : snap->state);
 	e->visit = rec ? rec->visits : 0;
 	e->state_entered_at = rec ? rec->entered_at : env->now;
 	e->at = env->now;
-	e->by = dk_strdup(cmd->actor);
-	e->name = cmd->name ? dk_strdup(cmd->name) : NULL;
-	e->sha256 = cmd->sha256 ? dk_strdup(cmd->sha256) : NULL;
+	e->by = dk__snap_strdup(run.snap, cmd->actor);
+	e->name = dk__snap_strdup(run.snap, cmd->name);
+	e->sha256 = dk__snap_strdup(run.snap, cmd->sha256);
 	e->size = cmd->size;
 
 	dk_event *ev = dk__event(&run, DK_EV_EVIDENCE);

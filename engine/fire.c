@@ -51,7 +51,7 @@ static int compute_deadlines(dk_run *run, const dk_state *st, dk_snap_state *rec
 	int err;
 	if (st->ndeadlines == 0)
 		return 0;
-	rec->deadlines = dk_calloc(st->ndeadlines, sizeof(*rec->deadlines));
+	rec->deadlines = dk__snap_alloc(run->snap, st->ndeadlines * sizeof(*rec->deadlines));
 	rec->ndeadlines = st->ndeadlines;
 	zone = dk__zone(run);
 	for (size_t i = 0; i < st->ndeadlines; i++) {
@@ -71,21 +71,22 @@ static void set_region(dk_snapshot *snap, const dk_region *r, const char *state)
 {
 	for (size_t i = 0; i < snap->nregions; i++) {
 		if (strcmp(snap->regions[i].region, r->id) == 0) {
-			dk__set(&snap->regions[i].state, state);
+			dk__snap_setstr(snap, &snap->regions[i].state, state);
 			return;
 		}
 	}
-	snap->regions = dk_realloc(snap->regions, (snap->nregions + 1) * sizeof(*snap->regions));
-	snap->regions[snap->nregions].region = dk_strdup(r->id);
-	snap->regions[snap->nregions].state = dk_strdup(state);
+	snap->regions = dk__snap_grow(snap, snap->regions, snap->nregions * sizeof(*snap->regions),
+	                              (snap->nregions + 1) * sizeof(*snap->regions));
+	snap->regions[snap->nregions].region = dk__snap_strdup(snap, r->id);
+	snap->regions[snap->nregions].state = dk__snap_strdup(snap, state);
 	snap->nregions++;
 }
 
 static void clear_regions(dk_snapshot *snap)
 {
 	for (size_t i = 0; i < snap->nregions; i++) {
-		free(snap->regions[i].region);
-		free(snap->regions[i].state);
+		dk__snap_release(snap, snap->regions[i].region);
+		dk__snap_release(snap, snap->regions[i].state);
 	}
 	snap->nregions = 0;
 }
@@ -97,11 +98,11 @@ int dk__enter(dk_run *run, const dk_state *st)
 	if (st->region)
 		set_region(run->snap, st->region, st->id);
 	else {
-		dk__set(&run->snap->state, st->id);
+		dk__snap_setstr(run->snap, &run->snap->state, st->id);
 		clear_regions(run->snap);
 	}
 	rec = dk__snap_state(run->snap, st->id, 1);
-	dk__snap_state_reset(rec);
+	dk__snap_state_reset(run->snap, rec);
 	rec->entered_at = run->env->now;
 	rec->visits++;
 	dk__snap_drop_votes(run->snap, st->id);
@@ -132,7 +133,7 @@ static void exit_state(dk_run *run, const dk_state *st)
 		clear_regions(run->snap);
 	}
 	if (rec)
-		dk__snap_state_reset(rec);
+		dk__snap_state_reset(run->snap, rec);
 	dk__snap_drop_votes(run->snap, st->id);
 }
 
@@ -414,14 +415,14 @@ int dk_engine_start(dk_engine_result *out, const dk_engine_env *env, const char 
 		return dk_error_set(DK_EINVALID,
 		                    "starting an instance needs an initiator; name one "
 		                    "with --as USER");
-	res.snapshot = dk_calloc(1, sizeof(*res.snapshot));
+	res.snapshot = dk__snap_new();
 	run.snap = res.snapshot;
 	run.snap->format = DK_SNAPSHOT_FORMAT;
-	run.snap->flow_id = dk_strdup(flow->id);
+	run.snap->flow_id = dk__snap_strdup(run.snap, flow->id);
 	run.snap->flow_version = flow->version;
-	run.snap->instance = instance ? dk_strdup(instance) : NULL;
+	run.snap->instance = dk__snap_strdup(run.snap, instance);
 	run.snap->status = DK_INSTANCE_ACTIVE;
-	run.snap->initiator = dk_strdup(initiator);
+	run.snap->initiator = dk__snap_strdup(run.snap, initiator);
 	run.snap->version = 1;
 	run.snap->created_at = run.snap->updated_at = env->now;
 	for (size_t i = 0; i < flow->nvars; i++) {

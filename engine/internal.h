@@ -31,10 +31,22 @@ typedef struct {
 } dk_users;
 
 /* ---- snapshot.c -------------------------------------------------------- */
+/* A snapshot's memory (see the top of the memory section of snapshot.c):
+ * everything a command puts into its working snapshot comes from these,
+ * never from malloc, and goes back through dk__snap_release, never free. */
+dk_snapshot *dk__snap_new(void);
+void *dk__snap_alloc(dk_snapshot *s, size_t n); /* zeroed */
+char *dk__snap_strdup(dk_snapshot *s, const char *str);
+void dk__snap_release(dk_snapshot *s, void *p);
+/* realloc: n bytes holding the first old bytes of p */
+void *dk__snap_grow(dk_snapshot *s, void *p, size_t old, size_t n);
+/* *field = a copy of value (NULL stays NULL), the old one released */
+void dk__snap_setstr(dk_snapshot *s, char **field, const char *value);
+
 dk_snap_state *dk__snap_state(dk_snapshot *snap, const char *state, int create);
-void dk__snap_state_reset(dk_snap_state *st);
+void dk__snap_state_reset(dk_snapshot *snap, dk_snap_state *st);
+/* Frees a dk_value made by dk__value_parse / dk__value_from_xpath. */
 void dk__value_clear(dk_value *v);
-void dk__value_copy(dk_value *dst, const dk_value *src);
 /* Sets (copies) v into snap->vars keeping the flow's declaration order. */
 void dk__snap_set_var(dk_snapshot *snap, const dk_flow *flow, const dk_value *v);
 void dk__snap_drop_votes(dk_snapshot *snap, const char *state);

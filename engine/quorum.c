@@ -55,12 +55,13 @@ int dk__vote(int *fire, dk_run *run, const dk_state *st, const dk_transition *t,
 			                    "%s has already voted '%s' in '%s'; the other "
 			                    "countersigners decide now",
 			                    user, snap->votes[i].transition, st->id);
-	snap->votes = dk_realloc(snap->votes, (snap->nvotes + 1) * sizeof(*snap->votes));
+	snap->votes = dk__snap_grow(snap, snap->votes, snap->nvotes * sizeof(*snap->votes),
+	                            (snap->nvotes + 1) * sizeof(*snap->votes));
 	dk_snap_vote *v = &snap->votes[snap->nvotes++];
-	v->state = dk_strdup(st->id);
-	v->user = dk_strdup(user);
-	v->actor = dk_strdup(run->actor);
-	v->transition = dk_strdup(t->id);
+	v->state = dk__snap_strdup(snap, st->id);
+	v->user = dk__snap_strdup(snap, user);
+	v->actor = dk__snap_strdup(snap, run->actor);
+	v->transition = dk__snap_strdup(snap, t->id);
 	v->at = run->env->now;
 	count = votes_for(snap, st->id, t->id);
 

@@ -61,9 +61,110 @@ static const char *type_name(dk_var_type t)
 	return "string";
 }
 
-static char *dup_or_null(const char *s)
+/* ---- memory ------------------------------------------------------------
+
+A snapshot made by the engine lives in blocks it owns (snap->mem): the
+struct itself, every array and every string are carved out of them, so a
+copy is one allocation and freeing it is one free per block instead of one
+per string (copying and freeing snapshots was most of what a transition
+cost). Nothing is freed piecemeal: what a command replaces stays in the
+block until the snapshot is freed, and the next copy packs only what is
+live. An array that grows is copied to fresh space. A snapshot whose mem is
+NULL (none is made that way now) owns each piece as its own allocation. */
+
+typedef struct pool_block {
+	struct pool_block *next; /* the older blocks */
+	size_t used, cap;
+	max_align_t data[];
+} pool_block;
+
+#define POOL_ALIGN(n) (((n) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1))
+/* room left in a new block for what a command adds */
+#define POOL_SLACK ((size_t)1024)
+
+static pool_block *pool_block_new(size_t cap, pool_block *next)
 {
-	return s ? dk_strdup(s) : NULL;
+	pool_block *b = dk_malloc(sizeof(*b) + cap);
+	b->next = next;
+	b->used = 0;
+	b->cap = cap;
+	return b;
+}
+
+static void *pool_take(pool_block **head, size_t n)
+{
+	pool_block *b = *head;
+	void *p;
+	n = POOL_ALIGN(n ? n : 1);
+	if (!b || b->cap - b->used < n) {
+		b = pool_block_new(n > POOL_SLACK ? n + POOL_SLACK : 2 * POOL_SLACK, *head);
+		*head = b;
+	}
+	p = (char *)b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+/* A new, zeroed snapshot in a block of at least size bytes. */
+static dk_snapshot *snap_new(size_t size)
+{
+	pool_block *head = pool_block_new(POOL_ALIGN(sizeof(dk_snapshot)) + size, NULL);
+	dk_snapshot *s = pool_take(&head, sizeof(*s));
+	memset(s, 0, sizeof(*s));
+	s->mem = head;
+	return s;
+}
+
+dk_snapshot *dk__snap_new(void)
+{
+	return snap_new(2 * POOL_SLACK);
+}
+
+void *dk__snap_alloc(dk_snapshot *s, size_t n)
+{
+	void *p;
+	if (!s->mem)
+		return dk_calloc(1, n);
+	p = pool_take((pool_block **)&s->mem, n);
+	memset(p, 0, n);
+	return p;
+}
+
+char *dk__snap_strdup(dk_snapshot *s, const char *str)
+{
+	size_t n;
+	char *p;
+	if (!str)
+		return NULL;
+	if (!s->mem)
+		return dk_strdup(str);
+	n = strlen(str) + 1;
+	p = pool_take((pool_block **)&s->mem, n);
+	memcpy(p, str, n);
+	return p;
+}
+
+void dk__snap_release(dk_snapshot *s, void *p)
+{
+	if (!s->mem)
+		free(p);
+}
+
+void *dk__snap_grow(dk_snapshot *s, void *p, size_t old, size_t n)
+{
+	void *q;
+	if (!s->mem)
+		return dk_realloc(p, n);
+	q = pool_take((pool_block **)&s->mem, n);
+	if (old)
+		memcpy(q, p, old < n ? old : n);
+	return q;
+}
+
+void dk__snap_setstr(dk_snapshot *s, char **field, const char *value)
+{
+	dk__snap_release(s, *field);
+	*field = dk__snap_strdup(s, value);
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -75,31 +176,31 @@ void dk__value_clear(dk_value *v)
 	memset(v, 0, sizeof(*v));
 }
 
-void dk__value_copy(dk_value *dst, const dk_value *src)
+static void value_copy_into(dk_snapshot *s, dk_value *dst, const dk_value *src)
 {
 	*dst = *src;
-	dst->name = dup_or_null(src->name);
-	dst->text = dup_or_null(src->text);
+	dst->name = dk__snap_strdup(s, src->name);
+	dst->text = dk__snap_strdup(s, src->text);
 }
 
-void dk__snap_state_reset(dk_snap_state *st)
+void dk__snap_state_reset(dk_snapshot *s, dk_snap_state *st)
 {
-	free(st->deadlines);
+	dk__snap_release(s, st->deadlines);
 	st->deadlines = NULL;
 	st->ndeadlines = 0;
 	for (size_t i = 0; i < st->nescalated; i++)
-		free(st->escalated[i]);
-	free(st->escalated);
+		dk__snap_release(s, st->escalated[i]);
+	dk__snap_release(s, st->escalated);
 	st->escalated = NULL;
 	st->nescalated = 0;
 }
 
-static void vote_clear(dk_snap_vote *v)
+static void vote_clear(dk_snapshot *s, dk_snap_vote *v)
 {
-	free(v->state);
-	free(v->user);
-	free(v->actor);
-	free(v->transition);
+	dk__snap_release(s, v->state);
+	dk__snap_release(s, v->user);
+	dk__snap_release(s, v->actor);
+	dk__snap_release(s, v->transition);
 }
 
 static void evidence_clear(dk_snap_evidence *e)
@@ -111,10 +212,9 @@ static void evidence_clear(dk_snap_evidence *e)
 	free(e->sha256);
 }
 
-void dk_snapshot_free(dk_snapshot *s)
+/* A snapshot that owns each piece separately (mem NULL). */
+static void free_pieces(dk_snapshot *s)
 {
-	if (!s)
-		return;
 	free(s->flow_id);
 	free(s->instance);
 	free(s->state);
@@ -124,7 +224,7 @@ void dk_snapshot_free(dk_snapshot *s)
 	}
 	free(s->regions);
 	for (size_t i = 0; i < s->nstates; i++) {
-		dk__snap_state_reset(&s->states[i]);
+		dk__snap_state_reset(s, &s->states[i]);
 		free(s->states[i].state);
 	}
 	free(s->states);
@@ -133,7 +233,7 @@ void dk_snapshot_free(dk_snapshot *s)
 	free(s->vars);
 	free(s->initiator);
 	for (size_t i = 0; i < s->nvotes; i++)
-		vote_clear(&s->votes[i]);
+		vote_clear(s, &s->votes[i]);
 	free(s->votes);
 	for (size_t i = 0; i < s->nevidence; i++)
 		evidence_clear(&s->evidence[i]);
@@ -141,61 +241,118 @@ void dk_snapshot_free(dk_snapshot *s)
 	free(s);
 }
 
-/* n elements of size from src, or NULL when n is 0: most arrays of a
- * snapshot are empty (no regions, votes, deadlines or escalations), and an
- * allocation each would be most of what a copy costs. */
-static void *dup_array(const void *src, size_t n, size_t size)
+void dk_snapshot_free(dk_snapshot *s)
 {
-	void *d;
+	pool_block *b;
+	if (!s)
+		return;
+	if (!s->mem) {
+		free_pieces(s);
+		return;
+	}
+	/* the struct lives in the oldest block: read mem before any free */
+	b = s->mem;
+	while (b) {
+		pool_block *next = b->next;
+		free(b);
+		b = next;
+	}
+}
+
+static size_t str_size(const char *str)
+{
+	return str ? POOL_ALIGN(strlen(str) + 1) : 0;
+}
+
+/* What a packed copy of s needs, every piece aligned as pool_take does. */
+static size_t packed_size(const dk_snapshot *s)
+{
+	size_t n = str_size(s->flow_id) + str_size(s->instance) + str_size(s->state) +
+	           str_size(s->initiator);
+	n += POOL_ALIGN(s->nregions * sizeof(*s->regions));
+	for (size_t i = 0; i < s->nregions; i++)
+		n += str_size(s->regions[i].region) + str_size(s->regions[i].state);
+	n += POOL_ALIGN(s->nstates * sizeof(*s->states));
+	for (size_t i = 0; i < s->nstates; i++) {
+		const dk_snap_state *a = &s->states[i];
+		n += str_size(a->state) + POOL_ALIGN(a->ndeadlines * sizeof(*a->deadlines)) +
+		     POOL_ALIGN(a->nescalated * sizeof(char *));
+		for (size_t j = 0; j < a->nescalated; j++)
+			n += str_size(a->escalated[j]);
+	}
+	n += POOL_ALIGN(s->nvars * sizeof(*s->vars));
+	for (size_t i = 0; i < s->nvars; i++)
+		n += str_size(s->vars[i].name) + str_size(s->vars[i].text);
+	n += POOL_ALIGN(s->nvotes * sizeof(*s->votes));
+	for (size_t i = 0; i < s->nvotes; i++)
+		n += str_size(s->votes[i].state) + str_size(s->votes[i].user) +
+		     str_size(s->votes[i].actor) + str_size(s->votes[i].transition);
+	n += POOL_ALIGN(s->nevidence * sizeof(*s->evidence));
+	for (size_t i = 0; i < s->nevidence; i++) {
+		const dk_snap_evidence *e = &s->evidence[i];
+		n += str_size(e->kind) + str_size(e->state) + str_size(e->by) + str_size(e->name) +
+		     str_size(e->sha256);
+	}
+	return n;
+}
+
+/* n elements of size from src into d's block, or NULL when n is 0: most
+ * arrays of a snapshot are empty (no regions, votes, deadlines or
+ * escalations). */
+static void *dup_array(dk_snapshot *d, const void *src, size_t n, size_t size)
+{
+	void *p;
 	if (n == 0)
 		return NULL;
-	d = dk_malloc(n * size);
-	memcpy(d, src, n * size);
-	return d;
+	p = pool_take((pool_block **)&d->mem, n * size);
+	memcpy(p, src, n * size);
+	return p;
 }
 
 dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
 {
-	dk_snapshot *d = dk_malloc(sizeof(*d));
+	dk_snapshot *d = snap_new(packed_size(s) + POOL_SLACK);
+	void *mem = d->mem;
 	*d = *s;
-	d->flow_id = dup_or_null(s->flow_id);
-	d->instance = dup_or_null(s->instance);
-	d->state = dup_or_null(s->state);
-	d->initiator = dup_or_null(s->initiator);
-	d->regions = dup_array(s->regions, s->nregions, sizeof(*d->regions));
+	d->mem = mem;
+	d->flow_id = dk__snap_strdup(d, s->flow_id);
+	d->instance = dk__snap_strdup(d, s->instance);
+	d->state = dk__snap_strdup(d, s->state);
+	d->initiator = dk__snap_strdup(d, s->initiator);
+	d->regions = dup_array(d, s->regions, s->nregions, sizeof(*d->regions));
 	for (size_t i = 0; i < s->nregions; i++) {
-		d->regions[i].region = dup_or_null(s->regions[i].region);
-		d->regions[i].state = dup_or_null(s->regions[i].state);
+		d->regions[i].region = dk__snap_strdup(d, s->regions[i].region);
+		d->regions[i].state = dk__snap_strdup(d, s->regions[i].state);
 	}
-	d->states = dup_array(s->states, s->nstates, sizeof(*d->states));
+	d->states = dup_array(d, s->states, s->nstates, sizeof(*d->states));
 	for (size_t i = 0; i < s->nstates; i++) {
 		const dk_snap_state *a = &s->states[i];
 		dk_snap_state *b = &d->states[i];
-		b->state = dup_or_null(a->state);
-		b->deadlines = dup_array(a->deadlines, a->ndeadlines, sizeof(*b->deadlines));
-		b->escalated = dup_array(a->escalated, a->nescalated, sizeof(char *));
+		b->state = dk__snap_strdup(d, a->state);
+		b->deadlines = dup_array(d, a->deadlines, a->ndeadlines, sizeof(*b->deadlines));
+		b->escalated = dup_array(d, a->escalated, a->nescalated, sizeof(char *));
 		for (size_t j = 0; j < a->nescalated; j++)
-			b->escalated[j] = dk_strdup(a->escalated[j]);
+			b->escalated[j] = dk__snap_strdup(d, a->escalated[j]);
 	}
-	d->vars = dup_array(s->vars, s->nvars, sizeof(*d->vars));
+	d->vars = dup_array(d, s->vars, s->nvars, sizeof(*d->vars));
 	for (size_t i = 0; i < s->nvars; i++)
-		dk__value_copy(&d->vars[i], &s->vars[i]);
-	d->votes = dup_array(s->votes, s->nvotes, sizeof(*d->votes));
+		value_copy_into(d, &d->vars[i], &s->vars[i]);
+	d->votes = dup_array(d, s->votes, s->nvotes, sizeof(*d->votes));
 	for (size_t i = 0; i < s->nvotes; i++) {
-		d->votes[i].state = dup_or_null(s->votes[i].state);
-		d->votes[i].user = dup_or_null(s->votes[i].user);
-		d->votes[i].actor = dup_or_null(s->votes[i].actor);
-		d->votes[i].transition = dup_or_null(s->votes[i].transition);
+		d->votes[i].state = dk__snap_strdup(d, s->votes[i].state);
+		d->votes[i].user = dk__snap_strdup(d, s->votes[i].user);
+		d->votes[i].actor = dk__snap_strdup(d, s->votes[i].actor);
+		d->votes[i].transition = dk__snap_strdup(d, s->votes[i].transition);
 	}
-	d->evidence = dup_array(s->evidence, s->nevidence, sizeof(*d->evidence));
+	d->evidence = dup_array(d, s->evidence, s->nevidence, sizeof(*d->evidence));
 	for (size_t i = 0; i < s->nevidence; i++) {
 		const dk_snap_evidence *a = &s->evidence[i];
 		dk_snap_evidence *b = &d->evidence[i];
-		b->kind = dup_or_null(a->kind);
-		b->state = dup_or_null(a->state);
-		b->by = dup_or_null(a->by);
-		b->name = dup_or_null(a->name);
-		b->sha256 = dup_or_null(a->sha256);
+		b->kind = dk__snap_strdup(d, a->kind);
+		b->state = dk__snap_strdup(d, a->state);
+		b->by = dk__snap_strdup(d, a->by);
+		b->name = dk__snap_strdup(d, a->name);
+		b->sha256 = dk__snap_strdup(d, a->sha256);
 	}
 	return d;
 }
@@ -225,10 +382,11 @@ dk_snap_state *dk__snap_state(dk_snapshot *snap, const char *state, int create)
 			return &snap->states[i];
 	if (!create)
 		return NULL;
-	snap->states = dk_realloc(snap->states, (snap->nstates + 1) * sizeof(*snap->states));
+	snap->states = dk__snap_grow(snap, snap->states, snap->nstates * sizeof(*snap->states),
+	                             (snap->nstates + 1) * sizeof(*snap->states));
 	dk_snap_state *st = &snap->states[snap->nstates++];
 	memset(st, 0, sizeof(*st));
-	st->state = dk_strdup(state);
+	st->state = dk__snap_strdup(snap, state);
 	return st;
 }
 
@@ -260,8 +418,11 @@ void dk__snap_set_var(dk_snapshot *snap, const dk_flow *flow, const dk_value *v)
 {
 	for (size_t i = 0; i < snap->nvars; i++) {
 		if (strcmp(snap->vars[i].name, v->name) == 0) {
-			dk__value_clear(&snap->vars[i]);
-			dk__value_copy(&snap->vars[i], v);
+			dk__snap_release(snap, snap->vars[i].text);
+			snap->vars[i].type = v->type;
+			snap->vars[i].number = v->number;
+			snap->vars[i].boolean = v->boolean;
+			snap->vars[i].text = dk__snap_strdup(snap, v->text);
 			return;
 		}
 	}
@@ -280,9 +441,10 @@ void dk__snap_set_var(dk_snapshot *snap, const dk_flow *flow, const dk_value *v)
 			break;
 		}
 	}
-	snap->vars = dk_realloc(snap->vars, (snap->nvars + 1) * sizeof(*snap->vars));
+	snap->vars = dk__snap_grow(snap, snap->vars, snap->nvars * sizeof(*snap->vars),
+	                           (snap->nvars + 1) * sizeof(*snap->vars));
 	memmove(&snap->vars[at + 1], &snap->vars[at], (snap->nvars - at) * sizeof(*snap->vars));
-	dk__value_copy(&snap->vars[at], v);
+	value_copy_into(snap, &snap->vars[at], v);
 	snap->nvars++;
 }
 
@@ -291,7 +453,7 @@ void dk__snap_drop_votes(dk_snapshot *snap, const char *state)
 	size_t j = 0;
 	for (size_t i = 0; i < snap->nvotes; i++) {
 		if (strcmp(snap->votes[i].state, state) == 0)
-			vote_clear(&snap->votes[i]);
+			vote_clear(snap, &snap->votes[i]);
 		else
 			snap->votes[j++] = snap->votes[i];
 	}
@@ -399,6 +561,7 @@ int dk_snapshot_to_json(char **out, const dk_snapshot *s)
 typedef struct {
 	const char *where;
 	int bad;
+	dk_snapshot *s; /* the strings go into its block */
 } rd;
 
 static char *rstr(rd *r, json_t *o, const char *key, const char *where)
@@ -411,7 +574,7 @@ static char *rstr(rd *r, json_t *o, const char *key, const char *where)
 		r->where = where;
 		return NULL;
 	}
-	return dk_strdup(json_string_value(v));
+	return dk__snap_strdup(r->s, json_string_value(v));
 }
 
 static int64_t rtime(rd *r, json_t *o, const char *key, const char *where)
@@ -465,14 +628,20 @@ static json_t *rarr(rd *r, json_t *o, const char *key)
 	return v;
 }
 
-static int rvalue(dk_value *v, json_t *o)
+/* n zeroed elements in s's block, NULL when n is 0 */
+static void *array_of(dk_snapshot *s, size_t n, size_t size)
+{
+	return n ? dk__snap_alloc(s, n * size) : NULL;
+}
+
+static int rvalue(dk_snapshot *s, dk_value *v, json_t *o)
 {
 	const char *type = json_string_value(json_object_get(o, "type"));
 	json_t *val = json_object_get(o, "value");
 	const char *name = json_string_value(json_object_get(o, "name"));
 	if (!type || !name || !val)
 		return -1;
-	v->name = dk_strdup(name);
+	v->name = dk__snap_strdup(s, name);
 	if (strcmp(type, "number") == 0) {
 		v->type = DK_VAR_NUMBER;
 		if (json_is_null(val))
@@ -482,19 +651,19 @@ static int rvalue(dk_value *v, json_t *o)
 		else
 			return -1;
 		xmlChar *t = xmlXPathCastNumberToString(v->number);
-		v->text = dk_strdup((const char *)t);
+		v->text = dk__snap_strdup(s, (const char *)t);
 		xmlFree(t);
 	} else if (strcmp(type, "boolean") == 0) {
 		if (!json_is_boolean(val))
 			return -1;
 		v->type = DK_VAR_BOOLEAN;
 		v->boolean = json_is_true(val);
-		v->text = dk_strdup(v->boolean ? "true" : "false");
+		v->text = dk__snap_strdup(s, v->boolean ? "true" : "false");
 	} else if (strcmp(type, "string") == 0 || strcmp(type, "date") == 0) {
 		if (!json_is_string(val))
 			return -1;
 		v->type = type[0] == 's' ? DK_VAR_STRING : DK_VAR_DATE;
-		v->text = dk_strdup(json_string_value(val));
+		v->text = dk__snap_strdup(s, json_string_value(val));
 	} else {
 		return -1;
 	}
@@ -506,7 +675,7 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 	json_error_t jerr;
 	json_t *root = json_loads(text ? text : "", 0, &jerr), *a, *o;
 	dk_snapshot *s = NULL;
-	rd r = {NULL, 0};
+	rd r = {NULL, 0, NULL};
 	size_t i;
 	const char *status;
 	*out = NULL;
@@ -526,7 +695,8 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 		                    (long long)json_integer_value(json_object_get(root, "format")),
 		                    DK_SNAPSHOT_FORMAT);
 	}
-	s = dk_calloc(1, sizeof(*s));
+	s = snap_new(text ? strlen(text) : 0);
+	r.s = s;
 	s->format = DK_SNAPSHOT_FORMAT;
 	o = json_object_get(root, "flow");
 	if (json_is_object(o)) {
@@ -553,7 +723,7 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 	s->updated_at = rtime(&r, root, "updated_at", "updated_at");
 
 	a = rarr(&r, root, "regions");
-	s->regions = dk_calloc(json_array_size(a) + 1, sizeof(*s->regions));
+	s->regions = array_of(s, json_array_size(a), sizeof(*s->regions));
 	json_array_foreach(a, i, o)
 	{
 		s->regions[i].region = rstr(&r, o, "region", "regions");
@@ -565,17 +735,17 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 		}
 	}
 	a = rarr(&r, root, "vars");
-	s->vars = dk_calloc(json_array_size(a) + 1, sizeof(*s->vars));
+	s->vars = array_of(s, json_array_size(a), sizeof(*s->vars));
 	json_array_foreach(a, i, o)
 	{
 		s->nvars++;
-		if (rvalue(&s->vars[i], o) < 0) {
+		if (rvalue(s, &s->vars[i], o) < 0) {
 			r.bad = 1;
 			r.where = "vars";
 		}
 	}
 	a = rarr(&r, root, "states");
-	s->states = dk_calloc(json_array_size(a) + 1, sizeof(*s->states));
+	s->states = array_of(s, json_array_size(a), sizeof(*s->states));
 	json_array_foreach(a, i, o)
 	{
 		dk_snap_state *st = &s->states[s->nstates++];
@@ -588,7 +758,7 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 		}
 		st->entered_at = rtime(&r, o, "entered_at", "states.entered_at");
 		st->visits = (int)rinteger(&r, o, "visits", "states.visits");
-		st->deadlines = dk_calloc(json_array_size(dl) + 1, sizeof(*st->deadlines));
+		st->deadlines = array_of(s, json_array_size(dl), sizeof(*st->deadlines));
 		json_array_foreach(dl, j, x)
 		{
 			st->deadlines[j].due_at = rtime(&r, x, "due_at", "deadlines.due_at");
@@ -597,7 +767,7 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 			st->deadlines[j].missed = rbool(&r, x, "missed", "deadlines.missed");
 			st->ndeadlines++;
 		}
-		st->escalated = dk_calloc(json_array_size(esc) + 1, sizeof(char *));
+		st->escalated = array_of(s, json_array_size(esc), sizeof(char *));
 		json_array_foreach(esc, j, x)
 		{
 			if (!json_is_string(x)) {
@@ -605,11 +775,11 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 				r.where = "escalated";
 				continue;
 			}
-			st->escalated[st->nescalated++] = dk_strdup(json_string_value(x));
+			st->escalated[st->nescalated++] = dk__snap_strdup(s, json_string_value(x));
 		}
 	}
 	a = rarr(&r, root, "votes");
-	s->votes = dk_calloc(json_array_size(a) + 1, sizeof(*s->votes));
+	s->votes = array_of(s, json_array_size(a), sizeof(*s->votes));
 	json_array_foreach(a, i, o)
 	{
 		dk_snap_vote *v = &s->votes[s->nvotes++];
@@ -624,7 +794,7 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 		}
 	}
 	a = rarr(&r, root, "evidence");
-	s->evidence = dk_calloc(json_array_size(a) + 1, sizeof(*s->evidence));
+	s->evidence = array_of(s, json_array_size(a), sizeof(*s->evidence));
 	json_array_foreach(a, i, o)
 	{
 		dk_snap_evidence *e = &s->evidence[s->nevidence++];

@@ -36,13 +36,14 @@ static int drop(dk_engine_result *out, dk_run *run, const dk_snapshot *snap, con
 	return dk__finish(run, snap);
 }
 
-static void add_escalated(dk_snap_state *rec, const char *user)
+static void add_escalated(dk_snapshot *snap, dk_snap_state *rec, const char *user)
 {
 	for (size_t i = 0; i < rec->nescalated; i++)
 		if (strcmp(rec->escalated[i], user) == 0)
 			return;
-	rec->escalated = dk_realloc(rec->escalated, (rec->nescalated + 1) * sizeof(char *));
-	rec->escalated[rec->nescalated++] = dk_strdup(user);
+	rec->escalated = dk__snap_grow(snap, rec->escalated, rec->nescalated * sizeof(char *),
+	                               (rec->nescalated + 1) * sizeof(char *));
+	rec->escalated[rec->nescalated++] = dk__snap_strdup(snap, user);
 }
 
 static int remind(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_snap_deadline *sd)
@@ -95,7 +96,7 @@ static int escalate(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_s
 	for (size_t i = 0; i < to.n; i++) {
 		if (dk__users_has(&before, to.users[i]))
 			continue;
-		add_escalated(rec, to.users[i]);
+		add_escalated(run->snap, rec, to.users[i]);
 		dk_event *e = dk__event(run, DK_EV_ESCALATED);
 		dk__set(&e->actor, DK_SYSTEM_ACTOR);
 		e->user = dk_strdup(to.users[i]);

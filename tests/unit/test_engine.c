@@ -1701,6 +1701,50 @@ static void json_writer_matches_jansson(void **state)
 	}
 }
 
+/* A snapshot lives in blocks it owns: one that outgrows the room a copy
+ * leaves (hundreds of uploads, long names) must still copy, serialise and
+ * parse back to the same bytes, and a copy must not share memory with its
+ * source. */
+static void snapshot_outgrows_its_block(void **state)
+{
+	inst in;
+	char name[600];
+	begin(&in, PLAN, "li", plan_vars, 1);
+	for (int i = 0; i < 300; i++) {
+		memset(name, 'a' + i % 26, sizeof(name));
+		snprintf(name + (i % 500), sizeof(name) - (size_t)(i % 500), "-%d.pdf", i);
+		assert_int_equal(attach(&in, "plan", "li", name, 100 + i), 0);
+	}
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(snap(&in)->nevidence, 300);
+	assert_string_equal(snap(&in)->evidence[299].name + 299, "-299.pdf");
+	char *a = NULL, *b = NULL, *c = NULL;
+	dk_snapshot *parsed = NULL, *copy = dk_snapshot_dup(snap(&in));
+	assert_int_equal(dk_snapshot_to_json(&a, snap(&in)), 0);
+	assert_int_equal(dk_snapshot_from_json(&parsed, a), 0);
+	assert_int_equal(dk_snapshot_to_json(&b, parsed), 0);
+	assert_int_equal(dk_snapshot_to_json(&c, copy), 0);
+	assert_string_equal(a, b);
+	assert_string_equal(a, c);
+	assert_ptr_not_equal(copy->evidence, snap(&in)->evidence);
+	assert_ptr_not_equal(copy->evidence[0].name, snap(&in)->evidence[0].name);
+	/* the parsed one works as a command's input */
+	dk_fire_cmd cmd = DK_FIRE_CMD_INIT;
+	dk_engine_result next;
+	cmd.transition = "approve";
+	cmd.actor = "wei";
+	assert_int_equal(dk_engine_fire(&next, &in.env, parsed, &cmd), 0);
+	assert_string_equal(next.snapshot->state, "in-progress");
+	assert_int_equal(next.snapshot->nevidence, 300);
+	dk_engine_result_free(&next);
+	free(a);
+	free(b);
+	free(c);
+	dk_snapshot_free(parsed);
+	dk_snapshot_free(copy);
+	end(&in);
+}
+
 /* The variable changes written without jansson must be the bytes of the
  * jansson object they replace: {"k":{"from":..,"to":..}} built with
  * json_object_set_new, a variable changed twice keeping its first place,
@@ -1768,6 +1812,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(json_writer_matches_jansson),
 	    cmocka_unit_test(var_changes_match_jansson),
+	    cmocka_unit_test(snapshot_outgrows_its_block),
 	    cmocka_unit_test(start_defaults_and_tasks),
 	    cmocka_unit_test(start_var_errors),
 	    cmocka_unit_test(linear_approve),
