@@ -71,11 +71,45 @@ dk_doc_kind dk_doc_detect(const char *bytes, size_t len);
 /* An XPath 1.0 expression compiled once at load time. Variables are the
  * flow's <var>s plus the built-ins below; functions are XPath's own plus
  * the dk: functions listed by dk_fn_lookup. */
+/* An expression simple enough to evaluate without libxml2: OPERAND, or
+ * OPERAND OP OPERAND, where an operand is a variable ($name, no prefix) or
+ * a whole number of at most 9 digits and OP one of + - * = != < <= > >=.
+ * The engine evaluates it with XPath 1.0's own conversions
+ * (engine/xpath.c) and gives the same result libxml2 would. */
+typedef enum {
+	DK_XOP_NONE,
+	DK_XOP_ADD,
+	DK_XOP_SUB,
+	DK_XOP_MUL,
+	DK_XOP_EQ,
+	DK_XOP_NE,
+	DK_XOP_LT,
+	DK_XOP_LE,
+	DK_XOP_GT,
+	DK_XOP_GE
+} dk_xop;
+
+typedef struct {
+	char *var;     /* the variable's name, or NULL for a number */
+	double number; /* when var is NULL */
+} dk_xoperand;
+
+typedef struct {
+	dk_xoperand a, b; /* b unused with DK_XOP_NONE */
+	dk_xop op;
+} dk_xsimple;
+
 typedef struct {
 	char *text;
 	xmlXPathCompExprPtr comp;
 	int line;
+	dk_xsimple *simple; /* NULL: not simple, libxml2 evaluates comp */
 } dk_xpath;
+
+/* The simple form of text, or NULL when text is not that simple. Free
+ * with dk_xsimple_free. */
+dk_xsimple *dk_xsimple_parse(const char *text);
+void dk_xsimple_free(dk_xsimple *x);
 
 /* Variables every expression may use besides the flow's own. */
 #define DK_BUILTIN_VARS                                                                            \

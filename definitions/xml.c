@@ -1115,7 +1115,97 @@ dk_xpath *dk_xpath_compile(const char *file, int line, const char *what, const c
 	x->text = dk_strdup(text);
 	x->comp = comp;
 	x->line = line;
+	x->simple = dk_xsimple_parse(text);
 	return x;
+}
+
+/* ---- the simple form --------------------------------------------------- */
+
+static const char *skip_space(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static int name_start(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int name_char(char c)
+{
+	return name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+/* One operand at p; returns what follows it, or NULL when p holds none
+ * that the simple form takes (a prefixed or non-ASCII name, a fraction, a
+ * number of more than 9 digits, a name or number running into a letter). */
+static const char *operand(dk_xoperand *o, const char *p)
+{
+	const char *s;
+	if (*p == '$') {
+		s = ++p;
+		if (!name_start(*p))
+			return NULL;
+		while (name_char(*p))
+			p++;
+		if (*p == ':' || (unsigned char)*p >= 0x80)
+			return NULL;
+		o->var = dk_strndup(s, (size_t)(p - s));
+		return p;
+	}
+	if (*p < '0' || *p > '9')
+		return NULL;
+	o->number = 0;
+	for (s = p; *p >= '0' && *p <= '9'; p++)
+		o->number = o->number * 10 + (*p - '0');
+	if (p - s > 9 || *p == '.' || name_char(*p) || (unsigned char)*p >= 0x80)
+		return NULL;
+	return p;
+}
+
+dk_xsimple *dk_xsimple_parse(const char *text)
+{
+	static const struct {
+		const char *tok;
+		dk_xop op;
+	} ops[] = {{"<=", DK_XOP_LE}, {">=", DK_XOP_GE}, {"!=", DK_XOP_NE},
+	           {"<", DK_XOP_LT},  {">", DK_XOP_GT},  {"=", DK_XOP_EQ},
+	           {"+", DK_XOP_ADD}, {"-", DK_XOP_SUB}, {"*", DK_XOP_MUL}};
+	dk_xsimple *x = dk_calloc(1, sizeof(*x));
+	const char *p = text ? skip_space(text) : "";
+	size_t i;
+	if (!(p = operand(&x->a, p)))
+		goto no;
+	p = skip_space(p);
+	if (*p) {
+		for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+			if (strncmp(p, ops[i].tok, strlen(ops[i].tok)) == 0)
+				break;
+		if (i == sizeof(ops) / sizeof(ops[0]))
+			goto no;
+		x->op = ops[i].op;
+		p = skip_space(p + strlen(ops[i].tok));
+		if (!(p = operand(&x->b, p)))
+			goto no;
+		p = skip_space(p);
+	}
+	if (*p)
+		goto no;
+	return x;
+no:
+	dk_xsimple_free(x);
+	return NULL;
+}
+
+void dk_xsimple_free(dk_xsimple *x)
+{
+	if (!x)
+		return;
+	free(x->a.var);
+	free(x->b.var);
+	free(x);
 }
 
 void dk_xpath_free(dk_xpath *x)
@@ -1125,5 +1215,6 @@ void dk_xpath_free(dk_xpath *x)
 	free(x->text);
 	if (x->comp)
 		xmlXPathFreeCompExpr(x->comp);
+	dk_xsimple_free(x->simple);
 	free(x);
 }

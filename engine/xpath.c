@@ -568,7 +568,159 @@ static void ctx_give(xmlXPathContextPtr ctx)
 	xmlXPathFreeContext(ctx);
 }
 
+/* ---- simple expressions without libxml2 ---------------------------------
+
+The flow loader marks expressions of the form OPERAND [OP OPERAND] (see
+dk_xsimple in definitions/flow.h): most guards and <set> values are
+"$done_phases < $phases" or "$done_phases + 1". Evaluating them through
+libxml2 builds a parser context, a value stack and an object per variable,
+which cost more than the rest of a guard; here they are computed directly
+with XPath 1.0's conversions, libxml2's own where there is one:
+
+  number(string)   xmlXPathCastStringToNumber (trimmed, no exponent, else NaN)
+  number(boolean)  1 or 0
+  boolean(number)  neither 0 nor NaN;  boolean(string)  not empty
+  + - *            on number() of both sides, IEEE 754 (NaN propagates)
+  < <= > >=        on number() of both sides; false when either is NaN
+  = !=             as booleans when either side is a boolean, else as
+                   numbers when either is a number, else as strings;
+                   != is the negation of =
+
+A variable the flow does not declare is left to libxml2, so the message
+about it stays libxml2's. A unit test runs a corpus of expressions through
+both paths and compares the results. */
+
+typedef struct {
+	xmlXPathObjectType type; /* XPATH_NUMBER, XPATH_BOOLEAN or XPATH_STRING */
+	double n;
+	int b;
+	const char *s;
+} xval;
+
+/* 0 when name is neither a built-in nor a declared variable. */
+static int simple_var(xval *out, dk_run *run, const char *state, const char *name)
+{
+	const dk_snapshot *s = run->snap;
+	const dk_var *decl;
+	const dk_value *v;
+	out->type = XPATH_STRING;
+	if (strcmp(name, "initiator") == 0) {
+		out->s = s && s->initiator ? s->initiator : "";
+		return 1;
+	}
+	if (strcmp(name, "actor") == 0) {
+		out->s = run->actor ? run->actor : "";
+		return 1;
+	}
+	if (strcmp(name, "state") == 0) {
+		out->s = state ? state : "";
+		return 1;
+	}
+	if (strcmp(name, "instance") == 0) {
+		out->s = s && s->instance ? s->instance : "";
+		return 1;
+	}
+	if (!(decl = dk_flow_var(run->flow, name)))
+		return 0;
+	v = s ? dk_snapshot_var(s, name) : NULL;
+	switch (decl->type) {
+	case DK_VAR_NUMBER:
+		out->type = XPATH_NUMBER;
+		out->n = v ? v->number : xmlXPathNAN;
+		break;
+	case DK_VAR_BOOLEAN:
+		out->type = XPATH_BOOLEAN;
+		out->b = v ? v->boolean : 0;
+		break;
+	default: out->s = v && v->text ? v->text : ""; break;
+	}
+	return 1;
+}
+
+static double xval_number(const xval *v)
+{
+	switch (v->type) {
+	case XPATH_NUMBER: return v->n;
+	case XPATH_BOOLEAN: return v->b ? 1.0 : 0.0;
+	default: return xmlXPathCastStringToNumber((const xmlChar *)v->s);
+	}
+}
+
+static int xval_bool(const xval *v)
+{
+	switch (v->type) {
+	case XPATH_NUMBER: return xmlXPathCastNumberToBoolean(v->n);
+	case XPATH_BOOLEAN: return v->b;
+	default: return v->s[0] != '\0';
+	}
+}
+
+static int xval_equal(const xval *a, const xval *b)
+{
+	if (a->type == XPATH_BOOLEAN || b->type == XPATH_BOOLEAN)
+		return xval_bool(a) == xval_bool(b);
+	if (a->type == XPATH_NUMBER || b->type == XPATH_NUMBER)
+		return xval_number(a) == xval_number(b); /* false for NaN */
+	return strcmp(a->s, b->s) == 0;
+}
+
+static int simple_operand(xval *out, dk_run *run, const char *state, const dk_xoperand *o)
+{
+	if (o->var)
+		return simple_var(out, run, state, o->var);
+	out->type = XPATH_NUMBER;
+	out->n = o->number;
+	return 1;
+}
+
+/* 1 and *out, or 0 when libxml2 must evaluate x. */
+static int simple_eval(xval *out, dk_run *run, const char *state, const dk_xsimple *x)
+{
+	xval a, b;
+	if (!simple_operand(&a, run, state, &x->a))
+		return 0;
+	if (x->op == DK_XOP_NONE) {
+		*out = a;
+		return 1;
+	}
+	if (!simple_operand(&b, run, state, &x->b))
+		return 0;
+	out->type = XPATH_NUMBER;
+	switch (x->op) {
+	case DK_XOP_ADD: out->n = xval_number(&a) + xval_number(&b); return 1;
+	case DK_XOP_SUB: out->n = xval_number(&a) - xval_number(&b); return 1;
+	case DK_XOP_MUL: out->n = xval_number(&a) * xval_number(&b); return 1;
+	default: break;
+	}
+	out->type = XPATH_BOOLEAN;
+	switch (x->op) {
+	case DK_XOP_EQ: out->b = xval_equal(&a, &b); break;
+	case DK_XOP_NE: out->b = !xval_equal(&a, &b); break;
+	case DK_XOP_LT: out->b = xval_number(&a) < xval_number(&b); break;
+	case DK_XOP_LE: out->b = xval_number(&a) <= xval_number(&b); break;
+	case DK_XOP_GT: out->b = xval_number(&a) > xval_number(&b); break;
+	case DK_XOP_GE: out->b = xval_number(&a) >= xval_number(&b); break;
+	default: return 0;
+	}
+	return 1;
+}
+
 int dk__eval(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xpath *expr)
+{
+	xval v;
+	if (expr->simple && simple_eval(&v, run, state, expr->simple)) {
+		*out = v.type == XPATH_NUMBER    ? xmlXPathNewFloat(v.n)
+		       : v.type == XPATH_BOOLEAN ? xmlXPathNewBoolean(v.b)
+		                                 : xmlXPathNewString((const xmlChar *)v.s);
+		if (!*out)
+			return dk_error_set(DK_EINTERNAL, "out of memory evaluating '%s'",
+			                    expr->text);
+		return 0;
+	}
+	return dk__eval_libxml(out, run, state, expr);
+}
+
+int dk__eval_libxml(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xpath *expr)
 {
 	eval_ctx ev = {run, state, DK_BUF_INIT, DK_BUF_INIT};
 	xmlXPathContextPtr ctx = ctx_take();
@@ -609,7 +761,12 @@ int dk__eval(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xp
 int dk__eval_bool(int *out, dk_run *run, const char *state, const dk_xpath *expr)
 {
 	xmlXPathObjectPtr r;
-	int err = dk__eval(&r, run, state, expr);
+	xval v;
+	if (expr->simple && simple_eval(&v, run, state, expr->simple)) {
+		*out = xval_bool(&v);
+		return 0;
+	}
+	int err = dk__eval_libxml(&r, run, state, expr);
 	if (err < 0)
 		return err;
 	*out = xmlXPathCastToBoolean(r);

@@ -1,6 +1,7 @@
 /* test_engine.c - the pure state machine: commands, refusals, quorum,
  * parallel regions, timers, the snapshot's JSON and the dk: functions. */
 #include "definitions/flow.h"
+#include "definitions/internal.h"
 #include "engine/engine.h"
 #include "engine/internal.h"
 #include "util/buf.h"
@@ -1104,7 +1105,7 @@ static void every_fn_implemented(void **state)
 /* Evaluates text against the current snapshot of in as li at now. */
 static char *ev(inst *in, const char *text, const char *now)
 {
-	dk_xpath x = {(char *)text, xmlXPathCompile((const xmlChar *)text), 1};
+	dk_xpath x = {(char *)text, xmlXPathCompile((const xmlChar *)text), 1, NULL};
 	char *out = NULL;
 	dk_engine_env env = in->env;
 	if (now)
@@ -1213,12 +1214,12 @@ static void fn_errors_name_the_expression(void **state)
 	dk_xpath x = {"dk:add('soon', 'P1D')",
 	              xmlXPathCompile((const xmlChar *)"dk:add('soon', "
 	                                               "'P1D')"),
-	              7};
+	              7, NULL};
 	assert_int_equal(dk_engine_eval_string(&out, &in.env, snap(&in), "li", &x), DK_EINVALID);
 	assert_msg("'soon' is not a date");
 	assert_msg("line 7");
 	xmlXPathFreeCompExpr(x.comp);
-	dk_xpath y = {"$nope", xmlXPathCompile((const xmlChar *)"$nope"), 2};
+	dk_xpath y = {"$nope", xmlXPathCompile((const xmlChar *)"$nope"), 2, NULL};
 	assert_int_equal(dk_engine_eval_string(&out, &in.env, snap(&in), "li", &y), DK_EINVALID);
 	xmlXPathFreeCompExpr(y.comp);
 	assert_null(out);
@@ -1701,6 +1702,161 @@ static void json_writer_matches_jansson(void **state)
 	}
 }
 
+/* The simple expressions the engine computes without libxml2 must give
+ * what libxml2 gives: every operator between every kind of operand (number
+ * variables set, unset (NaN), negative, fractional and huge; booleans;
+ * strings that are numbers, padded numbers, exponents, words and empty;
+ * dates; the built-ins; literals), compared as type and value (NaN as NaN,
+ * -0 as -0), as boolean() and as string(). */
+static const char XFLOW[] = "<flow xmlns='urn:docket:flow:1' id='x' version='1'>"
+                            " <var name='n' type='number'/><var name='m' type='number'/>"
+                            " <var name='b' type='boolean'/><var name='c' type='boolean'/>"
+                            " <var name='s' type='string'/><var name='t' type='string'/>"
+                            " <var name='d' type='date'/>"
+                            " <state id='a' initial='true' assign='$initiator'>"
+                            "  <transition id='go' to='z'/></state>"
+                            " <state id='z' final='true'/>"
+                            "</flow>";
+
+static void same_xpath_object(xmlXPathObjectPtr want, xmlXPathObjectPtr got, const char *text)
+{
+	if (want->type != got->type)
+		fail_msg("'%s': libxml2 gives type %d, the engine %d", text, want->type, got->type);
+	if (want->type == XPATH_NUMBER) {
+		int wn = xmlXPathIsNaN(want->floatval), gn = xmlXPathIsNaN(got->floatval);
+		if (wn != gn ||
+		    (!wn && memcmp(&want->floatval, &got->floatval, sizeof(double)) != 0))
+			fail_msg("'%s': libxml2 gives %.17g, the engine %.17g", text,
+			         want->floatval, got->floatval);
+	} else if (want->type == XPATH_BOOLEAN) {
+		if (want->boolval != got->boolval)
+			fail_msg("'%s': libxml2 gives %d, the engine %d", text, want->boolval,
+			         got->boolval);
+	} else {
+		assert_int_equal(want->type, XPATH_STRING);
+		if (strcmp((const char *)want->stringval, (const char *)got->stringval) != 0)
+			fail_msg("'%s': libxml2 gives '%s', the engine '%s'", text,
+			         (const char *)want->stringval, (const char *)got->stringval);
+	}
+}
+
+static void simple_xpath_matches_libxml2(void **state)
+{
+	static const char *const operands[] = {
+	    "$n",     "$m",     "$b",        "$c", "$s", "$t", "$d", "$initiator",
+	    "$actor", "$state", "$instance", "0",  "1",  "3",  "10", "123456789"};
+	static const char *const ops[] = {"+", "-", "*", "=", "!=", "<", "<=", ">", ">="};
+	/* each row: n, m, b, c, s, t, d (NULL: not set) */
+	static const char *const rows[][7] = {
+	    {"3", "10", "true", "false", "3", "abc", "2026-11-28"},
+	    {NULL, "0", NULL, "true", "", " 3 ", NULL},
+	    {"-2.5", "-0", "false", "false", "-2.5", "1e3", "2026-11-28T09:30:00+08:00"},
+	    {"1e300", "1e300", "true", "true", "3.0", "3", NULL},
+	    {"0.1", "0.2", "false", "true", "true", "false", NULL},
+	    {"0", NULL, "true", NULL, "0", "", NULL},
+	    {"123456789", "9007199254740993", NULL, NULL, "li", "li", NULL},
+	};
+	dk_flow *flow = load(XFLOW);
+	dk_engine_env env = DK_ENGINE_ENV_INIT;
+	dk_buf text = DK_BUF_INIT;
+	dk_diags dg = DK_DIAGS_INIT;
+	size_t nexpr = 0, nsimple = 0;
+	env.flow = flow;
+	env.org = org;
+	env.now = T("2026-11-02T09:00:00Z");
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		static const char *const names[] = {"n", "m", "b", "c", "s", "t", "d"};
+		char kv[7][64];
+		const char *vars[7];
+		size_t nv = 0;
+		dk_engine_result res = DK_ENGINE_RESULT_INIT;
+		for (size_t i = 0; i < 7; i++)
+			if (rows[r][i]) {
+				snprintf(kv[nv], sizeof(kv[nv]), "%s=%s", names[i], rows[r][i]);
+				vars[nv] = kv[nv];
+				nv++;
+			}
+		if (dk_engine_start(&res, &env, "I-7", "li", vars, nv) < 0)
+			fail_msg("start, row %zu: %s", r, dk_error_last());
+		dk_run run = {&env, flow, res.snapshot, NULL, r % 2 ? "wei" : "li"};
+		for (size_t a = 0; a < sizeof(operands) / sizeof(operands[0]); a++) {
+			for (size_t o = 0; o <= sizeof(ops) / sizeof(ops[0]); o++) {
+				for (size_t b = 0; b < sizeof(operands) / sizeof(operands[0]);
+				     b++) {
+					dk_buf_clear(&text);
+					if (o == sizeof(ops) / sizeof(ops[0])) { /* alone */
+						if (b > 0)
+							break;
+						dk_buf_printf(&text, "%s", operands[a]);
+					} else {
+						dk_buf_printf(&text, b % 2 ? "%s %s %s" : "%s %s%s",
+						              operands[a], ops[o], operands[b]);
+					}
+					dk_xpath *x = dk_xpath_compile("t", 1, "test",
+					                               dk_buf_cstr(&text), &dg);
+					if (!x) {
+						fail_msg("'%s' does not compile",
+						         dk_buf_cstr(&text));
+						return;
+					}
+					nexpr++;
+					nsimple += x->simple != NULL;
+					xmlXPathObjectPtr want = NULL, got = NULL;
+					int we = dk__eval_libxml(&want, &run, "a", x);
+					int ge = dk__eval(&got, &run, "a", x);
+					assert_int_equal(we, 0);
+					assert_int_equal(ge, 0);
+					same_xpath_object(want, got, x->text);
+					int wb = -1, gb = -1;
+					assert_int_equal(dk__eval_bool(&gb, &run, "a", x), 0);
+					wb = xmlXPathCastToBoolean(want);
+					assert_int_equal(wb, gb);
+					xmlChar *ws = xmlXPathCastToString(want);
+					xmlChar *gs = xmlXPathCastToString(got);
+					assert_string_equal((const char *)ws, (const char *)gs);
+					xmlFree(ws);
+					xmlFree(gs);
+					xmlXPathFreeObject(want);
+					xmlXPathFreeObject(got);
+					dk_xpath_free(x);
+				}
+			}
+		}
+		dk_engine_result_free(&res);
+	}
+	/* the corpus is simple, or the test compares libxml2 with itself */
+	assert_int_equal(nsimple, nexpr);
+	/* not simple: left to libxml2, and an unknown variable keeps its
+	 * message */
+	static const char *const not_simple[] = {"$n div 2",   "$n mod 2",   "-1",      "1.5",
+	                                         "$dk:x",      "$n + 1 + 1", "($n)",    "$n or $b",
+	                                         "1234567890", "3a",         "$n * -1", "'a' = $s"};
+	for (size_t i = 0; i < sizeof(not_simple) / sizeof(not_simple[0]); i++) {
+		dk_xpath *x = dk_xpath_compile("t", 1, "test", not_simple[i], &dg);
+		if (x && x->simple)
+			fail_msg("'%s' should not be simple", not_simple[i]);
+		dk_xpath_free(x);
+	}
+	/* "$n-1" is the variable n-1, in XPath as here */
+	static const char *const unknown[] = {"$nope < 3", "$n-1", "$nope"};
+	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		dk_xpath *x = dk_xpath_compile("t", 1, "test", unknown[i], &dg);
+		assert_non_null(x);
+		assert_non_null(x->simple);
+		xmlXPathObjectPtr r = NULL;
+		int ok = -1;
+		dk_run run = {&env, flow, NULL, NULL, "li"};
+		assert_int_equal(dk__eval(&r, &run, "a", x), DK_EINVALID);
+		assert_non_null(strstr(dk_error_last(), unknown[i]));
+		assert_int_equal(dk__eval_bool(&ok, &run, "a", x), DK_EINVALID);
+		assert_null(r);
+		dk_xpath_free(x);
+	}
+	dk_diags_free(&dg);
+	dk_buf_free(&text);
+	dk_flow_free(flow);
+}
+
 /* A snapshot lives in blocks it owns: one that outgrows the room a copy
  * leaves (hundreds of uploads, long names) must still copy, serialise and
  * parse back to the same bytes, and a copy must not share memory with its
@@ -1812,6 +1968,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(json_writer_matches_jansson),
 	    cmocka_unit_test(var_changes_match_jansson),
+	    cmocka_unit_test(simple_xpath_matches_libxml2),
 	    cmocka_unit_test(snapshot_outgrows_its_block),
 	    cmocka_unit_test(start_defaults_and_tasks),
 	    cmocka_unit_test(start_var_errors),
