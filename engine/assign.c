@@ -14,18 +14,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-void dk__users_add(dk_users *u, const char *user, const char *role)
+static void users_push(dk_users *u, char *user, const char *role, int own)
 {
-	if (!user || !*user || dk__users_has(u, user))
-		return;
 	if (u->n == u->cap) {
 		u->cap = u->cap ? u->cap * 2 : 8;
 		u->users = dk_realloc(u->users, u->cap * sizeof(char *));
 		u->roles = dk_realloc(u->roles, u->cap * sizeof(char *));
+		u->own = dk_realloc(u->own, u->cap);
 	}
-	u->users[u->n] = dk_strdup(user);
-	u->roles[u->n] = role ? dk_strdup(role) : NULL;
+	u->users[u->n] = user;
+	u->roles[u->n] = (char *)role;
+	u->own[u->n] = (unsigned char)own;
 	u->n++;
+}
+
+void dk__users_add(dk_users *u, const char *user, const char *role)
+{
+	if (!user || !*user || dk__users_has(u, user))
+		return;
+	users_push(u, (char *)user, role, 0);
 }
 
 int dk__users_has(const dk_users *u, const char *user)
@@ -38,12 +45,12 @@ int dk__users_has(const dk_users *u, const char *user)
 
 void dk__users_free(dk_users *u)
 {
-	for (size_t i = 0; i < u->n; i++) {
-		free(u->users[i]);
-		free(u->roles[i]);
-	}
+	for (size_t i = 0; i < u->n; i++)
+		if (u->own[i])
+			free(u->users[i]);
 	free(u->users);
 	free(u->roles);
+	free(u->own);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -60,8 +67,10 @@ static void add_words(dk_users *out, const char *s)
 			e++;
 		if (e > s) {
 			char *w = dk_strndup(s, (size_t)(e - s));
-			dk__users_add(out, w, NULL);
-			free(w);
+			if (dk__users_has(out, w))
+				free(w);
+			else
+				users_push(out, w, NULL, 1); /* out owns the word */
 		}
 		s = e;
 	}

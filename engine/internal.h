@@ -25,8 +25,9 @@ typedef struct {
 
 /* A list of user ids with the role each came through (NULL when none). */
 typedef struct {
-	char **users;
-	char **roles;
+	char **users; /* lent, except those that own[i] marks */
+	char **roles; /* lent */
+	unsigned char *own;
 	size_t n, cap;
 } dk_users;
 
@@ -116,6 +117,9 @@ int dk__is_holiday(const dk_run *run, const struct tm *local);
 int dk__parse_time(int64_t *out, const char *zone, const char *s);
 
 /* ---- assign.c ---------------------------------------------------------- */
+/* Adds user (unless empty or already there) with the role it came
+ * through. Both are lent: they must outlive u (the flow's, the org's and
+ * the snapshot's strings do; a snapshot's are never freed before it). */
 void dk__users_add(dk_users *u, const char *user, const char *role);
 int dk__users_has(const dk_users *u, const char *user);
 void dk__users_free(dk_users *u);
@@ -155,6 +159,8 @@ char *dk__json_compact(const void *val);
 /* s as a JSON string into b; s must be valid UTF-8 (dk__utf8_valid). */
 void dk__json_quote(dk_buf *b, const char *s);
 int dk__utf8_valid(const char *s);
+/* val in decimal into b, as jansson writes a JSON integer. */
+void dk__json_int(dk_buf *b, int64_t val);
 
 dk_event *dk__event(dk_run *run, const char *type);
 void dk__set(char **field, const char *value);

@@ -56,21 +56,37 @@ int dk__utf8_valid(const char *s)
 	return 1;
 }
 
-/* s as a JSON string, escaped as jansson escapes it by default */
+/* One byte onto b, without a call when it fits. */
+static inline void put1(dk_buf *b, char c)
+{
+	if (b->len + 2 > b->cap)
+		dk_buf_grow(b, 1);
+	b->ptr[b->len++] = c;
+	b->ptr[b->len] = '\0';
+}
+
+/* s as a JSON string, escaped as jansson escapes it by default. Room for
+ * the unescaped string is made once; runs of plain bytes are copied
+ * whole. */
 void dk__json_quote(dk_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	const char *run = s;
-	dk_buf_putc(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		const char *esc = NULL;
+	dk_buf_grow(b, strlen(s) + 2);
+	b->ptr[b->len++] = '"';
+	for (;;) {
+		const char *run = s;
+		const char *esc;
 		char u[7];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		dk_buf_put(b, run, (size_t)(s - run));
-		run = s + 1;
-		switch (c) {
+		size_t k;
+		while ((unsigned char)*s >= 0x20 && *s != '"' && *s != '\\')
+			s++;
+		k = (size_t)(s - run);
+		dk_buf_grow(b, k + 1);
+		memcpy(b->ptr + b->len, run, k);
+		b->len += k;
+		if (!*s)
+			break;
+		switch (*s) {
 		case '"': esc = "\\\""; break;
 		case '\\': esc = "\\\\"; break;
 		case '\b': esc = "\\b"; break;
@@ -80,23 +96,23 @@ void dk__json_quote(dk_buf *b, const char *s)
 		case '\t': esc = "\\t"; break;
 		default:
 			memcpy(u, "\\u00", 4);
-			u[4] = hex[c >> 4];
-			u[5] = hex[c & 15];
+			u[4] = hex[(unsigned char)*s >> 4];
+			u[5] = hex[(unsigned char)*s & 15];
 			u[6] = '\0';
 			esc = u;
 		}
 		dk_buf_puts(b, esc);
+		s++;
 	}
-	dk_buf_put(b, run, (size_t)(s - run));
-	dk_buf_putc(b, '"');
+	put1(b, '"');
 }
 
 static void jw_key(dk_jw *w, const char *key)
 {
 	if (w->b.len > 1)
-		dk_buf_putc(&w->b, ',');
+		put1(&w->b, ',');
 	dk__json_quote(&w->b, key);
-	dk_buf_putc(&w->b, ':');
+	put1(&w->b, ':');
 }
 
 void dk__jw_begin(dk_jw *w)
@@ -126,7 +142,7 @@ void dk__jw_str_opt(dk_jw *w, const char *key, const char *val)
 	dk__json_quote(&w->b, val);
 }
 
-static void jw_int(dk_buf *b, int64_t val)
+void dk__json_int(dk_buf *b, int64_t val)
 {
 	char s[24], *p = s + sizeof(s);
 	uint64_t u = val < 0 ? (uint64_t)0 - (uint64_t)val : (uint64_t)val;
@@ -141,7 +157,7 @@ static void jw_int(dk_buf *b, int64_t val)
 void dk__jw_int(dk_jw *w, const char *key, int64_t val)
 {
 	jw_key(w, key);
-	jw_int(&w->b, val);
+	dk__json_int(&w->b, val);
 }
 
 /* val into b; strings in a jansson tree are valid UTF-8 already. Reals
@@ -175,7 +191,7 @@ static void jw_value(dk_buf *b, const json_t *val)
 		dk_buf_putc(b, ']');
 		break;
 	case JSON_STRING: dk__json_quote(b, json_string_value(val)); break;
-	case JSON_INTEGER: jw_int(b, (int64_t)json_integer_value(val)); break;
+	case JSON_INTEGER: dk__json_int(b, (int64_t)json_integer_value(val)); break;
 	case JSON_TRUE: dk_buf_puts(b, "true"); break;
 	case JSON_FALSE: dk_buf_puts(b, "false"); break;
 	case JSON_NULL: dk_buf_puts(b, "null"); break;

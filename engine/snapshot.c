@@ -37,6 +37,7 @@
 #include "engine/internal.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,13 +83,55 @@ typedef struct pool_block {
 /* room left in a new block for what a command adds */
 #define POOL_SLACK ((size_t)1024)
 
+/* Each thread keeps the last block it freed, up to SPARE_MAX bytes, for
+ * the next snapshot it makes: a command frees its input's copy and makes
+ * the next one, and a block of a few kilobytes costs malloc a search of
+ * its bins every time. Freed at thread exit, like the XPath context. */
+#define SPARE_MAX ((size_t)64 * 1024)
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static int spare_ok;
+
+static void spare_key_init(void)
+{
+	spare_ok = pthread_key_create(&spare_key, free) == 0;
+}
+
 static pool_block *pool_block_new(size_t cap, pool_block *next)
 {
-	pool_block *b = dk_malloc(sizeof(*b) + cap);
+	pool_block *b;
+	pthread_once(&spare_once, spare_key_init);
+	if (spare_ok && (b = pthread_getspecific(spare_key)) != NULL && b->cap >= cap &&
+	    pthread_setspecific(spare_key, NULL) == 0) {
+		b->next = next;
+		b->used = 0;
+		return b;
+	}
+	/* whole powers of two, so that the next, slightly larger copy of the
+	 * same instance still fits the block the last one left */
+	size_t round = 2048;
+	while (round < cap && round < SPARE_MAX)
+		round *= 2;
+	if (round > cap)
+		cap = round;
+	b = dk_malloc(sizeof(*b) + cap);
 	b->next = next;
 	b->used = 0;
 	b->cap = cap;
 	return b;
+}
+
+static void pool_block_free(pool_block *b)
+{
+	pool_block *old;
+	if (spare_ok && b->cap <= SPARE_MAX) {
+		old = pthread_getspecific(spare_key);
+		if ((!old || old->cap < b->cap) && pthread_setspecific(spare_key, b) == 0) {
+			free(old);
+			return;
+		}
+	}
+	free(b);
 }
 
 static void *pool_take(pool_block **head, size_t n)
@@ -254,7 +297,7 @@ void dk_snapshot_free(dk_snapshot *s)
 	b = s->mem;
 	while (b) {
 		pool_block *next = b->next;
-		free(b);
+		pool_block_free(b);
 		b = next;
 	}
 }

@@ -11,7 +11,6 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,7 +141,6 @@ void *dk__value_json(const dk_value *v)
 
 int dk__value_write(dk_buf *b, const dk_value *v)
 {
-	char num[32];
 	if (!v) {
 		dk_buf_puts(b, "null");
 		return 0;
@@ -153,8 +151,7 @@ int dk__value_write(dk_buf *b, const dk_value *v)
 			dk_buf_puts(b, "null");
 		} else if (v->number > -9e15 && v->number < 9e15 &&
 		           v->number == (double)(int64_t)v->number) {
-			snprintf(num, sizeof(num), "%lld", (long long)v->number);
-			dk_buf_puts(b, num);
+			dk__json_int(b, (int64_t)v->number);
 		} else { /* jansson's own formatting of reals */
 			json_t *r = json_real(v->number);
 			char *s = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY);
