@@ -23,7 +23,7 @@
  * Each size has its own home (HOME/SIZE), seeded once. The steps are then
  * measured at the same clock, interleaved across the sizes (round i of a
  * step at every size, then round i + 1): REPEAT starts, an upload (git and
- * SQLite, fsynced) to each new instance, a submit of each, REPEAT ticks
+ * SQLite, flushed to disk) to each new instance, a submit of each, REPEAT ticks
  * with nothing due, REPEAT first pages (100 rows, as `docket list`) of the
  * sales head's inbox (through store.h, as the inbox page does) and of
  * `list --overdue`.

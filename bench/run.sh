@@ -335,7 +335,7 @@ git_uploads() {
 	rate "$N_UPLOAD" "$t0" "$t1"
 }
 run_git_uploads() { git_uploads; }
-# the same with every object and ref fsynced, as docket's archive does
+# the same with every object and ref fsynced (docket flushes each upload with two syncfs)
 run_git_uploads_fsync() { git_uploads -c core.fsync=all -c core.fsyncMethod=fsync; }
 head -c $((MB_BIG * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
 run_git_big() {

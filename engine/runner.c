@@ -29,7 +29,10 @@ int dk_runner_open(dk_runner **out, const char *home)
 
 	*out = NULL;
 	r->home = dk_strdup(home);
-	if ((error = dk_store_open(&r->store, home)) < 0) {
+	/* The archive opens late (a step's note follows its commit): its
+	 * settings are checked before anything is written. */
+	if ((error = dk_archive_check_settings()) < 0 ||
+	    (error = dk_store_open(&r->store, home)) < 0) {
 		dk_runner_free(r);
 		return error;
 	}

@@ -10,8 +10,29 @@
  * the fresh tip; the commit we built is left unreferenced and gc packs it
  * away. When the ref's .lock exists (GIT_ELOCKED) someone is mid-update:
  * we wait a little and retry, unless the lock is stale (see lock_is_stale).
- * Objects are written, and with fsync on synced, before the ref moves, so
- * a ref never points at something that is not on disk.
+ *
+ * Durability by barrier. libgit2 can fsync every file it writes
+ * (GIT_OPT_ENABLE_FSYNC_GITDIR): each loose object, its fan-out directory,
+ * each ref's lock file and the refs directory, twelve flushes for one
+ * upload and four for one note, each a journal commit and a disk cache
+ * flush of its own. docket switches that off and makes a unit of work
+ * durable at two explicit points instead (dk_archive__barrier): every
+ * object of the unit written, one flush; the refs moved, one flush; then
+ * success. An upload is one unit; a batch of notes (dk_archive_notes: a
+ * lone command's, a `docket serve` writer batch's, a tick batch's) is one
+ * unit however many notes and instances it holds. The flush is syncfs(2)
+ * on the repository's directory: it writes back every dirty inode of the
+ * file system and flushes the disk cache, so every object (and every
+ * rename that put one in place) is on disk when it returns, and since
+ * Linux 5.8 it reports write-back errors. git's own core.fsyncMethod=batch
+ * works the same way. So a ref still never names an object that is not on
+ * disk, and nothing is reported stored before its ref is.
+ *
+ * syncfs flushes the whole file system, other programs' dirty data too: on
+ * a file system shared with heavy writers that can cost more than the
+ * files docket wrote. DOCKET_ARCHIVE_SYNC=file puts back libgit2's fsync of
+ * every file (and the barrier has nothing left to do); the default is
+ * DOCKET_ARCHIVE_SYNC=syncfs. Either way the same ordering holds.
  */
 #include "store/archive_priv.h"
 
@@ -21,6 +42,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <git2/sys/commit.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -56,14 +78,77 @@ int dk_archive__oid(git_oid *out, const char *hex, const char *what)
 
 /* ---- opening ------------------------------------------------------------ */
 
+/* DOCKET_ARCHIVE_SYNC: how archive writes reach the disk (see the top of
+ * this file). Returns 1 for "file", 0 for "syncfs" (the default), or a
+ * negative dk_err for anything else. */
+static int sync_mode(void)
+{
+	const char *m = getenv("DOCKET_ARCHIVE_SYNC");
+	if (!m || !*m || !strcmp(m, "syncfs"))
+		return 0;
+	if (!strcmp(m, "file"))
+		return 1;
+	return dk_error_set(DK_EUSAGE,
+	                    "DOCKET_ARCHIVE_SYNC is '%s'; set it to syncfs (the default: one "
+	                    "flush of the file system per batch of writes) or file (fsync every "
+	                    "file as it is written)",
+	                    m);
+}
+
+int dk_archive_check_settings(void)
+{
+	int mode = sync_mode();
+	return mode < 0 ? mode : 0;
+}
+
 /* libgit2 counts git_libgit2_init calls; every open takes one reference and
  * every free drops it, so the library is shut down with the last archive.
  * The fsync option is global and reset by a full shutdown, so it is set on
- * every open (a plain store of an int). */
-static void library_up(void)
+ * every open (a plain store of an int): on only in the per-file mode; in
+ * the default mode dk_archive__barrier makes writes durable instead. */
+static void library_up(int per_file)
 {
 	git_libgit2_init();
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, per_file);
+}
+
+/* syncfs(2) of the file system holding the directory open as fd. Since
+ * Linux 5.8 it reports write-back errors that happened since the fd was
+ * opened, not only its own, so a failed write of any earlier object shows
+ * here. */
+static int flush_fs(int fd, const char *path)
+{
+	if (syncfs(fd) < 0)
+		return dk_error_set(DK_EINTERNAL,
+		                    "archive: cannot flush %s to disk: %s; nothing written since "
+		                    "the last flush is safe; check the disk and run docket verify",
+		                    path, strerror(errno));
+	return 0;
+}
+
+int dk_archive__flush_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), error;
+	if (fd < 0)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot open %s to flush it: %s", path,
+		                    strerror(errno));
+	error = flush_fs(fd, path);
+	close(fd);
+	return error;
+}
+
+void dk_archive_set_flush(dk_archive *a, int on)
+{
+	a->no_flush = !on;
+	if (a->per_file)
+		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
+}
+
+int dk_archive__barrier(dk_archive *a)
+{
+	if (a->per_file || a->no_flush)
+		return 0;
+	return flush_fs(a->dirfd, a->path);
 }
 
 static int remove_tree(const char *path)
@@ -89,7 +174,7 @@ static int remove_tree(const char *path)
 /* Creates the bare repository under a temporary name and renames it into
  * place, so a half-made repository is never seen and two first opens at
  * once both end up with the same one. */
-static int create_repository(const char *path)
+static int create_repository(const char *path, int per_file)
 {
 	dk_buf tmp = DK_BUF_INIT;
 	git_repository *repo = NULL;
@@ -117,6 +202,9 @@ static int create_repository(const char *path)
 	cfg = NULL;
 	git_repository_free(repo);
 	repo = NULL;
+	/* Its files reach the disk before it appears under its name. */
+	if (!per_file && (error = dk_archive__flush_path(tmp.ptr)) < 0)
+		goto cleanup;
 	if (rename(tmp.ptr, path) < 0) {
 		if (errno != EEXIST && errno != ENOTEMPTY) {
 			error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", path,
@@ -138,10 +226,12 @@ int dk_archive_open(dk_archive **out, const char *home)
 {
 	dk_archive *a = NULL;
 	dk_buf path = DK_BUF_INIT;
-	int error = 0;
+	int error = 0, per_file;
 
 	*out = NULL;
-	library_up();
+	if ((per_file = sync_mode()) < 0)
+		return per_file;
+	library_up(per_file);
 	if (!home || !*home) {
 		error = dk_error_set(DK_EUSAGE,
 		                     "no home directory; pass --home DIR or set DOCKET_HOME");
@@ -155,17 +245,25 @@ int dk_archive_open(dk_archive **out, const char *home)
 	dk_buf_printf(&path, "%s/archive.git", home);
 	a = dk_calloc(1, sizeof(*a));
 	a->auto_gc = DK_ARCHIVE_AUTO_GC;
+	a->per_file = per_file;
+	a->dirfd = -1;
 	if (git_repository_open_bare(&a->repo, path.ptr) < 0) {
 		if (access(path.ptr, F_OK) == 0) {
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot open the repository");
 			goto cleanup;
 		}
-		if ((error = create_repository(path.ptr)) < 0)
+		if ((error = create_repository(path.ptr, per_file)) < 0)
 			goto cleanup;
 		if (git_repository_open_bare(&a->repo, path.ptr) < 0) {
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot open the repository");
 			goto cleanup;
 		}
+	}
+	a->dirfd = open(path.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (a->dirfd < 0) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot open %s: %s", path.ptr,
+		                     strerror(errno));
+		goto cleanup;
 	}
 	a->path = dk_buf_detach(&path);
 	*out = a;
@@ -186,6 +284,8 @@ void dk_archive_free(dk_archive *a)
 	if (!a)
 		return;
 	git_repository_free(a->repo);
+	if (a->dirfd >= 0)
+		close(a->dirfd);
 	free(a->path);
 	free(a);
 	git_libgit2_shutdown();
@@ -650,6 +750,10 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot write the commit");
 			goto round_done;
 		}
+		/* Every object of this round (the blob before it) on disk
+		 * before the ref may name them. */
+		if ((error = dk_archive__barrier(a)) < 0)
+			goto round_done;
 		if (has_tip)
 			rc = git_reference_create_matching(&ref, a->repo, refname, &res->commit, 1,
 			                                   &tip, NULL);
@@ -659,6 +763,8 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 			res->has_parent = has_tip;
 			if (has_tip)
 				git_oid_cpy(&res->parent, &tip);
+			/* ...and the moved ref before anyone hears of it. */
+			error = dk_archive__barrier(a);
 		} else if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS) {
 			res->retries++;
 			error = 1; /* another writer moved the ref: again from its tip */
@@ -917,43 +1023,11 @@ int dk_archive_put_file(dk_archive_put_result *out, dk_archive *a, const dk_arch
 
 /* ---- state changes ---------------------------------------------------------- */
 
-static int note_tree(git_oid *out, dk_archive *a, git_tree *baseline, void *payload)
+/* The message of a note: subject, the comment as its own paragraph, the
+ * trailers. */
+static void note_message(dk_buf *msg, const dk_archive_note_opts *o)
 {
-	git_treebuilder *tb = NULL;
-	int error = 0;
-	(void)payload;
-	if (baseline) {
-		git_oid_cpy(out, git_tree_id(baseline));
-		return 0;
-	}
-	if (git_treebuilder_new(&tb, a->repo, NULL) < 0 || git_treebuilder_write(out, tb) < 0)
-		error = dk_archive__git_error(DK_EINTERNAL, "cannot write the empty tree");
-	git_treebuilder_free(tb);
-	return error;
-}
-
-int dk_archive_note(char commit_out[DK_ARCHIVE_OID_HEXSZ + 1], dk_archive *a,
-                    const dk_archive_note_opts *o)
-{
-	git_signature *author = NULL;
-	commit_result cr;
-	dk_buf msg = DK_BUF_INIT;
-	int error;
-
-	if (commit_out)
-		commit_out[0] = '\0';
-	if (!o || o->version != DK_ARCHIVE_NOTE_OPTS_VERSION)
-		return dk_error_set(DK_EINTERNAL, "archive: note options of an unknown version");
-	if ((error = dk_archive_check_instance(o->instance)) < 0 ||
-	    (error = check_field(o->flow, "flow")) < 0 ||
-	    (error = check_field(o->state, "state")) < 0 ||
-	    (error = check_field(o->transition, "transition")) < 0 ||
-	    (error = check_field(o->event, "event key")) < 0 ||
-	    (error = check_field(o->actor, "actor")) < 0 ||
-	    (o->from_state && *o->from_state &&
-	     (error = check_field(o->from_state, "previous state")) < 0))
-		return error;
-	dk_buf_printf(&msg, "%s: %s -> %s\n\n", o->transition,
+	dk_buf_printf(msg, "%s: %s -> %s\n\n", o->transition,
 	              o->from_state && *o->from_state ? o->from_state : "(new)", o->state);
 	if (o->comment && *o->comment) {
 		/* The comment is its own paragraph before the trailers. A line
@@ -968,28 +1042,377 @@ int dk_archive_note(char commit_out[DK_ARCHIVE_OID_HEXSZ + 1], dk_archive *a,
 			const char *nl = memchr(p + i, '\n', len - i);
 			size_t l = nl ? (size_t)(nl - (p + i)) : len - i;
 			if (l >= 3 && !strncmp(p + i, "---", 3))
-				dk_buf_putc(&msg, ' ');
-			dk_buf_put(&msg, p + i, l);
-			dk_buf_putc(&msg, '\n');
+				dk_buf_putc(msg, ' ');
+			dk_buf_put(msg, p + i, l);
+			dk_buf_putc(msg, '\n');
 			i += l + 1;
 		}
 		if (len)
-			dk_buf_putc(&msg, '\n');
+			dk_buf_putc(msg, '\n');
 	}
-	dk_buf_printf(&msg,
+	dk_buf_printf(msg,
 	              "Docket-Instance: %s\nDocket-Flow: %s\nDocket-State: %s\n"
 	              "Docket-Transition: %s\nDocket-Actor: %s\nDocket-Event: %s\n",
 	              o->instance, o->flow, o->state, o->transition, o->actor, o->event);
-	if ((error = make_author(&author, o->actor, o->author_name, o->author_email, o->time)) < 0)
-		goto cleanup;
-	if ((error = commit_on_ref(&cr, a, o->instance, author, msg.ptr, note_tree, NULL)) < 0)
-		goto cleanup;
-	if (commit_out)
-		git_oid_tostr(commit_out, DK_ARCHIVE_OID_HEXSZ + 1, &cr.commit);
+}
+
+static int check_note(const dk_archive_note_opts *o)
+{
+	int error;
+	if (!o || o->version != DK_ARCHIVE_NOTE_OPTS_VERSION)
+		return dk_error_set(DK_EINTERNAL, "archive: note options of an unknown version");
+	if ((error = dk_archive_check_instance(o->instance)) < 0 ||
+	    (error = check_field(o->flow, "flow")) < 0 ||
+	    (error = check_field(o->state, "state")) < 0 ||
+	    (error = check_field(o->transition, "transition")) < 0 ||
+	    (error = check_field(o->event, "event key")) < 0 ||
+	    (error = check_field(o->actor, "actor")) < 0 ||
+	    (o->from_state && *o->from_state &&
+	     (error = check_field(o->from_state, "previous state")) < 0))
+		return error;
+	return 0;
+}
+
+/*
+ * A batch of notes. The notes of one instance form a chain: the first
+ * one's parent is the ref's tip, each next one's parent the one before,
+ * and the ref moves once, by compare-and-swap, from the tip it was built
+ * on to the chain's last commit. Each round builds the chains still
+ * pending, flushes once (dk_archive__barrier) and then moves their refs;
+ * a chain whose ref moved meanwhile is built again on the new tip in the
+ * next round. Once no chain is pending, one more flush makes the moved
+ * refs durable. So a batch costs two flushes however many notes and
+ * instances it holds.
+ */
+enum { NOTE_PENDING = 1 };
+
+typedef struct {
+	int error; /* NOTE_PENDING, 0 once its ref moved, or a dk_err */
+	char *why; /* the message of error */
+	git_oid commit;
+	git_signature *author, *committer; /* committer: docket, at the note's time */
+	dk_buf msg;
+} note_slot;
+
+typedef struct {
+	char refname[DK_ARCHIVE_REFNAME_MAX];
+	size_t *idx; /* the chain's notes to write, in batch order */
+	size_t n;
+	size_t built; /* idx[0..built) are written in this round */
+	git_oid tip;
+	int has_tip;
+	long waited_ms;
+	int pending; /* its ref has not moved yet */
+	char *why;   /* set once a note of the chain failed: later ones fail too */
+} note_chain;
+
+static void slot_fail(note_slot *s, int error, const char *why)
+{
+	if (s->error != NOTE_PENDING && s->error != 0)
+		return;
+	s->error = error;
+	free(s->why);
+	s->why = dk_strdup(why);
+}
+
+/* A note after a failed one of its instance: the notes of one instance go
+ * in order or not at all, so a gap never reads as history. */
+static void slot_fail_after(note_slot *s, const char *why)
+{
+	dk_buf b = DK_BUF_INIT;
+	dk_buf_printf(&b, "an earlier note of its instance failed: %s", why);
+	slot_fail(s, DK_EINTERNAL, b.ptr);
+	dk_buf_free(&b);
+}
+
+/* Fails idx[from..n) of chain c with error and the message now in
+ * dk_error_last(); the chain keeps the notes before them. */
+static void chain_fail(note_slot *slots, note_chain *c, size_t from, int error)
+{
+	const char *why = dk_error_last();
+	if (!c->why)
+		c->why = dk_strdup(why);
+	for (size_t k = from; k < c->n; k++) {
+		if (k == from)
+			slot_fail(&slots[c->idx[k]], error, c->why);
+		else
+			slot_fail_after(&slots[c->idx[k]], c->why);
+	}
+	c->n = from;
+	if (c->built > from)
+		c->built = from;
+	c->pending = c->pending && c->n > 0;
+}
+
+/* Writes the commits of chain c on the ref's current tip into c->built. A
+ * note that cannot be written fails with those after it; the chain keeps
+ * the ones before. */
+static void build_chain(dk_archive *a, note_slot *slots, note_chain *c, git_oid *empty,
+                        int *has_empty)
+{
+	git_oid tree_id, prev;
+	git_commit *tip = NULL;
+	int rc;
+
+	c->built = 0;
+	rc = git_reference_name_to_id(&c->tip, a->repo, c->refname);
+	if (rc < 0 && rc != GIT_ENOTFOUND) {
+		chain_fail(slots, c, 0,
+		           dk_archive__git_error(DK_EINTERNAL, "cannot read the instance's ref"));
+		return;
+	}
+	c->has_tip = rc == 0;
+	if (c->has_tip) {
+		if (git_commit_lookup(&tip, a->repo, &c->tip) < 0) {
+			chain_fail(
+			    slots, c, 0,
+			    dk_archive__git_error(DK_EINTERNAL, "cannot read the instance's tip"));
+			return;
+		}
+		git_oid_cpy(&tree_id, git_commit_tree_id(tip));
+		git_commit_free(tip);
+	} else {
+		if (!*has_empty) {
+			git_treebuilder *tb = NULL;
+			rc = git_treebuilder_new(&tb, a->repo, NULL) < 0 ||
+			     git_treebuilder_write(empty, tb) < 0;
+			git_treebuilder_free(tb);
+			if (rc) {
+				chain_fail(slots, c, 0,
+				           dk_archive__git_error(DK_EINTERNAL,
+				                                 "cannot write the empty tree"));
+				return;
+			}
+			*has_empty = 1;
+		}
+		git_oid_cpy(&tree_id, empty);
+	}
+	git_oid_cpy(&prev, &c->tip);
+	for (size_t k = 0; k < c->n; k++) {
+		note_slot *sl = &slots[c->idx[k]];
+		const git_oid *parents[1] = {&prev};
+		size_t nparents = k == 0 && !c->has_tip ? 0 : 1;
+		if (git_commit_create_from_ids(&sl->commit, a->repo, NULL, sl->author,
+		                               sl->committer, NULL, sl->msg.ptr, &tree_id, nparents,
+		                               parents) < 0) {
+			chain_fail(slots, c, k,
+			           dk_archive__git_error(DK_EINTERNAL, "cannot write the commit"));
+			return;
+		}
+		git_oid_cpy(&prev, &sl->commit);
+		c->built = k + 1;
+	}
+}
+
+/* Moves chain c's ref from the tip it was built on to its last commit.
+ * Returns 1 when it moved, 0 when the chain must be built again on a new
+ * tip, or a negative dk_err (the whole chain failed). */
+static int move_chain(dk_archive *a, note_slot *slots, note_chain *c)
+{
+	git_reference *ref = NULL;
+	const git_oid *last = &slots[c->idx[c->built - 1]].commit;
+	int rc, error;
+
+	if (c->has_tip)
+		rc = git_reference_create_matching(&ref, a->repo, c->refname, last, 1, &c->tip,
+		                                   NULL);
+	else
+		rc = git_reference_create(&ref, a->repo, c->refname, last, 0, NULL);
+	git_reference_free(ref);
+	if (rc == 0) {
+		for (size_t k = 0; k < c->built; k++)
+			slots[c->idx[k]].error = 0;
+		c->pending = 0;
+		return 1;
+	}
+	if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS)
+		return 0; /* another writer moved the ref: again from its tip */
+	if (rc == GIT_ELOCKED) {
+		if ((error = handle_locked(a, c->refname, &c->waited_ms)) == 0)
+			return 0;
+	} else {
+		error = dk_archive__git_error(DK_EINTERNAL, "cannot move the instance's ref");
+	}
+	chain_fail(slots, c, 0, error);
+	return error;
+}
+
+/* Groups the notes into chains, one per instance in order of first
+ * appearance; a note refused here fails with the later ones of its
+ * instance. Returns how many chains. */
+static size_t make_chains(note_chain *chains, note_slot *slots, const dk_archive_note_opts *notes,
+                          size_t n)
+{
+	size_t nchains = 0;
+	int error;
+
+	for (size_t i = 0; i < n; i++) {
+		const dk_archive_note_opts *o = &notes[i];
+		note_chain *c = NULL;
+		for (size_t k = 0; k < nchains && !c; k++)
+			if (o->instance && !strcmp(notes[chains[k].idx[0]].instance, o->instance))
+				c = &chains[k];
+		if (c && c->why) {
+			slot_fail_after(&slots[i], c->why);
+			continue;
+		}
+		if ((error = check_note(o)) < 0 ||
+		    (!c &&
+		     (error = dk_archive__refname(chains[nchains].refname, o->instance)) < 0) ||
+		    (error = make_author(&slots[i].author, o->actor, o->author_name,
+		                         o->author_email, o->time)) < 0 ||
+		    (git_signature_new(&slots[i].committer, "docket", "docket@docket.invalid",
+		                       (git_time_t)o->time, 0) < 0 &&
+		     (error = dk_archive__git_error(DK_EINTERNAL,
+		                                    "cannot make the committer line")) < 0)) {
+			slot_fail(&slots[i], error, dk_error_last());
+			if (c)
+				c->why = dk_strdup(dk_error_last());
+			continue;
+		}
+		if (!c) {
+			c = &chains[nchains++];
+			c->idx = dk_calloc(n, sizeof(*c->idx));
+			c->pending = 1;
+		}
+		c->idx[c->n++] = i;
+		note_message(&slots[i].msg, o);
+	}
+	return nchains;
+}
+
+/* Fails every pending chain, and those whose ref moved since the last
+ * flush when moved is given (the flush meant for them failed). */
+static void fail_all(note_slot *slots, note_chain *chains, size_t nchains, const int *moved,
+                     int error)
+{
+	for (size_t c = 0; c < nchains; c++) {
+		if ((moved && moved[c]) || chains[c].pending) {
+			chain_fail(slots, &chains[c], 0, error);
+		}
+	}
+}
+
+static void write_batch(dk_archive *a, note_slot *slots, const dk_archive_note_opts *notes,
+                        size_t n)
+{
+	note_chain *chains = dk_calloc(n ? n : 1, sizeof(*chains));
+	int *moved = dk_calloc(n ? n : 1, sizeof(*moved));
+	size_t nchains = make_chains(chains, slots, notes, n), pending = nchains;
+	git_oid empty;
+	int has_empty = 0, error, unflushed = 0;
+
+	for (int round = 0; pending; round++) {
+		int built = 0;
+		if (round >= MAX_CAS_ROUNDS) {
+			fail_all(
+			    slots, chains, nchains, NULL,
+			    dk_error_set(DK_ECONFLICT,
+			                 "archive: refs kept moving under %d attempts; try again",
+			                 MAX_CAS_ROUNDS));
+			break;
+		}
+		for (size_t c = 0; c < nchains; c++) {
+			if (!chains[c].pending)
+				continue;
+			build_chain(a, slots, &chains[c], &empty, &has_empty);
+			built |= chains[c].built > 0;
+		}
+		if (!built)
+			break;
+		/* Every chain's objects (and the refs moved in an earlier
+		 * round) on disk before any ref may name them. */
+		if ((error = dk_archive__barrier(a)) < 0) {
+			fail_all(slots, chains, nchains, moved, error);
+			unflushed = 0;
+			break;
+		}
+		memset(moved, 0, nchains * sizeof(*moved));
+		unflushed = 0;
+		pending = 0;
+		for (size_t c = 0; c < nchains; c++) {
+			if (!chains[c].pending)
+				continue;
+			int rc = move_chain(a, slots, &chains[c]);
+			moved[c] = rc == 1;
+			unflushed |= rc == 1;
+			pending += rc == 0;
+		}
+	}
+	/* The moved refs on disk before anyone hears of them. */
+	if (unflushed && (error = dk_archive__barrier(a)) < 0)
+		fail_all(slots, chains, nchains, moved, error);
+	for (size_t c = 0; c < nchains; c++) {
+		free(chains[c].idx);
+		free(chains[c].why);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (slots[i].error == NOTE_PENDING) /* cannot happen; never report it written */
+			slot_fail(&slots[i], DK_EINTERNAL, "archive: the note was not written");
+	free(chains);
+	free(moved);
+}
+
+int dk_archive_notes(dk_archive *a, const dk_archive_note_opts *notes, size_t n,
+                     dk_archive_note_fn done, void *payload)
+{
+	note_slot *slots = dk_calloc(n ? n : 1, sizeof(*slots));
+	int first = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		slots[i].error = NOTE_PENDING;
+	}
+	write_batch(a, slots, notes, n);
+	for (size_t i = 0; i < n; i++) {
+		char hex[DK_ARCHIVE_OID_HEXSZ + 1] = "";
+		if (slots[i].error == 0)
+			git_oid_tostr(hex, sizeof(hex), &slots[i].commit);
+		else if (!first)
+			first = slots[i].error;
+		if (done)
+			done(i, slots[i].error, slots[i].error ? slots[i].why : hex, payload);
+		free(slots[i].why);
+		git_signature_free(slots[i].author);
+		git_signature_free(slots[i].committer);
+		dk_buf_free(&slots[i].msg);
+	}
+	free(slots);
+	/* Packing is housekeeping: its failure is no failure of the notes. */
 	dk_archive_maybe_gc(NULL, a);
 	dk_error_clear();
-cleanup:
-	git_signature_free(author);
-	dk_buf_free(&msg);
-	return error;
+	return first;
+}
+
+typedef struct {
+	char *commit_out;
+	int error;
+	char *why;
+} one_note;
+
+static void one_done(size_t i, int error, const char *text, void *payload)
+{
+	one_note *o = payload;
+	(void)i;
+	o->error = error;
+	if (error)
+		o->why = dk_strdup(text);
+	else if (o->commit_out)
+		snprintf(o->commit_out, DK_ARCHIVE_OID_HEXSZ + 1, "%s", text);
+}
+
+int dk_archive_note(char commit_out[DK_ARCHIVE_OID_HEXSZ + 1], dk_archive *a,
+                    const dk_archive_note_opts *o)
+{
+	one_note one = {commit_out, 0, NULL};
+	int error;
+
+	if (commit_out)
+		commit_out[0] = '\0';
+	if ((error = check_note(o)) < 0)
+		return error;
+	dk_archive_notes(a, o, 1, one_done, &one);
+	if (one.error)
+		dk_error_set(one.error, "%s", one.why);
+	free(one.why);
+	return one.error;
 }

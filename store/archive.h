@@ -34,10 +34,12 @@
  * the story in order and bind it to the files, and an empty change keeps
  * `git show` of an upload commit showing exactly the one file.
  *
- * Durability: fsync is on (GIT_OPT_ENABLE_FSYNC_GITDIR), objects are written
- * before the ref, and the ref moves by compare-and-swap, so an upload that
- * returned 0 survives power loss and concurrent uploads to one instance
- * never lose a commit. A stale .lock left by a crash is removed (see
+ * Durability: objects are written and flushed to disk before the ref moves,
+ * the ref moves by compare-and-swap and is flushed before success is
+ * returned, so an upload that returned 0 survives power loss and concurrent
+ * uploads to one instance never lose a commit. The flush is one syncfs(2)
+ * per step (or, with DOCKET_ARCHIVE_SYNC=file, libgit2's fsync of every
+ * file); archive.c says why. A stale .lock left by a crash is removed (see
  * archive.c for the rule), not reported as a permanent error.
  *
  * Threads: a dk_archive holds one git_repository and is used by one thread
@@ -58,6 +60,13 @@ typedef struct dk_archive dk_archive;
 #define DK_ARCHIVE_OID_HEXSZ 40  /* git object ids: SHA-1, 40 hex digits */
 #define DK_ARCHIVE_NAME_MAX  255 /* bytes of one file name (UTF-8) */
 
+/* Checks the DOCKET_ARCHIVE_SYNC setting (see archive.c): 0, or DK_EUSAGE
+ * with a message when it is anything but "syncfs" (the default) or
+ * "file". dk_archive_open checks it too; a caller that opens the archive
+ * only after its database commit checks it first, so that a typo is
+ * refused before anything is written. */
+int dk_archive_check_settings(void);
+
 /* Opens HOME/archive.git, creating HOME and a bare repository on first use
  * (atomically: two processes opening a new home at once both succeed).
  * *out is the caller's; free it with dk_archive_free. */
@@ -71,6 +80,11 @@ const char *dk_archive_path(const dk_archive *a);
  * automatic packing off. The default is DK_ARCHIVE_AUTO_GC. */
 #define DK_ARCHIVE_AUTO_GC 2000
 void dk_archive_set_auto_gc(dk_archive *a, unsigned int loose_objects);
+
+/* For benchmarks that fill an archive quickly, never for docket itself:
+ * on = 0 stops flushing to disk (nothing written from then on is durable
+ * until a later write flushes with on = 1 again). */
+void dk_archive_set_flush(dk_archive *a, int on);
 
 /* ---- names ------------------------------------------------------------ */
 
@@ -172,9 +186,25 @@ typedef struct {
 	}
 
 /* Commits a state change on the instance's ref (tree unchanged). commit_out
- * (may be NULL) gets the commit id. */
+ * (may be NULL) gets the commit id. A batch of one: see dk_archive_notes. */
 int dk_archive_note(char commit_out[DK_ARCHIVE_OID_HEXSZ + 1], dk_archive *a,
                     const dk_archive_note_opts *opts);
+
+/* Told how note i of a batch went: error 0 and text its commit id, or a
+ * negative dk_err and text what went wrong. text is lent. */
+typedef void (*dk_archive_note_fn)(size_t i, int error, const char *text, void *payload);
+
+/* Commits notes[0..n) with two flushes for the whole batch: every commit
+ * object is written, one flush, every ref moves (compare-and-swap; a ref
+ * another writer moved meanwhile is built on again), one flush. The notes
+ * of one instance chain in the order given and its ref moves once, to the
+ * last; when one of them cannot be written, the later ones of its
+ * instance are not either (no gap reads as history), while other
+ * instances' notes go on. done (may be NULL) hears of every note, in
+ * order, once all are settled. Returns 0 when every note is in, else the
+ * code of the first that is not. */
+int dk_archive_notes(dk_archive *a, const dk_archive_note_opts *notes, size_t n,
+                     dk_archive_note_fn done, void *payload);
 
 /* ---- reading ---------------------------------------------------------- */
 

@@ -4,10 +4,10 @@
  *
  * Every upload writes about five loose objects (blob, two or three trees,
  * commit). Past a few thousand, directories of loose files slow every
- * lookup, so gc packs them: write a pack and its index (fsynced by
- * libgit2's indexer, like everything else with GIT_OPT_ENABLE_FSYNC_GITDIR),
- * then open that index on its own and remove each loose file only after
- * checking the index holds its object. Objects that arrive while gc runs
+ * lookup, so gc packs them: write a pack and its index, flush them to disk
+ * (dk_archive__barrier: syncfs, or libgit2's indexer fsyncing each file in
+ * the per-file mode), then open that index on its own and remove each
+ * loose file only after checking the index holds its object. Objects that arrive while gc runs
  * stay loose for next time. A reader holding an older list of packs finds
  * a removed loose object through libgit2's refresh-on-miss.
  *
@@ -193,7 +193,7 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot pack an object");
 			goto cleanup;
 		}
-	if ((error = write_pack(newname, pb)) < 0)
+	if ((error = write_pack(newname, pb)) < 0 || (error = dk_archive__barrier(a)) < 0)
 		goto cleanup;
 	if ((error = open_pack(&check, a->path, newname)) < 0)
 		goto cleanup;
@@ -267,7 +267,8 @@ int dk_archive_gc(dk_archive_gc_result *out, dk_archive *a)
 		oid_push(&packed, &loose.ids[i]);
 	}
 	if (packed.n > 0) {
-		if ((error = write_pack(res.pack, pb)) < 0)
+		/* The pack and its index on disk before any loose copy goes. */
+		if ((error = write_pack(res.pack, pb)) < 0 || (error = dk_archive__barrier(a)) < 0)
 			goto cleanup;
 		if ((error = open_pack(&check, a->path, res.pack)) < 0)
 			goto cleanup;
@@ -438,6 +439,12 @@ int dk_archive_push(size_t *pushed, dk_archive *a, const char *remote_url)
 		                     ps.rejected.ptr);
 		goto cleanup;
 	}
+	/* A local copy is only a copy once it is on disk (a remote across
+	 * the network answers for its own disk). */
+	if (is_local_path(remote_url) && !a->per_file &&
+	    (error = dk_archive__flush_path(
+	         strncmp(remote_url, "file://", 7) ? remote_url : remote_url + 7)) < 0)
+		goto cleanup;
 	if (pushed)
 		*pushed = specs.n;
 cleanup:

@@ -13,6 +13,9 @@ struct dk_archive {
 	git_repository *repo; /* owned; used by one thread at a time */
 	char *path;           /* HOME/archive.git */
 	unsigned int auto_gc; /* loose objects before a put packs them; 0 = never */
+	int dirfd;            /* the repository directory, for syncfs(2); -1 when closed */
+	int per_file;         /* DOCKET_ARCHIVE_SYNC=file: libgit2 fsyncs every file */
+	int no_flush;         /* dk_archive_set_flush(a, 0): benchmarks filling an archive */
 };
 
 #define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
@@ -28,6 +31,18 @@ int dk_archive__refname(char *out, const char *instance);
 
 /* The instance's tip into out: 0, or DK_ENOTFOUND without a message. */
 int dk_archive__tip(git_oid *out, dk_archive *a, const char *instance);
+
+/* The durability barrier: once it returns 0, everything written to the
+ * archive before it (objects, packs, refs, renames) is on disk. With the
+ * default DOCKET_ARCHIVE_SYNC=syncfs it is one syncfs(2) of the archive's
+ * file system; with =file libgit2 has fsynced each file as it wrote it, and
+ * the barrier has nothing left to do. DK_EINTERNAL when the flush failed
+ * (then nothing written since the last barrier may be relied on). */
+int dk_archive__barrier(dk_archive *a);
+
+/* The same barrier for the file system holding the directory at path
+ * (another repository: a new archive, a local push target). */
+int dk_archive__flush_path(const char *path);
 
 /* Parses 40 hex digits; DK_EINVALID with a message naming what. */
 int dk_archive__oid(git_oid *out, const char *hex, const char *what);

@@ -708,6 +708,260 @@ static void concurrent_puts_lose_nothing(void **state)
 	free(s);
 }
 
+/* ---- notes in batches ------------------------------------------------------ */
+
+typedef struct {
+	int errors[16];
+	char commits[16][41];
+	char why[16][300];
+	int calls;
+} batch_log;
+
+static void batch_done(size_t i, int error, const char *text, void *payload)
+{
+	batch_log *b = payload;
+	assert_true(i < 16);
+	assert_int_equal((int)i, b->calls); /* in order, each once */
+	b->calls++;
+	b->errors[i] = error;
+	snprintf(error ? b->why[i] : b->commits[i], error ? 300 : 41, "%s", text);
+}
+
+static dk_archive_note_opts note_for(const char *instance, const char *transition,
+                                     const char *event)
+{
+	dk_archive_note_opts n = DK_ARCHIVE_NOTE_OPTS_INIT;
+	n.instance = instance;
+	n.flow = "monthly-plan@1";
+	n.state = "review";
+	n.transition = transition;
+	n.event = event;
+	n.actor = "li";
+	n.time = T0;
+	return n;
+}
+
+/* The parents of commit (hex) as "P1 P2..." ("" for a root). */
+static char *parents_of(fixture *f, const char *commit)
+{
+	int st;
+	char *s =
+	    run(&st, "git --git-dir='%s/archive.git' log -1 --format=%%P %s", f->home, commit);
+	assert_int_equal(st, 0);
+	s[strcspn(s, "\n")] = '\0';
+	return s;
+}
+
+static void notes_batch_chains_per_instance(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "plan.pdf");
+	dk_archive_note_opts n[5];
+	batch_log b;
+	walk_log la, lb;
+	char *p;
+
+	o.event = "ev-up";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, write_temp(f, "p", "%PDF-1.7", 8)), 0);
+	/* interleaved: a1 b1 a2 b2 a3; i-1 has a tip, i-b is new */
+	n[0] = note_for("i-1", "submit", "a1");
+	n[1] = note_for("i-b", "start", "b1");
+	n[2] = note_for("i-1", "return", "a2");
+	n[3] = note_for("i-b", "submit", "b2");
+	n[4] = note_for("i-1", "submit", "a3");
+	n[2].comment = "redo week 2";
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(dk_archive_notes(f->a, n, 5, batch_done, &b), 0);
+	assert_int_equal(b.calls, 5);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(b.errors[i], 0);
+
+	/* each instance's notes in order, chained on its own tip */
+	memset(&la, 0, sizeof(la));
+	memset(&lb, 0, sizeof(lb));
+	assert_int_equal(dk_archive_walk(f->a, "i-1", 0, log_entry, &la), 0);
+	assert_int_equal(dk_archive_walk(f->a, "i-b", 0, log_entry, &lb), 0);
+	assert_int_equal(la.n, 4);
+	assert_int_equal(lb.n, 2);
+	assert_string_equal(la.commits[0], r.commit);
+	assert_string_equal(la.commits[1], b.commits[0]);
+	assert_string_equal(la.commits[2], b.commits[2]);
+	assert_string_equal(la.commits[3], b.commits[4]);
+	assert_string_equal(la.events[3], "a3");
+	assert_string_equal(lb.commits[0], b.commits[1]);
+	assert_string_equal(lb.commits[1], b.commits[3]);
+	p = parents_of(f, b.commits[0]);
+	assert_string_equal(p, r.commit);
+	free(p);
+	p = parents_of(f, b.commits[1]);
+	assert_string_equal(p, ""); /* the first commit of a new ref */
+	free(p);
+	p = parents_of(f, b.commits[4]);
+	assert_string_equal(p, b.commits[2]);
+	free(p);
+	char tip[41];
+	assert_int_equal(dk_archive_tip(tip, f->a, "i-1"), 0);
+	assert_string_equal(tip, b.commits[4]);
+	/* the file uploaded before is still at the tip */
+	dk_buf got = DK_BUF_INIT;
+	assert_int_equal(dk_archive_get(f->a, "i-1", NULL, "draft/plan/plan.pdf", to_buf, &got), 0);
+	assert_int_equal(got.len, 8);
+	dk_buf_free(&got);
+	/* an empty batch is nothing */
+	assert_int_equal(dk_archive_notes(f->a, n, 0, batch_done, &b), 0);
+}
+
+static void notes_batch_refusal_stops_its_instance_only(void **state)
+{
+	fixture *f = *state;
+	dk_archive_note_opts n[5];
+	batch_log b;
+	walk_log la, lb;
+
+	n[0] = note_for("i-a", "submit", "a1");
+	n[1] = note_for("i-b", "start", "b1");
+	n[2] = note_for("i-a", "return", "a2");
+	n[2].actor = "li\nDocket-Actor: wei"; /* refused: a forged trailer */
+	n[3] = note_for("i-a", "submit", "a3");
+	n[4] = note_for("i-b", "submit", "b2");
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(dk_archive_notes(f->a, n, 5, batch_done, &b), DK_EINVALID);
+	assert_int_equal(b.errors[0], 0);
+	assert_int_equal(b.errors[1], 0);
+	assert_int_equal(b.errors[2], DK_EINVALID);
+	assert_non_null(strstr(b.why[2], "control character"));
+	assert_true(b.errors[3] < 0);
+	assert_non_null(strstr(b.why[3], "an earlier note of its instance failed"));
+	assert_int_equal(b.errors[4], 0);
+	memset(&la, 0, sizeof(la));
+	memset(&lb, 0, sizeof(lb));
+	assert_int_equal(dk_archive_walk(f->a, "i-a", 0, log_entry, &la), 0);
+	assert_int_equal(dk_archive_walk(f->a, "i-b", 0, log_entry, &lb), 0);
+	assert_int_equal(la.n, 1); /* a1 only: no gap reads as history */
+	assert_string_equal(la.events[0], "a1");
+	assert_int_equal(lb.n, 2);
+	/* one bad instance id fails its note alone */
+	n[0] = note_for("../x", "submit", "x1");
+	n[1] = note_for("i-b", "approve", "b3");
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(dk_archive_notes(f->a, n, 2, batch_done, &b), DK_EINVALID);
+	assert_int_equal(b.errors[1], 0);
+	/* and the single form reports its own error */
+	n[0] = note_for("i-b", "", "b4");
+	assert_int_equal(dk_archive_note(NULL, f->a, &n[0]), DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "transition is missing"));
+}
+
+typedef struct {
+	const char *home;
+	int id, rounds, failures;
+} note_worker;
+
+/* Writes rounds batches of 3 notes (i-x, i-y, i-x) from its own handle. */
+static void *note_many(void *arg)
+{
+	note_worker *w = arg;
+	dk_archive *a = NULL;
+	if (dk_archive_open(&a, w->home) < 0) {
+		w->failures = w->rounds;
+		return NULL;
+	}
+	for (int i = 0; i < w->rounds; i++) {
+		char e[3][32];
+		dk_archive_note_opts n[3];
+		snprintf(e[0], sizeof(e[0]), "w%d-%d-x1", w->id, i);
+		snprintf(e[1], sizeof(e[1]), "w%d-%d-y", w->id, i);
+		snprintf(e[2], sizeof(e[2]), "w%d-%d-x2", w->id, i);
+		n[0] = note_for("i-x", "ping", e[0]);
+		n[1] = note_for("i-y", "ping", e[1]);
+		n[2] = note_for("i-x", "ping", e[2]);
+		if (dk_archive_notes(a, n, 3, NULL, NULL) < 0)
+			w->failures++;
+	}
+	dk_archive_free(a);
+	return NULL;
+}
+
+typedef struct {
+	int n;
+	char last[2][64]; /* per worker: the last event seen */
+	int out_of_order;
+} order_check;
+
+/* Each worker's notes of one instance must appear in the order written. */
+static int check_order(const dk_archive_entry *e, void *payload)
+{
+	order_check *c = payload;
+	int w = e->event[1] - '0';
+	c->n++;
+	if (w < 0 || w > 1)
+		return 0;
+	int round = atoi(e->event + 3);
+	int lround = c->last[w][0] ? atoi(c->last[w] + 3) : -1;
+	const char *tail = strrchr(e->event, '-');
+	const char *ltail = c->last[w][0] ? strrchr(c->last[w], '-') : NULL;
+	if (round < lround || (round == lround && ltail && strcmp(tail, ltail) <= 0))
+		c->out_of_order++;
+	snprintf(c->last[w], sizeof(c->last[w]), "%s", e->event);
+	return 0;
+}
+
+static void notes_batch_concurrent_lose_nothing(void **state)
+{
+	fixture *f = *state;
+	pthread_t t[2];
+	note_worker w[2] = {{f->home, 0, 25, 0}, {f->home, 1, 25, 0}};
+	order_check cx, cy;
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, note_many, &w[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(w[0].failures + w[1].failures, 0);
+	memset(&cx, 0, sizeof(cx));
+	memset(&cy, 0, sizeof(cy));
+	assert_int_equal(dk_archive_walk(f->a, "i-x", 0, check_order, &cx), 0);
+	assert_int_equal(dk_archive_walk(f->a, "i-y", 0, check_order, &cy), 0);
+	assert_int_equal(cx.n, 2 * 25 * 2);
+	assert_int_equal(cy.n, 2 * 25);
+	assert_int_equal(cx.out_of_order + cy.out_of_order, 0);
+}
+
+/* DOCKET_ARCHIVE_SYNC picks how writes reach the disk; both modes write the
+ * same archive, and anything else is refused before anything is opened. */
+static void sync_modes(void **state)
+{
+	fixture *f = *state;
+	dk_archive *a = NULL;
+	dk_archive_put_result r;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "plan.pdf");
+	char home2[400];
+
+	setenv("DOCKET_ARCHIVE_SYNC", "fsync-everything", 1);
+	snprintf(home2, sizeof(home2), "%s/other", f->dir);
+	assert_int_equal(dk_archive_open(&a, home2), DK_EUSAGE);
+	assert_non_null(strstr(dk_error_last(), "DOCKET_ARCHIVE_SYNC"));
+	assert_int_equal(access(home2, F_OK), -1);
+	setenv("DOCKET_ARCHIVE_SYNC", "file", 1);
+	assert_int_equal(dk_archive_open(&a, home2), 0);
+	o.event = "ev-1";
+	assert_int_equal(dk_archive_put_file(&r, a, &o, write_temp(f, "p", "%PDF-1.7", 8)), 0);
+	dk_archive_note_opts n = note_for("i-1", "submit", "ev-2");
+	assert_int_equal(dk_archive_note(NULL, a, &n), 0);
+	assert_int_equal(dk_archive_gc(NULL, a), 0);
+	dk_archive_free(a);
+	setenv("DOCKET_ARCHIVE_SYNC", "syncfs", 1);
+	assert_int_equal(dk_archive_open(&a, home2), 0);
+	n = note_for("i-1", "approve", "ev-3");
+	assert_int_equal(dk_archive_note(NULL, a, &n), 0);
+	int count = 0;
+	assert_int_equal(dk_archive_walk(a, "i-1", DK_ARCHIVE_WALK_HASH, count_entries, &count), 0);
+	assert_int_equal(count, 3);
+	dk_archive_free(a);
+	unsetenv("DOCKET_ARCHIVE_SYNC");
+}
+
 static void make_lock(const char *path, time_t age)
 {
 	FILE *fp = fopen(path, "w");
@@ -1010,6 +1264,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(note_and_walk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(verify_finds_unrecorded_and_altered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(concurrent_puts_lose_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(notes_batch_chains_per_instance, setup, teardown),
+	    cmocka_unit_test_setup_teardown(notes_batch_refusal_stops_its_instance_only, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(notes_batch_concurrent_lose_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(sync_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stale_lock_recovered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),
 	    cmocka_unit_test_setup_teardown(auto_gc_past_threshold, setup, teardown),
