@@ -12,8 +12,18 @@
  * the batch, and only then does any request of the batch get its answer:
  * nothing is acknowledged before it is on disk. When the commit fails,
  * every command of the batch that would have succeeded is answered with
- * the failure instead (none of it remains). The archive notes follow the
- * commit, command by command, as they follow a lone command's commit.
+ * the failure instead (none of it remains).
+ *
+ * The archive notes of a committed batch go to a second thread, the note
+ * writer, and the writer goes on to the next batch at once: while one
+ * batch's notes reach the disk, the next batch is decided and committed.
+ * The note writer takes every batch waiting for it and writes all their
+ * notes as one batch of the archive (dk_archive_notes: every commit
+ * object, one flush, every ref by compare-and-swap, one flush), in the
+ * order the batches committed, so an instance's notes stay in order. Only
+ * then are the commands of those batches answered, as a lone command's
+ * notes are written before its answer. The flushes are paid once per
+ * round of the note writer, not once per request.
  *
  * While the writer commits one batch, requests keep arriving and queue up:
  * the busier the server, the bigger the batches, and the fsync is paid
@@ -28,7 +38,6 @@
 #include "util/error.h"
 #include "util/time.h"
 
-#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +51,16 @@ typedef struct job {
 	dk_req *rq;
 	dk_write_fn fn;
 	void *arg;
-	size_t notes_from; /* the runner's pending notes when it began */
-	dk_notes *notes;   /* its archive notes, once committed */
 	int done;
 	struct job *next;
 } job;
+
+/* A committed batch whose archive notes wait for the note writer. */
+typedef struct noted {
+	job *jobs; /* answered once the notes are written */
+	dk_notes *notes;
+	struct noted *next;
+} noted;
 
 static struct {
 	pthread_mutex_t lock;
@@ -56,11 +70,18 @@ static struct {
 	int running, stop;
 	pthread_t thread;
 	dk_runner *runner;
+	/* the note writer: its queue, thread and runner (own archive) */
+	pthread_cond_t notes_work;
+	noted *nhead, *ntail;
+	int notes_stop;
+	pthread_t notes_thread;
+	dk_runner *notes_runner;
 	/* for the line at stop: how well the batching went */
-	unsigned long commands, commits, biggest;
+	unsigned long commands, commits, biggest, note_rounds;
 } wr = {.lock = PTHREAD_MUTEX_INITIALIZER,
         .work = PTHREAD_COND_INITIALIZER,
-        .done = PTHREAD_COND_INITIALIZER};
+        .done = PTHREAD_COND_INITIALIZER,
+        .notes_work = PTHREAD_COND_INITIALIZER};
 
 /* The request as the Idempotency-Key answer records it. */
 static void request_text(char *out, size_t len, const dk_req *rq)
@@ -160,48 +181,39 @@ static void fail_batch(job *batch, int error)
 	}
 }
 
-static void run_batch(dk_runner *r, job *batch)
+/* Runs the batch and commits it. Returns the archive notes of its commands
+ * (NULL when none, or when the batch failed and none of it remains). */
+static dk_notes *run_batch(dk_runner *r, job *batch)
 {
 	int error, lost = 0;
 
 	if ((error = dk_runner_batch_begin(r)) < 0) {
 		fail_batch(batch, error);
-		return;
+		return NULL;
 	}
-	for (job *j = batch; j && !lost; j = j->next) {
-		j->notes_from = dk_runner_notes_pending(r);
+	for (job *j = batch; j && !lost; j = j->next)
 		if (run_one(r, j) < 0)
 			lost = 1;
-	}
 	if (lost) {
 		error = dk_error_code() ? dk_error_code() : DK_EINTERNAL;
 		dk_runner_batch_abort(r);
 		fail_batch(batch, error);
-		return;
+		return NULL;
 	}
 	if ((error = dk_runner_batch_commit(r)) < 0) {
 		fail_batch(batch, error);
-		return;
+		return NULL;
 	}
-	/* Each request thread writes its own command's notes: the git
-	 * writes (fsynced files) then run in parallel, off the writer. Taken
-	 * from the last command back, as dk_runner_notes_take wants. */
-	job *rev = NULL;
-	for (job *j = batch, *next; j; j = next) {
-		next = j->next;
-		j->next = rev;
-		rev = j;
-	}
-	for (job *j = rev; j; j = j->next)
-		j->notes = dk_runner_notes_take(r, j->notes_from);
-	/* ...and back in order for the caller (batch heads it again). */
-	job *fwd = NULL;
-	for (job *j = rev, *next; j; j = next) {
-		next = j->next;
-		j->next = fwd;
-		fwd = j;
-	}
-	assert(fwd == batch);
+	return dk_runner_notes_take(r, 0);
+}
+
+/* Tells the request threads of batch that their answers are final.
+ * Called with wr.lock held. */
+static void answer(job *batch)
+{
+	for (job *j = batch; j; j = j->next)
+		j->done = 1;
+	pthread_cond_broadcast(&wr.done);
 }
 
 static void *writer_main(void *arg)
@@ -209,6 +221,7 @@ static void *writer_main(void *arg)
 	pthread_setname_np(pthread_self(), "docket-writer");
 	for (;;) {
 		job *batch, *last;
+		dk_notes *notes;
 		size_t n = 1;
 
 		pthread_mutex_lock(&wr.lock);
@@ -233,13 +246,63 @@ static void *writer_main(void *arg)
 		last->next = NULL;
 		pthread_mutex_unlock(&wr.lock);
 
-		run_batch(wr.runner, batch);
+		notes = run_batch(wr.runner, batch);
 
 		pthread_mutex_lock(&wr.lock);
-		for (job *j = batch; j; j = j->next)
-			j->done = 1;
-		pthread_cond_broadcast(&wr.done);
+		if (notes) {
+			/* committed: answered once the note writer is done */
+			noted *nb = dk_calloc(1, sizeof(*nb));
+			nb->jobs = batch;
+			nb->notes = notes;
+			if (wr.ntail)
+				wr.ntail->next = nb;
+			else
+				wr.nhead = nb;
+			wr.ntail = nb;
+			pthread_cond_signal(&wr.notes_work);
+		} else {
+			answer(batch);
+		}
 		pthread_mutex_unlock(&wr.lock);
+	}
+	return arg;
+}
+
+/* The note writer: takes every committed batch waiting, writes all their
+ * notes as one batch of the archive, in commit order, then answers them. */
+static void *notes_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "docket-notes");
+	for (;;) {
+		noted *list;
+		dk_notes *all = NULL;
+
+		pthread_mutex_lock(&wr.lock);
+		while (!wr.nhead && !wr.notes_stop)
+			pthread_cond_wait(&wr.notes_work, &wr.lock);
+		list = wr.nhead;
+		wr.nhead = wr.ntail = NULL;
+		if (list)
+			wr.note_rounds++;
+		pthread_mutex_unlock(&wr.lock);
+		if (!list)
+			break;
+
+		for (noted *nb = list; nb; nb = nb->next) {
+			all = dk_notes_join(all, nb->notes);
+			nb->notes = NULL;
+		}
+		dk_runner_notes_write(wr.notes_runner, all);
+
+		pthread_mutex_lock(&wr.lock);
+		for (noted *nb = list; nb; nb = nb->next)
+			answer(nb->jobs);
+		pthread_mutex_unlock(&wr.lock);
+		while (list) {
+			noted *next = list->next;
+			free(list);
+			list = next;
+		}
 	}
 	return arg;
 }
@@ -248,18 +311,37 @@ int dk_writer_start(const dk_serve_opts *opts)
 {
 	int error;
 
-	wr.stop = 0;
+	wr.stop = wr.notes_stop = 0;
 	wr.head = wr.tail = NULL;
-	wr.commands = wr.commits = wr.biggest = 0;
+	wr.nhead = wr.ntail = NULL;
+	wr.commands = wr.commits = wr.biggest = wr.note_rounds = 0;
 	if ((error = dk_runner_open(&wr.runner, opts->home)) < 0)
 		return error;
-	if (pthread_create(&wr.thread, NULL, writer_main, NULL) != 0) {
+	if ((error = dk_runner_open(&wr.notes_runner, opts->home)) < 0) {
 		dk_runner_free(wr.runner);
 		wr.runner = NULL;
-		return dk_error_set(DK_EINTERNAL, "cannot start the writer thread");
+		return error;
+	}
+	if (pthread_create(&wr.notes_thread, NULL, notes_main, NULL) != 0) {
+		error = dk_error_set(DK_EINTERNAL, "cannot start the note writer thread");
+		goto fail;
+	}
+	if (pthread_create(&wr.thread, NULL, writer_main, NULL) != 0) {
+		error = dk_error_set(DK_EINTERNAL, "cannot start the writer thread");
+		pthread_mutex_lock(&wr.lock);
+		wr.notes_stop = 1;
+		pthread_cond_signal(&wr.notes_work);
+		pthread_mutex_unlock(&wr.lock);
+		pthread_join(wr.notes_thread, NULL);
+		goto fail;
 	}
 	wr.running = 1;
 	return 0;
+fail:
+	dk_runner_free(wr.notes_runner);
+	dk_runner_free(wr.runner);
+	wr.notes_runner = wr.runner = NULL;
+	return error;
 }
 
 void dk_writer_stop(void)
@@ -271,19 +353,27 @@ void dk_writer_stop(void)
 	pthread_cond_signal(&wr.work);
 	pthread_mutex_unlock(&wr.lock);
 	pthread_join(wr.thread, NULL);
+	/* the writer is done: the note writer drains what it handed over */
+	pthread_mutex_lock(&wr.lock);
+	wr.notes_stop = 1;
+	pthread_cond_signal(&wr.notes_work);
+	pthread_mutex_unlock(&wr.lock);
+	pthread_join(wr.notes_thread, NULL);
 	wr.running = 0;
 	if (wr.commits)
 		fprintf(stderr,
-		        "docket serve: %lu writes in %lu commits (%.1f a commit, at most %lu)\n",
+		        "docket serve: %lu writes in %lu commits (%.1f a commit, at most %lu), "
+		        "their archive notes in %lu rounds\n",
 		        wr.commands, wr.commits, (double)wr.commands / (double)wr.commits,
-		        wr.biggest);
+		        wr.biggest, wr.note_rounds);
+	dk_runner_free(wr.notes_runner);
 	dk_runner_free(wr.runner);
-	wr.runner = NULL;
+	wr.notes_runner = wr.runner = NULL;
 }
 
 int dk_api_write(dk_req *rq, dk_write_fn fn, void *arg)
 {
-	job j = {rq, fn, arg, 0, NULL, 0, NULL};
+	job j = {rq, fn, arg, 0, NULL};
 
 	/* No writer (a server being stopped, or a caller outside serve): the
 	 * command runs here in a transaction of its own. */
@@ -298,11 +388,9 @@ int dk_api_write(dk_req *rq, dk_write_fn fn, void *arg)
 		wr.head = &j;
 	wr.tail = &j;
 	pthread_cond_signal(&wr.work);
+	/* done once committed and its notes written (or once it failed) */
 	while (!j.done)
 		pthread_cond_wait(&wr.done, &wr.lock);
 	pthread_mutex_unlock(&wr.lock);
-	/* Committed: the notes follow, before the answer, as for a lone
-	 * command. */
-	dk_runner_notes_write(rq->ctx->runner, j.notes);
 	return 0;
 }

@@ -79,11 +79,15 @@ size_t dk_runner_notes_pending(dk_runner *r);
 /* Takes the waiting notes from the from-th on (the caller's; NULL when
  * there are none). Take the last command's first. */
 dk_notes *dk_runner_notes_take(dk_runner *r, size_t from);
-/* Writes notes in order into r's archive and frees them: any runner of the
- * same home may write them, so the request threads of `docket serve` write
- * their own command's in parallel, off the writer. A failure is reported
- * on stderr (the steps are recorded; docket verify reports the gap). */
+/* Writes notes in order into r's archive, as one batch (two flushes to
+ * disk for all of them), and frees them: any runner of the same home may
+ * write them, so `docket serve` writes a batch's notes on a thread of
+ * their own while the next batch commits. A failure is reported on stderr
+ * (the steps are recorded; docket verify reports the gap). */
 void dk_runner_notes_write(dk_runner *r, dk_notes *notes);
+/* Appends b's notes after a's and frees b; either may be NULL. The result
+ * is the caller's. */
+dk_notes *dk_notes_join(dk_notes *a, dk_notes *b);
 void dk_notes_free(dk_notes *notes);
 
 /* ---- definitions and org ---- */

@@ -284,6 +284,18 @@ void dk_runner_drop_notes(dk_runner *r, size_t keep)
 		note_free(&r->notes[--r->nnotes]);
 }
 
+dk_notes *dk_notes_join(dk_notes *a, dk_notes *b)
+{
+	if (!a || !b)
+		return a ? a : b;
+	a->v = dk_realloc(a->v, (a->n + b->n) * sizeof(*a->v));
+	memcpy(a->v + a->n, b->v, b->n * sizeof(*b->v));
+	a->n += b->n;
+	free(b->v);
+	free(b);
+	return a;
+}
+
 void dk_notes_free(dk_notes *notes)
 {
 	if (!notes)
@@ -294,47 +306,54 @@ void dk_notes_free(dk_notes *notes)
 	free(notes);
 }
 
-/* Writes notes[0..count) in order. */
-static void write_notes(dk_runner *r, dk_note *notes, size_t count)
+/* Reports a note the archive did not take: the step is recorded all the
+ * same (the database is the record). */
+static void note_done(size_t i, int error, const char *text, void *payload)
 {
-	dk_archive *archive;
-	const dk_org *org = NULL;
-	size_t i;
-
-	for (i = 0; i < count; i++) {
-		const dk_note *n = &notes[i];
-		if (!n->event[0])
-			continue; /* an earlier note of its instance failed */
-		if (dk_runner_archive(r, &archive) < 0 || (!org && dk_runner_org(r, &org) < 0))
-			goto fail;
-		const dk_user *u = n->by_system ? NULL : dk_org_user(org, n->actor);
-		dk_archive_note_opts no = DK_ARCHIVE_NOTE_OPTS_INIT;
-		no.instance = n->instance;
-		no.flow = n->flow;
-		no.from_state = n->from;
-		no.state = n->state;
-		no.transition = n->transition;
-		no.event = n->event;
-		no.actor = n->actor;
-		no.author_name = u ? u->name : NULL;
-		no.author_email = u ? u->email : NULL;
-		no.comment = n->comment;
-		no.time = n->time;
-		if (dk_archive_note(NULL, archive, &no) < 0)
-			goto fail;
-		continue;
-	fail:
+	const dk_note *notes = payload;
+	if (error)
 		fprintf(stderr,
 		        "docket: warning: instance %s: the step is recorded, but its archive "
 		        "note failed (%s); docket verify reports it\n",
-		        n->instance, dk_error_last());
+		        notes[i].instance, text);
+}
+
+/* Writes notes[0..count) in order, as one batch of the archive: two
+ * flushes to disk for all of them (dk_archive_notes). */
+static void write_notes(dk_runner *r, dk_note *notes, size_t count)
+{
+	dk_archive_note_opts *no;
+	dk_archive *archive;
+	const dk_org *org = NULL;
+
+	if (count == 0)
+		return;
+	if (dk_runner_archive(r, &archive) < 0 || dk_runner_org(r, &org) < 0) {
+		for (size_t i = 0; i < count; i++)
+			note_done(i, DK_EINTERNAL, dk_error_last(), notes);
 		dk_error_clear();
-		/* The notes of one instance go in order: skip its later ones
-		 * rather than leave a gap that reads as history. */
-		for (size_t j = i + 1; j < count; j++)
-			if (strcmp(notes[j].instance, n->instance) == 0)
-				notes[j].event[0] = '\0';
+		return;
 	}
+	no = dk_calloc(count, sizeof(*no));
+	for (size_t i = 0; i < count; i++) {
+		const dk_note *n = &notes[i];
+		const dk_user *u = n->by_system ? NULL : dk_org_user(org, n->actor);
+		no[i].version = DK_ARCHIVE_NOTE_OPTS_VERSION;
+		no[i].instance = n->instance;
+		no[i].flow = n->flow;
+		no[i].from_state = n->from;
+		no[i].state = n->state;
+		no[i].transition = n->transition;
+		no[i].event = n->event;
+		no[i].actor = n->actor;
+		no[i].author_name = u ? u->name : NULL;
+		no[i].author_email = u ? u->email : NULL;
+		no[i].comment = n->comment;
+		no[i].time = n->time;
+	}
+	dk_archive_notes(archive, no, count, note_done, notes);
+	dk_error_clear();
+	free(no);
 }
 
 void dk_runner_flush_notes(dk_runner *r)
@@ -392,10 +411,7 @@ static void cmd_abort(dk_runner *r)
 void dk_runner_note(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
                     int64_t first_seq)
 {
-	/* A tick's own transaction has committed: no batch is open, so its
-	 * notes are the only ones waiting. */
 	queue_notes(r, row, res, first_seq);
-	dk_runner_flush_notes(r);
 }
 
 int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)

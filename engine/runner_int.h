@@ -88,10 +88,12 @@ void dk_loaded_free(dk_loaded *l);
 int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res,
                     int64_t *first_seq);
 
-/* Mirrors the state changes (start, transitions, recall) among res's
- * events into the instance's archive ref, after the database commit;
- * first_seq is the seq of res's first event. A failure is a warning on
- * stderr: the step is recorded, and verify reports the missing note. */
+/* Queues the state changes (start, transitions, recall) among res's
+ * events for the instance's archive ref, once the database committed;
+ * first_seq is the seq of res's first event. dk_runner_flush_notes then
+ * writes every queued note as one batch (two flushes to disk for all). A
+ * failure is a warning on stderr: the step is recorded, and verify reports
+ * the missing note. */
 void dk_runner_note(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
                     int64_t first_seq);
 

@@ -20,6 +20,8 @@
  * State changes a timer made (a <fire> transition and what follows it)
  * are mirrored into the instance's archive ref after the batch's commit,
  * as a user's act is: the database is the record, the note follows it.
+ * The whole batch's notes are one batch of the archive, made durable by
+ * one flush for their objects and one for their refs.
  */
 #include "engine/engine.h"
 #include "engine/runner_int.h"
@@ -277,8 +279,12 @@ int dk_runner_tick(dk_runner *r, size_t *fired)
 		if ((error = dk_store_commit(r->store)) < 0)
 			goto fail;
 		*fired += done;
+		/* The batch's notes as one batch of the archive: two flushes
+		 * to disk for all of them, not two per timer. No command
+		 * batch is open, so they are the only notes waiting. */
 		for (size_t i = 0; i < notes.n; i++)
 			dk_runner_note(r, &notes.v[i].row, &notes.v[i].res, notes.v[i].seq);
+		dk_runner_flush_notes(r);
 		notes_clear(&notes);
 		dk_timer_rows_free(due, n);
 		due = NULL;
