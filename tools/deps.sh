@@ -6,7 +6,7 @@
 set -eu
 PKGS="gcc make pkg-config libxml2-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libgit2-dev libjansson-dev libmicrohttpd-dev libssl-dev libcmocka-dev graphviz
-git curl openssl jq fonts-wqy-microhei $*"
+git curl openssl jq fonts-wqy-microhei strace $*"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
