@@ -67,6 +67,11 @@ page.setDefaultTimeout(15000);
 
 async function signIn(token) {
   await page.goto(base + "/inbox");
+  // With a token kept from before, the page shows nothing until the server
+  // answered who that is (/api/me, then the tasks): wait until it shows
+  // either the sign-out button or the sign-in form, or a slow answer reads
+  // as "signed out" and the form never appears.
+  await page.locator("#signout:visible, #token:visible").first().waitFor();
   if (await page.locator("#signout").isVisible()) await page.click("#signout");
   await page.fill("#token", token);
   await page.click("#signin-form button[type=submit]");
