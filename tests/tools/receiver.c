@@ -4,6 +4,7 @@
  *   receiver --secret whsec_... [--port N] [--port-file F] [--log F]
  *            [--fail N] [--status CODE] [--retry-after V]
  *            [--slow MS] [--slow-count N] [--tolerance S] [--now-file F]
+ *            [--threads N]
  *
  * Listens on 127.0.0.1 only (port 0: the kernel picks one, written to
  * --port-file). For each POST it checks the Standard Webhooks signature and
@@ -22,7 +23,17 @@
  * error, status, duplicate, body, client_port (the sender's TCP port:
  * requests sharing one came over one kept-alive connection), and
  * received_us (wall clock, microseconds since 1970, taken when the whole
- * request is in: what a latency measure compares with the send time). SIGTERM or SIGINT stops it.
+ * request is in: what a latency measure compares with the send time).
+ * Without --log nothing is written per request. SIGTERM or SIGINT stops it,
+ * after one line on stderr: "receiver: N requests, V verified, D duplicate,
+ * R refused" (refused: answered 401 for a bad signature or timestamp).
+ *
+ * It is the honest peer of the delivery benchmark, so it is cheap: without
+ * --slow, a small pool of epoll threads serves every connection (no thread
+ * per connection; --threads, default 2), acknowledged ids sit in a hash set, and the JSON line is
+ * only made when there is a log to write it to. --slow sleeps in the
+ * handler, so it keeps a thread per connection: one slow answer must not
+ * hold up the others.
  */
 #include "util/buf.h"
 #include "util/error.h"
@@ -52,9 +63,9 @@ static struct {
 	unsigned port;
 	FILE *log;
 	pthread_mutex_t lock;
-	long count;
-	char **acked; /* ids answered 2xx */
-	size_t nacked, capacked;
+	long count, verified, duplicates, refused;
+	char **acked;            /* ids answered 2xx: open addressing, NULL is free */
+	size_t nacked, capacked; /* capacked is 0 or a power of two */
 } R = {.status = 500, .slow_count = -1, .tolerance = 300, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 typedef struct {
@@ -79,11 +90,38 @@ static int64_t receiver_now(void)
 	return now;
 }
 
-static int acked(const char *id)
+static size_t id_hash(const char *id)
 {
-	for (size_t i = 0; i < R.nacked; i++)
-		if (strcmp(R.acked[i], id) == 0)
+	size_t h = 1469598103934665603u; /* FNV-1a */
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211u;
+	return h;
+}
+
+/* 1 when id was acknowledged before; otherwise remembers it and gives 0. */
+static int ack(const char *id)
+{
+	if (2 * (R.nacked + 1) > R.capacked) {
+		size_t cap = R.capacked ? 2 * R.capacked : 1024;
+		char **t = dk_calloc(cap, sizeof(*t));
+		for (size_t i = 0; i < R.capacked; i++) {
+			if (!R.acked[i])
+				continue;
+			size_t k = id_hash(R.acked[i]) & (cap - 1);
+			while (t[k])
+				k = (k + 1) & (cap - 1);
+			t[k] = R.acked[i];
+		}
+		free(R.acked);
+		R.acked = t;
+		R.capacked = cap;
+	}
+	size_t k = id_hash(id) & (R.capacked - 1);
+	for (; R.acked[k]; k = (k + 1) & (R.capacked - 1))
+		if (strcmp(R.acked[k], id) == 0)
 			return 1;
+	R.acked[k] = dk_strdup(id);
+	R.nacked++;
 	return 0;
 }
 
@@ -112,6 +150,43 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const c
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+/* One JSON line in the log for this request; called under R.lock. */
+static void log_request(struct MHD_Connection *c, const char *url, long n, const char *id,
+                        const char *ts, const char *sig, int verified, const char *why, long status,
+                        int dup, const char *body, size_t body_len, const struct timespec *at)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "n", json_integer(n));
+	json_set_str(o, "path", url, strlen(url));
+	json_set_str(o, "id", id, id ? strlen(id) : 0);
+	json_set_str(o, "timestamp", ts, ts ? strlen(ts) : 0);
+	json_set_str(o, "signature", sig, sig ? strlen(sig) : 0);
+	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+	const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
+	json_set_str(o, "content_type", ct, ct ? strlen(ct) : 0);
+	json_set_str(o, "user_agent", ua, ua ? strlen(ua) : 0);
+	json_object_set_new(o, "verified", json_boolean(verified));
+	json_set_str(o, "error", why, why ? strlen(why) : 0);
+	json_object_set_new(o, "status", json_integer(status));
+	json_object_set_new(o, "duplicate", json_boolean(dup));
+	json_set_str(o, "body", body, body_len);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+		json_object_set_new(
+		    o, "client_port",
+		    json_integer(ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port)));
+	json_object_set_new(o, "received_us",
+	                    json_integer((json_int_t)at->tv_sec * 1000000 + at->tv_nsec / 1000));
+	char *line = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (line) {
+		fprintf(R.log, "%s\n", line);
+		fflush(R.log);
+	}
+	free(line);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -158,50 +233,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		status = R.status;
 	} else if (!verified) {
 		status = 401;
+		R.refused++;
 	} else {
 		status = 200;
-		dup = acked(id);
-		if (!dup) {
-			if (R.nacked == R.capacked) {
-				R.capacked = R.capacked ? 2 * R.capacked : 64;
-				R.acked = dk_realloc(R.acked, R.capacked * sizeof(*R.acked));
-			}
-			R.acked[R.nacked++] = dk_strdup(id);
-		}
+		dup = ack(id);
+		R.verified++;
+		R.duplicates += dup;
 	}
 	slow = R.slow_ms > 0 && (R.slow_count < 0 || n <= R.slow_count);
-
-	json_t *o = json_object();
-	json_object_set_new(o, "n", json_integer(n));
-	json_set_str(o, "path", url, strlen(url));
-	json_set_str(o, "id", id, id ? strlen(id) : 0);
-	json_set_str(o, "timestamp", ts, ts ? strlen(ts) : 0);
-	json_set_str(o, "signature", sig, sig ? strlen(sig) : 0);
-	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-	const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
-	json_set_str(o, "content_type", ct, ct ? strlen(ct) : 0);
-	json_set_str(o, "user_agent", ua, ua ? strlen(ua) : 0);
-	json_object_set_new(o, "verified", json_boolean(verified));
-	json_set_str(o, "error", why, why ? strlen(why) : 0);
-	json_object_set_new(o, "status", json_integer(status));
-	json_object_set_new(o, "duplicate", json_boolean(dup));
-	json_set_str(o, "body", body, rq->body.len);
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-		json_object_set_new(
-		    o, "client_port",
-		    json_integer(ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port)));
-	json_object_set_new(
-	    o, "received_us",
-	    json_integer((json_int_t)arrived.tv_sec * 1000000 + arrived.tv_nsec / 1000));
-	char *line = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (R.log && line) {
-		fprintf(R.log, "%s\n", line);
-		fflush(R.log);
-	}
-	free(line);
+	if (R.log)
+		log_request(c, url, n, id, ts, sig, verified, why, status, dup, body, rq->body.len,
+		            &arrived);
 	pthread_mutex_unlock(&R.lock);
 
 	if (slow) {
@@ -229,14 +271,14 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: receiver --secret whsec_... [--port N] [--port-file F] "
 	                "[--log F] [--fail N] [--status CODE] [--retry-after V] [--slow MS] "
-	                "[--slow-count N] [--tolerance S] [--now-file F]\n");
+	                "[--slow-count N] [--tolerance S] [--now-file F] [--threads N]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	const char *port_file = NULL, *log_path = NULL;
-	long port = 0;
+	long port = 0, threads = 2;
 	sigset_t sigs;
 	int sig = 0, rc = 1;
 	struct MHD_Daemon *d = NULL;
@@ -268,10 +310,13 @@ int main(int argc, char **argv)
 			R.tolerance = atol(v);
 		else if (strcmp(a, "--now-file") == 0)
 			R.now_file = v;
+		else if (strcmp(a, "--threads") == 0)
+			threads = atol(v);
 		else
 			return usage();
 	}
-	if (!R.secret || port < 0 || port > 65535 || R.status < 100 || R.status > 599)
+	if (!R.secret || port < 0 || port > 65535 || R.status < 100 || R.status > 599 ||
+	    threads < 1 || threads > 64)
 		return usage();
 	if (dk_hook_secret_check(R.secret) < 0) {
 		fprintf(stderr, "receiver: %s\n", dk_error_last());
@@ -293,11 +338,18 @@ int main(int argc, char **argv)
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16_t)port);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                         MHD_USE_POLL,
-	                     (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
-	                     (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-	                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+	if (R.slow_ms > 0)
+		d = MHD_start_daemon(
+		    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
+		    (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
+		    (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+	else
+		d = MHD_start_daemon(
+		    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)port, NULL, NULL,
+		    on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+		    (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "receiver: cannot listen on 127.0.0.1:%ld\n", port);
 		goto cleanup;
@@ -319,12 +371,16 @@ int main(int argc, char **argv)
 	}
 	sigwait(&sigs, &sig);
 	rc = 0;
+	MHD_stop_daemon(d);
+	d = NULL;
+	fprintf(stderr, "receiver: %ld requests, %ld verified, %ld duplicate, %ld refused\n",
+	        R.count, R.verified, R.duplicates, R.refused);
 cleanup:
 	if (d)
 		MHD_stop_daemon(d);
 	if (R.log)
 		fclose(R.log);
-	for (size_t i = 0; i < R.nacked; i++)
+	for (size_t i = 0; i < R.capacked; i++)
 		free(R.acked[i]);
 	free(R.acked);
 	return rc;
