@@ -45,7 +45,9 @@ peer_cell() {
 }
 
 # row MEASURE DKEY DUNIT PEER PKEY PUNIT OP TARGET
-#   OP is ">=" or "<=" (or "-" for no target); TARGET a factor like 10
+#   OP is ">=" or "<=" (or "-" for no target); TARGET a factor like 10.
+#   OP "min" makes TARGET a floor for docket's own median, in DUNIT (the
+#   ratio to the peer is still shown)
 row() {
 	measure=$1 dkey=$2 dunit=$3 peer=$4 pkey=$5 punit=$6 op=$7 target=$8
 	if [ "$pkey" = - ]; then
@@ -57,6 +59,7 @@ row() {
 	case $op in
 	">=") tcell="≥ ${target}×" ;;
 	"<=") tcell="≤ ${target}×" ;;
+	min) tcell="≥ $(fmt "$target") $dunit" ;;
 	*) tcell="—" ;;
 	esac
 	dcell=$(cell "$dkey" "$dunit")
@@ -72,6 +75,7 @@ row() {
 	case $op in
 	">=") met=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r >= t) ? "yes" : "**no**" }') ;;
 	"<=") met=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r <= t) ? "yes" : "**no**" }') ;;
+	min) met=$(awk -v d="$(median "$dkey")" -v t="$target" 'BEGIN { print (d >= t) ? "yes" : "**no**" }') ;;
 	*) met="—" ;;
 	esac
 	echo "| $measure | $dcell | $(peer_cell) | ${ratio}× | $tcell | $met |"
@@ -158,8 +162,9 @@ else
 fi
 
 header "Webhooks"
-row "deliveries/s to a loopback receiver" hooks_dispatch "/s" \
-	"curl CLI, one process per request" curl "/s" "-" ""
+N_HOOKS=$((20000 / SCALE)) N_PROC=$((200 / SCALE)) # as in run.sh
+row "deliveries/s to a loopback receiver that verifies every signature, 64 in flight, keep-alive ($(fmt "$N_HOOKS") per run; curl: $(fmt "$N_PROC"))" \
+	hooks_dispatch "/s" "curl CLI, one process per request" curl "/s" min 5000
 row "event-to-delivery latency p50 inside \`docket serve\`, from the act's return (target p99 < 50 ms)" \
 	hooks_p50 "ms" "none" - "" "-" ""
 row "event-to-delivery latency p99, from the act's return" hooks_p99 "ms" "none" - "" "-" ""
@@ -243,10 +248,13 @@ cat <<EOF
   one syncfs each, see store/archive.c) against git
   hash-object, mktree (one flat tree), commit-tree and update-ref per upload.
   git's default settings do not fsync, hence the second row.
-- **Webhooks**: one \`docket dispatch\` process (libcurl multi, connections
-  reused) delivering events queued by tests/tools/outbox_enqueue against
-  one curl process per request; both post signed requests to the webhooks'
-  test receiver (tests/tools/receiver.c) on 127.0.0.1, which checks them.
+- **Webhooks**: one \`docket dispatch\` process (libcurl multi, 64 in
+  flight, connections kept alive) delivering $(fmt $((20000 / SCALE))) events queued by
+  tests/tools/outbox_enqueue, timed from its start to its exit, against
+  one curl process per request ($(fmt $((200 / SCALE))) of them, signed beforehand),
+  compared per delivery; both post to the webhooks' test receiver
+  (tests/tools/receiver.c, two epoll threads) on 127.0.0.1, which checks
+  every signature and timestamp and deduplicates by webhook-id.
 - **Archive growth**: bench/archive_uploads.c \`growth\`: 1,000 uploads timed
   (flushed to disk), the archive filled to $(fmt "$n_arch") files unflushed
   (automatic packing on, as in use), then 1,000 more timed, flushed.
