@@ -17,6 +17,15 @@
  * Each gc adds one pack; lookups cost grows with the number of packs, so
  * when there are more than MAX_PACKS they are merged into one, and the old
  * packs are deleted only once the merged one is in place.
+ *
+ * One gc at a time: gc holds flock(2) on ARCHIVE/docket-gc.lock. Without
+ * it, every writer that crossed the threshold at once packed the same
+ * loose objects at the same time: under `docket serve --threads 64` all
+ * request threads writing notes started a packbuilder each and the acts
+ * stalled for minutes on two cores. The automatic gc skips when another
+ * holds the lock (that one is packing the same objects); `docket archive
+ * gc` waits for it. The kernel drops the lock with its holder, so a crash
+ * leaves nothing stale.
  */
 #include "store/archive_priv.h"
 
@@ -25,6 +34,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <git2/sys/odb_backend.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,7 +242,54 @@ cleanup:
 	return error;
 }
 
+/* Takes the gc lock into *fd. Returns 0, 1 when wait is 0 and another
+ * holds it, or an error. */
+static int gc_lock(int *fd, const dk_archive *a, int wait)
+{
+	dk_buf p = DK_BUF_INIT;
+	int rc;
+
+	dk_buf_printf(&p, "%s/docket-gc.lock", a->path);
+	*fd = open(p.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*fd < 0) {
+		int e = errno;
+		rc = dk_error_set(DK_EINTERNAL, "archive: cannot open %s: %s", p.ptr, strerror(e));
+		dk_buf_free(&p);
+		return rc;
+	}
+	while ((rc = flock(*fd, LOCK_EX | (wait ? 0 : LOCK_NB))) < 0 && errno == EINTR)
+		;
+	if (rc < 0) {
+		int e = errno;
+		close(*fd);
+		*fd = -1;
+		if (e == EWOULDBLOCK) {
+			dk_buf_free(&p);
+			return 1;
+		}
+		rc = dk_error_set(DK_EINTERNAL, "archive: cannot lock %s: %s", p.ptr, strerror(e));
+		dk_buf_free(&p);
+		return rc;
+	}
+	dk_buf_free(&p);
+	return 0;
+}
+
+static int gc_locked(dk_archive_gc_result *out, dk_archive *a);
+
 int dk_archive_gc(dk_archive_gc_result *out, dk_archive *a)
+{
+	int fd, error;
+
+	if ((error = gc_lock(&fd, a, 1)) < 0)
+		return error;
+	error = gc_locked(out, a);
+	close(fd);
+	return error;
+}
+
+/* dk_archive_gc with the gc lock held. */
+static int gc_locked(dk_archive_gc_result *out, dk_archive *a)
 {
 	dk_archive_gc_result res;
 	oid_list loose = {NULL, 0, 0}, packed = {NULL, 0, 0};
@@ -303,11 +361,24 @@ cleanup:
 	return error;
 }
 
+/* Entries in one fan-out directory. */
+static unsigned int loose_in(const char *dir)
+{
+	unsigned int count = 0;
+	DIR *d = opendir(dir);
+
+	for (struct dirent *e; d && (e = readdir(d));)
+		if (e->d_name[0] != '.')
+			count++;
+	if (d)
+		closedir(d);
+	return count;
+}
+
 int dk_archive_maybe_gc(int *ran, dk_archive *a)
 {
 	dk_buf dir = DK_BUF_INIT;
-	unsigned int count = 0, limit;
-	DIR *d;
+	unsigned int limit;
 	int error = 0;
 
 	if (ran)
@@ -320,18 +391,22 @@ int dk_archive_maybe_gc(int *ran, dk_archive *a)
 	 * every put. */
 	limit = (a->auto_gc + 255) / 256;
 	dk_buf_printf(&dir, "%s/objects/17", a->path);
-	d = opendir(dir.ptr);
-	for (struct dirent *e; d && (e = readdir(d));)
-		if (e->d_name[0] != '.')
-			count++;
-	if (d)
-		closedir(d);
-	dk_buf_free(&dir);
-	if (count > limit) {
-		error = dk_archive_gc(NULL, a);
-		if (error == 0 && ran)
-			*ran = 1;
+	if (loose_in(dir.ptr) > limit) {
+		int fd, busy = gc_lock(&fd, a, 0);
+		if (busy < 0) {
+			error = busy;
+		} else if (busy == 0) {
+			/* Counted again under the lock: a gc that just
+			 * finished has packed them already. */
+			if (loose_in(dir.ptr) > limit) {
+				error = gc_locked(NULL, a);
+				if (error == 0 && ran)
+					*ran = 1;
+			}
+			close(fd);
+		}
 	}
+	dk_buf_free(&dir);
 	return error;
 }
 

@@ -1,0 +1,91 @@
+# api_gc_storm.sh - `docket serve --threads 64` under 64 acts at once, when
+# the archive's loose objects are past the automatic gc threshold. Each
+# request thread writes its own act's archive note and then asks whether
+# to pack; they all crossed the threshold together, and each started its
+# own packbuilder on the same objects: on two cores the acts stayed
+# pending for minutes. Now one packs and the others go on. Every act must
+# be answered, within a bound far below the stall.
+. "$DOCKET_SRC/tests/lib.sh"
+. "$DOCKET_SRC/tests/e2e/api_server.inc"
+
+N=64
+cat >"$T/org.xml" <<'XML'
+<org xmlns="urn:docket:org:1">
+  <dept id="ops" name="Ops" head="ann"/>
+  <user id="ann" name="Ann" dept="ops" roles="clerk"/>
+</org>
+XML
+cat >"$T/loop.xml" <<'XML'
+<flow xmlns="urn:docket:flow:1" id="loop" version="1">
+  <title>Counter</title>
+  <role id="clerk"/>
+  <state id="open" initial="true" assign="role:clerk">
+    <transition id="ping" to="open"/>
+    <transition id="close" to="closed"/>
+  </state>
+  <state id="closed" final="true"/>
+</flow>
+XML
+dk org load "$T/org.xml"
+dk deploy "$T/loop.xml"
+expect_rc 0 "deploy the counter flow"
+ANN=$("$DOCKET" token create --user ann 2>/dev/null)
+GIT="$DOCKET_HOME/archive.git"
+
+serve_start --threads 64 --no-timers --no-hooks
+[ -n "$base" ] && ok "serve --threads 64 started" || not_ok "serve did not start"
+
+# N instances, started one by one before the burst
+: >"$T/ids"
+i=0
+while [ $i -lt $N ]; do
+	req POST /api/instances "$ANN" -H 'Content-Type: application/json' -d '{"flow":"loop"}'
+	[ "$code" = 201 ] && field .id >>"$T/ids"
+	i=$((i + 1))
+done
+[ "$(grep -c . "$T/ids")" = $N ] || show_req
+expect_eq "$(grep -c . "$T/ids")" $N "$N instances started"
+
+# Loose objects well past the threshold (2000; one fan-out directory of
+# 256 holding more than 8 of them), as a busy archive has between packs.
+# Made up to 32 in objects/17 (about 8,000), so the estimate is over whatever the hashes.
+i=0
+while [ "$(ls "$GIT/objects/17" 2>/dev/null | wc -l)" -lt 32 ] && [ $i -lt 80 ]; do
+	awk -v d="$T/blobs" -v r=$i 'BEGIN { for (k = 0; k < 500; k++) { f = d "." k; print "loose " r " " k > f; close(f); print f } }' |
+		git --git-dir="$GIT" hash-object -w --stdin-paths >/dev/null
+	i=$((i + 1))
+done
+loose=$(ls "$GIT/objects/17" | wc -l)
+[ "$loose" -ge 32 ] && ok "the archive holds loose objects past the gc threshold ($loose in objects/17)" ||
+	not_ok "could not fill the archive with loose objects ($loose in objects/17)"
+
+# N acts at once, each bounded: a stalled act shows as a curl timeout
+# (000). One of them may pack the archive before it answers; the others
+# must not wait for packing: half of them answer within 10 s.
+pids=""
+for id in $(cat "$T/ids"); do
+	curl -s -m 90 -o /dev/null -w '%{http_code} %{time_total}' -X POST \
+		-H "Authorization: Bearer $ANN" "$base/api/instances/$id/transitions/ping" >"$T/act.$id" &
+	pids="$pids $!"
+done
+[ -n "$pids" ] && wait $pids
+answered=0
+: >"$T/times"
+for id in $(cat "$T/ids"); do
+	read -r c s <"$T/act.$id"
+	[ "$c" = 200 ] && answered=$((answered + 1))
+	echo "$s" >>"$T/times"
+done
+expect_eq "$answered" $N "all $N concurrent acts answered 200 (none stalled)"
+median=$(sort -n "$T/times" | sed -n "$((N / 2))p")
+slowest=$(sort -n "$T/times" | tail -n 1)
+awk -v m="$median" 'BEGIN { exit !(m < 10) }' &&
+	ok "half the acts answered within ${median}s (the slowest in ${slowest}s)" ||
+	not_ok "half the acts took ${median}s or more (the slowest ${slowest}s): they waited for packing"
+[ "$(ls "$GIT/objects/17" | wc -l)" -lt 32 ] && ok "the archive was packed" ||
+	not_ok "the archive was not packed"
+serve_stop
+expect_eq "$serve_rc" 0 "serve stopped cleanly"
+dk verify
+expect_rc 0 "verify: every act has its archive note"
+done_testing
