@@ -1,4 +1,5 @@
-/* routes_instances.c - instances: start, list, get (ETag = version), log,
+/* routes_instances.c - instances: start, list, get (ETag = version; with
+ * the caller's available_transitions), log,
  * act (If-Match guards the version) and recall. The three writes go
  * through the writer (writer.c), which commits them in batches. */
 #include "api/api_int.h"
@@ -199,9 +200,17 @@ static int shown(dk_req *rq, json_t **out)
 
 int dk_route_instance_get(dk_req *rq)
 {
-	int error = shown(rq, &rq->json);
-	if (error < 0)
+	int error;
+
+	/* With the moves the caller may make (available_transitions), so
+	 * the page offers only those the act would accept from them. */
+	if ((error = dk_runner_show_as(rq->ctx->runner, &rq->json, rq->params[0], rq->user)) < 0)
 		return error;
+	if ((error = dk_api_may_see(rq, rq->json)) < 0) {
+		json_decref(rq->json);
+		rq->json = NULL;
+		return error;
+	}
 	set_etag(rq, rq->json);
 	const char *inm = dk_api_header(rq, "If-None-Match");
 	if (inm && rq->etag[0] && strcmp(inm, rq->etag) == 0) {

@@ -138,6 +138,11 @@ int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const cha
  *  "initiator","vars":{...},"tasks":[...],"available":[...],
  *  "instance_version","created_at","updated_at"} */
 int dk_runner_show(dk_runner *r, json_t **out, const char *instance);
+/* dk_runner_show, plus "available_transitions": the ids of "available"
+ * that actor may fire now by the engine's own rules (assignee, role,
+ * delegation in force; dk_engine_available), so a page offers only the
+ * moves an act by actor would not refuse for who they are. */
+int dk_runner_show_as(dk_runner *r, json_t **out, const char *instance, const char *actor);
 /* The diagram of the flow version instance runs on ("dot" or "mermaid"),
  * its current states highlighted, appended to out. */
 int dk_runner_graph(dk_runner *r, dk_buf *out, const char *instance, const char *format);

@@ -42,7 +42,33 @@ static json_t *available_json(const dk_flow *flow, const dk_snapshot *snap)
 	return arr;
 }
 
-int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
+/* The ids actor may fire now, with the environment (org, delegations in
+ * force) an act by actor would get. */
+static int available_as(json_t **out, dk_runner *r, const dk_flow *flow, const dk_snapshot *snap,
+                        const char *actor, int64_t now)
+{
+	dk_engine_env env = DK_ENGINE_ENV_INIT;
+	dk_delegation_row *drows = NULL;
+	dk_delegation *dels = NULL;
+	size_t ndrows = 0, n;
+	const char *ids[64];
+	int error;
+
+	*out = NULL;
+	env.now = now;
+	if ((error = dk_runner_load_env(r, &env, flow, actor, &drows, &ndrows, &dels)) < 0)
+		goto cleanup;
+	n = dk_engine_available(&env, snap, actor, ids, 64);
+	*out = json_array();
+	for (size_t i = 0; i < n && i < 64; i++)
+		json_array_append_new(*out, json_string(ids[i]));
+cleanup:
+	free(dels);
+	dk_delegation_rows_free(drows, ndrows);
+	return error;
+}
+
+static int show(dk_runner *r, json_t **out, const char *instance, const char *actor)
 {
 	dk_instance_row row = {0};
 	dk_snapshot *snap = NULL;
@@ -50,6 +76,7 @@ int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
 	size_t ntasks = 0;
 	const dk_flow *flow;
 	const char *ids[64];
+	json_t *mine = NULL;
 	int error;
 	int64_t now;
 
@@ -66,6 +93,8 @@ int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
 	}
 	if ((error = dk_store_task_list_for_instance(r->store, instance, &tasks, &ntasks)) < 0)
 		goto cleanup;
+	if (actor && (error = available_as(&mine, r, flow, snap, actor, now)) < 0)
+		goto cleanup;
 	json_t *states = json_array(), *vars = json_object(), *tl = json_array();
 	size_t n = dk_snapshot_active(snap, ids, 64);
 	for (size_t i = 0; i < n && i < 64; i++)
@@ -81,11 +110,25 @@ int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
 	    "initiator", snap->initiator, "vars", vars, "tasks", tl, "available",
 	    available_json(flow, snap), "version", (json_int_t)snap->version, "created_at",
 	    dk_json_time(row.created_at), "updated_at", dk_json_time(row.updated_at));
+	if (mine)
+		json_object_set_new(*out, "available_transitions", mine);
+	mine = NULL;
 cleanup:
+	json_decref(mine);
 	dk_task_rows_free(tasks, ntasks);
 	dk_snapshot_free(snap);
 	dk_instance_row_free(&row);
 	return error;
+}
+
+int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
+{
+	return show(r, out, instance, NULL);
+}
+
+int dk_runner_show_as(dk_runner *r, json_t **out, const char *instance, const char *actor)
+{
+	return show(r, out, instance, actor);
 }
 
 int dk_runner_graph(dk_runner *r, dk_buf *out, const char *instance, const char *format)

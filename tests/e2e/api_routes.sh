@@ -199,6 +199,22 @@ expect_code 422 "an Idempotency-Key reused on another route: 422"
 req GET "/api/instances/$id/log" "$li"
 [ "$(printf %s "$body" | jq '[.[] | select(.transition == "submit")] | length')" = 1 ] && ok "submitted once" || not_ok "submit count: $body"
 
+# available_transitions: what the caller may fire, by the engine's rules
+req GET "/api/instances/$id" "$li"
+[ "$(field '.available | sort | join(",")')" = "approve,return" ] && ok "available: the review's moves" ||
+	not_ok "available: $(field .available)"
+[ "$(field '.available_transitions | length')" = 0 ] &&
+	ok "available_transitions: none of the head's moves for the initiator" ||
+	not_ok "li's available_transitions: $(field .available_transitions)"
+req GET "/api/instances/$id" "$wei"
+[ "$(field '.available_transitions | sort | join(",")')" = "approve,return" ] &&
+	ok "available_transitions: the head may approve and return" ||
+	not_ok "wei's available_transitions: $(field .available_transitions)"
+req GET "/api/instances/$id" "$zhao"
+[ "$(field '.available_transitions | length')" = 0 ] &&
+	ok "available_transitions: the division leader sees the instance but may not act" ||
+	not_ok "zhao's available_transitions: $(field .available_transitions)"
+
 req GET /api/inbox "$wei"
 expect_code 200 "GET /api/inbox"
 expect_body "\"instance\": \"$id\"" "the head has the task"
@@ -241,6 +257,9 @@ req GET /api/delegations "$qian"
 [ "$(field length)" = 0 ] && ok "others do not see it" || not_ok "qian delegations: $body"
 req GET "/api/instances/$id2" "$liu"
 expect_code 200 "the delegate sees the delegated task's instance"
+[ "$(field '.available_transitions | sort | join(",")')" = "approve,return" ] &&
+	ok "available_transitions: the delegate may act for the head" ||
+	not_ok "liu's available_transitions: $(field .available_transitions)"
 
 # ---- the body limit ----
 head -c 1100000 /dev/zero | tr '\0' 'x' >"$T/big"
