@@ -93,7 +93,9 @@ async function renderInstance(id) {
 
   const acts = $("actions");
   acts.replaceChildren();
-  for (const t of inst.available || []) {
+  // Only the moves this user may make (the API computes them with the
+  // engine's rules): another person's task or a role they lack shows none.
+  for (const t of inst.available_transitions || []) {
     const b = el("button", { type: "button" }, t);
     b.addEventListener("click", () => askComment(t));
     acts.append(b);
@@ -126,8 +128,10 @@ async function renderInstance(id) {
     if (e.note) li.append(el("div", { class: "when" }, e.note));
     ol.append(li);
   }
-  $("diagram").replaceChildren(drawFlow(flow, inst.states || [inst.state]));
+  const svg = drawFlow(flow, inst.states || [inst.state]);
+  $("diagram").replaceChildren(svg);
   show("instance");
+  spreadLabels(svg); // measures the text: only once it is displayed
 }
 
 function transitionModel(name) {
@@ -265,6 +269,31 @@ function drawFlow(flow, currentStates) {
     svg.append(g);
   }
   return svg;
+}
+
+// Edge labels sit at their edge's middle, so the labels of edges that run
+// side by side (two moves to the same state, a move and its way back)
+// land on one another. Once laid out (getBBox needs the page), each label
+// that overlaps a state or an earlier label moves along its edge's normal,
+// down and up in turn, to the first free place; the drawing grows to fit.
+function spreadLabels(svg) {
+  const hit = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  const taken = [...svg.querySelectorAll("g.state rect")].map((r) => r.getBBox());
+  let bottom = 0;
+  for (const t of svg.querySelectorAll("text.edge-label")) {
+    const y0 = +t.getAttribute("y");
+    let box = t.getBBox();
+    const step = box.height + 2;
+    for (let k = 1; k < 40 && taken.some((b) => hit(b, box)); k++) {
+      const dy = Math.ceil(k / 2) * step * (k % 2 ? 1 : -1);
+      t.setAttribute("y", y0 + dy);
+      box = t.getBBox();
+    }
+    taken.push(box);
+    bottom = Math.max(bottom, box.y + box.height);
+  }
+  const vb = svg.viewBox.baseVal;
+  if (bottom + 10 > vb.height) svg.setAttribute("viewBox", "0 0 " + vb.width + " " + (bottom + 10));
 }
 
 // ---- navigation -----------------------------------------------------------

@@ -91,6 +91,11 @@ try {
   await page.locator("#actions button", { hasText: "submit" }).click();
   await page.click("#act-go");
   await waitCheck(page.locator("#i-meta").filter({ hasText: "review" }).waitFor(), "submit moves the instance to review");
+  // The review is the head's: staff are offered none of its moves (the
+  // page used to show every transition of the state to everyone).
+  const staffButtons = await page.locator("#actions button").allTextContents();
+  check(!staffButtons.includes("approve") && !staffButtons.includes("return"),
+    "staff are not offered the head's approve or return", JSON.stringify(staffButtons));
 
   // ---- the department head: find the task, approve with a comment --------
   await signIn(env("HEAD_TOKEN"));
@@ -105,6 +110,29 @@ try {
   }
   await waitCheck(page.locator("#i-meta").filter({ hasText: "review" }).waitFor(), "the task opens the instance page");
 
+  // The head is offered exactly what the API says they may fire.
+  const offered = await page.locator("#actions button").allTextContents();
+  const mayFire = await page.evaluate(async (id) => {
+    const r = await fetch("/api/instances/" + id, { headers: { Authorization: "Bearer " + sessionStorage.getItem("docket-token") } });
+    return (await r.json()).available_transitions;
+  }, instance);
+  check(Array.isArray(mayFire) && mayFire.includes("approve") &&
+    JSON.stringify([...offered].sort()) === JSON.stringify([...mayFire].sort()),
+    "the head is offered exactly the moves the API allows them", JSON.stringify({ offered, mayFire }));
+  // No edge label of the diagram lies on another label or on a state.
+  const overlaps = await page.evaluate(() => {
+    const box = (e) => e.getBoundingClientRect();
+    const hit = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+    const labels = [...document.querySelectorAll("#diagram text.edge-label")];
+    const states = [...document.querySelectorAll("#diagram g.state rect")];
+    const bad = [];
+    labels.forEach((l, i) => {
+      labels.slice(i + 1).forEach((m) => { if (hit(box(l), box(m))) bad.push(l.textContent + "/" + m.textContent); });
+      states.forEach((s) => { if (hit(box(l), box(s))) bad.push(l.textContent + " on a state"); });
+    });
+    return { n: labels.length, bad };
+  });
+  check(overlaps.n > 0 && overlaps.bad.length === 0, "no diagram edge label overlaps another or a state", JSON.stringify(overlaps));
   const cur = page.locator("#diagram svg g.state.current");
   const curText = await cur.allTextContents();
   check(curText.length === 1 && curText[0].includes("review") && curText[0].includes("部门负责人审核"),
