@@ -17,11 +17,28 @@
  * per context), a store connection of its own for tokens and idempotency,
  * and the org directory, reloaded when its SHA-256 changes. Contexts are
  * pooled by the server and lent to one request at a time. */
+/* Tokens recently checked on a context's connection (auth.c). */
+#define DK_API_TOKEN_CACHE 8
+typedef struct {
+	char sha256[65]; /* "" when the slot is free */
+	char *user;
+	int64_t expires_at; /* 0: never */
+	int64_t checked;    /* when it was read from the store */
+} dk_api_token_hit;
+
 typedef struct dk_api_ctx {
 	dk_runner *runner;
 	dk_store *store;
 	dk_org *org;
 	char org_sha[65];
+	/* The store's data_version when the token cache was filled and the
+	 * org last compared: while it is unchanged nobody has written, so
+	 * neither a revocation nor a new org can have happened. */
+	int64_t data_version;
+	int fresh;     /* data_version was read for this request */
+	int org_fresh; /* org matched the store at data_version */
+	dk_api_token_hit tokens[DK_API_TOKEN_CACHE];
+	unsigned next_slot;
 	struct dk_api_ctx *next;
 } dk_api_ctx;
 
@@ -78,6 +95,15 @@ int dk_api_fail(dk_req *rq, int err);
 const char *dk_api_reason(unsigned status);
 
 /* auth.c: who is asking and what they may see. */
+/* dk_token_check through ctx's token cache: a token checked before is not
+ * looked up again while the store's data_version is unchanged (nothing
+ * written since: no revocation) and for at most DK_API_TOKEN_TTL seconds;
+ * its expiry is still checked against now. Also marks the org fresh for
+ * the request when nothing was written. *user is the caller's. */
+#define DK_API_TOKEN_TTL 30
+int dk_api_token_check(char **user, dk_api_ctx *ctx, const char *token, int64_t now);
+/* Forgets the cached tokens (a context being freed). */
+void dk_api_token_forget(dk_api_ctx *ctx);
 int dk_api_ctx_org(dk_api_ctx *ctx, const dk_org **out);
 int dk_api_is_admin(dk_req *rq);
 /* 1 when rq->user sees everything (top leader, evaluation centre). */

@@ -121,18 +121,23 @@ int dk_token_parse_expiry(int64_t *out, const char *text, int64_t now)
 	return 0;
 }
 
-int dk_token_check(char **user, dk_store *s, const char *token, int64_t now)
+static int token_shape(const char *token)
 {
-	dk_token_row row = {0};
-	char hash[65];
-	int error;
-
-	*user = NULL;
 	if (strncmp(token, DK_TOKEN_PREFIX, strlen(DK_TOKEN_PREFIX)) != 0 || strlen(token) > 128)
 		return dk_error_set(DK_EFORBIDDEN,
 		                    "that is not a docket token (they start with " DK_TOKEN_PREFIX
 		                    "); make one with docket token create");
-	dk_token_hash(hash, token);
+	return 0;
+}
+
+/* dk_token_check for the token whose SHA-256 is hash; *expires_at gets
+ * the token's expiry when it is valid. */
+static int check_hash(char **user, int64_t *expires_at, dk_store *s, const char *hash, int64_t now)
+{
+	dk_token_row row = {0};
+	int error;
+
+	*user = NULL;
 	error = dk_store_token_find_by_hash(s, hash, &row);
 	if (error == DK_ENOTFOUND)
 		return dk_error_set(DK_EFORBIDDEN, "unknown token; docket token list shows "
@@ -149,9 +154,83 @@ int dk_token_check(char **user, dk_store *s, const char *token, int64_t now)
 		                     (long long)row.id, at);
 	} else {
 		*user = dk_strdup(row.user_id);
+		*expires_at = row.expires_at;
 	}
 	dk_token_row_free(&row);
 	return error;
+}
+
+int dk_token_check(char **user, dk_store *s, const char *token, int64_t now)
+{
+	char hash[65];
+	int64_t expires_at;
+	int error;
+
+	*user = NULL;
+	if ((error = token_shape(token)) < 0)
+		return error;
+	dk_token_hash(hash, token);
+	return check_hash(user, &expires_at, s, hash, now);
+}
+
+/* ---- the token cache, per context ------------------------------------------
+ *
+ * Checking a token costs its SHA-256 and a lookup; the lookup is what a
+ * cache saves, and it must not delay a revocation. `docket token revoke`
+ * commits on another connection, which changes this connection's
+ * data_version: every request reads it (a pragma, no table), and a change
+ * empties the cache. So a revocation is seen by the next request that
+ * starts after its commit; the TTL only bounds how long an entry lives. */
+
+void dk_api_token_forget(dk_api_ctx *ctx)
+{
+	for (size_t i = 0; i < DK_API_TOKEN_CACHE; i++) {
+		free(ctx->tokens[i].user);
+		ctx->tokens[i].user = NULL;
+		ctx->tokens[i].sha256[0] = '\0';
+	}
+}
+
+int dk_api_token_check(char **user, dk_api_ctx *ctx, const char *token, int64_t now)
+{
+	char hash[65];
+	int64_t dv = 0, expires_at = 0;
+	int error;
+
+	*user = NULL;
+	if ((error = token_shape(token)) < 0)
+		return error;
+	ctx->fresh = dk_store_data_version(ctx->store, &dv) == 0;
+	dk_error_clear();
+	if (!ctx->fresh || dv != ctx->data_version) {
+		/* Someone wrote (or we cannot tell): nothing read before holds. */
+		dk_api_token_forget(ctx);
+		ctx->org_fresh = 0;
+		ctx->data_version = dv;
+	}
+	dk_token_hash(hash, token);
+	for (size_t i = 0; ctx->fresh && i < DK_API_TOKEN_CACHE; i++) {
+		dk_api_token_hit *h = &ctx->tokens[i];
+		if (!h->sha256[0] || strcmp(h->sha256, hash) != 0)
+			continue;
+		if (now - h->checked < DK_API_TOKEN_TTL && now >= h->checked &&
+		    (!h->expires_at || h->expires_at > now)) {
+			*user = dk_strdup(h->user);
+			return 0;
+		}
+		free(h->user);
+		h->user = NULL;
+		h->sha256[0] = '\0';
+	}
+	if ((error = check_hash(user, &expires_at, ctx->store, hash, now)) < 0 || !ctx->fresh)
+		return error;
+	dk_api_token_hit *h = &ctx->tokens[ctx->next_slot++ % DK_API_TOKEN_CACHE];
+	free(h->user);
+	memcpy(h->sha256, hash, sizeof(hash));
+	h->user = dk_strdup(*user);
+	h->expires_at = expires_at;
+	h->checked = now;
+	return 0;
 }
 
 /* ---- the org, per context ------------------------------------------------ */
@@ -164,10 +243,16 @@ int dk_api_ctx_org(dk_api_ctx *ctx, const dk_org **out)
 	int error;
 
 	*out = NULL;
-	/* Asked on every request: the stored SHA-256 says whether the copy
-	 * in hand is current without reading and hashing the file. */
+	/* Nothing written since the org was last compared: it is current. */
+	if (ctx->org && ctx->fresh && ctx->org_fresh) {
+		*out = ctx->org;
+		return 0;
+	}
+	/* Else the stored SHA-256 says whether the copy in hand is current
+	 * without reading and hashing the file. */
 	error = dk_store_org_sha256(ctx->store, sha);
 	if (error == 0 && ctx->org && strcmp(ctx->org_sha, sha) == 0) {
+		ctx->org_fresh = ctx->fresh;
 		*out = ctx->org;
 		return 0;
 	}
@@ -196,6 +281,7 @@ int dk_api_ctx_org(dk_api_ctx *ctx, const dk_org **out)
 	dk_org_free(ctx->org);
 	ctx->org = org;
 	memcpy(ctx->org_sha, sha, sizeof(sha));
+	ctx->org_fresh = ctx->fresh;
 	*out = org;
 	return 0;
 }

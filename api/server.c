@@ -121,8 +121,10 @@ static dk_api_ctx *ctx_take(void)
 	if (c)
 		srv.free_ctx = c->next;
 	pthread_mutex_unlock(&srv.lock);
-	if (c)
+	if (c) {
+		c->fresh = 0; /* until this request reads the data_version */
 		return c;
+	}
 	c = dk_calloc(1, sizeof(*c));
 	if (dk_runner_open(&c->runner, srv.opts->home) < 0 ||
 	    dk_store_open(&c->store, srv.opts->home) < 0) {
@@ -150,6 +152,7 @@ static void ctx_free_all(void)
 		next = c->next;
 		dk_runner_free(c->runner);
 		dk_store_close(c->store);
+		dk_api_token_forget(c);
 		dk_org_free(c->org);
 		free(c);
 	}
@@ -269,7 +272,7 @@ static int authenticate(dk_req *rq, char **user)
 	while (*h == ' ')
 		h++;
 	if ((error = dk_time_now(&now)) < 0 ||
-	    (error = dk_token_check(user, rq->ctx->store, h, now)) < 0) {
+	    (error = dk_api_token_check(user, rq->ctx, h, now)) < 0) {
 		if (error == DK_EFORBIDDEN)
 			dk_api_problem(rq, 401, "%s", dk_error_last());
 		else

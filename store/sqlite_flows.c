@@ -346,3 +346,20 @@ int dk_store_user_exists(dk_store *s, const char *id)
 	dk_sql_done(st);
 	return error;
 }
+
+int dk_store_data_version(dk_store *s, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	*out = 0;
+	if ((error = dk_sql_stmt(s, &st, "PRAGMA data_version")) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		error = dk_sql_error(s, rc, "read the data version");
+	dk_sql_done(st);
+	return error;
+}

@@ -127,6 +127,11 @@ int dk_store_org_bytes(dk_store *s, char **out, size_t *len);
  * cheap check of whether a copy loaded earlier is still current.
  * DK_ENOTFOUND when no org was ever loaded. */
 int dk_store_org_sha256(dk_store *s, char out[65]);
+/* SQLite's PRAGMA data_version for this connection: it changes whenever
+ * another connection (or process) commits to the database, not on this
+ * connection's own commits. Cheap (no table is read): lets a caller keep
+ * what it read until anyone writes. */
+int dk_store_data_version(dk_store *s, int64_t *out);
 /* 1 when a user with that id is in the org, 0 when not, <0 on error. */
 int dk_store_user_exists(dk_store *s, const char *id);
 

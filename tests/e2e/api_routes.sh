@@ -261,6 +261,33 @@ expect_code 200 "the delegate sees the delegated task's instance"
 	ok "available_transitions: the delegate may act for the head" ||
 	not_ok "liu's available_transitions: $(field .available_transitions)"
 
+# ---- a revocation takes effect at once, however warm the token cache ----
+dk token create --user li --name hot
+hot=$out
+warm=0
+for round in 1 2 3; do
+	pids=""
+	for k in 1 2 3 4 5 6 7 8; do
+		curl -s -m 20 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $hot" \
+			"$base/api/me" >"$T/warm.$round.$k" &
+		pids="$pids $!"
+	done
+	wait $pids
+	warm=$((warm + $(cat "$T"/warm.$round.* | grep -c '^200$')))
+done
+expect_eq "$warm" 24 "a token used 24 times, 8 at once (cached by every request thread)"
+dk token list --json
+dk token revoke "$(printf '%s' "$out" | jq -r '.[] | select(.name == "hot") | .id')"
+expect_rc 0 "revoke it while the server runs"
+pids=""
+for k in 1 2 3 4 5 6 7 8; do
+	curl -s -m 20 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $hot" \
+		"$base/api/me" >"$T/after.$k" &
+	pids="$pids $!"
+done
+wait $pids
+expect_eq "$(cat "$T"/after.* | grep -c '^401$')" 8 "every request after the revoke gets 401"
+
 # ---- the body limit ----
 head -c 1100000 /dev/zero | tr '\0' 'x' >"$T/big"
 req POST /api/instances "$li" --data-binary @"$T/big"
