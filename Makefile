@@ -23,6 +23,11 @@ endif
 # is after `make deps` has installed the packages on a fresh machine.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+# The docket binary does not link these two: cli/netlib.c loads them when
+# a command first calls them, by the sonames their -dev links name.
+LAZY_PKGS = libcurl libmicrohttpd
+CLI_LIBS = $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS))) -lpthread -lm -ldl
+soname = $(shell readelf -d "$$($(CC) -print-file-name=lib$(1).so)" | sed -n 's/.*soname: \[\(.*\)\]/\1/p')
 CFLAGS_ALL = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wno-unused-parameter -D_GNU_SOURCE $(OPT) -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(OPT) $(LDFLAGS)
@@ -49,7 +54,11 @@ ifneq ($(SANITIZE),1)
 endif
 
 $(BUILD)/docket: $(CLI_OBJ) $(BUILD)/libdocket.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CLI_LIBS)
+
+$(BUILD)/cli/netlib.o: CFLAGS_ALL += -DDK_LIBCURL_SONAME='"$(call soname,curl)"' \
+	-DDK_LIBMHD_SONAME='"$(call soname,microhttpd)"'
+
 
 $(BUILD)/libdocket.a: $(LIB_OBJ)
 	rm -f $@

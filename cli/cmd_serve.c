@@ -39,6 +39,9 @@ int cmd_serve(dk_cli *cli, int argc, char **argv)
 	unsigned long v = 0;
 	int c, error;
 
+	/* MHD serves; libcurl sends the webhooks and checks --public-url */
+	if ((error = dk_cli_need(DK_NEED_MHD | DK_NEED_CURL, "serve")) < 0)
+		return error;
 	optind = 0;
 	opterr = 0;
 	o.home = cli->home;
