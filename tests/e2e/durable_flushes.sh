@@ -23,8 +23,9 @@ traced() {
 		"$DOCKET" "$@" >"$T/stdout" 2>"$T/stderr"
 	rc=$?
 }
-# count FILE CALL: how many times CALL was made
-count() { grep -cE "(^|[0-9] )$2\(" "$T/$1"; }
+# count FILE CALL: how many times CALL was made (strace -f pads the pid to
+# five columns: a pid of four digits or fewer is followed by more spaces)
+count() { grep -cE "(^|[0-9] +)$2\(" "$T/$1"; }
 summary() { echo "# $1: fsync $(count "$1" fsync), fdatasync $(count "$1" fdatasync), syncfs $(count "$1" syncfs)"; }
 
 dk org load "$EX/org.xml"
