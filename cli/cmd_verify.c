@@ -11,7 +11,12 @@
  *               blob, size or hash differs from the archive's;
  *   unrecorded  an upload commit no row knows: a crash between the git
  *               commit and the database. --repair records those through
- *               the runner (the same path attach takes after git).
+ *               the runner (the same path attach takes after git);
+ *   no note     a state change of the audit trail (start, transition,
+ *               recall) with no note in the instance's history: a crash
+ *               between the database's commit and the note's (notes follow
+ *               the commit). --repair writes the note now, on top of the
+ *               history, with the event's own time, actor and key.
  */
 #include "cli/cli.h"
 
@@ -38,8 +43,9 @@ typedef struct {
 
 typedef struct {
 	json_t *problems, *repaired;
-	int human;
+	int human, repair;
 	size_t checked;
+	dk_archive *archive;
 } report;
 
 static int keep_entry(const dk_archive_entry *e, void *payload)
@@ -103,6 +109,71 @@ static int add_name(const char *instance, void *payload)
 	return 0;
 }
 
+static int has_note(const char *key, void *payload)
+{
+	const entries *l = payload;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].type == DK_ARCHIVE_NOTE && !strcmp(l->v[i].event, key))
+			return 1;
+	return 0;
+}
+
+/* The audit trail's state changes against the notes of the history l. */
+static int check_notes(report *rep, dk_runner *runner, const char *id, entries *l)
+{
+	json_t *missing = NULL, *m;
+	size_t i;
+	int error = dk_runner_notes_missing(runner, &missing, id, has_note, l, rep->repair);
+
+	if (error == DK_ENOTFOUND) { /* archived, but no such instance row */
+		dk_error_clear();
+		return 0;
+	}
+	if (error < 0)
+		return error;
+	if (rep->repair && json_array_size(missing)) {
+		/* read the history again: what the notes did not land on stays */
+		json_t *left = NULL;
+		entries_free(l);
+		if ((error = dk_archive_walk(rep->archive, id, 0, keep_entry, l)) < 0 ||
+		    (error = dk_runner_notes_missing(runner, &left, id, has_note, l, 0)) < 0) {
+			json_decref(missing);
+			return error;
+		}
+		json_array_foreach(missing, i, m)
+		{
+			const char *ev = json_string_value(json_object_get(m, "event"));
+			int failed = 0;
+			for (size_t j = 0; j < json_array_size(left); j++)
+				failed |= !strcmp(ev, json_string_value(json_object_get(
+				                          json_array_get(left, j), "event")));
+			if (failed) {
+				problem(rep, "no note", id, ev,
+				        "writing its note failed: see above");
+				continue;
+			}
+			json_array_append_new(rep->repaired,
+			                      json_pack("{s:s,s:s,s:s}", "instance", id, "event",
+			                                ev, "note", "written"));
+			if (rep->human)
+				printf("%-10s %s %s: wrote the note of '%s' into %s\n", "repaired",
+				       id, ev, json_string_value(json_object_get(m, "transition")),
+				       json_string_value(json_object_get(m, "state")));
+		}
+		json_decref(left);
+		json_decref(missing);
+		return 0;
+	}
+	json_array_foreach(missing, i, m)
+	    problem(rep, "no note", id, json_string_value(json_object_get(m, "event")),
+	            "the audit trail's '%s' into %s has no note in refs/docket/instances/%s (a "
+	            "crash between the database and git?); run 'docket verify --repair'",
+	            json_string_value(json_object_get(m, "transition")),
+	            json_string_value(json_object_get(m, "state")), id);
+	json_decref(missing);
+	return 0;
+}
+
 static int verify_instance(report *rep, dk_archive *a, dk_runner *runner, const char *id,
                            dk_evidence_row *rows, size_t nrows)
 {
@@ -110,7 +181,7 @@ static int verify_instance(report *rep, dk_archive *a, dk_runner *runner, const 
 	int error = dk_archive_walk(a, id, DK_ARCHIVE_WALK_HASH, keep_entry, &l);
 	if (error < 0 && error != DK_ENOTFOUND)
 		return error;
-	error = 0;
+	dk_error_clear();
 	for (size_t i = 0; i < nrows; i++) {
 		dk_evidence_row *r = &rows[i];
 		entry *e = NULL;
@@ -152,7 +223,7 @@ static int verify_instance(report *rep, dk_archive *a, dk_runner *runner, const 
 			problem(rep, "altered", id, e->name, "unrecorded, and %s", e->damage);
 			continue;
 		}
-		if (!runner) {
+		if (!rep->repair) {
 			problem(
 			    rep, "unrecorded", id, e->name,
 			    "commit %.12s archived %s but the database has no row for it (a crash "
@@ -177,6 +248,7 @@ static int verify_instance(report *rep, dk_archive *a, dk_runner *runner, const 
 			       e->commit);
 		rep->checked++;
 	}
+	error = check_notes(rep, runner, id, &l);
 	entries_free(&l);
 	return error;
 }
@@ -191,7 +263,7 @@ int cmd_verify(dk_cli *cli, int argc, char **argv)
 	dk_evidence_row *rows = NULL;
 	size_t nrows = 0;
 	json_t *ids = json_object();
-	report rep = {json_array(), json_array(), !cli->json, 0};
+	report rep = {json_array(), json_array(), !cli->json, 0, 0, NULL};
 	const char *id;
 	json_t *v;
 
@@ -209,8 +281,10 @@ int cmd_verify(dk_cli *cli, int argc, char **argv)
 	    (error = dk_archive_open(&a, cli->home)) < 0 ||
 	    (error = dk_store_evidence_list_all(s, &rows, &nrows)) < 0)
 		goto cleanup;
-	if (repair && (error = dk_cli_open(cli, &runner)) < 0)
+	if ((error = dk_cli_open(cli, &runner)) < 0)
 		goto cleanup;
+	rep.repair = repair;
+	rep.archive = a;
 	if (only) {
 		dk_instance_row inst = {0};
 		if ((error = dk_store_instance_get(s, only, &inst)) < 0)

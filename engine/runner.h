@@ -90,6 +90,15 @@ void dk_runner_notes_write(dk_runner *r, dk_notes *notes);
 dk_notes *dk_notes_join(dk_notes *a, dk_notes *b);
 void dk_notes_free(dk_notes *notes);
 
+/* The state changes of instance (started, fired, recalled: those that get
+ * an archive note) whose Docket-Event key ("ID:SEQ") have() does not find
+ * in the instance's history: a crash came between the database's commit
+ * and the note. *out gets an array of {seq, type, transition, state,
+ * event}; with repair the notes are written now, in order, on top of what
+ * the history holds. have returns 1 when the key is there. */
+int dk_runner_notes_missing(dk_runner *r, json_t **out, const char *instance,
+                            int (*have)(const char *key, void *payload), void *payload, int repair);
+
 /* ---- definitions and org ---- */
 
 /* Checks and stores a flow file. *out gets {"flow","version","sha256",

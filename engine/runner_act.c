@@ -370,6 +370,61 @@ void dk_runner_notes_write(dk_runner *r, dk_notes *notes)
 	dk_notes_free(notes);
 }
 
+int dk_runner_notes_missing(dk_runner *r, json_t **out, const char *instance,
+                            int (*have)(const char *key, void *payload), void *payload, int repair)
+{
+	dk_instance_row row = {0};
+	dk_event_row *ev = NULL;
+	dk_note *notes = NULL;
+	size_t n = 0, count = 0;
+	char flowref[256], key[64];
+	int error;
+
+	*out = NULL;
+	if ((error = dk_runner_get_instance(r, &row, instance)) < 0)
+		return error;
+	if ((error = dk_store_event_list(r->store, instance, &ev, &n)) < 0)
+		goto cleanup;
+	snprintf(flowref, sizeof(flowref), "%s@%d", row.flow_id, row.flow_version);
+	*out = json_array();
+	notes = dk_calloc(n ? n : 1, sizeof(*notes));
+	for (size_t i = 0; i < n; i++) {
+		const dk_event_row *e = &ev[i];
+		int started = strcmp(e->type, DK_EV_STARTED) == 0;
+		if (!started && strcmp(e->type, DK_EV_FIRED) != 0 &&
+		    strcmp(e->type, DK_EV_RECALLED) != 0)
+			continue;
+		snprintf(key, sizeof(key), "%s:%lld", instance, (long long)e->seq);
+		if (have(key, payload))
+			continue;
+		const char *tr = e->transition ? e->transition : started ? "start" : "recall";
+		const char *to = e->to_state ? e->to_state : row.state;
+		json_array_append_new(*out, json_pack("{s:I, s:s, s:s, s:s, s:s}", "seq",
+		                                      (json_int_t)e->seq, "type", e->type,
+		                                      "transition", tr, "state", to, "event", key));
+		dk_note *x = &notes[count++];
+		x->instance = dk_strdup(instance);
+		x->flow = dk_strdup(flowref);
+		x->from = e->from_state ? dk_strdup(e->from_state) : NULL;
+		x->state = dk_strdup(to);
+		x->transition = dk_strdup(tr);
+		x->event = dk_strdup(key);
+		x->by_system = !e->actor || strcmp(e->actor, DK_SYSTEM_ACTOR) == 0;
+		x->actor = dk_strdup(x->by_system ? DK_SYSTEM_ACTOR : e->actor);
+		x->comment = e->comment ? dk_strdup(e->comment) : NULL;
+		x->time = e->at;
+	}
+	if (repair)
+		write_notes(r, notes, count);
+	for (size_t i = 0; i < count; i++)
+		note_free(&notes[i]);
+cleanup:
+	free(notes);
+	dk_event_rows_free(ev, n);
+	dk_instance_row_free(&row);
+	return error;
+}
+
 /* A command's transaction: its own one, or a savepoint inside the batch
  * `docket serve` opened. */
 static int cmd_begin(dk_runner *r)
