@@ -313,13 +313,19 @@ static int read_deliveries(dk_store *s, sqlite3_stmt *st, dk_delivery_row **out,
 
 const char dk_sqlite_sql_outbox_due[] =
     "SELECT " DELIVERY_COLS " FROM deliveries d "
-    "WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 "
+    "WHERE d.status = 'pending' AND d.id > ?3 AND d.next_attempt_at <= ?1 "
     "AND EXISTS (SELECT 1 FROM hooks h WHERE h.id = d.hook_id AND h.enabled = 1) "
     "AND (d.instance_id IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o "
     "WHERE o.status = 'pending' AND o.hook_id = d.hook_id AND o.instance_id = d.instance_id "
     "AND o.id < d.id)) ORDER BY d.id LIMIT ?2";
 
 int dk_store_outbox_due(dk_store *s, int64_t now, size_t limit, dk_delivery_row **out, size_t *n)
+{
+	return dk_store_outbox_due_after(s, now, 0, limit, out, n);
+}
+
+int dk_store_outbox_due_after(dk_store *s, int64_t now, int64_t after, size_t limit,
+                              dk_delivery_row **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
 	int error;
@@ -330,6 +336,7 @@ int dk_store_outbox_due(dk_store *s, int64_t now, size_t limit, dk_delivery_row 
 		return error;
 	dk_sql_bind_int(st, 1, now);
 	dk_sql_bind_int(st, 2, limit ? (int64_t)limit : -1);
+	dk_sql_bind_int(st, 3, after);
 	error = read_deliveries(s, st, out, n);
 	dk_sql_done(st);
 	return error;

@@ -399,6 +399,10 @@ int dk_store_outbox_enqueue(dk_store *s, const char *event_type, const char *flo
  * OLDER pending row still waiting (per-instance order), and those of
  * disabled subscriptions (they wait, untouched, until it is enabled). */
 int dk_store_outbox_due(dk_store *s, int64_t now, size_t limit, dk_delivery_row **out, size_t *n);
+/* The same, only among deliveries whose id is above after: the next page
+ * of a walk through the due set, or only what is new since a walk. */
+int dk_store_outbox_due_after(dk_store *s, int64_t now, int64_t after, size_t limit,
+                              dk_delivery_row **out, size_t *n);
 /* WRITE. Records an attempt (attempts + 1, last_status_code = http_status,
  * last_error = error): status DELIVERED (delivered_at = now), or PENDING
  * again at next_attempt_at, or DEAD. DK_ENOTFOUND when absent. */

@@ -76,6 +76,8 @@ struct dk_dispatcher {
 	CURL **spare; /* finished easy handles kept for reuse */
 	size_t nspare;
 	int need_fill;    /* something finished: the due set may have changed */
+	int fill_all;     /* the next fill walks the whole due set */
+	int64_t cursor;   /* the highest id the last fills dealt with */
 	atomic_int woken; /* dk_dispatcher_wakeup: new deliveries may be due */
 	outcome *done;    /* finished attempts not yet written */
 	size_t ndone, capdone;
@@ -146,6 +148,7 @@ int dk_dispatcher_new(dk_dispatcher **out, dk_store *store, const dk_dispatch_op
 	d->live = dk_calloc(d->opts.max_in_flight, sizeof(xfer *));
 	d->spare = dk_calloc(d->opts.max_in_flight, sizeof(*d->spare));
 	d->need_fill = 1;
+	d->fill_all = 1;
 	*out = d;
 	return 0;
 }
@@ -483,34 +486,43 @@ static int in_flight(const dk_dispatcher *d, int64_t id)
 	return 0;
 }
 
-/* Starts due deliveries until max_in_flight. Rows in flight or of a
- * disabled subscription come back from the query too; ask for more until
- * enough new ones are found or the query has nothing more. */
+/* Starts due deliveries until max_in_flight, walking the due set in id
+ * order a page at a time. A whole walk (d->fill_all: at each step, on a
+ * wakeup and after outcomes are written) starts from the lowest id; in
+ * between, a fill after responses only looks above d->cursor, the last id
+ * a walk dealt with: what lies below it was started, is in flight or
+ * waiting to be written, or waits for something that only a write, a
+ * wakeup or the clock changes, and each of those brings a whole walk. So
+ * one fill per few responses reads the few new rows it starts, not every
+ * row in flight again. */
 static int fill(dk_dispatcher *d)
 {
 	dk_delivery_row *rows = NULL;
 	dk_hook_row *hooks = NULL; /* the subscriptions seen in this fill */
 	size_t nrows = 0, nhooks = 0;
-	int64_t now = 0;
+	int whole = d->fill_all;
+	int64_t now = 0, after = whole ? 0 : d->cursor;
 	int error;
 
 	d->need_fill = 0;
+	d->fill_all = 0;
 	if ((error = dk_time_now(&now)) < 0)
 		return error;
-	size_t limit = d->nlive + d->opts.max_in_flight;
 	for (;;) {
-		size_t skipped = 0;
+		size_t i, limit;
 		if (d->nlive >= d->opts.max_in_flight)
 			break;
-		if ((error = dk_store_outbox_due(d->store, now, limit, &rows, &nrows)) < 0)
+		/* rows in flight come back in a whole walk: a page with room */
+		limit = d->opts.max_in_flight - d->nlive + (whole ? d->nlive : 0);
+		if ((error =
+		         dk_store_outbox_due_after(d->store, now, after, limit, &rows, &nrows)) < 0)
 			goto cleanup;
-		for (size_t i = 0; i < nrows && d->nlive < d->opts.max_in_flight; i++) {
+		for (i = 0; i < nrows && d->nlive < d->opts.max_in_flight; i++) {
 			dk_delivery_row *r = &rows[i];
 			const dk_hook_row *h = NULL;
-			if (in_flight(d, r->id)) {
-				skipped++;
+			after = r->id;
+			if (in_flight(d, r->id))
 				continue;
-			}
 			for (size_t k = 0; k < nhooks; k++)
 				if (hooks[k].id == r->hook_id)
 					h = &hooks[k];
@@ -520,7 +532,7 @@ static int fill(dk_dispatcher *d)
 				error = dk_store_hook_get(d->store, r->hook_id, &hooks[nhooks]);
 				if (error == DK_ENOTFOUND) {
 					/* removed since the query: its deliveries went too */
-					skipped++;
+					error = 0;
 					continue;
 				}
 				if (error < 0)
@@ -529,7 +541,6 @@ static int fill(dk_dispatcher *d)
 			}
 			if (!h->enabled) {
 				/* waits, pending, until the subscription is enabled */
-				skipped++;
 				continue;
 			}
 			if (start(d, r, h, now) < 0) {
@@ -548,14 +559,16 @@ static int fill(dk_dispatcher *d)
 				       NULL);
 			}
 		}
-		int more = nrows == limit && skipped > 0;
+		/* the last page, or full: rows from i on were not dealt with */
+		int more = nrows == limit && i == nrows;
 		dk_delivery_rows_free(rows, nrows);
 		rows = NULL;
 		nrows = 0;
 		if (!more)
 			break;
-		limit *= 2;
 	}
+	if (whole || after > d->cursor)
+		d->cursor = after;
 cleanup:
 	dk_delivery_rows_free(rows, nrows);
 	dk_hook_rows_free(hooks, nhooks);
@@ -571,6 +584,13 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Free slots that make a fill worth its query. */
+static size_t refill_at(const dk_dispatcher *d)
+{
+	size_t n = d->opts.max_in_flight / 8;
+	return n ? n : 1;
+}
+
 int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 {
 	int64_t end = mono_ms() + (max_ms > 0 ? max_ms : 0);
@@ -580,6 +600,7 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 	/* Events may have been enqueued and retries come due since the last
 	 * step. */
 	d->need_fill = 1;
+	d->fill_all = 1;
 	atomic_store(&d->woken, 0);
 	for (;;) {
 		if (d->need_fill && (error = fill(d)) < 0)
@@ -590,6 +611,7 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 				if ((error = flush(d)) < 0)
 					return error;
 				d->need_fill = 1;
+				d->fill_all = 1;
 				continue;
 			}
 			*idle = 1;
@@ -607,16 +629,20 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 			/* decide before retiring: x owns what the record names */
 			error = finish(d, x, code);
 			xfer_retire(d, x);
-			d->need_fill = 1;
 			if (error < 0)
 				return error;
 		}
+		/* Refill, above the cursor, once an eighth of the slots is
+		 * free: a query per few responses, not per response. */
+		if (d->opts.max_in_flight - d->nlive >= refill_at(d))
+			d->need_fill = 1;
 		int64_t t = mono_ms(), left_ms = end - t, wait = 100;
 		if (d->ndone && (d->ndone >= d->opts.max_in_flight ||
 		                 t - d->first_done_ms >= FLUSH_MS || left_ms <= 0)) {
 			if ((error = flush(d)) < 0)
 				return error;
 			d->need_fill = 1;
+			d->fill_all = 1;
 		}
 		if (left_ms <= 0)
 			return 0;
@@ -628,8 +654,10 @@ int dk_dispatcher_step(dk_dispatcher *d, int max_ms, int *idle)
 			curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
 		/* Queued while transfers were in flight: start it now, not when
 		 * one of them finishes (that could be a slow receiver's 15 s). */
-		if (atomic_exchange(&d->woken, 0))
+		if (atomic_exchange(&d->woken, 0)) {
 			d->need_fill = 1;
+			d->fill_all = 1;
+		}
 	}
 }
 

@@ -1192,6 +1192,16 @@ static void outbox_due_order_and_record(void **state)
 	OK(dk_store_outbox_due(f->s, 100, 2, &d, &n));
 	ids_of(d, n, got, sizeof(got));
 	assert_string_equal(got, "1 3");
+	/* the next page after 3, and one row of it; 2 still waits behind 1
+	 * even when the walk starts above 1 */
+	OK(dk_store_outbox_due_after(f->s, 100, 3, 0, &d, &n));
+	ids_of(d, n, got, sizeof(got));
+	assert_string_equal(got, "4 5");
+	OK(dk_store_outbox_due_after(f->s, 100, 1, 1, &d, &n));
+	ids_of(d, n, got, sizeof(got));
+	assert_string_equal(got, "3");
+	OK(dk_store_outbox_due_after(f->s, 100, 5, 0, &d, &n));
+	assert_int_equal(n, 0);
 
 	/* 1 fails and is retried later: 2 still waits behind it. */
 	OK(dk_store_begin(f->s));
