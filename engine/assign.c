@@ -16,11 +16,28 @@
 
 static void users_push(dk_users *u, char *user, const char *role, int own)
 {
-	if (u->n == u->cap) {
-		u->cap = u->cap ? u->cap * 2 : 8;
-		u->users = dk_realloc(u->users, u->cap * sizeof(char *));
-		u->roles = dk_realloc(u->roles, u->cap * sizeof(char *));
-		u->own = dk_realloc(u->own, u->cap);
+	if (u->cap == 0) {
+		u->users = u->users_in;
+		u->roles = u->roles_in;
+		u->own = u->own_in;
+		u->cap = DK_USERS_INLINE;
+	} else if (u->n == u->cap) {
+		size_t cap = u->cap * 2;
+		char **users = dk_malloc(cap * sizeof(char *));
+		char **roles = dk_malloc(cap * sizeof(char *));
+		unsigned char *owns = dk_malloc(cap);
+		memcpy(users, u->users, u->n * sizeof(char *));
+		memcpy(roles, u->roles, u->n * sizeof(char *));
+		memcpy(owns, u->own, u->n);
+		if (u->users != u->users_in) {
+			free(u->users);
+			free(u->roles);
+			free(u->own);
+		}
+		u->users = users;
+		u->roles = roles;
+		u->own = owns;
+		u->cap = cap;
 	}
 	u->users[u->n] = user;
 	u->roles[u->n] = (char *)role;
@@ -48,9 +65,11 @@ void dk__users_free(dk_users *u)
 	for (size_t i = 0; i < u->n; i++)
 		if (u->own[i])
 			free(u->users[i]);
-	free(u->users);
-	free(u->roles);
-	free(u->own);
+	if (u->users != u->users_in) {
+		free(u->users);
+		free(u->roles);
+		free(u->own);
+	}
 	memset(u, 0, sizeof(*u));
 }
 

@@ -24,11 +24,16 @@ typedef struct {
 } dk_run;
 
 /* A list of user ids with the role each came through (NULL when none). */
+#define DK_USERS_INLINE 4
 typedef struct {
 	char **users; /* lent, except those that own[i] marks */
 	char **roles; /* lent */
 	unsigned char *own;
 	size_t n, cap;
+	/* the first DK_USERS_INLINE entries, so that the usual list of one
+	 * or two assignees needs no allocation; never copy a dk_users */
+	char *users_in[DK_USERS_INLINE], *roles_in[DK_USERS_INLINE];
+	unsigned char own_in[DK_USERS_INLINE];
 } dk_users;
 
 /* ---- snapshot.c -------------------------------------------------------- */

@@ -49,6 +49,10 @@ int dk__utf8_valid(const char *s)
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n;
 	while (*p) {
+		if (*p < 0x80) { /* most text is ASCII */
+			p++;
+			continue;
+		}
 		if (!(n = utf8_len(p)))
 			return 0;
 		p += n;

@@ -36,6 +36,7 @@
  */
 #include "engine/internal.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -352,51 +353,85 @@ static void *dup_array(dk_snapshot *d, const void *src, size_t n, size_t size)
 	return p;
 }
 
+/* Bytes in s's blocks: everything live in s was carved from them, each
+ * piece aligned, so this bounds what a packed copy needs without walking
+ * every string (what a command left behind counts too, once). */
+static size_t pool_used(const dk_snapshot *s)
+{
+	size_t n = 0;
+	for (const pool_block *b = s->mem; b; b = b->next)
+		n += b->used;
+	return n;
+}
+
+/* A copy of str at *at, which moves past it; strings need no alignment. */
+static char *bump_str(char **at, const char *str)
+{
+	char *p = *at;
+	if (!str)
+		return NULL;
+	*at = stpcpy(p, str) + 1;
+	return p;
+}
+
 dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
 {
-	dk_snapshot *d = snap_new(packed_size(s) + POOL_SLACK);
-	void *mem = d->mem;
+	dk_snapshot *d = snap_new((s->mem ? pool_used(s) : packed_size(s)) + POOL_SLACK);
+	pool_block *b = d->mem;
+	char *at;
 	*d = *s;
-	d->mem = mem;
-	d->flow_id = dk__snap_strdup(d, s->flow_id);
-	d->instance = dk__snap_strdup(d, s->instance);
-	d->state = dk__snap_strdup(d, s->state);
-	d->initiator = dk__snap_strdup(d, s->initiator);
+	d->mem = b;
+	/* the arrays first, aligned; then every string in one run after them
+	 * (the block was made big enough for both) */
 	d->regions = dup_array(d, s->regions, s->nregions, sizeof(*d->regions));
-	for (size_t i = 0; i < s->nregions; i++) {
-		d->regions[i].region = dk__snap_strdup(d, s->regions[i].region);
-		d->regions[i].state = dk__snap_strdup(d, s->regions[i].state);
-	}
 	d->states = dup_array(d, s->states, s->nstates, sizeof(*d->states));
 	for (size_t i = 0; i < s->nstates; i++) {
 		const dk_snap_state *a = &s->states[i];
-		dk_snap_state *b = &d->states[i];
-		b->state = dk__snap_strdup(d, a->state);
-		b->deadlines = dup_array(d, a->deadlines, a->ndeadlines, sizeof(*b->deadlines));
-		b->escalated = dup_array(d, a->escalated, a->nescalated, sizeof(char *));
-		for (size_t j = 0; j < a->nescalated; j++)
-			b->escalated[j] = dk__snap_strdup(d, a->escalated[j]);
+		dk_snap_state *c = &d->states[i];
+		c->deadlines = dup_array(d, a->deadlines, a->ndeadlines, sizeof(*c->deadlines));
+		c->escalated = dup_array(d, a->escalated, a->nescalated, sizeof(char *));
 	}
 	d->vars = dup_array(d, s->vars, s->nvars, sizeof(*d->vars));
-	for (size_t i = 0; i < s->nvars; i++)
-		value_copy_into(d, &d->vars[i], &s->vars[i]);
 	d->votes = dup_array(d, s->votes, s->nvotes, sizeof(*d->votes));
-	for (size_t i = 0; i < s->nvotes; i++) {
-		d->votes[i].state = dk__snap_strdup(d, s->votes[i].state);
-		d->votes[i].user = dk__snap_strdup(d, s->votes[i].user);
-		d->votes[i].actor = dk__snap_strdup(d, s->votes[i].actor);
-		d->votes[i].transition = dk__snap_strdup(d, s->votes[i].transition);
-	}
 	d->evidence = dup_array(d, s->evidence, s->nevidence, sizeof(*d->evidence));
+	assert(d->mem == b); /* all in the first block */
+	at = (char *)b->data + b->used;
+	d->flow_id = bump_str(&at, s->flow_id);
+	d->instance = bump_str(&at, s->instance);
+	d->state = bump_str(&at, s->state);
+	d->initiator = bump_str(&at, s->initiator);
+	for (size_t i = 0; i < s->nregions; i++) {
+		d->regions[i].region = bump_str(&at, s->regions[i].region);
+		d->regions[i].state = bump_str(&at, s->regions[i].state);
+	}
+	for (size_t i = 0; i < s->nstates; i++) {
+		const dk_snap_state *a = &s->states[i];
+		dk_snap_state *c = &d->states[i];
+		c->state = bump_str(&at, a->state);
+		for (size_t j = 0; j < a->nescalated; j++)
+			c->escalated[j] = bump_str(&at, a->escalated[j]);
+	}
+	for (size_t i = 0; i < s->nvars; i++) {
+		d->vars[i].name = bump_str(&at, s->vars[i].name);
+		d->vars[i].text = bump_str(&at, s->vars[i].text);
+	}
+	for (size_t i = 0; i < s->nvotes; i++) {
+		d->votes[i].state = bump_str(&at, s->votes[i].state);
+		d->votes[i].user = bump_str(&at, s->votes[i].user);
+		d->votes[i].actor = bump_str(&at, s->votes[i].actor);
+		d->votes[i].transition = bump_str(&at, s->votes[i].transition);
+	}
 	for (size_t i = 0; i < s->nevidence; i++) {
 		const dk_snap_evidence *a = &s->evidence[i];
-		dk_snap_evidence *b = &d->evidence[i];
-		b->kind = dk__snap_strdup(d, a->kind);
-		b->state = dk__snap_strdup(d, a->state);
-		b->by = dk__snap_strdup(d, a->by);
-		b->name = dk__snap_strdup(d, a->name);
-		b->sha256 = dk__snap_strdup(d, a->sha256);
+		dk_snap_evidence *c = &d->evidence[i];
+		c->kind = bump_str(&at, a->kind);
+		c->state = bump_str(&at, a->state);
+		c->by = bump_str(&at, a->by);
+		c->name = bump_str(&at, a->name);
+		c->sha256 = bump_str(&at, a->sha256);
 	}
+	b->used = POOL_ALIGN((size_t)(at - (char *)b->data));
+	assert(b->used <= b->cap);
 	return d;
 }
 

@@ -498,6 +498,9 @@ static void transition_role_narrows(void **state)
 	assert_string_equal(snap(&in)->state, "signoff");
 	/* signoff is assigned to every employee; sign needs dept-head too */
 	assert_true(has_task(&in.res, "signoff", "li"));
+	/* five of them: more than a user list holds before it allocates */
+	assert_int_equal(in.res.ntasks, 5);
+	assert_true(has_task(&in.res, "signoff", "he"));
 	assert_int_equal(act(&in, "sign", "li"), DK_EFORBIDDEN);
 	assert_msg("needs role 'dept-head'");
 	assert_int_equal(act(&in, "sign", "wei"), 0);
