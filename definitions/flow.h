@@ -72,8 +72,10 @@ dk_doc_kind dk_doc_detect(const char *bytes, size_t len);
  * flow's <var>s plus the built-ins below; functions are XPath's own plus
  * the dk: functions listed by dk_fn_lookup. */
 /* An expression simple enough to evaluate without libxml2: OPERAND, or
- * OPERAND OP OPERAND, where an operand is a variable ($name, no prefix) or
- * a whole number of at most 9 digits and OP one of + - * = != < <= > >=.
+ * OPERAND OP OPERAND, where an operand is a variable ($name, no prefix), a
+ * whole number of at most 9 digits, or one of the org lookups dk:head-of,
+ * dk:dept-of, dk:division-leader-of, dk:name-of of a variable, and OP one
+ * of + - * = != < <= > >=.
  * The engine evaluates it with XPath 1.0's own conversions
  * (engine/xpath.c) and gives the same result libxml2 would. */
 typedef enum {
@@ -89,9 +91,18 @@ typedef enum {
 	DK_XOP_GE
 } dk_xop;
 
+typedef enum {
+	DK_XFN_NONE,
+	DK_XFN_HEAD_OF,
+	DK_XFN_DEPT_OF,
+	DK_XFN_DIVISION_LEADER_OF,
+	DK_XFN_NAME_OF
+} dk_xfn;
+
 typedef struct {
 	char *var;     /* the variable's name, or NULL for a number */
 	double number; /* when var is NULL */
+	dk_xfn fn;     /* applied to the variable, when not DK_XFN_NONE */
 } dk_xoperand;
 
 typedef struct {

@@ -1143,7 +1143,24 @@ static int name_char(char c)
  * number of more than 9 digits, a name or number running into a letter). */
 static const char *operand(dk_xoperand *o, const char *p)
 {
+	static const struct {
+		const char *call; /* up to the variable */
+		dk_xfn fn;
+	} fns[] = {{"dk:head-of($", DK_XFN_HEAD_OF},
+	           {"dk:dept-of($", DK_XFN_DEPT_OF},
+	           {"dk:division-leader-of($", DK_XFN_DIVISION_LEADER_OF},
+	           {"dk:name-of($", DK_XFN_NAME_OF}};
 	const char *s;
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		size_t n = strlen(fns[i].call);
+		if (strncmp(p, fns[i].call, n) != 0)
+			continue;
+		/* dk:fn($name) exactly, no spaces inside */
+		if (!(p = operand(o, p + n - 1)) || !o->var || *p != ')')
+			return NULL;
+		o->fn = fns[i].fn;
+		return p + 1;
+	}
 	if (*p == '$') {
 		s = ++p;
 		if (!name_start(*p))

@@ -572,7 +572,8 @@ static void ctx_give(xmlXPathContextPtr ctx)
 
 The flow loader marks expressions of the form OPERAND [OP OPERAND] (see
 dk_xsimple in definitions/flow.h): most guards and <set> values are
-"$done_phases < $phases" or "$done_phases + 1". Evaluating them through
+"$done_phases < $phases" or "$done_phases + 1", most assignments
+"dk:head-of($initiator)". Evaluating them through
 libxml2 builds a parser context, a value stack and an object per variable,
 which cost more than the rest of a guard; here they are computed directly
 with XPath 1.0's conversions, libxml2's own where there is one:
@@ -586,9 +587,11 @@ with XPath 1.0's conversions, libxml2's own where there is one:
                    numbers when either is a number, else as strings;
                    != is the negation of =
 
-A variable the flow does not declare is left to libxml2, so the message
-about it stays libxml2's. A unit test runs a corpus of expressions through
-both paths and compares the results. */
+An org lookup of a string variable answers as fn_head_of and its siblings
+do (an unknown user gives ""); of a number or boolean it is left to
+libxml2, which writes the number. A variable the flow does not declare is
+left to libxml2, so the message about it stays libxml2's. A unit test runs a corpus of expressions
+through both paths and compares the results. */
 
 typedef struct {
 	xmlXPathObjectType type; /* XPATH_NUMBER, XPATH_BOOLEAN or XPATH_STRING */
@@ -664,12 +667,38 @@ static int xval_equal(const xval *a, const xval *b)
 	return strcmp(a->s, b->s) == 0;
 }
 
+/* An org lookup of a string, as fn_head_of and its siblings answer it. */
+static const char *simple_fn(dk_run *run, dk_xfn fn, const char *id)
+{
+	const dk_org *org = run->env->org;
+	const dk_user *u = org ? dk_org_user(org, id) : NULL;
+	const dk_dept *d = org && u && u->dept ? dk_org_dept(org, u->dept) : NULL;
+	const char *r = NULL;
+	switch (fn) {
+	case DK_XFN_HEAD_OF: r = d ? d->head : NULL; break;
+	case DK_XFN_DEPT_OF: r = u ? u->dept : NULL; break;
+	case DK_XFN_DIVISION_LEADER_OF: r = d ? d->division_leader : NULL; break;
+	case DK_XFN_NAME_OF: r = u ? (u->name ? u->name : u->id) : NULL; break;
+	default: break;
+	}
+	return r ? r : "";
+}
+
 static int simple_operand(xval *out, dk_run *run, const char *state, const dk_xoperand *o)
 {
-	if (o->var)
-		return simple_var(out, run, state, o->var);
-	out->type = XPATH_NUMBER;
-	out->n = o->number;
+	if (!o->var) {
+		out->type = XPATH_NUMBER;
+		out->n = o->number;
+		return 1;
+	}
+	if (!simple_var(out, run, state, o->var))
+		return 0;
+	if (o->fn == DK_XFN_NONE)
+		return 1;
+	/* string() of a number or boolean is libxml2's to write */
+	if (out->type != XPATH_STRING)
+		return 0;
+	out->s = simple_fn(run, o->fn, out->s);
 	return 1;
 }
 

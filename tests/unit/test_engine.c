@@ -1745,9 +1745,28 @@ static void same_xpath_object(xmlXPathObjectPtr want, xmlXPathObjectPtr got, con
 
 static void simple_xpath_matches_libxml2(void **state)
 {
-	static const char *const operands[] = {
-	    "$n",     "$m",     "$b",        "$c", "$s", "$t", "$d", "$initiator",
-	    "$actor", "$state", "$instance", "0",  "1",  "3",  "10", "123456789"};
+	static const char *const operands[] = {"$n",
+	                                       "$m",
+	                                       "$b",
+	                                       "$c",
+	                                       "$s",
+	                                       "$t",
+	                                       "$d",
+	                                       "$initiator",
+	                                       "$actor",
+	                                       "$state",
+	                                       "$instance",
+	                                       "0",
+	                                       "1",
+	                                       "3",
+	                                       "10",
+	                                       "123456789",
+	                                       "dk:head-of($initiator)",
+	                                       "dk:dept-of($s)",
+	                                       "dk:division-leader-of($actor)",
+	                                       "dk:name-of($t)",
+	                                       "dk:head-of($n)",
+	                                       "dk:name-of($b)"};
 	static const char *const ops[] = {"+", "-", "*", "=", "!=", "<", "<=", ">", ">="};
 	/* each row: n, m, b, c, s, t, d (NULL: not set) */
 	static const char *const rows[][7] = {
@@ -1758,6 +1777,7 @@ static void simple_xpath_matches_libxml2(void **state)
 	    {"0.1", "0.2", "false", "true", "true", "false", NULL},
 	    {"0", NULL, "true", NULL, "0", "", NULL},
 	    {"123456789", "9007199254740993", NULL, NULL, "li", "li", NULL},
+	    {"7", "7", "true", "false", "qian", "wei", NULL},
 	};
 	dk_flow *flow = load(XFLOW);
 	dk_engine_env env = DK_ENGINE_ENV_INIT;
@@ -1831,9 +1851,22 @@ static void simple_xpath_matches_libxml2(void **state)
 	assert_int_equal(nsimple, nexpr);
 	/* not simple: left to libxml2, and an unknown variable keeps its
 	 * message */
-	static const char *const not_simple[] = {"$n div 2",   "$n mod 2",   "-1",      "1.5",
-	                                         "$dk:x",      "$n + 1 + 1", "($n)",    "$n or $b",
-	                                         "1234567890", "3a",         "$n * -1", "'a' = $s"};
+	static const char *const not_simple[] = {"$n div 2",
+	                                         "$n mod 2",
+	                                         "-1",
+	                                         "1.5",
+	                                         "$dk:x",
+	                                         "$n + 1 + 1",
+	                                         "($n)",
+	                                         "$n or $b",
+	                                         "1234567890",
+	                                         "3a",
+	                                         "$n * -1",
+	                                         "'a' = $s",
+	                                         "dk:head-of( $s)",
+	                                         "dk:head-of(3)",
+	                                         "dk:members($s)",
+	                                         "dk:head-of($s, $t)"};
 	for (size_t i = 0; i < sizeof(not_simple) / sizeof(not_simple[0]); i++) {
 		dk_xpath *x = dk_xpath_compile("t", 1, "test", not_simple[i], &dg);
 		if (x && x->simple)
