@@ -700,7 +700,8 @@ const dk_state *dk_flow_state(const dk_flow *flow, const char *id)
 	if (!flow || !id)
 		return NULL;
 	for (size_t i = 0; i < flow->nstates; i++)
-		if (flow->states[i].id && strcmp(flow->states[i].id, id) == 0)
+		if (flow->states[i].id && flow->states[i].id[0] == id[0] &&
+		    strcmp(flow->states[i].id, id) == 0)
 			return &flow->states[i];
 	return NULL;
 }

@@ -69,6 +69,11 @@ static inline void put1(dk_buf *b, char c)
 	b->ptr[b->len] = '\0';
 }
 
+/* 1 for the bytes a JSON string escapes (and the NUL that ends it). */
+static const unsigned char needs_escape[256] = {1, 1, 1, 1, 1, 1, 1, 1, 1,         1,         1, 1,
+                                                1, 1, 1, 1, 1, 1, 1, 1, 1,         1,         1, 1,
+                                                1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1};
+
 /* s as a JSON string, escaped as jansson escapes it by default. Room for
  * the unescaped string is made once; runs of plain bytes are copied
  * whole. */
@@ -82,7 +87,7 @@ void dk__json_quote(dk_buf *b, const char *s)
 		const char *esc;
 		char u[7];
 		size_t k;
-		while ((unsigned char)*s >= 0x20 && *s != '"' && *s != '\\')
+		while (!needs_escape[(unsigned char)*s])
 			s++;
 		k = (size_t)(s - run);
 		dk_buf_grow(b, k + 1);

@@ -447,8 +447,10 @@ const dk_value *dk_snapshot_var(const dk_snapshot *snap, const char *name)
 
 const dk_snap_state *dk_snapshot_state(const dk_snapshot *snap, const char *state)
 {
+	/* the first byte tells most state ids apart without a call */
 	for (size_t i = 0; snap && i < snap->nstates; i++)
-		if (strcmp(snap->states[i].state, state) == 0)
+		if (snap->states[i].state[0] == state[0] &&
+		    strcmp(snap->states[i].state, state) == 0)
 			return &snap->states[i];
 	return NULL;
 }
@@ -456,7 +458,8 @@ const dk_snap_state *dk_snapshot_state(const dk_snapshot *snap, const char *stat
 dk_snap_state *dk__snap_state(dk_snapshot *snap, const char *state, int create)
 {
 	for (size_t i = 0; i < snap->nstates; i++)
-		if (strcmp(snap->states[i].state, state) == 0)
+		if (snap->states[i].state[0] == state[0] &&
+		    strcmp(snap->states[i].state, state) == 0)
 			return &snap->states[i];
 	if (!create)
 		return NULL;
