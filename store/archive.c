@@ -699,6 +699,23 @@ typedef struct {
 	int retries;
 } commit_result;
 
+/* Moves refname from tip to id, or creates it when tip is NULL, as one
+ * compare-and-swap under the ref's lock: GIT_EMODIFIED when another writer
+ * got there first. A new ref is created "matching" the zero id, which
+ * libgit2 checks under the lock; git_reference_create with force 0 checks
+ * that the ref does not exist before taking the lock, so two writers could
+ * both pass and the second overwrite the first one's commit. */
+int dk_archive__ref_cas(git_reference **out, dk_archive *a, const char *refname, const git_oid *id,
+                        const git_oid *tip)
+{
+	git_oid none;
+	if (!tip) {
+		memset(&none, 0, sizeof(none));
+		tip = &none;
+	}
+	return git_reference_create_matching(out, a->repo, refname, id, 1, tip, NULL);
+}
+
 static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance,
                          const git_signature *author, const char *message, tree_fn make_tree,
                          void *payload)
@@ -754,11 +771,7 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 		 * before the ref may name them. */
 		if ((error = dk_archive__barrier(a)) < 0)
 			goto round_done;
-		if (has_tip)
-			rc = git_reference_create_matching(&ref, a->repo, refname, &res->commit, 1,
-			                                   &tip, NULL);
-		else
-			rc = git_reference_create(&ref, a->repo, refname, &res->commit, 0, NULL);
+		rc = dk_archive__ref_cas(&ref, a, refname, &res->commit, has_tip ? &tip : NULL);
 		if (rc == 0) {
 			res->has_parent = has_tip;
 			if (has_tip)
@@ -1213,11 +1226,7 @@ static int move_chain(dk_archive *a, note_slot *slots, note_chain *c)
 	const git_oid *last = &slots[c->idx[c->built - 1]].commit;
 	int rc, error;
 
-	if (c->has_tip)
-		rc = git_reference_create_matching(&ref, a->repo, c->refname, last, 1, &c->tip,
-		                                   NULL);
-	else
-		rc = git_reference_create(&ref, a->repo, c->refname, last, 0, NULL);
+	rc = dk_archive__ref_cas(&ref, a, c->refname, last, c->has_tip ? &c->tip : NULL);
 	git_reference_free(ref);
 	if (rc == 0) {
 		for (size_t k = 0; k < c->built; k++)

@@ -31,6 +31,10 @@ int dk_archive__refname(char *out, const char *instance);
 
 /* The instance's tip into out: 0, or DK_ENOTFOUND without a message. */
 int dk_archive__tip(git_oid *out, dk_archive *a, const char *instance);
+/* Moves refname to id if it still points at tip (NULL: if it does not
+ * exist yet), as one compare-and-swap under the ref's lock. */
+int dk_archive__ref_cas(git_reference **out, dk_archive *a, const char *refname, const git_oid *id,
+                        const git_oid *tip);
 
 /* The durability barrier: once it returns 0, everything written to the
  * archive before it (objects, packs, refs, renames) is on disk. With the

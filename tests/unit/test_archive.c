@@ -708,6 +708,73 @@ static void concurrent_puts_lose_nothing(void **state)
 	free(s);
 }
 
+/* Four writers making the same new ref at once, round after round: the
+ * first commit of an instance must not be overwritten by the second
+ * writer's (libgit2 checks "does not exist" before its lock unless the
+ * create is a compare-and-swap against the zero id). */
+#define FIRST_ROUNDS  64
+#define FIRST_WRITERS 4
+typedef struct {
+	const char *home;
+	pthread_barrier_t *go;
+	int id, failures;
+} first_worker;
+
+static void *first_notes(void *arg)
+{
+	first_worker *w = arg;
+	dk_archive *a = NULL;
+	if (dk_archive_open(&a, w->home) < 0) {
+		w->failures = FIRST_ROUNDS;
+		return NULL;
+	}
+	for (int k = 0; k < FIRST_ROUNDS; k++) {
+		char inst[32], ev[48];
+		snprintf(inst, sizeof inst, "race-%d", k);
+		snprintf(ev, sizeof ev, "%s:%d", inst, w->id);
+		dk_archive_note_opts n = DK_ARCHIVE_NOTE_OPTS_INIT;
+		n.instance = inst;
+		n.flow = "monthly-plan@1";
+		n.state = "review";
+		n.transition = "approve";
+		n.event = ev;
+		n.actor = "li";
+		n.time = T0;
+		pthread_barrier_wait(w->go);
+		if (dk_archive_note(NULL, a, &n) < 0)
+			w->failures++;
+	}
+	dk_archive_free(a);
+	return NULL;
+}
+
+static void concurrent_first_commits_lose_nothing(void **state)
+{
+	fixture *f = *state;
+	pthread_barrier_t go;
+	pthread_t t[FIRST_WRITERS];
+	first_worker w[FIRST_WRITERS];
+	assert_int_equal(pthread_barrier_init(&go, NULL, FIRST_WRITERS), 0);
+	for (int i = 0; i < FIRST_WRITERS; i++) {
+		w[i] = (first_worker){f->home, &go, i, 0};
+		assert_int_equal(pthread_create(&t[i], NULL, first_notes, &w[i]), 0);
+	}
+	for (int i = 0; i < FIRST_WRITERS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < FIRST_WRITERS; i++)
+		assert_int_equal(w[i].failures, 0);
+	for (int k = 0; k < FIRST_ROUNDS; k++) {
+		char inst[32];
+		int n = 0;
+		snprintf(inst, sizeof inst, "race-%d", k);
+		assert_int_equal(dk_archive_walk(f->a, inst, 0, count_entries, &n), 0);
+		if (n != FIRST_WRITERS)
+			print_message("# %s holds %d of its %d commits\n", inst, n, FIRST_WRITERS);
+		assert_int_equal(n, FIRST_WRITERS);
+	}
+}
+
 /* ---- notes in batches ------------------------------------------------------ */
 
 typedef struct {
@@ -1264,6 +1331,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(note_and_walk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(verify_finds_unrecorded_and_altered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(concurrent_puts_lose_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(concurrent_first_commits_lose_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(notes_batch_chains_per_instance, setup, teardown),
 	    cmocka_unit_test_setup_teardown(notes_batch_refusal_stops_its_instance_only, setup,
 	                                    teardown),
