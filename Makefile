@@ -23,9 +23,11 @@ endif
 # is after `make deps` has installed the packages on a fresh machine.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
-# The docket binary does not link these two: cli/netlib.c loads them when
-# a command first calls them, by the sonames their -dev links name.
-LAZY_PKGS = libcurl libmicrohttpd
+# The docket binary does not link these: cli/lazylib.c loads them when a
+# command first calls them, by the sonames their -dev links name. libgit2,
+# loaded so, still finds cli/git_tls.c's mbedtls_x509_crt_parse_file first
+# only if the executable exports it.
+LAZY_PKGS = libcurl libmicrohttpd libgit2
 CLI_LIBS = $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS))) -lpthread -lm -ldl
 soname = $(shell readelf -d "$$($(CC) -print-file-name=lib$(1).so)" | sed -n 's/.*soname: \[\(.*\)\]/\1/p')
 CFLAGS_ALL = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -54,10 +56,11 @@ ifneq ($(SANITIZE),1)
 endif
 
 $(BUILD)/docket: $(CLI_OBJ) $(BUILD)/libdocket.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CLI_LIBS)
+	$(CC) $(LDFLAGS_ALL) -Wl,--export-dynamic-symbol=mbedtls_x509_crt_parse_file -o $@ $^ \
+		$(CLI_LIBS)
 
-$(BUILD)/cli/netlib.o: CFLAGS_ALL += -DDK_LIBCURL_SONAME='"$(call soname,curl)"' \
-	-DDK_LIBMHD_SONAME='"$(call soname,microhttpd)"'
+$(BUILD)/cli/lazylib.o: CFLAGS_ALL += -DDK_LIBCURL_SONAME='"$(call soname,curl)"' \
+	-DDK_LIBMHD_SONAME='"$(call soname,microhttpd)"' -DDK_LIBGIT2_SONAME='"$(call soname,git2)"'
 
 
 $(BUILD)/libdocket.a: $(LIB_OBJ)

@@ -41,11 +41,13 @@ int dk_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(pr
 /* The actor: cli->user or a usage error saying how to name one. */
 int dk_cli_require_user(const dk_cli *cli, const char **out);
 
-/* libcurl and libmicrohttpd are not linked into the docket binary: they
- * load when first called (cli/netlib.c). A command that needs one asks
- * first, so that a missing library is a clear error before any work. */
+/* libcurl, libmicrohttpd and libgit2 are not linked into the docket
+ * binary: they load when first called (cli/lazylib.c). A command that
+ * needs one asks first, so that a missing library is a clear error before
+ * any work. */
 #define DK_NEED_CURL 1u
 #define DK_NEED_MHD  2u
+#define DK_NEED_GIT  4u
 int dk_cli_need(unsigned what, const char *cmd);
 
 /* Opens the runner on cli->home. */

@@ -1,9 +1,10 @@
 # start_cost.sh - what a docket process loads before it works: the binary
-# does not link libcurl or libmicrohttpd (their ~40 libraries were most of
-# the cost of every `docket tick` and `docket act`), tick and act never load
-# them, the commands that need them still do, and a library that cannot be
-# loaded is a clear error that changes nothing. Counts, not times: no
-# timing on a shared machine.
+# links neither libcurl, libmicrohttpd nor libgit2 (their ~50 libraries
+# were most of the cost of every `docket tick` and `docket act`), tick and
+# act never load the first two and tick not libgit2, the commands that need
+# them still do (libgit2 still without reading the CA bundle), and a library
+# that cannot be loaded is a clear error that changes nothing. Counts, not
+# times: no timing on a shared machine.
 . "$DOCKET_SRC/tests/lib.sh"
 
 # LOADED_BY NAME ARGS...: the shared objects the dynamic loader opened for
@@ -35,10 +36,10 @@ loaded() {
 }
 
 needed=$(readelf -d "$DOCKET" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
-case "$needed" in *libcurl* | *libmicrohttpd*)
-	not_ok "the docket binary links neither libcurl nor libmicrohttpd"
+case "$needed" in *libcurl* | *libmicrohttpd* | *libgit2*)
+	not_ok "the docket binary links neither libcurl, libmicrohttpd nor libgit2"
 	printf '%s\n' "$needed" | sed 's/^/#   NEEDED: /' ;;
-*) ok "the docket binary links neither libcurl nor libmicrohttpd" ;; esac
+*) ok "the docket binary links neither libcurl, libmicrohttpd nor libgit2" ;; esac
 
 sed 's#<requires evidence="[^"]*"/>##g' "$DOCKET_SRC/bench/monthly-plan.xml" >"$T/plan.xml"
 dk org load "$EX/org.xml"
@@ -54,18 +55,38 @@ expect_rc 0 "docket help"
 [ -s "$T/help.libs" ] && ok "LD_DEBUG shows what a command loads" ||
 	not_ok "LD_DEBUG=libs printed nothing: the checks below would prove nothing"
 not_loaded help "docket help loads no network library"
+no_git() {
+	bad=$(grep -E '/lib(git2|mbedtls|ssh2)[.-]' "$T/$1.libs")
+	if [ -z "$bad" ]; then ok "$2"; else
+		not_ok "$2"
+		printf '%s\n' "$bad" | sed 's/^/#   loaded: /'
+	fi
+}
+no_git help "docket help loads no libgit2"
 
 at 2026-11-02T09:00:00+08:00
 loaded_by tick tick
 expect_rc 0 "docket tick"
 expect_out "fired" "tick reports what it fired"
 not_loaded tick "docket tick loads no network library"
+no_git tick "an idle docket tick loads no libgit2"
 unset DOCKET_NOW
 
 loaded_by act --as wei act "$id" approve
 expect_rc 0 "docket act"
 expect_out "review -> in-progress" "the act moved the instance"
 not_loaded act "docket act loads no network library"
+loaded act libgit2 "docket act loads libgit2 for its archive commit"
+# libgit2's init parses the CA bundle unless it binds cli/git_tls.c's
+# mbedtls_x509_crt_parse_file, which only an exported symbol allows
+id2=$("$DOCKET" --as li start bench-plan --var month=2026-11)
+"$DOCKET" --as li act "$id2" submit >/dev/null
+LD_DEBUG=bindings LD_DEBUG_OUTPUT="$T/bind" "$DOCKET" --as wei act "$id2" approve >/dev/null 2>&1
+b=$(cat "$T/bind".* | grep "normal symbol \`mbedtls_x509_crt_parse_file'")
+rm -f "$T/bind".*
+case "$b" in *"to $DOCKET "*) ok "libgit2 binds the executable's certificate loader" ;;
+*) not_ok "libgit2 binds the executable's certificate loader"
+	printf '%s\n' "$b" | sed 's/^/#   /' ;; esac
 
 # The commands that need them load them when they run.
 loaded_by dispatch dispatch
@@ -95,6 +116,10 @@ expect_rc 1 "serve without libmicrohttpd fails at once"
 expect_err "libmicrohttpd could not be loaded" "the message names libmicrohttpd"
 [ -e "$T/addr" ] && not_ok "serve wrote an address without its library" ||
 	ok "serve listened nowhere"
+
+DOCKET_LIBGIT2="$T/no/libgit2.so" dk archive gc
+expect_rc 1 "archive gc without libgit2 fails"
+expect_err "libgit2 could not be loaded" "the message names libgit2"
 
 # With the library there, the same add works: it was the load that failed.
 dk hooks add https://example.com/hook

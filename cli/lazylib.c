@@ -1,15 +1,17 @@
 /*
- * netlib.c - libcurl and libmicrohttpd, loaded by the docket command only
- * when a command first calls them.
+ * lazylib.c - libcurl, libmicrohttpd and libgit2, loaded by the docket
+ * command only when a command first calls them.
  *
  * Linked as shared libraries, the two brought in 40 of the binary's 49:
  * libcurl pulls nghttp2, rtmp, ssh2, psl, idn2, LDAP, Kerberos, GnuTLS,
  * brotli, zstd..., and the dynamic loader mapped and relocated them all
  * before main, for every command. That was most of a `docket tick` or a
- * `docket act`, neither of which sends or serves HTTP.
+ * `docket act`, neither of which sends or serves HTTP. libgit2 brought 13
+ * more (mbedTLS, libssh2, Kerberos, PCRE2, http-parser...) to every command,
+ * though only those that read or write the evidence archive use it.
  *
- * So the docket binary does not link them. It defines instead each curl_
- * and MHD_ function that libdocket.a calls, with the headers' own
+ * So the docket binary does not link them. It defines instead each curl_,
+ * MHD_ and git_ function that libdocket.a calls, with the headers' own
  * prototypes: a definition in the executable is what the library's objects
  * bind to. Each one dlopens its library on the first call (once, under
  * pthread_once), looks its symbol up once, and calls it. Only the command
@@ -17,12 +19,23 @@
  * it still link both libraries as usual, so the library's behaviour is the
  * same either way.
  *
- * Commands that always need a library (serve, dispatch, hooks) ask for it
- * up front with dk_cli_need, which fails with a message naming the library
- * and the package to install. A call that needs a library no command asked
- * for (a webhook URL checked while an act queues a delivery) loads it then;
- * if it cannot, the process prints the same message and exits with status 1
- * before the call, so nothing half-done is committed.
+ * Commands that always need a library (serve, dispatch, hooks add; attach,
+ * evidence, verify, archive) ask for it up front with dk_cli_need, which fails with a message
+ * naming the library and the package to install. A call that needs a library no command asked for
+ * (a webhook URL checked while an act queues a delivery, the archive commit of an act) loads it
+ * then; if it cannot, the process prints the same message and exits with status 1 before the call,
+ * so nothing half-done is committed.
+ *
+ * The libgit2 wrappers are generated from its headers by
+ * tools/gen_lazy.py (the list below is its output); a prototype that
+ * changes is a compile error here, never a wrong call, and a git_ function
+ * that libdocket.a starts to call is a link error until the list is made
+ * again (python3 tools/gen_lazy.py LIB_GIT git2.h git2/sys/commit.h
+ * git2/sys/odb_backend.h -- NAMES, NAMES being the git_ symbols that
+ * `nm -u build/release/libdocket.a` lists, less git_libgit2_opts).
+ *
+ * libgit2 loaded with RTLD_LOCAL still resolves mbedtls_x509_crt_parse_file
+ * in the executable first (cli/git_tls.c): the Makefile exports it.
  *
  * The sonames come from the build (the -dev packages' links, see the
  * Makefile); DOCKET_LIBCURL and DOCKET_LIBMICROHTTPD name another file
@@ -35,6 +48,9 @@
 
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <git2.h>
+#include <git2/sys/commit.h>
+#include <git2/sys/odb_backend.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -54,8 +70,11 @@
 #ifndef DK_LIBMHD_SONAME
 #define DK_LIBMHD_SONAME "libmicrohttpd.so.12"
 #endif
+#ifndef DK_LIBGIT2_SONAME
+#define DK_LIBGIT2_SONAME "libgit2.so.1.5"
+#endif
 
-enum { LIB_CURL, LIB_MHD };
+enum { LIB_CURL, LIB_MHD, LIB_GIT };
 
 typedef struct {
 	const char *what;   /* "libcurl" */
@@ -64,15 +83,16 @@ typedef struct {
 	const char *pkg;    /* the Debian package that ships it */
 	void *handle;
 	char why[512]; /* dlerror's message when the load failed */
-} netlib;
+} lazylib;
 
-static netlib libs[] = {
+static lazylib libs[] = {
     {"libcurl", DK_LIBCURL_SONAME, "DOCKET_LIBCURL", "libcurl4", NULL, ""},
     {"libmicrohttpd", DK_LIBMHD_SONAME, "DOCKET_LIBMICROHTTPD", "libmicrohttpd12", NULL, ""},
+    {"libgit2", DK_LIBGIT2_SONAME, "DOCKET_LIBGIT2", "libgit2-1.5", NULL, ""},
 };
-static pthread_once_t once[] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+static pthread_once_t once[] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
 
-static void load(netlib *l)
+static void load(lazylib *l)
 {
 	const char *file = getenv(l->env);
 	if (!file || !*file)
@@ -93,16 +113,21 @@ static void load_mhd(void)
 {
 	load(&libs[LIB_MHD]);
 }
-
-static netlib *loaded(int lib)
+static void load_git(void)
 {
-	pthread_once(&once[lib], lib == LIB_CURL ? load_curl : load_mhd);
+	load(&libs[LIB_GIT]);
+}
+
+static lazylib *loaded(int lib)
+{
+	static void (*const loaders[])(void) = {load_curl, load_mhd, load_git};
+	pthread_once(&once[lib], loaders[lib]);
 	return &libs[lib];
 }
 
 static int need(int lib, const char *cmd)
 {
-	netlib *l = loaded(lib);
+	lazylib *l = loaded(lib);
 	if (l->handle)
 		return 0;
 	const char *env = getenv(l->env);
@@ -120,6 +145,8 @@ int dk_cli_need(unsigned what, const char *cmd)
 	if ((what & DK_NEED_CURL) && (error = need(LIB_CURL, cmd)) < 0)
 		return error;
 	if ((what & DK_NEED_MHD) && (error = need(LIB_MHD, cmd)) < 0)
+		return error;
+	if ((what & DK_NEED_GIT) && (error = need(LIB_GIT, cmd)) < 0)
 		return error;
 	return 0;
 }
@@ -225,7 +252,177 @@ typedef void (*any_fn)(void);
 SETOPT(LIB_CURL, CURLcode, curl_easy_setopt, CURL *, CURLoption)
 SETOPT(LIB_CURL, CURLMcode, curl_multi_setopt, CURLM *, CURLMoption)
 
+/* ---- libgit2 (tools/gen_lazy.py) ---- */
+
+FN(LIB_GIT, int, git_blob_create_from_stream,
+   (git_writestream * *out, git_repository *repo, const char *hintpath), (out, repo, hintpath))
+FN(LIB_GIT, int, git_blob_create_from_stream_commit, (git_oid * out, git_writestream *stream),
+   (out, stream))
+FN(LIB_GIT, const git_signature *, git_commit_author, (const git_commit *commit), (commit))
+FN(LIB_GIT, int, git_commit_create,
+   (git_oid * id, git_repository *repo, const char *update_ref, const git_signature *author,
+    const git_signature *committer, const char *message_encoding, const char *message,
+    const git_tree *tree, size_t parent_count, const git_commit *parents[]),
+   (id, repo, update_ref, author, committer, message_encoding, message, tree, parent_count,
+    parents))
+FN(LIB_GIT, int, git_commit_create_from_ids,
+   (git_oid * id, git_repository *repo, const char *update_ref, const git_signature *author,
+    const git_signature *committer, const char *message_encoding, const char *message,
+    const git_oid *tree, size_t parent_count, const git_oid *parents[]),
+   (id, repo, update_ref, author, committer, message_encoding, message, tree, parent_count,
+    parents))
+FNV(LIB_GIT, git_commit_free, (git_commit * commit), (commit))
+FN(LIB_GIT, const git_oid *, git_commit_id, (const git_commit *commit), (commit))
+FN(LIB_GIT, int, git_commit_lookup, (git_commit * *commit, git_repository *repo, const git_oid *id),
+   (commit, repo, id))
+FN(LIB_GIT, const char *, git_commit_message, (const git_commit *commit), (commit))
+FN(LIB_GIT, int, git_commit_tree, (git_tree * *tree_out, const git_commit *commit),
+   (tree_out, commit))
+FN(LIB_GIT, const git_oid *, git_commit_tree_id, (const git_commit *commit), (commit))
+FNV(LIB_GIT, git_config_free, (git_config * cfg), (cfg))
+FN(LIB_GIT, int, git_config_set_bool, (git_config * cfg, const char *name, int value),
+   (cfg, name, value))
+FN(LIB_GIT, int, git_config_set_int32, (git_config * cfg, const char *name, int32_t value),
+   (cfg, name, value))
+FNV(LIB_GIT, git_error_clear, (void), ())
+FN(LIB_GIT, const git_error *, git_error_last, (void), ())
+FN(LIB_GIT, int, git_graph_descendant_of,
+   (git_repository * repo, const git_oid *commit, const git_oid *ancestor),
+   (repo, commit, ancestor))
+FN(LIB_GIT, int, git_libgit2_init, (void), ())
+FN(LIB_GIT, int, git_libgit2_shutdown, (void), ())
+FNV(LIB_GIT, git_message_trailer_array_free, (git_message_trailer_array * arr), (arr))
+FN(LIB_GIT, int, git_message_trailers, (git_message_trailer_array * arr, const char *message),
+   (arr, message))
+FN(LIB_GIT, int, git_odb_backend_one_pack, (git_odb_backend * *out, const char *index_file),
+   (out, index_file))
+FNV(LIB_GIT, git_odb_free, (git_odb * db), (db))
+FN(LIB_GIT, const void *, git_odb_object_data, (git_odb_object * object), (object))
+FNV(LIB_GIT, git_odb_object_free, (git_odb_object * object), (object))
+FN(LIB_GIT, size_t, git_odb_object_size, (git_odb_object * object), (object))
+FN(LIB_GIT, git_object_t, git_odb_object_type, (git_odb_object * object), (object))
+FN(LIB_GIT, int, git_odb_open_rstream,
+   (git_odb_stream * *out, size_t *len, git_object_t *type, git_odb *db, const git_oid *oid),
+   (out, len, type, db, oid))
+FN(LIB_GIT, int, git_odb_open_wstream,
+   (git_odb_stream * *out, git_odb *db, git_object_size_t size, git_object_t type),
+   (out, db, size, type))
+FN(LIB_GIT, int, git_odb_read, (git_odb_object * *out, git_odb *db, const git_oid *id),
+   (out, db, id))
+FN(LIB_GIT, int, git_odb_read_header,
+   (size_t * len_out, git_object_t *type_out, git_odb *db, const git_oid *id),
+   (len_out, type_out, db, id))
+FN(LIB_GIT, int, git_odb_refresh, (struct git_odb * db), (db))
+FN(LIB_GIT, int, git_odb_stream_finalize_write, (git_oid * out, git_odb_stream *stream),
+   (out, stream))
+FNV(LIB_GIT, git_odb_stream_free, (git_odb_stream * stream), (stream))
+FN(LIB_GIT, int, git_odb_stream_read, (git_odb_stream * stream, char *buffer, size_t len),
+   (stream, buffer, len))
+FN(LIB_GIT, int, git_odb_stream_write, (git_odb_stream * stream, const char *buffer, size_t len),
+   (stream, buffer, len))
+FN(LIB_GIT, int, git_oid_cpy, (git_oid * out, const git_oid *src), (out, src))
+FN(LIB_GIT, int, git_oid_equal, (const git_oid *a, const git_oid *b), (a, b))
+FN(LIB_GIT, int, git_oid_fromstr, (git_oid * out, const char *str), (out, str))
+FN(LIB_GIT, char *, git_oid_tostr, (char *out, size_t n, const git_oid *id), (out, n, id))
+FNV(LIB_GIT, git_packbuilder_free, (git_packbuilder * pb), (pb))
+FN(LIB_GIT, int, git_packbuilder_insert,
+   (git_packbuilder * pb, const git_oid *id, const char *name), (pb, id, name))
+FN(LIB_GIT, const char *, git_packbuilder_name, (git_packbuilder * pb), (pb))
+FN(LIB_GIT, int, git_packbuilder_new, (git_packbuilder * *out, git_repository *repo), (out, repo))
+FN(LIB_GIT, int, git_packbuilder_write,
+   (git_packbuilder * pb, const char *path, unsigned int mode, git_indexer_progress_cb progress_cb,
+    void *progress_cb_payload),
+   (pb, path, mode, progress_cb, progress_cb_payload))
+FN(LIB_GIT, int, git_push_options_init, (git_push_options * opts, unsigned int version),
+   (opts, version))
+FN(LIB_GIT, int, git_reference_create,
+   (git_reference * *out, git_repository *repo, const char *name, const git_oid *id, int force,
+    const char *log_message),
+   (out, repo, name, id, force, log_message))
+FN(LIB_GIT, int, git_reference_create_matching,
+   (git_reference * *out, git_repository *repo, const char *name, const git_oid *id, int force,
+    const git_oid *current_id, const char *log_message),
+   (out, repo, name, id, force, current_id, log_message))
+FN(LIB_GIT, int, git_reference_foreach_glob,
+   (git_repository * repo, const char *glob, git_reference_foreach_name_cb callback, void *payload),
+   (repo, glob, callback, payload))
+FNV(LIB_GIT, git_reference_free, (git_reference * ref), (ref))
+FN(LIB_GIT, int, git_reference_name_is_valid, (int *valid, const char *refname), (valid, refname))
+FN(LIB_GIT, int, git_reference_name_to_id, (git_oid * out, git_repository *repo, const char *name),
+   (out, repo, name))
+FN(LIB_GIT, int, git_remote_create_options_init,
+   (git_remote_create_options * opts, unsigned int version), (opts, version))
+FN(LIB_GIT, int, git_remote_create_with_opts,
+   (git_remote * *out, const char *url, const git_remote_create_options *opts), (out, url, opts))
+FNV(LIB_GIT, git_remote_free, (git_remote * remote), (remote))
+FN(LIB_GIT, int, git_remote_push,
+   (git_remote * remote, const git_strarray *refspecs, const git_push_options *opts),
+   (remote, refspecs, opts))
+FN(LIB_GIT, int, git_repository_config, (git_config * *out, git_repository *repo), (out, repo))
+FNV(LIB_GIT, git_repository_free, (git_repository * repo), (repo))
+FN(LIB_GIT, int, git_repository_init, (git_repository * *out, const char *path, unsigned is_bare),
+   (out, path, is_bare))
+FN(LIB_GIT, int, git_repository_odb, (git_odb * *out, git_repository *repo), (out, repo))
+FN(LIB_GIT, int, git_repository_open_bare, (git_repository * *out, const char *bare_path),
+   (out, bare_path))
+FNV(LIB_GIT, git_revwalk_free, (git_revwalk * walk), (walk))
+FN(LIB_GIT, int, git_revwalk_new, (git_revwalk * *out, git_repository *repo), (out, repo))
+FN(LIB_GIT, int, git_revwalk_next, (git_oid * out, git_revwalk *walk), (out, walk))
+FN(LIB_GIT, int, git_revwalk_push, (git_revwalk * walk, const git_oid *id), (walk, id))
+FN(LIB_GIT, int, git_revwalk_sorting, (git_revwalk * walk, unsigned int sort_mode),
+   (walk, sort_mode))
+FNV(LIB_GIT, git_signature_free, (git_signature * sig), (sig))
+FN(LIB_GIT, int, git_signature_new,
+   (git_signature * *out, const char *name, const char *email, git_time_t time, int offset),
+   (out, name, email, time, offset))
+FN(LIB_GIT, int, git_tree_create_updated,
+   (git_oid * out, git_repository *repo, git_tree *baseline, size_t nupdates,
+    const git_tree_update *updates),
+   (out, repo, baseline, nupdates, updates))
+FN(LIB_GIT, int, git_tree_entry_bypath,
+   (git_tree_entry * *out, const git_tree *root, const char *path), (out, root, path))
+FNV(LIB_GIT, git_tree_entry_free, (git_tree_entry * entry), (entry))
+FN(LIB_GIT, const git_oid *, git_tree_entry_id, (const git_tree_entry *entry), (entry))
+FN(LIB_GIT, git_object_t, git_tree_entry_type, (const git_tree_entry *entry), (entry))
+FNV(LIB_GIT, git_tree_free, (git_tree * tree), (tree))
+FN(LIB_GIT, int, git_tree_lookup, (git_tree * *out, git_repository *repo, const git_oid *id),
+   (out, repo, id))
+FNV(LIB_GIT, git_treebuilder_free, (git_treebuilder * bld), (bld))
+FN(LIB_GIT, int, git_treebuilder_new,
+   (git_treebuilder * *out, git_repository *repo, const git_tree *source), (out, repo, source))
+FN(LIB_GIT, int, git_treebuilder_write, (git_oid * id, git_treebuilder *bld), (id, bld))
+
 /* NOLINTEND(bugprone-macro-parentheses, bugprone-branch-clone) */
+
+/* The options docket sets take one int; any other is a docket bug, caught
+ * by the tests, not a call with a guessed argument. */
+int git_libgit2_opts(int option, ...)
+{
+	static void *slot;
+	int (*f)(int, ...) = (int (*)(int, ...))sym(LIB_GIT, "git_libgit2_opts", &slot);
+	va_list ap;
+	int v;
+	switch (option) {
+	case GIT_OPT_ENABLE_CACHING:
+	case GIT_OPT_ENABLE_STRICT_OBJECT_CREATION:
+	case GIT_OPT_ENABLE_STRICT_SYMBOLIC_REF_CREATION:
+	case GIT_OPT_ENABLE_OFS_DELTA:
+	case GIT_OPT_ENABLE_FSYNC_GITDIR:
+	case GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION:
+	case GIT_OPT_ENABLE_UNSAVED_INDEX_SAFETY:
+	case GIT_OPT_DISABLE_PACK_KEEP_FILE_CHECKS:
+	case GIT_OPT_SET_OWNER_VALIDATION:
+		va_start(ap, option);
+		v = va_arg(ap, int);
+		va_end(ap);
+		return f(option, v);
+	default:
+		fprintf(stderr,
+		        "docket: git_libgit2_opts option %d is not passed on by cli/lazylib.c\n",
+		        option);
+		exit(1);
+	}
+}
 
 /* Every CURLINFO takes a pointer to where the answer goes. */
 CURLcode curl_easy_getinfo(CURL *h, CURLINFO info, ...)
