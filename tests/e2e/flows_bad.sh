@@ -38,6 +38,22 @@ if [ "$count" -ge 35 ]; then ok "at least 35 bad cases ($count)"; else
 	not_ok "at least 35 bad cases (only $count)"
 fi
 
+# A file over the 4 MB limit is refused before it is parsed. It is made
+# here rather than kept in the tree: 4 MB of padding in every clone for
+# one line of diagnostics.
+{
+	printf '<?xml version="1.0" encoding="UTF-8"?>\n'
+	printf '<flow xmlns="urn:docket:flow:1" xmlns:dk="urn:docket:fn" id="t" version="1">\n  <!-- '
+	head -c 4194304 /dev/zero | tr '\0' 'p'
+	printf ' -->\n  <state id="draft" initial="true"><transition id="submit" to="done"/></state>\n'
+	printf '  <state id="done" final="true"/>\n</flow>\n'
+} >"$T/huge.xml"
+dk check "$T/huge.xml"
+expect_rc 1 "a file over 4 MB is refused"
+expect_eq "$err" "$T/huge.xml: error: the file is larger than the limit of 4194304 bytes (4 MB); a flow this big is a mistake, split it or remove what is not needed" \
+	"huge: one line that names the limit and what to do"
+expect_eq "$out" "" "huge prints nothing on stdout"
+
 # All files at once: every file's problems, one exit status.
 dk check tests/flows/bad/unknown-target.xml examples/monthly-plan.xml tests/flows/bad/no-initial.xml
 expect_rc 1 "one bad file among several fails the run"
