@@ -228,6 +228,33 @@ static json_t *step_json(const dk_instance_row *row, const char *from, const dk_
 	                 row->status, "events", events);
 }
 
+/* Does an event of this type get an archive note? */
+static int noted(const char *type)
+{
+	return strcmp(type, DK_EV_FIRED) == 0 || strcmp(type, DK_EV_STARTED) == 0 ||
+	       strcmp(type, DK_EV_RECALLED) == 0;
+}
+
+/* One note from an event's fields (a fresh step's or a stored one's);
+ * actor NULL or "system" is the system actor. */
+static void note_fill(dk_note *n, const char *instance, const char *flowref, const char *type,
+                      const char *from, const char *to, const char *transition, const char *key,
+                      const char *actor, const char *comment, int64_t at)
+{
+	n->instance = dk_strdup(instance);
+	n->flow = dk_strdup(flowref);
+	n->from = from ? dk_strdup(from) : NULL;
+	n->state = dk_strdup(to);
+	n->transition = dk_strdup(transition                         ? transition
+	                          : strcmp(type, DK_EV_STARTED) == 0 ? "start"
+	                                                             : "recall");
+	n->event = dk_strdup(key);
+	n->by_system = !actor || strcmp(actor, DK_SYSTEM_ACTOR) == 0;
+	n->actor = dk_strdup(n->by_system ? DK_SYSTEM_ACTOR : actor);
+	n->comment = comment ? dk_strdup(comment) : NULL;
+	n->time = at;
+}
+
 /* Queues the state changes of a step for the instance's ref of the
  * archive (an empty-change commit each, with trailers), so a plain
  * `git log refs/docket/instances/ID` tells who moved it where and when.
@@ -242,27 +269,16 @@ static void queue_notes(dk_runner *r, const dk_instance_row *row, const dk_engin
 	snprintf(flowref, sizeof(flowref), "%s@%d", row->flow_id, row->flow_version);
 	for (size_t i = 0; i < res->nevents; i++) {
 		const dk_event *e = &res->events[i];
-		if (strcmp(e->type, DK_EV_FIRED) != 0 && strcmp(e->type, DK_EV_STARTED) != 0 &&
-		    strcmp(e->type, DK_EV_RECALLED) != 0)
+		if (!noted(e->type))
 			continue;
 		snprintf(key, sizeof(key), "%s:%lld", row->id, (long long)first_seq + (long long)i);
 		if (r->nnotes == r->capnotes) {
 			r->capnotes = r->capnotes ? r->capnotes * 2 : 16;
 			r->notes = dk_realloc(r->notes, r->capnotes * sizeof(*r->notes));
 		}
-		dk_note *n = &r->notes[r->nnotes++];
-		n->instance = dk_strdup(row->id);
-		n->flow = dk_strdup(flowref);
-		n->from = e->from ? dk_strdup(e->from) : NULL;
-		n->state = dk_strdup(e->to ? e->to : row->state);
-		n->transition = dk_strdup(e->transition                         ? e->transition
-		                          : strcmp(e->type, DK_EV_STARTED) == 0 ? "start"
-		                                                                : "recall");
-		n->event = dk_strdup(key);
-		n->actor = dk_strdup(e->actor ? e->actor : DK_SYSTEM_ACTOR);
-		n->by_system = !e->actor;
-		n->comment = e->comment ? dk_strdup(e->comment) : NULL;
-		n->time = e->at;
+		note_fill(&r->notes[r->nnotes++], row->id, flowref, e->type, e->from,
+		          e->to ? e->to : row->state, e->transition, key, e->actor, e->comment,
+		          e->at);
 	}
 }
 
@@ -390,29 +406,19 @@ int dk_runner_notes_missing(dk_runner *r, json_t **out, const char *instance,
 	notes = dk_calloc(n ? n : 1, sizeof(*notes));
 	for (size_t i = 0; i < n; i++) {
 		const dk_event_row *e = &ev[i];
-		int started = strcmp(e->type, DK_EV_STARTED) == 0;
-		if (!started && strcmp(e->type, DK_EV_FIRED) != 0 &&
-		    strcmp(e->type, DK_EV_RECALLED) != 0)
+		if (!noted(e->type))
 			continue;
 		snprintf(key, sizeof(key), "%s:%lld", instance, (long long)e->seq);
 		if (have(key, payload))
 			continue;
-		const char *tr = e->transition ? e->transition : started ? "start" : "recall";
-		const char *to = e->to_state ? e->to_state : row.state;
-		json_array_append_new(*out, json_pack("{s:I, s:s, s:s, s:s, s:s}", "seq",
-		                                      (json_int_t)e->seq, "type", e->type,
-		                                      "transition", tr, "state", to, "event", key));
 		dk_note *x = &notes[count++];
-		x->instance = dk_strdup(instance);
-		x->flow = dk_strdup(flowref);
-		x->from = e->from_state ? dk_strdup(e->from_state) : NULL;
-		x->state = dk_strdup(to);
-		x->transition = dk_strdup(tr);
-		x->event = dk_strdup(key);
-		x->by_system = !e->actor || strcmp(e->actor, DK_SYSTEM_ACTOR) == 0;
-		x->actor = dk_strdup(x->by_system ? DK_SYSTEM_ACTOR : e->actor);
-		x->comment = e->comment ? dk_strdup(e->comment) : NULL;
-		x->time = e->at;
+		note_fill(x, instance, flowref, e->type, e->from_state,
+		          e->to_state ? e->to_state : row.state, e->transition, key, e->actor,
+		          e->comment, e->at);
+		json_array_append_new(*out,
+		                      json_pack("{s:I, s:s, s:s, s:s, s:s}", "seq",
+		                                (json_int_t)e->seq, "type", e->type, "transition",
+		                                x->transition, "state", x->state, "event", key));
 	}
 	if (repair)
 		write_notes(r, notes, count);
