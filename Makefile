@@ -27,7 +27,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 # command first calls them, by the sonames their -dev links name. libgit2,
 # loaded so, still finds cli/git_tls.c's mbedtls_x509_crt_parse_file first
 # only if the executable exports it.
-LAZY_PKGS = libcurl libmicrohttpd libgit2
+LAZY_PKGS = libcurl libmicrohttpd libgit2 libxml-2.0 libcrypto
 CLI_LIBS = $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS))) -lpthread -lm -ldl
 soname = $(shell readelf -d "$$($(CC) -print-file-name=lib$(1).so)" | sed -n 's/.*soname: \[\(.*\)\]/\1/p')
 CFLAGS_ALL = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -60,7 +60,8 @@ $(BUILD)/docket: $(CLI_OBJ) $(BUILD)/libdocket.a
 		$(CLI_LIBS)
 
 $(BUILD)/cli/lazylib.o: CFLAGS_ALL += -DDK_LIBCURL_SONAME='"$(call soname,curl)"' \
-	-DDK_LIBMHD_SONAME='"$(call soname,microhttpd)"' -DDK_LIBGIT2_SONAME='"$(call soname,git2)"'
+	-DDK_LIBMHD_SONAME='"$(call soname,microhttpd)"' -DDK_LIBGIT2_SONAME='"$(call soname,git2)"' \
+	-DDK_LIBXML2_SONAME='"$(call soname,xml2)"' -DDK_LIBCRYPTO_SONAME='"$(call soname,crypto)"'
 
 
 $(BUILD)/libdocket.a: $(LIB_OBJ)

@@ -41,13 +41,15 @@ int dk_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(pr
 /* The actor: cli->user or a usage error saying how to name one. */
 int dk_cli_require_user(const dk_cli *cli, const char **out);
 
-/* libcurl, libmicrohttpd and libgit2 are not linked into the docket
- * binary: they load when first called (cli/lazylib.c). A command that
- * needs one asks first, so that a missing library is a clear error before
- * any work. */
-#define DK_NEED_CURL 1u
-#define DK_NEED_MHD  2u
-#define DK_NEED_GIT  4u
+/* libcurl, libmicrohttpd, libgit2, libxml2 and libcrypto are not linked
+ * into the docket binary: they load when first called (cli/lazylib.c). A
+ * command that needs one asks first, so that a missing library is a clear
+ * error before any work. */
+#define DK_NEED_CURL   1u
+#define DK_NEED_MHD    2u
+#define DK_NEED_GIT    4u
+#define DK_NEED_XML    8u
+#define DK_NEED_CRYPTO 16u
 int dk_cli_need(unsigned what, const char *cmd);
 
 /* Opens the runner on cli->home. */

@@ -55,6 +55,7 @@ int cmd_act(dk_cli *cli, int argc, char **argv)
 	ao.transition = argv[optind + 1];
 	ao.vars = vars;
 	if ((error = dk_cli_require_user(cli, &ao.actor)) < 0 ||
+	    (error = dk_cli_need(DK_NEED_XML | DK_NEED_CRYPTO, "act")) < 0 ||
 	    (error = dk_cli_open(cli, &r)) < 0 || (error = dk_runner_act(r, &out, &ao)) < 0)
 		goto cleanup;
 	if (cli->json)

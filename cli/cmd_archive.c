@@ -46,7 +46,7 @@ int cmd_archive(dk_cli *cli, int argc, char **argv)
 	dk_archive *a = NULL;
 	int error;
 
-	if ((error = dk_cli_need(DK_NEED_GIT, "archive")) < 0)
+	if ((error = dk_cli_need(DK_NEED_GIT | DK_NEED_CRYPTO, "archive")) < 0)
 		return error;
 	if (argc < 2)
 		return dk_cli_usage("archive", "say what to do: gc or push");

@@ -21,7 +21,7 @@ int cmd_attach(dk_cli *cli, int argc, char **argv)
 	int npos = 0, error;
 
 	/* the file goes into the git archive */
-	if ((error = dk_cli_need(DK_NEED_GIT, "attach")) < 0)
+	if ((error = dk_cli_need(DK_NEED_GIT | DK_NEED_CRYPTO, "attach")) < 0)
 		return error;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--evidence") || !strcmp(argv[i], "--name")) {

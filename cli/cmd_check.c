@@ -88,6 +88,11 @@ int cmd_check(dk_cli *cli, int argc, char **argv)
 		json_decref(files);
 		return dk_cli_usage("check", "name at least one flow or org file");
 	}
+	int need = dk_cli_need(DK_NEED_XML | DK_NEED_CRYPTO, "check");
+	if (need < 0) {
+		json_decref(files);
+		return need;
+	}
 	opts = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *path = argv[i];

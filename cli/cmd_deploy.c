@@ -14,7 +14,8 @@ int cmd_deploy(dk_cli *cli, int argc, char **argv)
 
 	if (argc != 2)
 		return dk_cli_usage("deploy", "name one flow file");
-	if ((error = dk_cli_open(cli, &r)) < 0)
+	if ((error = dk_cli_need(DK_NEED_XML | DK_NEED_CRYPTO, "deploy")) < 0 ||
+	    (error = dk_cli_open(cli, &r)) < 0)
 		goto cleanup;
 	error = dk_runner_deploy(r, &out, argv[1], &diags);
 	dk_diags_print(&diags, stderr);

@@ -21,7 +21,7 @@ int cmd_dispatch(dk_cli *cli, int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return dk_cli_usage("dispatch", "dispatch takes no arguments");
-	if ((error = dk_cli_need(DK_NEED_CURL, "dispatch")) < 0 ||
+	if ((error = dk_cli_need(DK_NEED_CURL | DK_NEED_CRYPTO, "dispatch")) < 0 ||
 	    (error = dk_dispatch_opts_env(&opts)) < 0)
 		return error;
 	if ((error = dk_store_open(&s, cli->home)) < 0)

@@ -45,6 +45,8 @@ int cmd_graph(dk_cli *cli, int argc, char **argv)
 		return dk_cli_usage("graph", "name the flow file to draw, or --instance ID");
 	if (strcmp(format, "dot") != 0 && strcmp(format, "mermaid") != 0)
 		return dk_cli_usage("graph", "unknown format '%s'; use dot or mermaid", format);
+	if ((rc = dk_cli_need(DK_NEED_XML | DK_NEED_CRYPTO, "graph")) < 0)
+		return rc;
 	if (instance) {
 		if ((rc = dk_cli_open(cli, &r)) < 0 ||
 		    (rc = dk_runner_graph(r, &out, instance, format)) < 0)

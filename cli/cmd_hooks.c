@@ -294,11 +294,14 @@ int cmd_hooks(dk_cli *cli, int argc, char **argv)
 	    strcmp(sub, "disable") != 0 && strcmp(sub, "enable") != 0 && strcmp(sub, "rotate") != 0)
 		return usage("unknown hooks command");
 	if (strcmp(sub, "add") == 0) {
-		/* the URL is checked with libcurl's parser */
-		if ((error = dk_cli_need(DK_NEED_CURL, "hooks add")) < 0)
+		/* the URL is checked with libcurl's parser; the secret drawn by
+		 * OpenSSL */
+		if ((error = dk_cli_need(DK_NEED_CURL | DK_NEED_CRYPTO, "hooks add")) < 0)
 			return error;
 		return hooks_add(cli, argc - 1, argv + 1);
 	}
+	if (strcmp(sub, "rotate") == 0 && (error = dk_cli_need(DK_NEED_CRYPTO, "hooks rotate")) < 0)
+		return error;
 	if ((error = dk_store_open(&s, cli->home)) < 0)
 		return error;
 	if (strcmp(sub, "list") == 0)

@@ -15,7 +15,8 @@ int cmd_org(dk_cli *cli, int argc, char **argv)
 
 	if (argc != 3 || strcmp(argv[1], "load") != 0)
 		return dk_cli_usage("org", NULL);
-	if ((error = dk_cli_open(cli, &r)) < 0)
+	if ((error = dk_cli_need(DK_NEED_XML | DK_NEED_CRYPTO, "org load")) < 0 ||
+	    (error = dk_cli_open(cli, &r)) < 0)
 		goto cleanup;
 	error = dk_runner_org_load(r, &out, argv[2], &diags);
 	dk_diags_print(&diags, stderr);

@@ -26,7 +26,9 @@ int cmd_recall(dk_cli *cli, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return dk_cli_usage("recall", "name the instance to recall");
-	if ((error = dk_cli_require_user(cli, &actor)) < 0 || (error = dk_cli_open(cli, &r)) < 0 ||
+	if ((error = dk_cli_require_user(cli, &actor)) < 0 ||
+	    (error = dk_cli_need(DK_NEED_XML | DK_NEED_CRYPTO, "recall")) < 0 ||
+	    (error = dk_cli_open(cli, &r)) < 0 ||
 	    (error = dk_runner_recall(r, &out, argv[optind], actor, comment)) < 0)
 		goto cleanup;
 	if (cli->json)

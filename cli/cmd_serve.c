@@ -39,8 +39,10 @@ int cmd_serve(dk_cli *cli, int argc, char **argv)
 	unsigned long v = 0;
 	int c, error;
 
-	/* MHD serves; libcurl sends the webhooks and checks --public-url */
-	if ((error = dk_cli_need(DK_NEED_MHD | DK_NEED_CURL, "serve")) < 0)
+	/* MHD serves; libcurl sends the webhooks and checks --public-url;
+	 * flows are XML and tokens, links and signatures OpenSSL's */
+	if ((error = dk_cli_need(DK_NEED_MHD | DK_NEED_CURL | DK_NEED_XML | DK_NEED_CRYPTO,
+	                         "serve")) < 0)
 		return error;
 	optind = 0;
 	opterr = 0;

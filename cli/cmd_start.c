@@ -40,6 +40,7 @@ int cmd_start(dk_cli *cli, int argc, char **argv)
 	so.flow = argv[optind];
 	so.vars = vars;
 	if ((error = dk_cli_require_user(cli, &so.actor)) < 0 ||
+	    (error = dk_cli_need(DK_NEED_XML | DK_NEED_CRYPTO, "start")) < 0 ||
 	    (error = dk_cli_open(cli, &r)) < 0 || (error = dk_runner_start(r, &out, &so)) < 0)
 		goto cleanup;
 	if (cli->json)

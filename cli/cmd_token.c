@@ -141,6 +141,10 @@ int cmd_token(dk_cli *cli, int argc, char **argv)
 
 	if (argc < 2)
 		return dk_cli_usage("token", NULL);
+	/* a token is random bytes, stored as their hash */
+	if (strcmp(argv[1], "create") == 0 &&
+	    (error = dk_cli_need(DK_NEED_CRYPTO, "token create")) < 0)
+		return error;
 	if ((error = dk_store_open(&s, cli->home)) < 0)
 		return error;
 	if (strcmp(argv[1], "create") == 0)

@@ -6,6 +6,7 @@
 #define DK_DEFINITIONS_INTERNAL_H
 
 #include "definitions/flow.h"
+#include "util/xmlvar.h"
 
 #include <libxml/tree.h>
 

@@ -68,7 +68,7 @@ static char *text_of(const xmlNode *n)
 	while (len > 0 && isspace((unsigned char)s[len - 1]))
 		len--;
 	r = dk_strndup(s, len);
-	xmlFree(t);
+	dk_xml_free(t);
 	return r;
 }
 

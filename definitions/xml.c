@@ -53,7 +53,7 @@ char *dk_xml_attr(const xmlNode *n, const char *name)
 	if (!v)
 		return NULL;
 	s = dk_strdup((const char *)v);
-	xmlFree(v);
+	dk_xml_free(v);
 	return s;
 }
 
@@ -283,7 +283,7 @@ static void report_parse_error(const char *file, const lib_error *le, const char
 			dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
 			             "elements are nested more than %u levels deep; a %s needs "
 			             "only a few levels, so this is not a %s file",
-			             xmlParserMaxDepth, what, what);
+			             dk_xml_max_depth(), what, what);
 		else
 			dk_diags_add(d, file, le->line, DK_DIAG_ERROR,
 			             "not well-formed XML: %s; fix the markup", m);
@@ -567,7 +567,7 @@ static void explain_node(const char *file, const char *ns, const xmlNode *n, dk_
 		} else {
 			explain_value(file, n, an, v ? (const char *)v : "", d);
 		}
-		xmlFree(v);
+		dk_xml_free(v);
 	}
 	const char *p = r->required;
 	while (*p) {

@@ -118,12 +118,12 @@ int dk__assignees(dk_users *out, dk_run *run, const dk_state *st, const dk_assig
 			for (int i = 0; r->nodesetval && i < r->nodesetval->nodeNr; i++) {
 				xmlChar *s = xmlXPathCastNodeToString(r->nodesetval->nodeTab[i]);
 				add_words(out, (const char *)s);
-				xmlFree(s);
+				dk_xml_free(s);
 			}
 		} else {
 			xmlChar *s = xmlXPathCastToString(r);
 			add_words(out, (const char *)s);
-			xmlFree(s);
+			dk_xml_free(s);
 		}
 		xmlXPathFreeObject(r);
 		break;

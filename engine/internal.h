@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/xmlvar.h"
 
 #include <libxml/xpath.h>
 #include <time.h>

@@ -38,6 +38,7 @@
 
 #include <assert.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -726,14 +727,14 @@ static int rvalue(dk_snapshot *s, dk_value *v, json_t *o)
 	if (strcmp(type, "number") == 0) {
 		v->type = DK_VAR_NUMBER;
 		if (json_is_null(val))
-			v->number = xmlXPathNAN;
+			v->number = NAN;
 		else if (json_is_number(val))
 			v->number = json_number_value(val);
 		else
 			return -1;
 		xmlChar *t = xmlXPathCastNumberToString(v->number);
 		v->text = dk__snap_strdup(s, (const char *)t);
-		xmlFree(t);
+		dk_xml_free(t);
 	} else if (strcmp(type, "boolean") == 0) {
 		if (!json_is_boolean(val))
 			return -1;

@@ -30,7 +30,7 @@ static void set_number(dk_value *out, double d)
 	out->type = DK_VAR_NUMBER;
 	out->number = d;
 	out->text = dk_strdup((const char *)t);
-	xmlFree(t);
+	dk_xml_free(t);
 }
 
 /* A date keeps its date-only form ("2026-11-28") when it has no time, and
@@ -107,7 +107,7 @@ int dk__value_from_xpath(dk_value *out, const dk_var *decl, xmlXPathObjectPtr ob
 	case DK_VAR_DATE:
 		s = xmlXPathCastToString(obj);
 		err = set_date(out, decl, (const char *)s);
-		xmlFree(s);
+		dk_xml_free(s);
 		if (err < 0)
 			return err;
 		break;
@@ -115,7 +115,7 @@ int dk__value_from_xpath(dk_value *out, const dk_var *decl, xmlXPathObjectPtr ob
 		s = xmlXPathCastToString(obj);
 		out->type = DK_VAR_STRING;
 		out->text = dk_strdup((const char *)s);
-		xmlFree(s);
+		dk_xml_free(s);
 		break;
 	}
 	out->name = dk_strdup(decl->name);

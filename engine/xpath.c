@@ -65,7 +65,7 @@ static void push_time(xmlXPathParserContextPtr ctxt, int64_t t)
 	push_string(ctxt, s);
 }
 
-/* Pops a string argument; the caller frees with xmlFree. */
+/* Pops a string argument; the caller frees with dk_xml_free. */
 static char *pop_str(xmlXPathParserContextPtr ctxt)
 {
 	return (char *)xmlXPathPopString(ctxt);
@@ -78,7 +78,7 @@ static int pop_time(xmlXPathParserContextPtr ctxt, const char *fn, int64_t *out)
 	if (err < 0)
 		fail(ctxt, "dk:%s: '%s' is not a date; pass an ISO 8601 date like 2026-11-28", fn,
 		     s ? s : "");
-	xmlFree(s);
+	dk_xml_free(s);
 	return err;
 }
 
@@ -87,7 +87,7 @@ static const dk_user *user_of(xmlXPathParserContextPtr ctxt)
 	char *id = pop_str(ctxt);
 	const dk_org *org = ctx_of(ctxt)->run->env->org;
 	const dk_user *u = org && id ? dk_org_user(org, id) : NULL;
-	xmlFree(id);
+	dk_xml_free(id);
 	return u;
 }
 
@@ -140,8 +140,8 @@ static void fn_members(xmlXPathParserContextPtr ctxt, int nargs)
 	}
 	push_string(ctxt, dk_buf_cstr(&b));
 	dk_buf_free(&b);
-	xmlFree(dept);
-	xmlFree(role);
+	dk_xml_free(dept);
+	dk_xml_free(role);
 }
 
 /* ---- the clock and the calendar ---------------------------------------- */
@@ -275,10 +275,10 @@ static void fn_add(xmlXPathParserContextPtr ctxt, int nargs)
 	if (dk_duration_parse(&d, ds ? ds : "") < 0) {
 		fail(ctxt, "dk:add: '%s' is not an ISO 8601 duration; write it like P3D or PT4H",
 		     ds ? ds : "");
-		xmlFree(ds);
+		dk_xml_free(ds);
 		return;
 	}
-	xmlFree(ds);
+	dk_xml_free(ds);
 	if (pop_time(ctxt, "add", &t) < 0)
 		return;
 	push_time(ctxt, dk__add_local(dk__zone(ctx_of(ctxt)->run), t, &d));
@@ -300,7 +300,7 @@ static const dk_evidence_kind *kind_arg(xmlXPathParserContextPtr ctxt, const cha
 	const dk_evidence_kind *k = dk_flow_evidence(ctx_of(ctxt)->run->flow, id ? id : "");
 	if (!k)
 		fail(ctxt, "dk:%s: the flow declares no evidence '%s'", fn, id ? id : "");
-	xmlFree(id);
+	dk_xml_free(id);
 	return k;
 }
 
@@ -375,13 +375,13 @@ static void fn_uploaded_at(xmlXPathParserContextPtr ctxt, int nargs)
 static void fn_min(xmlXPathParserContextPtr ctxt, int nargs)
 {
 	double b = xmlXPathPopNumber(ctxt), a = xmlXPathPopNumber(ctxt);
-	xmlXPathReturnNumber(ctxt, (a != a || b != b) ? xmlXPathNAN : a < b ? a : b);
+	xmlXPathReturnNumber(ctxt, (a != a || b != b) ? NAN : a < b ? a : b);
 }
 
 static void fn_max(xmlXPathParserContextPtr ctxt, int nargs)
 {
 	double b = xmlXPathPopNumber(ctxt), a = xmlXPathPopNumber(ctxt);
-	xmlXPathReturnNumber(ctxt, (a != a || b != b) ? xmlXPathNAN : a > b ? a : b);
+	xmlXPathReturnNumber(ctxt, (a != a || b != b) ? NAN : a > b ? a : b);
 }
 
 /* ---- the table --------------------------------------------------------- */
@@ -501,7 +501,7 @@ static xmlXPathObjectPtr var_lookup(void *data, const xmlChar *xname, const xmlC
 		return NULL;
 	v = s ? dk_snapshot_var(s, name) : NULL;
 	switch (decl->type) {
-	case DK_VAR_NUMBER: return xmlXPathNewFloat(v ? v->number : xmlXPathNAN);
+	case DK_VAR_NUMBER: return xmlXPathNewFloat(v ? v->number : NAN);
 	case DK_VAR_BOOLEAN: return xmlXPathNewBoolean(v ? v->boolean : 0);
 	default: return xmlXPathNewString((const xmlChar *)(v ? v->text : ""));
 	}
@@ -629,7 +629,7 @@ static int simple_var(xval *out, dk_run *run, const char *state, const char *nam
 	switch (decl->type) {
 	case DK_VAR_NUMBER:
 		out->type = XPATH_NUMBER;
-		out->n = v ? v->number : xmlXPathNAN;
+		out->n = v ? v->number : NAN;
 		break;
 	case DK_VAR_BOOLEAN:
 		out->type = XPATH_BOOLEAN;
@@ -819,7 +819,7 @@ int dk__eval_time(int64_t *out, dk_run *run, const char *state, const dk_xpath *
 		                   "make it give an ISO 8601 date-time, e.g. with dk:add or "
 		                   "dk:day-of-month",
 		                   expr->text, expr->line, run->flow->id, (const char *)s);
-	xmlFree(s);
+	dk_xml_free(s);
 	return err;
 }
 
@@ -838,7 +838,7 @@ int dk_engine_eval_string(char **out, const dk_engine_env *env, const dk_snapsho
 		return err;
 	s = xmlXPathCastToString(r);
 	*out = dk_strdup((const char *)s);
-	xmlFree(s);
+	dk_xml_free(s);
 	xmlXPathFreeObject(r);
 	return 0;
 }

@@ -8,7 +8,7 @@ args = sys.argv[1:]
 lib = args[0]
 sep = args.index("--")
 headers, syms = args[1:sep], args[sep + 1:]
-cflags = subprocess.run(["pkg-config", "--cflags", "libgit2", "libxml-2.0"],
+cflags = subprocess.run(["pkg-config", "--cflags", "libgit2", "libxml-2.0", "libcrypto"],
                         capture_output=True, text=True).stdout.split()
 src = "".join("#include <%s>\n" % h for h in headers)
 pp = subprocess.run(["cc", "-E", "-P", "-D_GNU_SOURCE"] + cflags + ["-x", "c", "-"],
