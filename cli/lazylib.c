@@ -337,6 +337,7 @@ FN(LIB_GIT, int, git_config_set_int32, (git_config * cfg, const char *name, int3
    (cfg, name, value))
 FNV(LIB_GIT, git_error_clear, (void), ())
 FN(LIB_GIT, const git_error *, git_error_last, (void), ())
+FN(LIB_GIT, int, git_error_set_str, (int error_class, const char *string), (error_class, string))
 FN(LIB_GIT, int, git_graph_descendant_of,
    (git_repository * repo, const git_oid *commit, const git_oid *ancestor),
    (repo, commit, ancestor))
@@ -345,9 +346,15 @@ FN(LIB_GIT, int, git_libgit2_shutdown, (void), ())
 FNV(LIB_GIT, git_message_trailer_array_free, (git_message_trailer_array * arr), (arr))
 FN(LIB_GIT, int, git_message_trailers, (git_message_trailer_array * arr, const char *message),
    (arr, message))
+FN(LIB_GIT, int, git_odb_add_backend, (git_odb * odb, git_odb_backend *backend, int priority),
+   (odb, backend, priority))
 FN(LIB_GIT, int, git_odb_backend_one_pack, (git_odb_backend * *out, const char *index_file),
    (out, index_file))
+FN(LIB_GIT, int, git_odb_exists, (git_odb * db, const git_oid *id), (db, id))
 FNV(LIB_GIT, git_odb_free, (git_odb * db), (db))
+FN(LIB_GIT, int, git_odb_init_backend, (git_odb_backend * backend, unsigned int version),
+   (backend, version))
+FN(LIB_GIT, int, git_odb_new, (git_odb * *out), (out))
 FN(LIB_GIT, const void *, git_odb_object_data, (git_odb_object * object), (object))
 FNV(LIB_GIT, git_odb_object_free, (git_odb_object * object), (object))
 FN(LIB_GIT, size_t, git_odb_object_size, (git_odb_object * object), (object))

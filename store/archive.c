@@ -283,6 +283,7 @@ void dk_archive_free(dk_archive *a)
 {
 	if (!a)
 		return;
+	git_odb_free(a->raw_odb);
 	git_repository_free(a->repo);
 	if (a->dirfd >= 0)
 		close(a->dirfd);
@@ -923,10 +924,11 @@ static int blobstream_sink(void *s, const char *data, size_t len)
 
 /* Writes the blob. A regular file's size is known, so its bytes go
  * straight into one loose object (git_odb_open_wstream: deflated and
- * hashed as they pass). A pipe's size is not, so it goes through
- * git_blob_create_from_stream, which spools to a temporary file first.
- * Either way nothing is held whole in memory, and on any failure the
- * temporary file is removed and no object appears. */
+ * hashed as they pass; a big one that samples as incompressible is laid
+ * out in deflate's stored blocks instead, see archive_raw.c). A pipe's size is not, so it goes
+ * through git_blob_create_from_stream, which spools to a temporary file first. Either way nothing
+ * is held whole in memory, and on any failure the temporary file is removed and no object appears.
+ */
 static int write_blob(git_oid *blob, int64_t *size, char sha256[65], dk_archive *a,
                       const dk_archive_put_opts *o, int fd)
 {
@@ -942,11 +944,22 @@ static int write_blob(git_oid *blob, int64_t *size, char sha256[65], dk_archive 
 		return dk_error_set(DK_EINVALID, "'%s' is a directory; attach one file at a time",
 		                    o->name);
 	if (S_ISREG(st.st_mode)) {
+		git_odb *into;
 		if (o->max_size > 0 && st.st_size > o->max_size)
 			return too_big(o, st.st_size, 0);
-		if (git_repository_odb(&odb, a->repo) < 0 ||
-		    git_odb_open_wstream(&os, odb, (git_object_size_t)st.st_size, GIT_OBJECT_BLOB) <
-		        0) {
+		/* Content that does not compress goes in stored blocks (see
+		 * archive_raw.c); the rest is deflated by libgit2. */
+		if (dk_archive__incompressible(fd, st.st_size)) {
+			if ((error = dk_archive__raw_odb(&into, a)) < 0)
+				goto cleanup;
+		} else if (git_repository_odb(&odb, a->repo) < 0) {
+			error = dk_archive__git_error(DK_EINTERNAL, "cannot start the blob");
+			goto cleanup;
+		} else {
+			into = odb;
+		}
+		if (git_odb_open_wstream(&os, into, (git_object_size_t)st.st_size,
+		                         GIT_OBJECT_BLOB) < 0) {
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot start the blob");
 			goto cleanup;
 		}

@@ -16,6 +16,7 @@ struct dk_archive {
 	int dirfd;            /* the repository directory, for syncfs(2); -1 when closed */
 	int per_file;         /* DOCKET_ARCHIVE_SYNC=file: libgit2 fsyncs every file */
 	int no_flush;         /* dk_archive_set_flush(a, 0): benchmarks filling an archive */
+	git_odb *raw_odb;     /* archive_raw.c's writer of stored-block blobs; NULL until used */
 };
 
 #define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
@@ -47,6 +48,21 @@ int dk_archive__barrier(dk_archive *a);
 /* The same barrier for the file system holding the directory at path
  * (another repository: a new archive, a local push target). */
 int dk_archive__flush_path(const char *path);
+
+/* Files from this size up are sampled (dk_archive__incompressible). */
+#define DK_ARCHIVE_RAW_MIN ((int64_t)1024 * 1024)
+
+/* 1 when the regular file fd of size bytes samples as incompressible
+ * (every one of 8 samples of 32 KiB spread over it at 7.9 bits of entropy
+ * per byte or more), so deflate would only spend time on it; 0 otherwise
+ * and for files under DK_ARCHIVE_RAW_MIN. Reads with pread: fd's offset
+ * does not move. */
+int dk_archive__incompressible(int fd, int64_t size);
+
+/* The odb whose one backend writes blobs as loose objects of deflate's
+ * stored blocks (archive_raw.c); owned by a, made on first use. Only
+ * git_odb_open_wstream of blobs may be used on it. */
+int dk_archive__raw_odb(git_odb **out, dk_archive *a);
 
 /* Parses 40 hex digits; DK_EINVALID with a message naming what. */
 int dk_archive__oid(git_oid *out, const char *hex, const char *what);

@@ -383,6 +383,83 @@ static void put_50mb_streamed(void **state)
 	EVP_MD_CTX_free(h.md);
 }
 
+/* Big files take one of two ways into a loose object: one that does not
+ * compress in stored deflate blocks (archive_raw.c), one that does
+ * deflated by libgit2. Both must read back byte-exact through docket and
+ * through a plain git (cat-file, fsck), the first at its own size, the
+ * second much smaller, and a stored one already there must not be
+ * written twice. */
+static void put_big_stored_or_deflated(void **state)
+{
+	fixture *f = *state;
+	const size_t size = 3u * 1024 * 1024 + 17;
+	char path[600], want[65], blob_path[900], *s;
+	dk_archive_put_result r, r2;
+	dk_archive_put_opts o = opts_for("i-raw", "scan", "scan.pdf");
+	struct stat st;
+	int status;
+
+	snprintf(path, sizeof(path), "%s/random", f->dir);
+	write_big(path, size, want);
+	o.event = "ev-raw-1";
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, path), 0);
+	assert_string_equal(r.sha256, want);
+	snprintf(blob_path, sizeof(blob_path), "%s/archive.git/objects/%.2s/%s", f->home, r.blob,
+	         r.blob + 2);
+	assert_int_equal(stat(blob_path, &st), 0);
+	/* stored blocks: the bytes, the header and 5 bytes per 64 KiB */
+	assert_true(st.st_size > (off_t)size && st.st_size < (off_t)size + 1024);
+	assert_int_equal(st.st_mode & 0777, 0444);
+	s = run(&status,
+	        "git --git-dir='%s/archive.git' cat-file blob %s | cmp - '%s' && echo same",
+	        f->home, r.blob, path);
+	assert_int_equal(status, 0);
+	assert_string_equal(s, "same\n");
+	free(s);
+	s = run(&status, "git --git-dir='%s/archive.git' hash-object '%s'", f->home, path);
+	assert_int_equal(status, 0);
+	assert_memory_equal(s, r.blob, 40);
+	free(s);
+
+	/* the same bytes again under another name: the object is not rewritten */
+	o.name = "again.pdf";
+	o.event = "ev-raw-2";
+	ino_t before = st.st_ino;
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, path), 0);
+	assert_string_equal(r2.blob, r.blob);
+	assert_int_equal(stat(blob_path, &st), 0);
+	assert_int_equal(st.st_ino, before);
+
+	/* text compresses: deflated, as git would */
+	FILE *fp;
+	snprintf(path, sizeof(path), "%s/text", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 100000; i++)
+		fprintf(fp, "row %d,plan,li,2026-11-%02d,%d\n", i, i % 28 + 1, i * 7);
+	fclose(fp);
+	o.name = "rows.csv";
+	o.event = "ev-raw-3";
+	o.ntypes = 0;
+	assert_int_equal(dk_archive_put_file(&r, f->a, &o, path), 0);
+	snprintf(blob_path, sizeof(blob_path), "%s/archive.git/objects/%.2s/%s", f->home, r.blob,
+	         r.blob + 2);
+	assert_int_equal(stat(blob_path, &st), 0);
+	assert_true(st.st_size < (off_t)r.size / 2);
+	s = run(&status,
+	        "git --git-dir='%s/archive.git' cat-file blob %s | cmp - '%s' && echo same",
+	        f->home, r.blob, path);
+	assert_int_equal(status, 0);
+	assert_string_equal(s, "same\n");
+	free(s);
+	s = run(&status, "git --git-dir='%s/archive.git' fsck --full --no-dangling 2>&1", f->home);
+	assert_int_equal(status, 0);
+	free(s);
+	s = run(&status, "ls '%s/archive.git/objects' | grep -c tmp_object", f->home);
+	assert_string_equal(s, "0\n");
+	free(s);
+}
+
 static void put_from_pipe(void **state)
 {
 	fixture *f = *state;
@@ -1325,6 +1402,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(put_same_name_replaces_path_keeps_history, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(put_50mb_streamed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_big_stored_or_deflated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_from_pipe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_oversize_leaves_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_types_checked, setup, teardown),
