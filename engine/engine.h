@@ -35,7 +35,9 @@
  * commands never modify their input.
  *
  * Ownership: everything reachable from a dk_engine_result is owned by it
- * and released by dk_engine_result_free. A dk_snapshot from
+ * and released by dk_engine_result_free; like a snapshot's, its arrays and
+ * strings are not separate allocations (dk_engine_result_set_data and
+ * dk_engine_result_merge are the ways to change one). A dk_snapshot from
  * dk_snapshot_from_json / dk_snapshot_dup is freed with dk_snapshot_free;
  * a snapshot is read-only outside the engine (its arrays and strings are
  * not separate allocations, so never free or replace one of them).
@@ -297,14 +299,22 @@ typedef struct {
 	size_t ntasks;
 	dk_timer *timers;
 	size_t ntimers;
+	/* private to the engine: the blocks that hold the arrays and strings
+	 * of events, tasks and timers (engine/pool.c); never touch */
+	void *mem;
 } dk_engine_result;
 
 #define DK_ENGINE_RESULT_INIT                                                                      \
 	{                                                                                          \
-		NULL, NULL, 0, NULL, 0, NULL, 0                                                    \
+		NULL, NULL, 0, NULL, 0, NULL, 0, NULL                                              \
 	}
 
 void dk_engine_result_free(dk_engine_result *res);
+/* Replaces e's data (e is one of res's events) with a copy of data. */
+void dk_engine_result_set_data(dk_engine_result *res, dk_event *e, const char *data);
+/* acc gets next's events after its own, and next's snapshot, tasks and
+ * timers (a later result supersedes them); next is left empty. */
+void dk_engine_result_merge(dk_engine_result *acc, dk_engine_result *next);
 
 /* ---- commands ---------------------------------------------------------- */
 

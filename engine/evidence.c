@@ -205,7 +205,7 @@ int dk_engine_evidence(dk_engine_result *out, const dk_engine_env *env, const dk
 	e->size = cmd->size;
 
 	dk_event *ev = dk__event(&run, DK_EV_EVIDENCE);
-	ev->to = dk_strdup(e->state);
+	ev->to = dk__rstr(&run, e->state);
 	dk_jw w;
 	dk__jw_begin(&w);
 	dk__jw_str(&w, "kind", k->id);
@@ -214,7 +214,7 @@ int dk_engine_evidence(dk_engine_result *out, const dk_engine_env *env, const dk
 	dk__jw_int(&w, "size", (int64_t)e->size);
 	dk__jw_str_opt(&w, "name", e->name);
 	dk__jw_str_opt(&w, "sha256", e->sha256);
-	ev->data = dk__jw_end(&w);
+	ev->data = dk__jw_end_in(&w, dk__res_mem(&res));
 
 	run.snap->version++;
 	run.snap->updated_at = env->now;

@@ -116,7 +116,7 @@ int dk__enter(dk_run *run, const dk_state *st)
 	if (st->final && !st->region) {
 		run->snap->status = DK_INSTANCE_COMPLETED;
 		dk_event *e = dk__event(run, DK_EV_COMPLETED);
-		e->to = dk_strdup(st->id);
+		e->to = dk__rstr(run, st->id);
 	}
 	return 0;
 }
@@ -177,18 +177,20 @@ int dk__take(dk_run *run, const dk_state *from, const dk_transition *t, const ch
 		dk__value_clear(&v);
 	}
 	dk_event *e = dk__event(run, DK_EV_FIRED);
-	e->on_behalf_of = on_behalf ? dk_strdup(on_behalf) : NULL;
-	e->from = dk_strdup(from->id);
-	e->to = dk_strdup(t->target->id);
-	e->transition = dk_strdup(t->id ? t->id : "done");
-	e->comment = comment && *comment ? dk_strdup(comment) : NULL;
+	e->on_behalf_of = on_behalf ? dk__rstr(run, on_behalf) : NULL;
+	e->from = dk__rstr(run, from->id);
+	e->to = dk__rstr(run, t->target->id);
+	e->transition = dk__rstr(run, t->id ? t->id : "done");
+	e->comment = comment && *comment ? dk__rstr(run, comment) : NULL;
 	if (changes->n) {
+		dk__scratch_take(&data);
 		dk_buf_puts(&data, "{\"vars\":");
 		dk__changes_write(&data, changes);
 		dk_buf_putc(&data, '}');
-		e->data = dk_buf_detach(&data);
+		e->data = dk__rstr(run, dk_buf_cstr(&data));
+		dk__scratch_give(&data);
 	} else {
-		e->data = dk_strdup("{}");
+		e->data = dk__rstr(run, "{}");
 	}
 
 	if (run->snap->status == DK_INSTANCE_RECALLED)
@@ -451,7 +453,7 @@ int dk_engine_start(dk_engine_result *out, const dk_engine_env *env, const char 
 		}
 	}
 	dk_event *e = dk__event(&run, DK_EV_STARTED);
-	e->to = dk_strdup(flow->initial->id);
+	e->to = dk__rstr(&run, flow->initial->id);
 	for (size_t i = 0; i < run.snap->nvars; i++)
 		dk__var_change(&all, NULL, &run.snap->vars[i]);
 	{
@@ -463,7 +465,7 @@ int dk_engine_start(dk_engine_result *out, const dk_engine_env *env, const char 
 			dk_buf_puts(&w.b, ",\"vars\":");
 			dk__changes_write(&w.b, &all);
 		}
-		e->data = dk__jw_end(&w);
+		e->data = dk__jw_end_in(&w, dk__res_mem(&res));
 	}
 	if ((err = dk__enter(&run, flow->initial)) < 0)
 		goto cleanup;
@@ -593,7 +595,7 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 		/* the vote carries the voter's comment; its variables too
 		 * when it does not fire (else transition.fired has them) */
 		dk_event *v = &res.events[res.nevents - 1];
-		v->comment = cmd->comment && *cmd->comment ? dk_strdup(cmd->comment) : NULL;
+		v->comment = cmd->comment && *cmd->comment ? dk__rstr(&run, cmd->comment) : NULL;
 		if (!fire && changes.n && v->data && *v->data == '{') {
 			/* the vote's object with "vars" added last */
 			dk_buf d = DK_BUF_INIT;
@@ -604,8 +606,8 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 			dk_buf_puts(&d, "\"vars\":");
 			dk__changes_write(&d, &changes);
 			dk_buf_putc(&d, '}');
-			free(v->data);
-			v->data = dk_buf_detach(&d);
+			v->data = dk__rstr(&run, dk_buf_cstr(&d));
+			dk_buf_free(&d);
 		}
 	}
 	if (fire && (err = dk__take(&run, from, t, behalf, cmd->comment, &changes)) < 0)
@@ -660,10 +662,10 @@ int dk_engine_recall(dk_engine_result *out, const dk_engine_env *env, const dk_s
 	if (top)
 		exit_state(&run, top);
 	dk_event *e = dk__event(&run, DK_EV_RECALLED);
-	e->from = dk_strdup(snap->state);
-	e->to = dk_strdup(env->flow->initial->id);
-	e->comment = comment && *comment ? dk_strdup(comment) : NULL;
-	e->data = dk_strdup("{}");
+	e->from = dk__rstr(&run, snap->state);
+	e->to = dk__rstr(&run, env->flow->initial->id);
+	e->comment = comment && *comment ? dk__rstr(&run, comment) : NULL;
+	e->data = dk__rstr(&run, "{}");
 	if ((err = dk__enter(&run, env->flow->initial)) < 0)
 		goto cleanup;
 	run.snap->status = DK_INSTANCE_RECALLED;

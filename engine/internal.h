@@ -14,6 +14,7 @@
 #include "util/xmlvar.h"
 
 #include <libxml/xpath.h>
+#include <stddef.h>
 #include <time.h>
 
 typedef struct {
@@ -36,6 +37,36 @@ typedef struct {
 	char *users_in[DK_USERS_INLINE], *roles_in[DK_USERS_INLINE];
 	unsigned char own_in[DK_USERS_INLINE];
 } dk_users;
+
+/* ---- pool.c ------------------------------------------------------------ */
+/* Blocks that snapshots and results are carved from (see pool.c): taken
+ * memory is never freed piecemeal, the whole chain goes at once. */
+typedef struct dk_pool_block {
+	struct dk_pool_block *next; /* the older blocks */
+	size_t used, cap;
+	max_align_t data[];
+} dk_pool_block;
+
+#define DK_POOL_ALIGN(n) (((n) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1))
+/* room left in a new block for what a command adds */
+#define DK_POOL_SLACK ((size_t)1024)
+
+/* A block of at least cap bytes in front of next (a thread's spare when
+ * one fits). */
+dk_pool_block *dk__pool_block_new(size_t cap, dk_pool_block *next);
+/* n bytes (aligned, not zeroed) from *head, which gains a block when the
+ * first has no room. */
+void *dk__pool_take(dk_pool_block **head, size_t n);
+char *dk__pool_strdup(dk_pool_block **head, const char *s); /* NULL stays NULL */
+void dk__pool_free(dk_pool_block *head);
+/* Bytes taken from every block of the chain. */
+size_t dk__pool_used(const dk_pool_block *head);
+/* Puts the chain other behind *head's (both then go together). */
+void dk__pool_append(dk_pool_block **head, dk_pool_block *other);
+/* The thread's scratch buffer, empty, lent until given back (a fresh one
+ * when it is already lent), for text that ends up copied into a pool. */
+void dk__scratch_take(dk_buf *out);
+void dk__scratch_give(dk_buf *b);
 
 /* ---- snapshot.c -------------------------------------------------------- */
 /* A snapshot's memory (see the top of the memory section of snapshot.c):
@@ -159,6 +190,8 @@ void dk__jw_int(dk_jw *w, const char *key, int64_t val);
 void dk__jw_json(dk_jw *w, const char *key, const void *val);
 /* The object's text (caller frees), or NULL after a bad required string. */
 char *dk__jw_end(dk_jw *w);
+/* The same, copied into *mem. */
+char *dk__jw_end_in(dk_jw *w, dk_pool_block **mem);
 /* Any jansson value as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes
  * it, through the writer above (caller frees). */
 char *dk__json_compact(const void *val);
@@ -168,13 +201,24 @@ int dk__utf8_valid(const char *s);
 /* val in decimal into b, as jansson writes a JSON integer. */
 void dk__json_int(dk_buf *b, int64_t val);
 
+/* The result's blocks: everything reachable from it is carved from them. */
+static inline dk_pool_block **dk__res_mem(dk_engine_result *res)
+{
+	return (dk_pool_block **)&res->mem;
+}
+/* A copy of s in run's result (NULL stays NULL). */
+char *dk__rstr(dk_run *run, const char *s);
+/* The same for s from malloc, which is freed. */
+char *dk__rtake(dk_run *run, char *s);
+/* A new event in run's result, its type and actor (run's, else the
+ * system) filled; set its other fields with dk__rstr. */
 dk_event *dk__event(dk_run *run, const char *type);
-void dk__set(char **field, const char *value);
 /* Fills res->tasks and res->timers from run->snap and adds a task.assigned
  * event for every task that was not open in before (may be NULL). */
 int dk__finish(dk_run *run, const dk_snapshot *before);
-int dk__desired_tasks(dk_run *run, dk_task **out, size_t *n);
-int dk__desired_timers(dk_run *run, dk_timer **out, size_t *n);
+/* The tasks and timers run->snap implies, carved from *mem. */
+int dk__desired_tasks(dk_run *run, dk_pool_block **mem, dk_task **out, size_t *n);
+int dk__desired_timers(dk_run *run, dk_pool_block **mem, dk_timer **out, size_t *n);
 
 /* ---- fire.c ------------------------------------------------------------ */
 int dk__enter(dk_run *run, const dk_state *st);

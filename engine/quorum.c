@@ -87,14 +87,14 @@ int dk__vote(int *fire, dk_run *run, const dk_state *st, const dk_transition *t,
 	}
 
 	dk_event *e = dk__event(run, DK_EV_VOTE);
-	e->user = dk_strdup(user);
-	e->on_behalf_of = strcmp(user, run->actor) != 0 ? dk_strdup(user) : NULL;
-	e->from = dk_strdup(st->id);
-	e->transition = dk_strdup(t->id);
+	e->user = dk__rstr(run, user);
+	e->on_behalf_of = strcmp(user, run->actor) != 0 ? dk__rstr(run, user) : NULL;
+	e->from = dk__rstr(run, st->id);
+	e->transition = dk__rstr(run, t->id);
 	json_t *d = json_pack("{s:s,s:s,s:i,s:i,s:b}", "quorum",
 	                      quorum_name(st, qbuf, sizeof(qbuf)), "choice", t->id, "votes",
 	                      (int)count, "assignees", (int)all.n, "decided", *fire);
-	e->data = json_dumps(d, JSON_COMPACT);
+	e->data = dk__rtake(run, json_dumps(d, JSON_COMPACT));
 	json_decref(d);
 cleanup:
 	dk__users_free(&all);

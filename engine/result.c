@@ -13,10 +13,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-void dk__set(char **field, const char *value)
+char *dk__rstr(dk_run *run, const char *s)
 {
-	free(*field);
-	*field = value ? dk_strdup(value) : NULL;
+	return dk__pool_strdup(dk__res_mem(run->res), s);
+}
+
+char *dk__rtake(dk_run *run, char *s)
+{
+	char *p = dk__rstr(run, s);
+	free(s);
+	return p;
+}
+
+/* How many elements an array of a result with n in it has room for: 0,
+ * then 4, 8, 16... so that the room needs no field of its own. */
+static size_t array_cap(size_t n)
+{
+	size_t cap = 4;
+	if (n == 0)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	return cap;
+}
+
+/* arr (n elements of size, room as array_cap says) with room for one
+ * more, moved to fresh space in *mem when it is full. */
+static void *array_more(dk_pool_block **mem, void *arr, size_t n, size_t size)
+{
+	void *p;
+	if (arr && n < array_cap(n))
+		return arr;
+	p = dk__pool_take(mem, array_cap(n + 1) * size);
+	if (arr && n)
+		memcpy(p, arr, n * size);
+	return p;
 }
 
 /* ---- the JSON writer --------------------------------------------------- */
@@ -126,8 +157,7 @@ static void jw_key(dk_jw *w, const char *key)
 
 void dk__jw_begin(dk_jw *w)
 {
-	dk_buf init = DK_BUF_INIT;
-	w->b = init;
+	dk__scratch_take(&w->b);
 	w->bad = 0;
 	dk_buf_grow(&w->b, 256); /* one allocation for any event's data */
 	dk_buf_putc(&w->b, '{');
@@ -232,12 +262,25 @@ char *dk__json_compact(const void *val)
 
 char *dk__jw_end(dk_jw *w)
 {
-	if (w->bad) {
-		dk_buf_free(&w->b);
-		return NULL;
+	char *s = NULL;
+	if (!w->bad) {
+		dk_buf_putc(&w->b, '}');
+		s = dk_buf_detach(&w->b);
 	}
-	dk_buf_putc(&w->b, '}');
-	return dk_buf_detach(&w->b);
+	dk__scratch_give(&w->b);
+	return s;
+}
+
+char *dk__jw_end_in(dk_jw *w, dk_pool_block **mem)
+{
+	char *s = NULL;
+	if (!w->bad) {
+		dk_buf_putc(&w->b, '}');
+		s = dk__pool_take(mem, w->b.len + 1);
+		memcpy(s, w->b.ptr, w->b.len + 1);
+	}
+	dk__scratch_give(&w->b);
+	return s;
 }
 
 /* ---- events, tasks, timers --------------------------------------------- */
@@ -245,13 +288,46 @@ char *dk__jw_end(dk_jw *w)
 dk_event *dk__event(dk_run *run, const char *type)
 {
 	dk_engine_result *res = run->res;
-	res->events = dk_realloc(res->events, (res->nevents + 1) * sizeof(*res->events));
+	res->events = array_more(dk__res_mem(res), res->events, res->nevents, sizeof(*res->events));
 	dk_event *e = &res->events[res->nevents++];
 	memset(e, 0, sizeof(*e));
-	e->type = dk_strdup(type);
+	e->type = dk__rstr(run, type);
 	e->at = run->env->now;
-	e->actor = dk_strdup(run->actor ? run->actor : DK_SYSTEM_ACTOR);
+	e->actor = dk__rstr(run, run->actor ? run->actor : DK_SYSTEM_ACTOR);
 	return e;
+}
+
+void dk_engine_result_set_data(dk_engine_result *res, dk_event *e, const char *data)
+{
+	e->data = dk__pool_strdup(dk__res_mem(res), data);
+}
+
+void dk_engine_result_merge(dk_engine_result *acc, dk_engine_result *next)
+{
+	size_t n = acc->nevents + next->nevents;
+	dk_event *ev;
+	if (!acc->snapshot) {
+		dk_engine_result_free(acc);
+		*acc = *next;
+		memset(next, 0, sizeof(*next));
+		return;
+	}
+	if (n) {
+		ev = dk__pool_take(dk__res_mem(next), array_cap(n) * sizeof(*ev));
+		if (acc->nevents)
+			memcpy(ev, acc->events, acc->nevents * sizeof(*ev));
+		if (next->nevents)
+			memcpy(ev + acc->nevents, next->events, next->nevents * sizeof(*ev));
+		next->events = ev;
+		next->nevents = n;
+	}
+	/* acc's events keep their strings in acc's blocks: next takes them
+	 * over, the rest of acc goes */
+	dk__pool_append(dk__res_mem(next), acc->mem);
+	acc->mem = NULL;
+	dk_engine_result_free(acc);
+	*acc = *next;
+	memset(next, 0, sizeof(*next));
 }
 
 int dk_event_to_json(char **out, const dk_event *e, const char *instance)
@@ -279,46 +355,12 @@ int dk_event_to_json(char **out, const dk_event *e, const char *instance)
 	return 0;
 }
 
-static void task_free(dk_task *t)
-{
-	free(t->instance);
-	free(t->state);
-	free(t->user);
-	free(t->role);
-}
-
-static void timer_free(dk_timer *t)
-{
-	free(t->instance);
-	free(t->kind);
-	free(t->state);
-	free(t->payload);
-}
-
 void dk_engine_result_free(dk_engine_result *res)
 {
 	if (!res)
 		return;
 	dk_snapshot_free(res->snapshot);
-	for (size_t i = 0; i < res->nevents; i++) {
-		dk_event *e = &res->events[i];
-		free(e->type);
-		free(e->actor);
-		free(e->on_behalf_of);
-		free(e->user);
-		free(e->from);
-		free(e->to);
-		free(e->transition);
-		free(e->comment);
-		free(e->data);
-	}
-	free(res->events);
-	for (size_t i = 0; i < res->ntasks; i++)
-		task_free(&res->tasks[i]);
-	free(res->tasks);
-	for (size_t i = 0; i < res->ntimers; i++)
-		timer_free(&res->timers[i]);
-	free(res->timers);
+	dk__pool_free(res->mem);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -351,7 +393,7 @@ static int voted(const dk_snapshot *snap, const char *state, const char *user)
 /* Tasks: one per user assigned to an active, non-final state, except the
  * parallel's own assignees (they may act on it but nothing waits for
  * them) and countersigners who have voted. */
-int dk__desired_tasks(dk_run *run, dk_task **out, size_t *n)
+int dk__desired_tasks(dk_run *run, dk_pool_block **mem, dk_task **out, size_t *n)
 {
 	const dk_state *act[64];
 	size_t na = active_states(run, act, 64);
@@ -371,13 +413,13 @@ int dk__desired_tasks(dk_run *run, dk_task **out, size_t *n)
 		for (size_t j = 0; j < u.n; j++) {
 			if (st->quorum != DK_QUORUM_NONE && voted(run->snap, st->id, u.users[j]))
 				continue;
-			*out = dk_realloc(*out, (*n + 1) * sizeof(**out));
+			*out = array_more(mem, *out, *n, sizeof(**out));
 			dk_task *t = &(*out)[(*n)++];
 			memset(t, 0, sizeof(*t));
-			t->instance = run->snap->instance ? dk_strdup(run->snap->instance) : NULL;
-			t->state = dk_strdup(st->id);
-			t->user = dk_strdup(u.users[j]);
-			t->role = u.roles[j] ? dk_strdup(u.roles[j]) : NULL;
+			t->instance = dk__pool_strdup(mem, run->snap->instance);
+			t->state = dk__pool_strdup(mem, st->id);
+			t->user = dk__pool_strdup(mem, u.users[j]);
+			t->role = dk__pool_strdup(mem, u.roles[j]);
 			t->due_at = rec && rec->ndeadlines ? rec->deadlines[0].due_at : 0;
 		}
 		dk__users_free(&u);
@@ -385,30 +427,30 @@ int dk__desired_tasks(dk_run *run, dk_task **out, size_t *n)
 	return 0;
 }
 
-static void add_timer(dk_timer **out, size_t *n, dk_run *run, const char *kind, const dk_state *st,
-                      int visit, size_t index, int64_t due)
+static void add_timer(dk_pool_block **mem, dk_timer **out, size_t *n, dk_run *run, const char *kind,
+                      const dk_state *st, int visit, size_t index, int64_t due)
 {
 	dk_jw w;
 	char *s;
-	*out = dk_realloc(*out, (*n + 1) * sizeof(**out));
+	*out = array_more(mem, *out, *n, sizeof(**out));
 	dk_timer *t = &(*out)[(*n)++];
 	memset(t, 0, sizeof(*t));
-	t->instance = run->snap->instance ? dk_strdup(run->snap->instance) : NULL;
-	t->kind = dk_strdup(kind);
-	t->state = dk_strdup(st->id);
+	t->instance = dk__pool_strdup(mem, run->snap->instance);
+	t->kind = dk__pool_strdup(mem, kind);
+	t->state = dk__pool_strdup(mem, st->id);
 	t->due_at = due;
 	dk__jw_begin(&w);
 	dk__jw_str(&w, "state", st->id);
 	dk__jw_int(&w, "visit", visit);
 	dk__jw_int(&w, "deadline", (int)index);
-	s = dk__jw_end(&w);
+	s = dk__jw_end_in(&w, mem);
 	/* the payload was never NULL: an empty text when it cannot be written */
-	t->payload = s ? s : dk_strdup("");
+	t->payload = s ? s : dk__pool_strdup(mem, "");
 }
 
 /* Timers: for every active state's deadline, the deadline itself until it
  * has fired, and its next reminder. */
-int dk__desired_timers(dk_run *run, dk_timer **out, size_t *n)
+int dk__desired_timers(dk_run *run, dk_pool_block **mem, dk_timer **out, size_t *n)
 {
 	const dk_state *act[64];
 	size_t na = active_states(run, act, 64);
@@ -428,10 +470,10 @@ int dk__desired_timers(dk_run *run, dk_timer **out, size_t *n)
 				const char *kind = dl->fire           ? "fire"
 				                   : dl->has_escalate ? "escalate"
 				                                      : "deadline";
-				add_timer(out, n, run, kind, st, rec->visits, d, sd->due_at);
+				add_timer(mem, out, n, run, kind, st, rec->visits, d, sd->due_at);
 			}
 			if (dl->has_remind && sd->next_remind)
-				add_timer(out, n, run, "remind", st, rec->visits, d,
+				add_timer(mem, out, n, run, "remind", st, rec->visits, d,
 				          sd->next_remind);
 		}
 	}
@@ -441,12 +483,13 @@ int dk__desired_timers(dk_run *run, dk_timer **out, size_t *n)
 int dk__finish(dk_run *run, const dk_snapshot *before)
 {
 	dk_engine_result *res = run->res;
+	dk_pool_block *scratch = NULL; /* the tasks before */
 	dk_task *old = NULL;
 	size_t nold = 0;
 	int err;
-	if ((err = dk__desired_tasks(run, &res->tasks, &res->ntasks)) < 0)
+	if ((err = dk__desired_tasks(run, dk__res_mem(res), &res->tasks, &res->ntasks)) < 0)
 		return err;
-	if ((err = dk__desired_timers(run, &res->timers, &res->ntimers)) < 0)
+	if ((err = dk__desired_timers(run, dk__res_mem(res), &res->timers, &res->ntimers)) < 0)
 		return err;
 	/* A new task is already known only when its state is in the same
 	 * visit as before; when no task is (a transition moved on), the
@@ -461,8 +504,10 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 	if (same_visit) {
 		dk_run prev = *run;
 		prev.snap = (dk_snapshot *)before; /* read only: tasks are derived */
-		if ((err = dk__desired_tasks(&prev, &old, &nold)) < 0)
+		if ((err = dk__desired_tasks(&prev, &scratch, &old, &nold)) < 0) {
+			dk__pool_free(scratch);
 			return err;
+		}
 	}
 	for (size_t i = 0; i < res->ntasks; i++) {
 		const dk_task *t = &res->tasks[i];
@@ -476,9 +521,9 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 		if (known)
 			continue;
 		dk_event *e = dk__event(run, DK_EV_ASSIGNED);
-		dk__set(&e->actor, DK_SYSTEM_ACTOR);
-		e->user = dk_strdup(t->user);
-		e->to = dk_strdup(t->state);
+		e->actor = dk__rstr(run, DK_SYSTEM_ACTOR);
+		e->user = t->user; /* the result's own strings */
+		e->to = t->state;
 		dk_jw w;
 		dk__jw_begin(&w);
 		dk__jw_str(&w, "assignee", t->user);
@@ -489,15 +534,9 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 			dk_time_format(s, t->due_at);
 			dk__jw_str_opt(&w, "due_at", s);
 		}
-		e->data = dk__jw_end(&w);
+		e->data = dk__jw_end_in(&w, dk__res_mem(res));
 	}
-	for (size_t j = 0; j < nold; j++) {
-		free(old[j].instance);
-		free(old[j].state);
-		free(old[j].user);
-		free(old[j].role);
-	}
-	free(old);
+	dk__pool_free(scratch);
 	return 0;
 }
 
@@ -509,8 +548,8 @@ int dk_engine_view(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 	memset(out, 0, sizeof(*out));
 	res.snapshot = dk_snapshot_dup(snap);
 	run.snap = res.snapshot;
-	if ((err = dk__desired_tasks(&run, &res.tasks, &res.ntasks)) < 0 ||
-	    (err = dk__desired_timers(&run, &res.timers, &res.ntimers)) < 0) {
+	if ((err = dk__desired_tasks(&run, dk__res_mem(&res), &res.tasks, &res.ntasks)) < 0 ||
+	    (err = dk__desired_timers(&run, dk__res_mem(&res), &res.timers, &res.ntimers)) < 0) {
 		dk_engine_result_free(&res);
 		return err;
 	}

@@ -97,8 +97,9 @@ int dk_runner_evidence_record(dk_runner *r, json_t **out, const dk_evidence_reco
 		json_object_set_new(d, "sha256", json_string(rec->sha256));
 		json_object_set_new(d, "name", json_string(rec->name));
 		json_object_set_new(d, "kind", json_string(k->id));
-		free(res.events[i].data);
-		res.events[i].data = json_dumps(d, JSON_COMPACT);
+		char *text = json_dumps(d, JSON_COMPACT);
+		dk_engine_result_set_data(&res, &res.events[i], text);
+		free(text);
 		json_decref(d);
 	}
 	if ((error = dk_runner_apply(r, &l.row, &res, &seq)) < 0)

@@ -87,34 +87,6 @@ static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const ch
 	return error;
 }
 
-/* Appends next's events to acc's and hands acc next's snapshot, tasks
- * and timers (the later result supersedes them); next is left empty. */
-static void merge(dk_engine_result *acc, dk_engine_result *next)
-{
-	size_t n = acc->nevents + next->nevents;
-	dk_event *ev;
-
-	if (!acc->snapshot) {
-		*acc = *next;
-		memset(next, 0, sizeof(*next));
-		return;
-	}
-	ev = dk_malloc((n ? n : 1) * sizeof(*ev));
-	if (acc->nevents)
-		memcpy(ev, acc->events, acc->nevents * sizeof(*ev));
-	if (next->nevents)
-		memcpy(ev + acc->nevents, next->events, next->nevents * sizeof(*ev));
-	free(acc->events);
-	acc->events = NULL;
-	acc->nevents = 0;
-	free(next->events);
-	next->events = ev;
-	next->nevents = n;
-	dk_engine_result_free(acc);
-	*acc = *next;
-	memset(next, 0, sizeof(*next));
-}
-
 /* Fires, in the open transaction, every timer of t's instance that is due
  * at now (t among them), in due order, on one load and one write of the
  * instance: an overdue instance usually has its reminder and its deadline
@@ -165,7 +137,7 @@ static int fire_timers(dk_runner *r, const dk_timer_row *t, int64_t now, int *fi
 				goto cleanup;
 			continue;
 		}
-		merge(&acc, &res);
+		dk_engine_result_merge(&acc, &res);
 		(*fired)++;
 	}
 	if (!acc.snapshot || (error = dk_runner_apply(r, &l.row, &acc, &seq)) < 0)

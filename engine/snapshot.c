@@ -39,7 +39,6 @@
 #include <assert.h>
 #include <jansson.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,95 +65,15 @@ static const char *type_name(dk_var_type t)
 
 /* ---- memory ------------------------------------------------------------
 
-A snapshot made by the engine lives in blocks it owns (snap->mem): the
-struct itself, every array and every string are carved out of them, so a
-copy is one allocation and freeing it is one free per block instead of one
-per string (copying and freeing snapshots was most of what a transition
-cost). Nothing is freed piecemeal: what a command replaces stays in the
-block until the snapshot is freed, and the next copy packs only what is
-live. An array that grows is copied to fresh space. A snapshot whose mem is
-NULL (none is made that way now) owns each piece as its own allocation. */
-
-typedef struct pool_block {
-	struct pool_block *next; /* the older blocks */
-	size_t used, cap;
-	max_align_t data[];
-} pool_block;
-
-#define POOL_ALIGN(n) (((n) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1))
-/* room left in a new block for what a command adds */
-#define POOL_SLACK ((size_t)1024)
-
-/* Each thread keeps the last block it freed, up to SPARE_MAX bytes, for
- * the next snapshot it makes: a command frees its input's copy and makes
- * the next one, and a block of a few kilobytes costs malloc a search of
- * its bins every time. Freed at thread exit, like the XPath context. */
-#define SPARE_MAX ((size_t)64 * 1024)
-static pthread_key_t spare_key;
-static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
-static int spare_ok;
-
-static void spare_key_init(void)
-{
-	spare_ok = pthread_key_create(&spare_key, free) == 0;
-}
-
-static pool_block *pool_block_new(size_t cap, pool_block *next)
-{
-	pool_block *b;
-	pthread_once(&spare_once, spare_key_init);
-	if (spare_ok && (b = pthread_getspecific(spare_key)) != NULL && b->cap >= cap &&
-	    pthread_setspecific(spare_key, NULL) == 0) {
-		b->next = next;
-		b->used = 0;
-		return b;
-	}
-	/* whole powers of two, so that the next, slightly larger copy of the
-	 * same instance still fits the block the last one left */
-	size_t round = 2048;
-	while (round < cap && round < SPARE_MAX)
-		round *= 2;
-	if (round > cap)
-		cap = round;
-	b = dk_malloc(sizeof(*b) + cap);
-	b->next = next;
-	b->used = 0;
-	b->cap = cap;
-	return b;
-}
-
-static void pool_block_free(pool_block *b)
-{
-	pool_block *old;
-	if (spare_ok && b->cap <= SPARE_MAX) {
-		old = pthread_getspecific(spare_key);
-		if ((!old || old->cap < b->cap) && pthread_setspecific(spare_key, b) == 0) {
-			free(old);
-			return;
-		}
-	}
-	free(b);
-}
-
-static void *pool_take(pool_block **head, size_t n)
-{
-	pool_block *b = *head;
-	void *p;
-	n = POOL_ALIGN(n ? n : 1);
-	if (!b || b->cap - b->used < n) {
-		b = pool_block_new(n > POOL_SLACK ? n + POOL_SLACK : 2 * POOL_SLACK, *head);
-		*head = b;
-	}
-	p = (char *)b->data + b->used;
-	b->used += n;
-	return p;
-}
+A snapshot made by the engine lives in pool blocks it owns (snap->mem, see
+pool.c). A snapshot whose mem is NULL (none is made that way now) owns each
+piece as its own allocation. */
 
 /* A new, zeroed snapshot in a block of at least size bytes. */
 static dk_snapshot *snap_new(size_t size)
 {
-	pool_block *head = pool_block_new(POOL_ALIGN(sizeof(dk_snapshot)) + size, NULL);
-	dk_snapshot *s = pool_take(&head, sizeof(*s));
+	dk_pool_block *head = dk__pool_block_new(DK_POOL_ALIGN(sizeof(dk_snapshot)) + size, NULL);
+	dk_snapshot *s = dk__pool_take(&head, sizeof(*s));
 	memset(s, 0, sizeof(*s));
 	s->mem = head;
 	return s;
@@ -162,7 +81,7 @@ static dk_snapshot *snap_new(size_t size)
 
 dk_snapshot *dk__snap_new(void)
 {
-	return snap_new(2 * POOL_SLACK);
+	return snap_new(2 * DK_POOL_SLACK);
 }
 
 void *dk__snap_alloc(dk_snapshot *s, size_t n)
@@ -170,7 +89,7 @@ void *dk__snap_alloc(dk_snapshot *s, size_t n)
 	void *p;
 	if (!s->mem)
 		return dk_calloc(1, n);
-	p = pool_take((pool_block **)&s->mem, n);
+	p = dk__pool_take((dk_pool_block **)&s->mem, n);
 	memset(p, 0, n);
 	return p;
 }
@@ -184,7 +103,7 @@ char *dk__snap_strdup(dk_snapshot *s, const char *str)
 	if (!s->mem)
 		return dk_strdup(str);
 	n = strlen(str) + 1;
-	p = pool_take((pool_block **)&s->mem, n);
+	p = dk__pool_take((dk_pool_block **)&s->mem, n);
 	memcpy(p, str, n);
 	return p;
 }
@@ -200,7 +119,7 @@ void *dk__snap_grow(dk_snapshot *s, void *p, size_t old, size_t n)
 	void *q;
 	if (!s->mem)
 		return dk_realloc(p, n);
-	q = pool_take((pool_block **)&s->mem, n);
+	q = dk__pool_take((dk_pool_block **)&s->mem, n);
 	if (old)
 		memcpy(q, p, old < n ? old : n);
 	return q;
@@ -288,25 +207,19 @@ static void free_pieces(dk_snapshot *s)
 
 void dk_snapshot_free(dk_snapshot *s)
 {
-	pool_block *b;
 	if (!s)
 		return;
 	if (!s->mem) {
 		free_pieces(s);
 		return;
 	}
-	/* the struct lives in the oldest block: read mem before any free */
-	b = s->mem;
-	while (b) {
-		pool_block *next = b->next;
-		pool_block_free(b);
-		b = next;
-	}
+	/* the struct lives in the oldest block: mem is read before any free */
+	dk__pool_free(s->mem);
 }
 
 static size_t str_size(const char *str)
 {
-	return str ? POOL_ALIGN(strlen(str) + 1) : 0;
+	return str ? DK_POOL_ALIGN(strlen(str) + 1) : 0;
 }
 
 /* What a packed copy of s needs, every piece aligned as pool_take does. */
@@ -314,25 +227,25 @@ static size_t packed_size(const dk_snapshot *s)
 {
 	size_t n = str_size(s->flow_id) + str_size(s->instance) + str_size(s->state) +
 	           str_size(s->initiator);
-	n += POOL_ALIGN(s->nregions * sizeof(*s->regions));
+	n += DK_POOL_ALIGN(s->nregions * sizeof(*s->regions));
 	for (size_t i = 0; i < s->nregions; i++)
 		n += str_size(s->regions[i].region) + str_size(s->regions[i].state);
-	n += POOL_ALIGN(s->nstates * sizeof(*s->states));
+	n += DK_POOL_ALIGN(s->nstates * sizeof(*s->states));
 	for (size_t i = 0; i < s->nstates; i++) {
 		const dk_snap_state *a = &s->states[i];
-		n += str_size(a->state) + POOL_ALIGN(a->ndeadlines * sizeof(*a->deadlines)) +
-		     POOL_ALIGN(a->nescalated * sizeof(char *));
+		n += str_size(a->state) + DK_POOL_ALIGN(a->ndeadlines * sizeof(*a->deadlines)) +
+		     DK_POOL_ALIGN(a->nescalated * sizeof(char *));
 		for (size_t j = 0; j < a->nescalated; j++)
 			n += str_size(a->escalated[j]);
 	}
-	n += POOL_ALIGN(s->nvars * sizeof(*s->vars));
+	n += DK_POOL_ALIGN(s->nvars * sizeof(*s->vars));
 	for (size_t i = 0; i < s->nvars; i++)
 		n += str_size(s->vars[i].name) + str_size(s->vars[i].text);
-	n += POOL_ALIGN(s->nvotes * sizeof(*s->votes));
+	n += DK_POOL_ALIGN(s->nvotes * sizeof(*s->votes));
 	for (size_t i = 0; i < s->nvotes; i++)
 		n += str_size(s->votes[i].state) + str_size(s->votes[i].user) +
 		     str_size(s->votes[i].actor) + str_size(s->votes[i].transition);
-	n += POOL_ALIGN(s->nevidence * sizeof(*s->evidence));
+	n += DK_POOL_ALIGN(s->nevidence * sizeof(*s->evidence));
 	for (size_t i = 0; i < s->nevidence; i++) {
 		const dk_snap_evidence *e = &s->evidence[i];
 		n += str_size(e->kind) + str_size(e->state) + str_size(e->by) + str_size(e->name) +
@@ -349,20 +262,9 @@ static void *dup_array(dk_snapshot *d, const void *src, size_t n, size_t size)
 	void *p;
 	if (n == 0)
 		return NULL;
-	p = pool_take((pool_block **)&d->mem, n * size);
+	p = dk__pool_take((dk_pool_block **)&d->mem, n * size);
 	memcpy(p, src, n * size);
 	return p;
-}
-
-/* Bytes in s's blocks: everything live in s was carved from them, each
- * piece aligned, so this bounds what a packed copy needs without walking
- * every string (what a command left behind counts too, once). */
-static size_t pool_used(const dk_snapshot *s)
-{
-	size_t n = 0;
-	for (const pool_block *b = s->mem; b; b = b->next)
-		n += b->used;
-	return n;
 }
 
 /* A copy of str at *at, which moves past it; strings need no alignment. */
@@ -377,8 +279,12 @@ static char *bump_str(char **at, const char *str)
 
 dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
 {
-	dk_snapshot *d = snap_new((s->mem ? pool_used(s) : packed_size(s)) + POOL_SLACK);
-	pool_block *b = d->mem;
+	/* everything live in s was carved from its blocks, each piece
+	 * aligned, so their use bounds what a packed copy needs without
+	 * walking every string (what a command left behind counts too, once) */
+	dk_snapshot *d =
+	    snap_new((s->mem ? dk__pool_used(s->mem) : packed_size(s)) + DK_POOL_SLACK);
+	dk_pool_block *b = d->mem;
 	char *at;
 	*d = *s;
 	d->mem = b;
@@ -431,7 +337,7 @@ dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
 		c->name = bump_str(&at, a->name);
 		c->sha256 = bump_str(&at, a->sha256);
 	}
-	b->used = POOL_ALIGN((size_t)(at - (char *)b->data));
+	b->used = DK_POOL_ALIGN((size_t)(at - (char *)b->data));
 	assert(b->used <= b->cap);
 	return d;
 }

@@ -29,8 +29,8 @@ static int drop(dk_engine_result *out, dk_run *run, const dk_snapshot *snap, con
 	dk_event *e = dk__event(run, DK_EV_TIMER_DROP);
 	json_t *d = json_pack("{s:s,s:s,s:s}", "kind", timer->kind ? timer->kind : "", "state",
 	                      timer->state ? timer->state : "", "reason", why);
-	e->from = timer->state ? dk_strdup(timer->state) : NULL;
-	e->data = json_dumps(d, JSON_COMPACT);
+	e->from = timer->state ? dk__rstr(run, timer->state) : NULL;
+	e->data = dk__rtake(run, json_dumps(d, JSON_COMPACT));
 	json_decref(d);
 	/* nothing changed but the trail: same snapshot, same version */
 	return dk__finish(run, snap);
@@ -48,17 +48,20 @@ static void add_escalated(dk_snapshot *snap, dk_snap_state *rec, const char *use
 
 static int remind(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_snap_deadline *sd)
 {
+	dk_pool_block *scratch = NULL;
 	dk_task *tasks = NULL;
 	size_t n = 0;
-	int err = dk__desired_tasks(run, &tasks, &n);
-	if (err < 0)
+	int err = dk__desired_tasks(run, &scratch, &tasks, &n);
+	if (err < 0) {
+		dk__pool_free(scratch);
 		return err;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(tasks[i].state, st->id) == 0) {
 			dk_event *e = dk__event(run, DK_EV_REMINDER);
-			dk__set(&e->actor, DK_SYSTEM_ACTOR);
-			e->user = dk_strdup(tasks[i].user);
-			e->to = dk_strdup(st->id);
+			e->actor = dk__rstr(run, DK_SYSTEM_ACTOR);
+			e->user = dk__rstr(run, tasks[i].user);
+			e->to = dk__rstr(run, st->id);
 			json_t *d =
 			    json_pack("{s:s,s:s}", "assignee", tasks[i].user, "state", st->id);
 			if (sd->due_at) {
@@ -66,15 +69,11 @@ static int remind(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_sna
 				dk_time_format(s, sd->due_at);
 				json_object_set_new(d, "due_at", json_string(s));
 			}
-			e->data = json_dumps(d, JSON_COMPACT);
+			e->data = dk__rtake(run, json_dumps(d, JSON_COMPACT));
 			json_decref(d);
 		}
-		free(tasks[i].instance);
-		free(tasks[i].state);
-		free(tasks[i].user);
-		free(tasks[i].role);
 	}
-	free(tasks);
+	dk__pool_free(scratch);
 	/* skip reminders a late tick missed; the loader refuses intervals
 	 * under a minute, the check keeps a zero one from looping */
 	while (sd->next_remind <= run->env->now) {
@@ -98,12 +97,12 @@ static int escalate(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_s
 			continue;
 		add_escalated(run->snap, rec, to.users[i]);
 		dk_event *e = dk__event(run, DK_EV_ESCALATED);
-		dk__set(&e->actor, DK_SYSTEM_ACTOR);
-		e->user = dk_strdup(to.users[i]);
-		e->to = dk_strdup(st->id);
+		e->actor = dk__rstr(run, DK_SYSTEM_ACTOR);
+		e->user = dk__rstr(run, to.users[i]);
+		e->to = dk__rstr(run, st->id);
 		json_t *d = json_pack("{s:s,s:s,s:s}", "assignee", to.users[i], "state", st->id,
 		                      "from", dk_buf_cstr(&from));
-		e->data = json_dumps(d, JSON_COMPACT);
+		e->data = dk__rtake(run, json_dumps(d, JSON_COMPACT));
 		json_decref(d);
 	}
 cleanup:
@@ -173,9 +172,9 @@ int dk_engine_timer(dk_engine_result *out, const dk_engine_env *env, const dk_sn
 		dk_event *e = dk__event(&run, DK_EV_MISSED);
 		char s[DK_TIME_STRLEN];
 		dk_time_format(s, sd->due_at);
-		e->from = dk_strdup(st->id);
+		e->from = dk__rstr(&run, st->id);
 		json_t *d = json_pack("{s:s,s:s}", "state", st->id, "due_at", s);
-		e->data = json_dumps(d, JSON_COMPACT);
+		e->data = dk__rtake(&run, json_dumps(d, JSON_COMPACT));
 		json_decref(d);
 		if (dl->has_escalate && (err = escalate(&run, st, dl, rec)) < 0)
 			goto done;
@@ -187,12 +186,12 @@ int dk_engine_timer(dk_engine_result *out, const dk_engine_env *env, const dk_sn
 				goto done;
 			if (!ok) {
 				dk_event *n = dk__event(&run, DK_EV_TIMER_DROP);
-				n->from = dk_strdup(st->id);
-				n->transition = dk_strdup(dl->fire_transition->id);
+				n->from = dk__rstr(&run, st->id);
+				n->transition = dk__rstr(&run, dl->fire_transition->id);
 				json_t *nd =
 				    json_pack("{s:s,s:s,s:s}", "kind", timer->kind, "state", st->id,
 				              "reason", "the transition's guard is false");
-				n->data = json_dumps(nd, JSON_COMPACT);
+				n->data = dk__rtake(&run, json_dumps(nd, JSON_COMPACT));
 				json_decref(nd);
 			} else if ((err = dk__take(&run, st, dl->fire_transition, NULL, NULL,
 			                           NULL)) < 0) {

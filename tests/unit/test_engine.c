@@ -1499,6 +1499,41 @@ static void timer_late_tick_reminds_once(void **state)
 	end(&in);
 }
 
+/* A tick merges the results of an instance's due timers: the events of
+ * both, in order, outlive the results they came from (their strings live
+ * in the results' blocks), and a replaced event's data is the result's. */
+static void result_merge_and_set_data(void **state)
+{
+	inst in;
+	dk_engine_result acc = DK_ENGINE_RESULT_INIT, next;
+	dk_fire_cmd cmd = DK_FIRE_CMD_INIT;
+	size_t n;
+	(void)state;
+	plan_to_review(&in);
+	n = in.res.nevents;
+	assert_true(n > 0);
+	dk_engine_result_merge(&acc, &in.res); /* acc was empty: takes it whole */
+	assert_null(in.res.snapshot);
+	assert_int_equal(acc.nevents, n);
+	cmd.transition = "return";
+	cmd.actor = "wei";
+	cmd.comment = "week 2 is missing";
+	assert_int_equal(dk_engine_fire(&next, &in.env, acc.snapshot, &cmd), 0);
+	dk_engine_result_merge(&acc, &next);
+	assert_null(next.snapshot);
+	assert_int_equal(next.nevents, 0);
+	assert_true(acc.nevents > n);
+	assert_string_equal(acc.events[n].type, DK_EV_FIRED);
+	assert_string_equal(acc.events[n].comment, "week 2 is missing");
+	assert_string_equal(acc.events[0].transition, "submit");
+	assert_string_equal(acc.snapshot->state, "draft");
+	assert_true(has_task(&acc, "draft", "li"));
+	dk_engine_result_set_data(&acc, &acc.events[n], "{\"commit\":\"abc\"}");
+	assert_string_equal(acc.events[n].data, "{\"commit\":\"abc\"}");
+	dk_engine_result_free(&acc);
+	end(&in);
+}
+
 static void available_in_parallel(void **state)
 {
 	inst in;
@@ -2066,6 +2101,7 @@ int main(void)
 	    cmocka_unit_test(trace_quorum_and_timer),
 	    cmocka_unit_test(timer_late_tick_reminds_once),
 	    cmocka_unit_test(available_in_parallel),
+	    cmocka_unit_test(result_merge_and_set_data),
 	    cmocka_unit_test(example_appraisal_scores),
 	    cmocka_unit_test(example_appeal_climbs_by_timer),
 	    cmocka_unit_test(example_cross_department_regions),
