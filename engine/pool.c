@@ -23,12 +23,13 @@ XPath context. */
 
 /* Under AddressSanitizer blocks are never kept, so that a use after free
  * of anything carved from them is caught. */
-#ifdef __SANITIZE_ADDRESS__
-#define SPARE_MAX ((size_t)0)
-#else
 #define SPARE_MAX ((size_t)64 * 1024)
+#define SPARE_N   4
+#ifdef __SANITIZE_ADDRESS__
+#define KEEP_SPARES 0
+#else
+#define KEEP_SPARES 1
 #endif
-#define SPARE_N 4
 
 typedef struct {
 	dk_pool_block *spare[SPARE_N];
@@ -74,7 +75,7 @@ static pool_tls *my_tls(void)
 
 dk_pool_block *dk__pool_block_new(size_t cap, dk_pool_block *next)
 {
-	pool_tls *t = my_tls();
+	pool_tls *t = KEEP_SPARES ? my_tls() : NULL;
 	dk_pool_block *b;
 	if (t) {
 		/* the smallest spare that fits */
@@ -109,7 +110,7 @@ dk_pool_block *dk__pool_block_new(size_t cap, dk_pool_block *next)
  * or frees it. */
 static void block_free(dk_pool_block *b)
 {
-	pool_tls *t = b->cap <= SPARE_MAX ? my_tls() : NULL;
+	pool_tls *t = KEEP_SPARES && b->cap <= SPARE_MAX ? my_tls() : NULL;
 	if (t) {
 		size_t slot = SPARE_N;
 		for (size_t i = 0; i < SPARE_N && slot == SPARE_N; i++)
