@@ -110,6 +110,8 @@ needs_cmd() {
 failed=""
 build sqlite_floor bench/floor/sqlite_floor.c
 build fsync_rate bench/floor/fsync_rate.c
+# (no libraries: the floor of a process is libc's)
+$CC -O2 -o "$BIN/exec_floor" bench/floor/exec_floor.c
 
 # ---- measuring -----------------------------------------------------------
 
@@ -473,12 +475,22 @@ run_tick_idle() {
 	ms_per "$N_PROC" "$t0" "$(date +%s%N)"
 }
 # its peer: the same binary doing nothing (`docket help`), which is what
-# loading docket and its ~50 shared libraries costs any command here
+# loading docket and the shared libraries it links costs any command here
 run_docket_help() {
 	t0=$(date +%s%N)
 	i=0
 	while [ $i -lt "$N_PROC" ]; do
 		"$DOCKET" help >/dev/null || return 1
+		i=$((i + 1))
+	done
+	ms_per "$N_PROC" "$t0" "$(date +%s%N)"
+}
+# and the floor under both: a C program that does nothing, from the same loop
+run_exec_floor() {
+	t0=$(date +%s%N)
+	i=0
+	while [ $i -lt "$N_PROC" ]; do
+		"$BIN/exec_floor" >/dev/null || return 1
 		i=$((i + 1))
 	done
 	ms_per "$N_PROC" "$t0" "$(date +%s%N)"
@@ -511,7 +523,7 @@ else
 		cp "$OUT/tick_idle.why" "$OUT/tick_fire.why"
 	fi
 fi
-interleave $(available tick_idle docket_help)
+interleave $(available tick_idle docket_help exec_floor)
 interleave $(available tick_fire)
 
 # -- growth: the cost of one step as the store grows ---------------------------
