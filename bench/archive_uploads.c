@@ -3,8 +3,12 @@
  * through store/archive.h (libgit2, every upload flushed to disk), the
  * peer of the git command line doing the same plumbing in bench/run.sh.
  *
- * Usage: archive_uploads HOME uploads N   4 KiB files, one after the other
- *                                          on one instance: prints uploads/s
+ * Usage: archive_uploads HOME uploads N [T]
+ *                                          4 KiB files: T threads (1 if not
+ *                                          given), each with its own archive
+ *                                          handle, uploading N/T of them one
+ *                                          after the other on an instance of
+ *                                          its own: prints uploads/s
  *        archive_uploads HOME big FILE    one file: prints MB/s
  *        archive_uploads HOME growth N    N 4 KiB files over N/10 instances
  *                                          (10 each, as evidence is spread
@@ -20,6 +24,7 @@
 #include "util/error.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,36 +82,94 @@ static int make_files(const char *dir, long n)
 	return 0;
 }
 
-static int uploads(dk_archive *a, const char *home, long n)
-{
-	char dir[4096], path[4096], name[64], event[37], prev[DK_ARCHIVE_OID_HEXSZ + 1] = "";
-	dk_archive_put_result res;
-	long i;
-	double t0, secs;
+typedef struct {
+	const char *home, *dir;
+	long from, n, step; /* files from, from + step, ... : n of them */
+	char instance[32];
+	pthread_barrier_t *start;
+	int rc;
+} uploader;
 
-	snprintf(dir, sizeof dir, "%.3000s.files", home);
-	if (mkdir(dir, 0755) != 0 || make_files(dir, n) < 0) {
-		perror(dir);
-		return 1;
+/* One thread's uploads, on its own handle and instance; each must build on
+ * the one before it. */
+static void *upload_thread(void *arg)
+{
+	uploader *u = arg;
+	char path[4096], name[64], event[37], prev[DK_ARCHIVE_OID_HEXSZ + 1] = "";
+	dk_archive_put_result res;
+	dk_archive *a = NULL;
+	long i, k;
+
+	u->rc = 1;
+	if (dk_archive_open(&a, u->home) < 0) {
+		fprintf(stderr, "archive_uploads: %s\n", dk_error_last());
+		pthread_barrier_wait(u->start);
+		return NULL;
 	}
-	t0 = now_s();
-	for (i = 0; i < n; i++) {
+	pthread_barrier_wait(u->start);
+	for (k = 0, i = u->from; k < u->n; k++, i += u->step) {
 		dk_archive_put_opts o = {.version = DK_ARCHIVE_PUT_OPTS_VERSION};
 		snprintf(name, sizeof name, "plan-%ld.pdf", i);
-		snprintf(path, sizeof path, "%.3000s/%.60s", dir, name);
+		snprintf(path, sizeof path, "%.3000s/%.60s", u->dir, name);
 		opts_for(&o, name, event);
+		o.instance = u->instance;
 		if (dk_archive_put_file(&res, a, &o, path) < 0) {
 			fprintf(stderr, "archive_uploads: upload %ld: %s\n", i, dk_error_last());
-			return 1;
+			goto done;
 		}
 		if (strcmp(res.parent, prev) != 0) {
 			fprintf(stderr, "archive_uploads: upload %ld did not build on %s\n", i,
 			        prev);
-			return 1;
+			goto done;
 		}
 		memcpy(prev, res.commit, sizeof prev);
 	}
+	u->rc = 0;
+done:
+	dk_archive_free(a);
+	return NULL;
+}
+
+static int uploads(const char *home, long n, long nthreads)
+{
+	char dir[4096];
+	uploader *u = calloc((size_t)nthreads, sizeof(*u));
+	pthread_t *tid = calloc((size_t)nthreads, sizeof(*tid));
+	pthread_barrier_t start;
+	double t0, secs;
+	int rc = 0;
+
+	snprintf(dir, sizeof dir, "%.3000s.files", home);
+	if (!u || !tid || mkdir(dir, 0755) != 0 || make_files(dir, n) < 0) {
+		perror(dir);
+		free(u);
+		free(tid);
+		return 1;
+	}
+	/* the main thread waits at the start line with them, then times */
+	pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
+	for (long t = 0; t < nthreads; t++) {
+		u[t].home = home;
+		u[t].dir = dir;
+		u[t].from = t;
+		u[t].step = nthreads;
+		u[t].n = n / nthreads + (t < n % nthreads ? 1 : 0);
+		u[t].start = &start;
+		snprintf(u[t].instance, sizeof u[t].instance, "bench-%ld", t + 1);
+		pthread_create(&tid[t], NULL, upload_thread, &u[t]);
+	}
+	pthread_barrier_wait(&start);
+	t0 = now_s();
+	for (long t = 0; t < nthreads; t++) {
+		pthread_join(tid[t], NULL);
+		rc |= u[t].rc;
+	}
 	secs = now_s() - t0;
+	pthread_barrier_destroy(&start);
+	free(u);
+	free(tid);
+	if (rc)
+		return 1;
 	printf("%.3f\n", (double)n / secs);
 	return 0;
 }
@@ -209,20 +272,25 @@ int main(int argc, char **argv)
 	dk_archive *a = NULL;
 	int rc;
 
+	if (argc == 5 && strcmp(argv[2], "uploads") == 0) {
+		long n = strtol(argv[3], NULL, 10), t = strtol(argv[4], NULL, 10);
+		return n > 0 && t > 0 && t <= n ? uploads(argv[1], n, t) : 2;
+	}
 	if (argc != 4 || (strcmp(argv[2], "uploads") != 0 && strcmp(argv[2], "big") != 0 &&
 	                  strcmp(argv[2], "growth") != 0)) {
-		fprintf(stderr, "usage: archive_uploads HOME uploads N | HOME big FILE | HOME "
-		                "growth N\n");
+		fprintf(stderr, "usage: archive_uploads HOME uploads N [THREADS] | HOME big FILE | "
+		                "HOME growth N\n");
 		return 2;
+	}
+	if (strcmp(argv[2], "uploads") == 0) {
+		long n = strtol(argv[3], NULL, 10);
+		return n > 0 ? uploads(argv[1], n, 1) : 2;
 	}
 	if (dk_archive_open(&a, argv[1]) < 0) {
 		fprintf(stderr, "archive_uploads: %s\n", dk_error_last());
 		return 1;
 	}
-	if (strcmp(argv[2], "uploads") == 0) {
-		long n = strtol(argv[3], NULL, 10);
-		rc = n > 0 ? uploads(a, argv[1], n) : 2;
-	} else if (strcmp(argv[2], "growth") == 0) {
+	if (strcmp(argv[2], "growth") == 0) {
 		rc = growth(a, argv[1], strtol(argv[3], NULL, 10));
 	} else {
 		rc = big(a, argv[3]);

@@ -144,11 +144,133 @@ void dk_archive_set_flush(dk_archive *a, int on)
 		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
 }
 
+/*
+ * Shared barriers. Every archive handle of the process whose repository
+ * lives on one file system belongs to one flush group. A barrier needs a
+ * syncfs that starts after the caller's writes; one that is already
+ * running may have started before them and does not count, but the next
+ * one does, and it counts for every caller that arrived meanwhile: while
+ * one syncfs runs, the threads that reach a barrier wait, and one syncfs
+ * then serves them all (group commit, as api/writer.c does for SQLite).
+ * A lone writer pays exactly what it paid before, one syncfs per barrier;
+ * N threads uploading at once pay far fewer than 2N. Ordering is kept per
+ * caller: its objects are on disk before its ref moves, its ref before it
+ * returns.
+ *
+ * The group's syncfs runs on a descriptor of its own (a dup of the first
+ * handle's directory), so a write-back error is reported by the flush that
+ * first sees it, to every caller that flush serves, and to those of any
+ * later flush that finishes before they look (failed >= need).
+ */
+struct dk_flush_group {
+	struct dk_flush_group *next;
+	dev_t dev;
+	int fd;
+	unsigned int users;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned long long started, done; /* syncfs calls begun and ended */
+	unsigned long long failed;        /* the last one that failed; 0: none */
+	int failed_errno;
+	int busy;
+};
+
+static pthread_mutex_t groups_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct dk_flush_group *groups;
+
+static int group_join(dk_archive *a)
+{
+	struct stat st;
+	struct dk_flush_group *g;
+
+	if (fstat(a->dirfd, &st) < 0)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot stat %s: %s", a->path,
+		                    strerror(errno));
+	pthread_mutex_lock(&groups_mu);
+	for (g = groups; g && g->dev != st.st_dev; g = g->next)
+		;
+	if (!g) {
+		int fd = fcntl(a->dirfd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			pthread_mutex_unlock(&groups_mu);
+			return dk_error_set(DK_EINTERNAL, "archive: cannot open %s: %s", a->path,
+			                    strerror(errno));
+		}
+		g = dk_calloc(1, sizeof(*g));
+		g->dev = st.st_dev;
+		g->fd = fd;
+		pthread_mutex_init(&g->mu, NULL);
+		pthread_cond_init(&g->cv, NULL);
+		g->next = groups;
+		groups = g;
+	}
+	g->users++;
+	a->flush = g;
+	pthread_mutex_unlock(&groups_mu);
+	return 0;
+}
+
+static void group_leave(struct dk_flush_group *g)
+{
+	struct dk_flush_group **p;
+	if (!g)
+		return;
+	pthread_mutex_lock(&groups_mu);
+	if (--g->users == 0) {
+		for (p = &groups; *p != g; p = &(*p)->next)
+			;
+		*p = g->next;
+		close(g->fd);
+		pthread_mutex_destroy(&g->mu);
+		pthread_cond_destroy(&g->cv);
+		free(g);
+	}
+	pthread_mutex_unlock(&groups_mu);
+}
+
+static int group_flush(struct dk_flush_group *g, const char *path)
+{
+	unsigned long long need;
+	int failed;
+
+	pthread_mutex_lock(&g->mu);
+	need = g->started + 1; /* the next syncfs to start is the first that counts */
+	while (g->done < need) {
+		unsigned long long gen;
+		int rc, e;
+		if (g->busy) {
+			pthread_cond_wait(&g->cv, &g->mu);
+			continue;
+		}
+		g->busy = 1;
+		gen = ++g->started;
+		pthread_mutex_unlock(&g->mu);
+		rc = syncfs(g->fd);
+		e = errno;
+		pthread_mutex_lock(&g->mu);
+		g->busy = 0;
+		g->done = gen;
+		if (rc < 0) {
+			g->failed = gen;
+			g->failed_errno = e;
+		}
+		pthread_cond_broadcast(&g->cv);
+	}
+	failed = g->failed >= need ? g->failed_errno : 0;
+	pthread_mutex_unlock(&g->mu);
+	if (failed)
+		return dk_error_set(DK_EINTERNAL,
+		                    "archive: cannot flush %s to disk: %s; nothing written since "
+		                    "the last flush is safe; check the disk and run docket verify",
+		                    path, strerror(failed));
+	return 0;
+}
+
 int dk_archive__barrier(dk_archive *a)
 {
 	if (a->per_file || a->no_flush)
 		return 0;
-	return flush_fs(a->dirfd, a->path);
+	return group_flush(a->flush, a->path);
 }
 
 static int remove_tree(const char *path)
@@ -266,12 +388,17 @@ int dk_archive_open(dk_archive **out, const char *home)
 		goto cleanup;
 	}
 	a->path = dk_buf_detach(&path);
+	if ((error = group_join(a)) < 0)
+		goto cleanup;
 	*out = a;
 	a = NULL;
 cleanup:
 	dk_buf_free(&path);
 	if (a) {
 		git_repository_free(a->repo);
+		if (a->dirfd >= 0)
+			close(a->dirfd);
+		free(a->path);
 		free(a);
 	}
 	if (error < 0)
@@ -283,6 +410,7 @@ void dk_archive_free(dk_archive *a)
 {
 	if (!a)
 		return;
+	group_leave(a->flush);
 	git_odb_free(a->raw_odb);
 	git_repository_free(a->repo);
 	if (a->dirfd >= 0)

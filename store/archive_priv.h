@@ -17,6 +17,7 @@ struct dk_archive {
 	int per_file;         /* DOCKET_ARCHIVE_SYNC=file: libgit2 fsyncs every file */
 	int no_flush;         /* dk_archive_set_flush(a, 0): benchmarks filling an archive */
 	git_odb *raw_odb;     /* archive_raw.c's writer of stored-block blobs; NULL until used */
+	struct dk_flush_group *flush; /* the barrier shared with the process's other handles */
 };
 
 #define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
