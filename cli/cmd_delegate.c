@@ -33,7 +33,9 @@ int cmd_delegate(dk_cli *cli, int argc, char **argv)
 	}
 	if (optind != argc || !from || !to || !until)
 		return dk_cli_usage("delegate", "--from, --to and --until are required");
-	if ((error = dk_cli_open(cli, &r)) < 0 ||
+	/* both users are checked against the org directory, which is XML */
+	if ((error = dk_cli_need(DK_NEED_XML | DK_NEED_CRYPTO, "delegate")) < 0 ||
+	    (error = dk_cli_open(cli, &r)) < 0 ||
 	    (error = dk_runner_delegate(r, &out, from, to, role, until,
 	                                cli->user ? cli->user : from)) < 0)
 		goto cleanup;

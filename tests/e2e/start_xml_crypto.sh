@@ -147,6 +147,13 @@ expect_rc 1 "act without libxml2 fails"
 expect_err "libxml2 could not be loaded" "the act's message names libxml2"
 expect_eq "$(get "$id" .version)" "$v" "the failed act changed nothing"
 
+DOCKET_LIBXML2="$T/no/libxml2.so.2" dk delegate --from wei --to li --until 2027-01-01
+expect_rc 1 "delegate without libxml2 fails"
+expect_err "\`docket delegate\` needs it" "the message names delegate"
+dk delegations
+case "$out" in *wei*) not_ok "the failed delegate stored nothing" ;;
+*) ok "the failed delegate stored nothing" ;; esac
+
 # show loads the flow only when it runs: the same message, status 1
 DOCKET_LIBXML2="$T/no/libxml2.so.2" dk show "$id"
 expect_rc 1 "show without libxml2 fails"
