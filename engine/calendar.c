@@ -151,10 +151,9 @@ static const tz_zone *zone_get(const char *name)
 	return found;
 }
 
-/* The UTC offset in force in zone name at instant t. */
-static int32_t offset_at(const char *name, int64_t t)
+/* The UTC offset in force in zone z (NULL: UTC) at instant t. */
+static int32_t offset_in(const tz_zone *z, int64_t t)
 {
-	const tz_zone *z = zone_get(name);
 	size_t lo = 0, hi;
 	if (!z)
 		return 0;
@@ -169,6 +168,11 @@ static int32_t offset_at(const char *name, int64_t t)
 			hi = mid;
 	}
 	return z->off[lo];
+}
+
+static int32_t offset_at(const char *name, int64_t t)
+{
+	return offset_in(zone_get(name), t);
 }
 
 const char *dk__env_zone(const dk_engine_env *env)
@@ -199,16 +203,22 @@ void dk__local(struct tm *out, const char *zone, int64_t t)
 /* A wall-clock time that occurs twice (clocks set back) is the earlier
  * instant; one that never occurs (clocks set forward) is read with the
  * offset before the change, so it lands just after the gap. Offsets are
- * under a day, so a day either side of the wall time brackets it. */
-int64_t dk__from_local(const char *zone, struct tm *tm)
+ * under a day, so a day either side of the wall time brackets it. wall is
+ * the local time counted as if it were UTC. */
+static int64_t from_wall(const tz_zone *z, int64_t wall)
 {
-	int64_t wall = (int64_t)timegm(tm); /* also normalises tm */
-	int32_t o1 = offset_at(zone, wall - 86400), o2 = offset_at(zone, wall + 86400);
+	int32_t o1 = offset_in(z, wall - 86400), o2 = offset_in(z, wall + 86400);
 	int64_t t1 = wall - o1, t2 = wall - o2;
-	int ok1 = offset_at(zone, t1) == o1, ok2 = offset_at(zone, t2) == o2;
+	int ok1 = offset_in(z, t1) == o1, ok2 = offset_in(z, t2) == o2;
 	if (ok1 && ok2)
 		return t1 < t2 ? t1 : t2;
 	return ok2 && !ok1 ? t2 : t1;
+}
+
+int64_t dk__from_local(const char *zone, struct tm *tm)
+{
+	int64_t wall = (int64_t)timegm(tm); /* also normalises tm */
+	return from_wall(zone_get(zone), wall);
 }
 
 static int days_in_month(int y, int m) /* m 0..11 */
@@ -219,24 +229,29 @@ static int days_in_month(int y, int m) /* m 0..11 */
 	return d[m];
 }
 
+/* As dk__local, then the years, months and days added to the broken-down
+ * time and dk__from_local; a deadline or reminder takes one per state
+ * entry, so the calendar is counted here without gmtime and timegm. */
 int64_t dk__add_local(const char *zone, int64_t t, const dk_duration *d)
 {
-	struct tm tm;
 	if (d->years || d->months || d->days) {
-		dk__local(&tm, zone, t);
-		int months = tm.tm_mon + d->months + 12 * d->years;
-		int y = tm.tm_year + 1900 + months / 12;
+		const tz_zone *z = zone_get(zone);
+		int64_t local = t + offset_in(z, t);
+		int64_t days = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
+		int64_t sod = local - days * 86400, y64;
+		int mon1, mday;
+		dk_civil_from_days(days, &y64, &mon1, &mday);
+		int months = (mon1 - 1) + d->months + 12 * d->years;
+		int y = (int)y64 + months / 12;
 		int m = months % 12;
 		if (m < 0) {
 			m += 12;
 			y--;
 		}
-		if (tm.tm_mday > days_in_month(y, m))
-			tm.tm_mday = days_in_month(y, m);
-		tm.tm_year = y - 1900;
-		tm.tm_mon = m;
-		tm.tm_mday += d->days;
-		t = dk__from_local(zone, &tm);
+		if (mday > days_in_month(y, m))
+			mday = days_in_month(y, m);
+		int64_t wall = (dk_days_from_civil(y, m + 1, 1) + mday - 1 + d->days) * 86400 + sod;
+		t = from_wall(z, wall);
 	}
 	return t + d->seconds;
 }

@@ -86,12 +86,65 @@ bad:
 	                    s ? s : "");
 }
 
+/* H. Hinnant's algorithms (chrono-Compatible Low-Level Date Algorithms). */
+int64_t dk_days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+void dk_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
+{
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+static char *two(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
 void dk_time_format(char *out, int64_t t)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, DK_TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400), y;
+	int64_t sod = t - days * 86400;
+	int m, d;
+	dk_civil_from_days(days, &y, &m, &d);
+	if (y < 1000 || y > 9999) { /* strftime's own widths and signs */
+		time_t tt = (time_t)t;
+		struct tm tm;
+		gmtime_r(&tt, &tm);
+		strftime(out, DK_TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		return;
+	}
+	/* the usual case, without gmtime's and strftime's locale and zone
+	 * work: every event and deadline writes one */
+	char *p = two(two(out, (int)(y / 100)), (int)(y % 100));
+	*p++ = '-';
+	p = two(p, m);
+	*p++ = '-';
+	p = two(p, d);
+	*p++ = 'T';
+	p = two(p, (int)(sod / 3600));
+	*p++ = ':';
+	p = two(p, (int)(sod / 60 % 60));
+	*p++ = ':';
+	p = two(p, (int)(sod % 60));
+	*p++ = 'Z';
+	*p = '\0';
 }
 
 int dk_time_now(int64_t *out)

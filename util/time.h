@@ -26,6 +26,12 @@ int dk_time_parse(int64_t *out, const char *s);
 /* Writes "YYYY-MM-DDTHH:MM:SSZ" into out (DK_TIME_STRLEN bytes). */
 void dk_time_format(char *out, int64_t t);
 
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m 1..12,
+ * d may run past the month: it counts on), and back: as timegm and gmtime
+ * count them, without a broken-down struct. */
+int64_t dk_days_from_civil(int64_t y, int m, int d);
+void dk_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
 /* The current instant: DOCKET_NOW when set, the system clock otherwise.
  * Returns DK_EINVALID, with a message, when DOCKET_NOW does not parse. */
 int dk_time_now(int64_t *out);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 static void time_parse_forms(void **state)
@@ -77,6 +78,40 @@ static void duration_add_clamps_month_end(void **state)
 	assert_string_equal(s, "2027-01-02T00:00:00Z");
 }
 
+/* dk_time_format writes its digits itself; it must say what gmtime and
+ * strftime say, from before 1000 to past 9999, at every second of a day
+ * and on every day of several 400-year cycles. */
+static void time_format_matches_strftime(void **state)
+{
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	(void)state;
+	for (int i = 0; i < 200000; i++) {
+		char got[DK_TIME_STRLEN], want[DK_TIME_STRLEN];
+		int64_t t;
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (i < 86400)
+			t = 1764316800 + i; /* every second of 2025-11-28 */
+		else if (i % 2)
+			t = (int64_t)(x % 40000000000ull) - 20000000000ll; /* 1336..2603 */
+		else
+			t = (int64_t)(x % 600000000000ull) - 300000000000ll; /* 7476 BC..11476 */
+		time_t tt = (time_t)t;
+		struct tm tm;
+		gmtime_r(&tt, &tm);
+		strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		dk_time_format(got, t);
+		if (strcmp(got, want) != 0)
+			fail_msg("%lld: %s, want %s", (long long)t, got, want);
+		int64_t y;
+		int m, d;
+		dk_civil_from_days(t >= 0 ? t / 86400 : -((-t + 86399) / 86400), &y, &m, &d);
+		assert_int_equal(dk_days_from_civil(y, m, d) * 86400,
+		                 t - (tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec));
+	}
+}
+
 static void buf_grows(void **state)
 {
 	dk_buf b = DK_BUF_INIT;
@@ -116,9 +151,13 @@ static void error_codes_map_to_exit_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(time_parse_forms), cmocka_unit_test(time_parse_rejects),
-	    cmocka_unit_test(duration_parse),   cmocka_unit_test(duration_add_clamps_month_end),
-	    cmocka_unit_test(buf_grows),        cmocka_unit_test(error_codes_map_to_exit_status),
+	    cmocka_unit_test(time_parse_forms),
+	    cmocka_unit_test(time_parse_rejects),
+	    cmocka_unit_test(duration_parse),
+	    cmocka_unit_test(duration_add_clamps_month_end),
+	    cmocka_unit_test(time_format_matches_strftime),
+	    cmocka_unit_test(buf_grows),
+	    cmocka_unit_test(error_codes_map_to_exit_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
