@@ -91,6 +91,10 @@ void dk__snap_drop_votes(dk_snapshot *snap, const char *state);
 int dk__snap_is_active(const dk_snapshot *snap, const char *state);
 
 /* ---- vars.c ------------------------------------------------------------ */
+/* XPath's string() of d as xmlXPathCastNumberToString writes it, into out,
+ * when d is 0 or an integer between INT_MIN and INT_MAX (returns 1); 0
+ * for the rest, which libxml2 writes. */
+int dk__number_int_text(char out[16], double d);
 /* Parses text as a value of decl's type into *out (name copied). */
 int dk__value_parse(dk_value *out, const dk_var *decl, const char *text);
 /* Converts an XPath result to decl's type. */

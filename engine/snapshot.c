@@ -638,9 +638,14 @@ static int rvalue(dk_snapshot *s, dk_value *v, json_t *o)
 			v->number = json_number_value(val);
 		else
 			return -1;
-		xmlChar *t = xmlXPathCastNumberToString(v->number);
-		v->text = dk__snap_strdup(s, (const char *)t);
-		dk_xml_free(t);
+		char b[16];
+		if (dk__number_int_text(b, v->number)) {
+			v->text = dk__snap_strdup(s, b);
+		} else {
+			xmlChar *t = xmlXPathCastNumberToString(v->number);
+			v->text = dk__snap_strdup(s, (const char *)t);
+			dk_xml_free(t);
+		}
 	} else if (strcmp(type, "boolean") == 0) {
 		if (!json_is_boolean(val))
 			return -1;

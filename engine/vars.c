@@ -10,6 +10,7 @@
 #include "engine/internal.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,39 @@ static const char *type_word(dk_var_type t)
 	}
 }
 
+int dk__number_int_text(char out[16], double d)
+{
+	char b[16], *p = b + sizeof(b);
+	unsigned u;
+	/* libxml2's xmlXPathFormatNumber: 0 (of either sign) is "0", an
+	 * integer strictly between INT_MIN and INT_MAX is printed as one */
+	if (d == 0) {
+		memcpy(out, "0", 2);
+		return 1;
+	}
+	if (!(d > INT_MIN && d < INT_MAX && d == (int)d))
+		return 0;
+	u = d < 0 ? (unsigned)-(int)d : (unsigned)(int)d;
+	*--p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (d < 0)
+		*--p = '-';
+	memcpy(out, p, (size_t)(b + sizeof(b) - p));
+	return 1;
+}
+
 static void set_number(dk_value *out, double d)
 {
-	xmlChar *t = xmlXPathCastNumberToString(d);
+	char b[16];
 	out->type = DK_VAR_NUMBER;
 	out->number = d;
+	if (dk__number_int_text(b, d)) {
+		out->text = dk_strdup(b);
+		return;
+	}
+	xmlChar *t = xmlXPathCastNumberToString(d);
 	out->text = dk_strdup((const char *)t);
 	dk_xml_free(t);
 }

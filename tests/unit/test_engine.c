@@ -7,6 +7,7 @@
 #include "util/buf.h"
 #include "util/error.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1559,6 +1560,60 @@ static const char NEW_YORK[] =
 
 /* The zone file is read directly (TZif): daylight saving must come out
  * as the C library's own conversion gives it. */
+/* dk__add_local counts the calendar itself; it must land where the
+ * broken-down route (dk__local, the fields added, dk__from_local with
+ * timegm) lands, across zones with daylight saving, month ends, leap days,
+ * negative instants and the gaps and overlaps of clock changes. */
+static void add_local_matches_broken_down(void **state)
+{
+	static const char *const zones[] = {"UTC", "Asia/Shanghai", "America/New_York",
+	                                    "Europe/Berlin", "Australia/Lord_Howe"};
+	static const dk_duration durs[] = {{0, 0, 1, 0},  {0, 1, 0, 0},    {1, 0, 0, 0},
+	                                   {0, 0, 3, 60}, {0, 13, 45, 0},  {2, 11, 400, 7},
+	                                   {0, 0, 0, 0},  {0, -1, -31, 0}, {-3, 0, 0, 3600}};
+	uint64_t x = 88172645463325252ull;
+	(void)state;
+	for (size_t z = 0; z < sizeof(zones) / sizeof(zones[0]); z++)
+		for (int i = 0; i < 3000; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			/* 1901..2099, with extra weight near the clock changes */
+			int64_t t = (int64_t)(x % 6276000000ull) - 2147483648ll;
+			if (i % 3 == 0)
+				t = 1711846800 + (int64_t)(x % 172800) - 86400; /* 2024-03-31 */
+			const dk_duration *d = &durs[(x >> 33) % (sizeof(durs) / sizeof(durs[0]))];
+			struct tm tm;
+			dk__local(&tm, zones[z], t);
+			int64_t want = t;
+			if (d->years || d->months || d->days) {
+				int months = tm.tm_mon + d->months + 12 * d->years;
+				int y = tm.tm_year + 1900 + months / 12, m = months % 12;
+				if (m < 0) {
+					m += 12;
+					y--;
+				}
+				static const int dim[] = {31, 28, 31, 30, 31, 30,
+				                          31, 31, 30, 31, 30, 31};
+				int last = m == 1 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)
+				               ? 29
+				               : dim[m];
+				if (tm.tm_mday > last)
+					tm.tm_mday = last;
+				tm.tm_year = y - 1900;
+				tm.tm_mon = m;
+				tm.tm_mday += d->days;
+				want = dk__from_local(zones[z], &tm);
+			}
+			want += d->seconds;
+			int64_t got = dk__add_local(zones[z], t, d);
+			if (got != want)
+				fail_msg("%s: %lld + %dY%dM%dD%llds: %lld, want %lld", zones[z],
+				         (long long)t, d->years, d->months, d->days,
+				         (long long)d->seconds, (long long)got, (long long)want);
+		}
+}
+
 static void fn_calendar_daylight_saving(void **state)
 {
 	inst in;
@@ -1775,6 +1830,40 @@ static void same_xpath_object(xmlXPathObjectPtr want, xmlXPathObjectPtr got, con
 		if (strcmp((const char *)want->stringval, (const char *)got->stringval) != 0)
 			fail_msg("'%s': libxml2 gives '%s', the engine '%s'", text,
 			         (const char *)want->stringval, (const char *)got->stringval);
+	}
+}
+
+/* A number variable's text is written without libxml2 when it is an
+ * integer; it must be what libxml2 writes, and the rest left to it. */
+static void number_text_matches_libxml2(void **state)
+{
+	static const double fixed[] = {
+	    0.0,       -0.0,       1,           -1,         9,           10,
+	    -10,       2147483646, -2147483647, 2147483647, -2147483648, 2147483648.,
+	    1e15,      0.5,        -0.25,       1e-300,     3.0000001,   123456789,
+	    -98765432, NAN,        INFINITY,    -INFINITY};
+	uint64_t x = 0x2545F4914F6CDD1Dull;
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) + 100000; i++) {
+		double d;
+		char b[16];
+		if (i < sizeof(fixed) / sizeof(fixed[0])) {
+			d = fixed[i];
+		} else {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			d = (double)(int64_t)(x % 6000000000ull) - 3e9; /* integers past int */
+			if (i % 3 == 0)
+				d /= 8;
+		}
+		xmlChar *want = xmlXPathCastNumberToString(d);
+		if (dk__number_int_text(b, d))
+			assert_string_equal(b, (const char *)want);
+		else
+			assert_false(d == 0 ||
+			             (d > -2147483648.0 && d < 2147483647.0 && d == (int)d));
+		xmlFree(want);
 	}
 }
 
@@ -2040,6 +2129,7 @@ int main(void)
 	    cmocka_unit_test(json_writer_matches_jansson),
 	    cmocka_unit_test(var_changes_match_jansson),
 	    cmocka_unit_test(simple_xpath_matches_libxml2),
+	    cmocka_unit_test(number_text_matches_libxml2),
 	    cmocka_unit_test(snapshot_outgrows_its_block),
 	    cmocka_unit_test(start_defaults_and_tasks),
 	    cmocka_unit_test(start_var_errors),
@@ -2096,6 +2186,7 @@ int main(void)
 	    cmocka_unit_test(wrong_flow_version_refused),
 	    cmocka_unit_test(fn_bare_date_is_local_midnight),
 	    cmocka_unit_test(fn_calendar_daylight_saving),
+	    cmocka_unit_test(add_local_matches_broken_down),
 	    cmocka_unit_test(delegation_for_escalation_role),
 	    cmocka_unit_test(trace_parallel_join),
 	    cmocka_unit_test(trace_quorum_and_timer),
