@@ -44,6 +44,7 @@ typedef struct {
 typedef struct dk_pool_block {
 	struct dk_pool_block *next; /* the older blocks */
 	size_t used, cap;
+	size_t packed; /* a snapshot's: bytes used when it was last packed */
 	max_align_t data[];
 } dk_pool_block;
 

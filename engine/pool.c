@@ -89,6 +89,7 @@ dk_pool_block *dk__pool_block_new(size_t cap, dk_pool_block *next)
 			t->spare[best] = NULL;
 			b->next = next;
 			b->used = 0;
+			b->packed = 0;
 			return b;
 		}
 	}
@@ -102,6 +103,7 @@ dk_pool_block *dk__pool_block_new(size_t cap, dk_pool_block *next)
 	b = dk_malloc(sizeof(*b) + cap);
 	b->next = next;
 	b->used = 0;
+	b->packed = 0;
 	b->cap = cap;
 	return b;
 }

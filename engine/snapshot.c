@@ -277,7 +277,77 @@ static char *bump_str(char **at, const char *str)
 	return p;
 }
 
-dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
+/* p moved by delta (NULL stays NULL): a pointer into a block that was
+ * copied whole. */
+#define MOVED(p, delta) ((p) ? (void *)((char *)(p) + (delta)) : NULL)
+
+/* A copy of s made by copying its one block whole and moving every
+ * pointer into the copy; NULL when s is not in one block or carries more
+ * than its packed size again in what commands replaced (then a packing
+ * copy sheds that). Commands add to a snapshot but free nothing, so one
+ * packing copy in a few is enough to keep the garbage bounded, and the
+ * others cost a memcpy instead of a copy of every string. */
+static dk_snapshot *dup_whole(const dk_snapshot *s)
+{
+	const dk_pool_block *b = s->mem;
+	dk_pool_block *nb;
+	ptrdiff_t delta;
+	dk_snapshot *d;
+	if (!b || b->next || !b->packed || b->used > 2 * b->packed ||
+	    (const char *)s != (const char *)b->data)
+		return NULL;
+	nb = dk__pool_block_new(b->used + DK_POOL_SLACK, NULL);
+	memcpy(nb->data, b->data, b->used);
+	nb->used = b->used;
+	nb->packed = b->packed;
+	delta = (char *)nb->data - (const char *)b->data;
+	d = (dk_snapshot *)(void *)nb->data;
+	d->mem = nb;
+	d->flow_id = MOVED(d->flow_id, delta);
+	d->instance = MOVED(d->instance, delta);
+	d->state = MOVED(d->state, delta);
+	d->initiator = MOVED(d->initiator, delta);
+	d->regions = MOVED(d->regions, delta);
+	for (size_t i = 0; d->regions && i < d->nregions; i++) {
+		d->regions[i].region = MOVED(d->regions[i].region, delta);
+		d->regions[i].state = MOVED(d->regions[i].state, delta);
+	}
+	d->states = MOVED(d->states, delta);
+	for (size_t i = 0; d->states && i < d->nstates; i++) {
+		dk_snap_state *c = &d->states[i];
+		c->state = MOVED(c->state, delta);
+		c->deadlines = MOVED(c->deadlines, delta);
+		c->escalated = MOVED(c->escalated, delta);
+		for (size_t j = 0; c->escalated && j < c->nescalated; j++)
+			c->escalated[j] = MOVED(c->escalated[j], delta);
+	}
+	d->vars = MOVED(d->vars, delta);
+	for (size_t i = 0; d->vars && i < d->nvars; i++) {
+		d->vars[i].name = MOVED(d->vars[i].name, delta);
+		d->vars[i].text = MOVED(d->vars[i].text, delta);
+	}
+	d->votes = MOVED(d->votes, delta);
+	for (size_t i = 0; d->votes && i < d->nvotes; i++) {
+		dk_snap_vote *v = &d->votes[i];
+		v->state = MOVED(v->state, delta);
+		v->user = MOVED(v->user, delta);
+		v->actor = MOVED(v->actor, delta);
+		v->transition = MOVED(v->transition, delta);
+	}
+	d->evidence = MOVED(d->evidence, delta);
+	for (size_t i = 0; d->evidence && i < d->nevidence; i++) {
+		dk_snap_evidence *e = &d->evidence[i];
+		e->kind = MOVED(e->kind, delta);
+		e->state = MOVED(e->state, delta);
+		e->by = MOVED(e->by, delta);
+		e->name = MOVED(e->name, delta);
+		e->sha256 = MOVED(e->sha256, delta);
+	}
+	return d;
+}
+
+/* A copy of s packed into one block: the arrays, then the strings. */
+static dk_snapshot *dup_packed(const dk_snapshot *s)
 {
 	/* everything live in s was carved from its blocks, each piece
 	 * aligned, so their use bounds what a packed copy needs without
@@ -338,8 +408,15 @@ dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
 		c->sha256 = bump_str(&at, a->sha256);
 	}
 	b->used = DK_POOL_ALIGN((size_t)(at - (char *)b->data));
+	b->packed = b->used;
 	assert(b->used <= b->cap);
 	return d;
+}
+
+dk_snapshot *dk_snapshot_dup(const dk_snapshot *s)
+{
+	dk_snapshot *d = dup_whole(s);
+	return d ? d : dup_packed(s);
 }
 
 /* ---- lookups and edits ------------------------------------------------- */

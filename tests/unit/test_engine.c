@@ -2021,6 +2021,35 @@ static void simple_xpath_matches_libxml2(void **state)
  * leaves (hundreds of uploads, long names) must still copy, serialise and
  * parse back to the same bytes, and a copy must not share memory with its
  * source. */
+/* Copies are made whole (one block copied, its pointers moved) while the
+ * garbage of replaced pieces stays small, else packed: along a path of
+ * many small commands, every copy must say what its source says, and
+ * stand alone once the source is freed (ASan keeps no spare blocks). */
+static void snapshot_copies_along_a_path(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	for (int i = 0; i < 60; i++) {
+		char *a = NULL, *b = NULL;
+		dk_snapshot *copy = dk_snapshot_dup(snap(&in));
+		assert_int_equal(dk_snapshot_to_json(&a, snap(&in)), 0);
+		if (i % 3 == 2)
+			assert_int_equal(act(&in, "phase-done", "li"), 0);
+		else
+			assert_int_equal(attach(&in, "phase-report", "li", "r.pdf", 10 + i), 0);
+		assert_int_equal(dk_snapshot_to_json(&b, copy), 0);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+		dk_snapshot_free(copy);
+	}
+	assert_int_equal(dk_snapshot_var(snap(&in), "done_phases")->number, 20);
+	assert_int_equal(snap(&in)->nevidence, 41);
+	end(&in);
+}
+
 static void snapshot_outgrows_its_block(void **state)
 {
 	inst in;
@@ -2131,6 +2160,7 @@ int main(void)
 	    cmocka_unit_test(simple_xpath_matches_libxml2),
 	    cmocka_unit_test(number_text_matches_libxml2),
 	    cmocka_unit_test(snapshot_outgrows_its_block),
+	    cmocka_unit_test(snapshot_copies_along_a_path),
 	    cmocka_unit_test(start_defaults_and_tasks),
 	    cmocka_unit_test(start_var_errors),
 	    cmocka_unit_test(linear_approve),
