@@ -273,6 +273,11 @@ typedef int (*dk_archive_entry_fn)(const dk_archive_entry *e, void *payload);
 int dk_archive_walk(dk_archive *a, const char *instance, unsigned int flags, dk_archive_entry_fn fn,
                     void *payload);
 
+/* The seq of the newest state-change note in the instance's history (the
+ * N of its Docket-Event trailer "INSTANCE:N"; uploads, whose keys are
+ * random, are walked past), 0 when there is none or no ref. */
+int dk_archive_noted_seq(int64_t *seq, dk_archive *a, const char *instance);
+
 /* Calls fn for each instance id that has a ref, in ref-name order. */
 int dk_archive_instances(dk_archive *a, int (*fn)(const char *instance, void *payload),
                          void *payload);

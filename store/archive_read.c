@@ -424,6 +424,59 @@ cleanup:
 	return error;
 }
 
+int dk_archive_noted_seq(int64_t *seq, dk_archive *a, const char *instance)
+{
+	git_revwalk *w = NULL;
+	git_oid tip, id;
+	char prefix[DK_ARCHIVE_REFNAME_MAX + 2];
+	size_t plen;
+	int error, rc;
+
+	*seq = 0;
+	error = dk_archive__tip(&tip, a, instance);
+	if (error == DK_ENOTFOUND)
+		return 0;
+	if (error < 0)
+		return error;
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "%s:", instance);
+	/* newest first: the first note met is the last one written */
+	if (git_revwalk_new(&w, a->repo) < 0 || git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL) < 0 ||
+	    git_revwalk_push(w, &tip) < 0) {
+		error = dk_archive__git_error(DK_EINVALID, "cannot walk the instance's history");
+		goto cleanup;
+	}
+	while ((rc = git_revwalk_next(&id, w)) == 0) {
+		git_message_trailer_array t = {0};
+		git_commit *c = NULL;
+		const char *key;
+		if (git_commit_lookup(&c, a->repo, &id) < 0) {
+			error = dk_archive__git_error(DK_EINVALID, "cannot read a commit");
+			goto cleanup;
+		}
+		if (git_message_trailers(&t, git_commit_message(c)) < 0) {
+			git_commit_free(c);
+			error = dk_archive__git_error(DK_EINVALID, "cannot read a commit message");
+			goto cleanup;
+		}
+		key = trailer(&t, "Docket-Event");
+		if (!strncmp(key, prefix, plen)) {
+			char *end = NULL;
+			long long v = strtoll(key + plen, &end, 10);
+			if (end && !*end && v > 0)
+				*seq = v;
+		}
+		git_message_trailer_array_free(&t);
+		git_commit_free(c);
+		if (*seq)
+			goto cleanup;
+	}
+	if (rc != GIT_ITEROVER)
+		error = dk_archive__git_error(DK_EINVALID, "cannot walk the instance's history");
+cleanup:
+	git_revwalk_free(w);
+	return error;
+}
+
 int dk_archive_walk(dk_archive *a, const char *instance, unsigned int flags, dk_archive_entry_fn fn,
                     void *payload)
 {
@@ -489,7 +542,8 @@ int dk_archive_instances(dk_archive *a, int (*fn)(const char *instance, void *pa
 		error = dk_archive__git_error(DK_EINVALID, "cannot list the instances");
 		goto cleanup;
 	}
-	qsort(l.names, l.n, sizeof(*l.names), cmp_names);
+	if (l.n)
+		qsort(l.names, l.n, sizeof(*l.names), cmp_names);
 	for (size_t i = 0; i < l.n && error == 0; i++)
 		error = fn(l.names[i], payload);
 cleanup:

@@ -212,6 +212,18 @@ static const char *const migrations[] = {
      * gathering and sorting every overdue task (bench/growth.c). */
     "DROP INDEX tasks_instance;\n"
     "CREATE INDEX tasks_instance ON tasks (instance_id, due_at);\n",
+
+    /* 5: the archive notes of state changes are written by a catch-up
+     * (engine/runner_notes.c), no longer after each commit: last_event is
+     * the rowid of the last event the archive has caught up with. Events
+     * are append-only and every write takes the write lock first, so the
+     * rowid grows in commit order. The notes of a home made before this
+     * were written after each commit: it starts caught up. */
+    "CREATE TABLE archive_noted (\n"
+    "  one INTEGER PRIMARY KEY CHECK (one = 1),\n"
+    "  last_event INTEGER NOT NULL\n"
+    ");\n"
+    "INSERT INTO archive_noted VALUES (1, (SELECT COALESCE(MAX(rowid), 0) FROM events));\n",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DK_STORE_SCHEMA_VERSION,

@@ -352,6 +352,8 @@ void dk_event_row_free(dk_event_row *r)
 	free(r->transition);
 	free(r->comment);
 	free(r->data);
+	free(r->flow_id);
+	free(r->state);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -410,7 +412,7 @@ cleanup:
 
 static const char sql_event_list[] =
     "SELECT instance_id, seq, type, actor, on_behalf_of, at, from_state, to_state, "
-    "transition, comment, data FROM events WHERE instance_id = ?1 ORDER BY seq";
+    "transition, comment, data, rowid FROM events WHERE instance_id = ?1 ORDER BY seq";
 
 int dk_store_event_list(dk_store *s, const char *instance_id, dk_event_row **out, size_t *n)
 {
@@ -430,6 +432,7 @@ int dk_store_event_list(dk_store *s, const char *instance_id, dk_event_row **out
 		dk_event_row *r;
 		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
 		r = &rows[count++];
+		memset(r, 0, sizeof(*r));
 		r->instance_id = dk_sql_col_text(st, 0);
 		r->seq = dk_sql_col_int(st, 1);
 		r->type = dk_sql_col_text(st, 2);
@@ -441,6 +444,7 @@ int dk_store_event_list(dk_store *s, const char *instance_id, dk_event_row **out
 		r->transition = dk_sql_col_text(st, 8);
 		r->comment = dk_sql_col_text(st, 9);
 		r->data = dk_sql_col_text(st, 10);
+		r->order = dk_sql_col_int(st, 11);
 	}
 	if (rc != SQLITE_DONE) {
 		error = dk_sql_error(s, rc, "list events");

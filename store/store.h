@@ -41,7 +41,7 @@
 typedef struct dk_store dk_store;
 
 /* The schema version this build creates and understands. */
-#define DK_STORE_SCHEMA_VERSION 4
+#define DK_STORE_SCHEMA_VERSION 5
 
 /* ---- opening and transactions ------------------------------------------ */
 
@@ -204,6 +204,14 @@ typedef struct {
 	char *transition;
 	char *comment;
 	char *data; /* opaque JSON (variable changes...) or NULL */
+	/* The event's place in commit order (its rowid), across instances;
+	 * filled by dk_store_event_list and dk_store_noted_pending. */
+	int64_t order;
+	/* dk_store_noted_pending only: the instance's flow, version and
+	 * state summary now. */
+	char *flow_id;
+	int flow_version;
+	char *state;
 } dk_event_row;
 void dk_event_row_free(dk_event_row *r);
 void dk_event_rows_free(dk_event_row *rows, size_t n);
@@ -213,6 +221,24 @@ void dk_event_rows_free(dk_event_row *rows, size_t n);
 int dk_store_event_append(dk_store *s, dk_event_row *ev);
 /* The trail of one instance in seq order (empty for an unknown id). */
 int dk_store_event_list(dk_store *s, const char *instance_id, dk_event_row **out, size_t *n);
+
+/* ---- archive notes: how far the archive has caught up ------------------ */
+
+/* The order (rowid) of the last event the archive notes have caught up
+ * with; events after it wait for their note. */
+int dk_store_noted_get(dk_store *s, int64_t *last);
+/* WRITE. Moves the mark forward to last (never back). */
+int dk_store_noted_set(dk_store *s, int64_t last);
+/* Up to limit events after the mark `after` whose type is one of types
+ * (NULL-terminated, at most 4), in commit order, each with its instance's
+ * flow, version and state. *upto gets how far they cover: the order of the
+ * last one when limit was reached, else the last event's order of the
+ * whole trail as it was read (so events of other types are passed too). */
+int dk_store_noted_pending(dk_store *s, int64_t after, const char *const *types, size_t limit,
+                           dk_event_row **out, size_t *n, int64_t *upto);
+/* How many events of types (as above) come after the mark; cheap when
+ * none do (an index range on the rowid). */
+int dk_store_noted_count(dk_store *s, const char *const *types, int64_t *count);
 
 /* ---- tasks: open work per assignee ------------------------------------- */
 
