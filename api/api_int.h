@@ -134,8 +134,12 @@ int dk_api_idem_replay(dk_req *rq, dk_store *store, const char *key);
 typedef int (*dk_write_fn)(dk_req *rq, dk_runner *r, void *arg);
 int dk_api_write(dk_req *rq, dk_write_fn fn, void *arg);
 int dk_writer_start(const dk_serve_opts *opts);
-/* Lets the batch in hand finish, then joins the writer. */
+/* Lets the batch in hand finish, then joins the writer; the note writer
+ * catches the archive up once more and is joined too. */
 void dk_writer_stop(void);
+/* Wakes the note writer: a state change committed outside the writer (a
+ * timer, a signed link) waits for its archive note. Cheap; any thread. */
+void dk_writer_notes_wake(void);
 
 /* workers.c: the timer and webhook threads of dk_serve. */
 int dk_workers_start(const dk_serve_opts *opts);

@@ -295,6 +295,8 @@ int dk_route_link_post(dk_req *rq)
 	}
 	error =
 	    dk_runner_link_act(rq->ctx->runner, &step, &link, comment && *comment ? comment : NULL);
+	if (error == 0)
+		dk_writer_notes_wake(); /* its archive note */
 	if (error < 0) {
 		unsigned status = dk_api_status_of(error);
 		char *user = NULL;

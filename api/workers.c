@@ -111,7 +111,8 @@ static void *timer_main(void *arg)
 				fprintf(stderr, "docket serve: %zu timer%s fired\n", fired,
 				        fired == 1 ? "" : "s");
 			if (fired) {
-				dk_workers_wake(); /* timers may have queued webhooks */
+				dk_workers_wake();      /* timers may have queued webhooks */
+				dk_writer_notes_wake(); /* and moved instances: their notes */
 				continue;
 			}
 		}

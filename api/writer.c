@@ -14,16 +14,14 @@
  * every command of the batch that would have succeeded is answered with
  * the failure instead (none of it remains).
  *
- * The archive notes of a committed batch go to a second thread, the note
- * writer, and the writer goes on to the next batch at once: while one
- * batch's notes reach the disk, the next batch is decided and committed.
- * The note writer takes every batch waiting for it and writes all their
- * notes as one batch of the archive (dk_archive_notes: every commit
- * object, one flush, every ref by compare-and-swap, one flush), in the
- * order the batches committed, so an instance's notes stay in order. Only
- * then are the commands of those batches answered, as a lone command's
- * notes are written before its answer. The flushes are paid once per
- * round of the note writer, not once per request.
+ * The archive notes of the batch's state changes are not on its path: the
+ * writer answers right after the COMMIT and wakes a second thread, the
+ * note writer, which catches the archive up with the audit trail
+ * (dk_runner_notes_catch_up: every note after the mark, in commit order,
+ * one batch of the archive per chunk, two flushes for all of its notes).
+ * It runs once at start, after each wake-up (wake-ups that come while it
+ * works fold into one more round) and once more at stop, so the notes
+ * follow the commits by about one round, whatever the load.
  *
  * While the writer commits one batch, requests keep arriving and queue up:
  * the busier the server, the bigger the batches, and the fsync is paid
@@ -55,13 +53,6 @@ typedef struct job {
 	struct job *next;
 } job;
 
-/* A committed batch whose archive notes wait for the note writer. */
-typedef struct noted {
-	job *jobs; /* answered once the notes are written */
-	dk_notes *notes;
-	struct noted *next;
-} noted;
-
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work; /* the writer waits for commands */
@@ -70,14 +61,14 @@ static struct {
 	int running, stop;
 	pthread_t thread;
 	dk_runner *runner;
-	/* the note writer: its queue, thread and runner (own archive) */
+	/* the note writer: woken when a batch committed; thread and runner
+	 * (own archive) */
 	pthread_cond_t notes_work;
-	noted *nhead, *ntail;
-	int notes_stop;
+	int notes_due, notes_stop;
 	pthread_t notes_thread;
 	dk_runner *notes_runner;
 	/* for the line at stop: how well the batching went */
-	unsigned long commands, commits, biggest, note_rounds;
+	unsigned long commands, commits, biggest, note_rounds, notes_written;
 } wr = {.lock = PTHREAD_MUTEX_INITIALIZER,
         .work = PTHREAD_COND_INITIALIZER,
         .done = PTHREAD_COND_INITIALIZER,
@@ -181,15 +172,14 @@ static void fail_batch(job *batch, int error)
 	}
 }
 
-/* Runs the batch and commits it. Returns the archive notes of its commands
- * (NULL when none, or when the batch failed and none of it remains). */
-static dk_notes *run_batch(dk_runner *r, job *batch)
+/* Runs the batch and commits it. Returns 1 when it committed a change. */
+static int run_batch(dk_runner *r, job *batch)
 {
 	int error, lost = 0;
 
 	if ((error = dk_runner_batch_begin(r)) < 0) {
 		fail_batch(batch, error);
-		return NULL;
+		return 0;
 	}
 	for (job *j = batch; j && !lost; j = j->next)
 		if (run_one(r, j) < 0)
@@ -198,13 +188,13 @@ static dk_notes *run_batch(dk_runner *r, job *batch)
 		error = dk_error_code() ? dk_error_code() : DK_EINTERNAL;
 		dk_runner_batch_abort(r);
 		fail_batch(batch, error);
-		return NULL;
+		return 0;
 	}
 	if ((error = dk_runner_batch_commit(r)) < 0) {
 		fail_batch(batch, error);
-		return NULL;
+		return 0;
 	}
-	return dk_runner_notes_take(r, 0);
+	return 1;
 }
 
 /* Tells the request threads of batch that their answers are final.
@@ -221,7 +211,7 @@ static void *writer_main(void *arg)
 	pthread_setname_np(pthread_self(), "docket-writer");
 	for (;;) {
 		job *batch, *last;
-		dk_notes *notes;
+		int committed;
 		size_t n = 1;
 
 		pthread_mutex_lock(&wr.lock);
@@ -246,63 +236,48 @@ static void *writer_main(void *arg)
 		last->next = NULL;
 		pthread_mutex_unlock(&wr.lock);
 
-		notes = run_batch(wr.runner, batch);
+		committed = run_batch(wr.runner, batch);
 
 		pthread_mutex_lock(&wr.lock);
-		if (notes) {
-			/* committed: answered once the note writer is done */
-			noted *nb = dk_calloc(1, sizeof(*nb));
-			nb->jobs = batch;
-			nb->notes = notes;
-			if (wr.ntail)
-				wr.ntail->next = nb;
-			else
-				wr.nhead = nb;
-			wr.ntail = nb;
+		answer(batch);
+		if (committed) {
+			wr.notes_due = 1;
 			pthread_cond_signal(&wr.notes_work);
-		} else {
-			answer(batch);
 		}
 		pthread_mutex_unlock(&wr.lock);
 	}
 	return arg;
 }
 
-/* The note writer: takes every committed batch waiting, writes all their
- * notes as one batch of the archive, in commit order, then answers them. */
+/* The note writer: catches the archive up once at start, after every
+ * wake-up, and once more when told to stop. */
 static void *notes_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "docket-notes");
 	for (;;) {
-		noted *list;
-		dk_notes *all = NULL;
+		dk_notes_sync sync;
+		int last;
 
 		pthread_mutex_lock(&wr.lock);
-		while (!wr.nhead && !wr.notes_stop)
+		while (!wr.notes_due && !wr.notes_stop)
 			pthread_cond_wait(&wr.notes_work, &wr.lock);
-		list = wr.nhead;
-		wr.nhead = wr.ntail = NULL;
-		if (list)
-			wr.note_rounds++;
+		last = !wr.notes_due && wr.notes_stop;
+		wr.notes_due = 0;
 		pthread_mutex_unlock(&wr.lock);
-		if (!list)
-			break;
 
-		for (noted *nb = list; nb; nb = nb->next) {
-			all = dk_notes_join(all, nb->notes);
-			nb->notes = NULL;
+		if (dk_runner_notes_catch_up(wr.notes_runner, &sync) < 0) {
+			fprintf(stderr,
+			        "docket serve: warning: the archive notes could not catch up (%s); "
+			        "they wait for the next round or 'docket archive sync'\n",
+			        dk_error_last());
+			dk_error_clear();
 		}
-		dk_runner_notes_write(wr.notes_runner, all);
-
 		pthread_mutex_lock(&wr.lock);
-		for (noted *nb = list; nb; nb = nb->next)
-			answer(nb->jobs);
+		wr.note_rounds += sync.rounds;
+		wr.notes_written += sync.written;
 		pthread_mutex_unlock(&wr.lock);
-		while (list) {
-			noted *next = list->next;
-			free(list);
-			list = next;
-		}
+		if (last)
+			break;
 	}
 	return arg;
 }
@@ -313,8 +288,8 @@ int dk_writer_start(const dk_serve_opts *opts)
 
 	wr.stop = wr.notes_stop = 0;
 	wr.head = wr.tail = NULL;
-	wr.nhead = wr.ntail = NULL;
-	wr.commands = wr.commits = wr.biggest = wr.note_rounds = 0;
+	wr.notes_due = 1; /* what a previous run left waiting */
+	wr.commands = wr.commits = wr.biggest = wr.note_rounds = wr.notes_written = 0;
 	if ((error = dk_runner_open(&wr.runner, opts->home)) < 0)
 		return error;
 	if ((error = dk_runner_open(&wr.notes_runner, opts->home)) < 0) {
@@ -353,7 +328,7 @@ void dk_writer_stop(void)
 	pthread_cond_signal(&wr.work);
 	pthread_mutex_unlock(&wr.lock);
 	pthread_join(wr.thread, NULL);
-	/* the writer is done: the note writer drains what it handed over */
+	/* the writer is done: the note writer catches up once more */
 	pthread_mutex_lock(&wr.lock);
 	wr.notes_stop = 1;
 	pthread_cond_signal(&wr.notes_work);
@@ -363,12 +338,20 @@ void dk_writer_stop(void)
 	if (wr.commits)
 		fprintf(stderr,
 		        "docket serve: %lu writes in %lu commits (%.1f a commit, at most %lu), "
-		        "their archive notes in %lu rounds\n",
+		        "%lu archive notes in %lu rounds\n",
 		        wr.commands, wr.commits, (double)wr.commands / (double)wr.commits,
-		        wr.biggest, wr.note_rounds);
+		        wr.biggest, wr.notes_written, wr.note_rounds);
 	dk_runner_free(wr.notes_runner);
 	dk_runner_free(wr.runner);
 	wr.notes_runner = wr.runner = NULL;
+}
+
+void dk_writer_notes_wake(void)
+{
+	pthread_mutex_lock(&wr.lock);
+	wr.notes_due = 1;
+	pthread_cond_signal(&wr.notes_work);
+	pthread_mutex_unlock(&wr.lock);
 }
 
 int dk_api_write(dk_req *rq, dk_write_fn fn, void *arg)
@@ -388,7 +371,7 @@ int dk_api_write(dk_req *rq, dk_write_fn fn, void *arg)
 		wr.head = &j;
 	wr.tail = &j;
 	pthread_cond_signal(&wr.work);
-	/* done once committed and its notes written (or once it failed) */
+	/* done once committed (or once it failed) */
 	while (!j.done)
 		pthread_cond_wait(&wr.done, &wr.lock);
 	pthread_mutex_unlock(&wr.lock);

@@ -13,10 +13,18 @@
  *               commit and the database. --repair records those through
  *               the runner (the same path attach takes after git);
  *   no note     a state change of the audit trail (start, transition,
- *               recall) with no note in the instance's history: a crash
- *               between the database's commit and the note's (notes follow
- *               the commit). --repair writes the note now, on top of the
- *               history, with the event's own time, actor and key.
+ *               recall) at or before the catch-up's mark with no note in
+ *               the instance's history (a ref moved back, a note lost).
+ *               --repair writes the note now, on top of the history, with
+ *               the event's own time, actor and key.
+ * State changes after the mark are not damage: their notes are written by
+ * the next catch-up (`docket archive sync`, serve, tick). They are counted
+ * as pending ("pending" in --json), and verify exits 0 for them. --repair
+ * catches up first (under the catch-up's lock, held to the end, so no
+ * catch-up runs while it writes); when a note of that catch-up fails,
+ * missing notes are reported, not written, since the mark then stands
+ * before notes already written and a note put on top now would have them
+ * written again.
  */
 #include "cli/cli.h"
 
@@ -46,6 +54,8 @@ typedef struct {
 	int human, repair;
 	size_t checked;
 	dk_archive *archive;
+	int notes_repair; /* repair may write missing notes (the catch-up went through) */
+	size_t pending;   /* state changes whose note waits for the catch-up */
 } report;
 
 static int keep_entry(const dk_archive_entry *e, void *payload)
@@ -118,12 +128,18 @@ static int has_note(const char *key, void *payload)
 	return 0;
 }
 
+static int is_pending(const json_t *m)
+{
+	return json_is_true(json_object_get(m, "pending"));
+}
+
 /* The audit trail's state changes against the notes of the history l. */
 static int check_notes(report *rep, dk_runner *runner, const char *id, entries *l)
 {
 	json_t *missing = NULL, *m;
-	size_t i;
-	int error = dk_runner_notes_missing(runner, &missing, id, has_note, l, rep->repair);
+	size_t i, nmissing = 0;
+	int error = dk_runner_notes_missing(runner, &missing, id, has_note, l,
+	                                    rep->repair && rep->notes_repair);
 
 	if (error == DK_ENOTFOUND) { /* archived, but no such instance row */
 		dk_error_clear();
@@ -131,7 +147,14 @@ static int check_notes(report *rep, dk_runner *runner, const char *id, entries *
 	}
 	if (error < 0)
 		return error;
-	if (rep->repair && json_array_size(missing)) {
+	json_array_foreach(missing, i, m)
+	{
+		if (is_pending(m))
+			rep->pending++;
+		else
+			nmissing++;
+	}
+	if (rep->repair && rep->notes_repair && nmissing) {
 		/* read the history again: what the notes did not land on stays */
 		json_t *left = NULL;
 		entries_free(l);
@@ -144,6 +167,8 @@ static int check_notes(report *rep, dk_runner *runner, const char *id, entries *
 		{
 			const char *ev = json_string_value(json_object_get(m, "event"));
 			int failed = 0;
+			if (is_pending(m))
+				continue;
 			for (size_t j = 0; j < json_array_size(left); j++)
 				failed |= !strcmp(ev, json_string_value(json_object_get(
 				                          json_array_get(left, j), "event")));
@@ -165,11 +190,18 @@ static int check_notes(report *rep, dk_runner *runner, const char *id, entries *
 		return 0;
 	}
 	json_array_foreach(missing, i, m)
-	    problem(rep, "no note", id, json_string_value(json_object_get(m, "event")),
-	            "the audit trail's '%s' into %s has no note in refs/docket/instances/%s (a "
-	            "crash between the database and git?); run 'docket verify --repair'",
-	            json_string_value(json_object_get(m, "transition")),
-	            json_string_value(json_object_get(m, "state")), id);
+	{
+		if (is_pending(m))
+			continue;
+		problem(rep, "no note", id, json_string_value(json_object_get(m, "event")),
+		        "the audit trail's '%s' into %s has no note in refs/docket/instances/%s "
+		        "(the ref was moved back or the note lost); %s",
+		        json_string_value(json_object_get(m, "transition")),
+		        json_string_value(json_object_get(m, "state")), id,
+		        rep->repair ? "the archive could not catch up (see above): repair again "
+		                      "once 'docket archive sync' succeeds"
+		                    : "run 'docket verify --repair'");
+	}
 	json_decref(missing);
 	return 0;
 }
@@ -263,7 +295,8 @@ int cmd_verify(dk_cli *cli, int argc, char **argv)
 	dk_evidence_row *rows = NULL;
 	size_t nrows = 0;
 	json_t *ids = json_object();
-	report rep = {json_array(), json_array(), !cli->json, 0, 0, NULL};
+	report rep = {json_array(), json_array(), !cli->json, 0, 0, NULL, 1, 0};
+	int lock = -1;
 	const char *id;
 	json_t *v;
 
@@ -285,6 +318,26 @@ int cmd_verify(dk_cli *cli, int argc, char **argv)
 		goto cleanup;
 	rep.repair = repair;
 	rep.archive = a;
+	rep.notes_repair = 1;
+	if (repair) {
+		/* The notes waiting are written first, and no catch-up runs
+		 * while missing ones are put on top of the histories. */
+		dk_notes_sync sync;
+		if ((error = dk_runner_notes_lock(runner, &lock)) < 0)
+			goto cleanup;
+		if ((error = dk_runner_notes_catch_up_locked(runner, &sync)) < 0)
+			goto cleanup;
+		rep.notes_repair = sync.failed == 0;
+		if (sync.failed)
+			problem(
+			    &rep, "no note", "-", "-",
+			    "%zu state change%s could not be noted in the archive (see above); "
+			    "missing notes are not written until 'docket archive sync' succeeds",
+			    sync.failed, sync.failed == 1 ? "" : "s");
+		if (sync.written && rep.human)
+			printf("%-10s wrote %zu archive note%s that waited for the catch-up\n",
+			       "synced", sync.written, sync.written == 1 ? "" : "s");
+	}
 	if (only) {
 		dk_instance_row inst = {0};
 		if ((error = dk_store_instance_get(s, only, &inst)) < 0)
@@ -294,7 +347,9 @@ int cmd_verify(dk_cli *cli, int argc, char **argv)
 	} else {
 		for (size_t i = 0; i < nrows; i++)
 			add_name(rows[i].instance_id, ids);
-		if ((error = dk_archive_instances(a, add_name, ids)) < 0)
+		/* and those whose notes wait, nothing archived for them yet */
+		if ((error = dk_archive_instances(a, add_name, ids)) < 0 ||
+		    (error = dk_runner_notes_waiting_instances(runner, add_name, ids)) < 0)
 			goto cleanup;
 	}
 	json_object_foreach(ids, id, v)
@@ -304,9 +359,10 @@ int cmd_verify(dk_cli *cli, int argc, char **argv)
 	}
 	size_t nprob = json_array_size(rep.problems), nrep = json_array_size(rep.repaired);
 	if (cli->json) {
-		json_t *o = json_pack("{s:I,s:I,s:O,s:O}", "checked", (json_int_t)rep.checked,
+		json_t *o = json_pack("{s:I,s:I,s:O,s:O,s:I}", "checked", (json_int_t)rep.checked,
 		                      "instances", (json_int_t)json_object_size(ids), "problems",
-		                      rep.problems, "repaired", rep.repaired);
+		                      rep.problems, "repaired", rep.repaired, "pending",
+		                      (json_int_t)rep.pending);
 		dk_cli_print_json(o);
 		json_decref(o);
 	} else {
@@ -316,6 +372,11 @@ int cmd_verify(dk_cli *cli, int argc, char **argv)
 		       nrep ? "" : "\n");
 		if (nrep)
 			printf(", %zu repaired\n", nrep);
+		if (rep.pending)
+			printf("%zu state change%s wait%s for the archive; `docket archive sync` "
+			       "writes them\n",
+			       rep.pending, rep.pending == 1 ? "" : "s",
+			       rep.pending == 1 ? "s" : "");
 	}
 	if (nprob)
 		error = dk_error_set(DK_EINVALID,
@@ -327,6 +388,7 @@ cleanup:
 	json_decref(rep.problems);
 	json_decref(rep.repaired);
 	dk_evidence_rows_free(rows, nrows);
+	dk_runner_notes_unlock(lock);
 	dk_runner_free(runner);
 	dk_archive_free(a);
 	dk_store_close(s);

@@ -29,8 +29,9 @@ int dk_runner_open(dk_runner **out, const char *home)
 
 	*out = NULL;
 	r->home = dk_strdup(home);
-	/* The archive opens late (a step's note follows its commit): its
-	 * settings are checked before anything is written. */
+	/* The archive opens late, if at all (the notes of state changes are
+	 * written by a catch-up): its settings are checked before anything is
+	 * written. */
 	if ((error = dk_archive_check_settings()) < 0 ||
 	    (error = dk_store_open(&r->store, home)) < 0) {
 		dk_runner_free(r);
@@ -48,8 +49,6 @@ void dk_runner_free(dk_runner *r)
 		dk_flow_free(r->flows[i]);
 	free(r->flows);
 	dk_org_free(r->org);
-	dk_runner_drop_notes(r, 0);
-	free(r->notes);
 	dk_archive_free(r->archive);
 	dk_store_close(r->store);
 	free(r->home);
@@ -111,11 +110,9 @@ int dk_runner_savepoint(dk_runner *r)
 {
 	int error;
 
-	if (r->depth == (int)(sizeof(r->marks) / sizeof(r->marks[0])))
-		return dk_error_set(DK_EINTERNAL, "savepoints nest too deep");
 	if ((error = dk_store_savepoint(r->store)) < 0)
 		return error;
-	r->marks[r->depth++] = r->nnotes;
+	r->depth++;
 	return 0;
 }
 
@@ -138,48 +135,19 @@ int dk_runner_rollback_to(dk_runner *r)
 	if (r->depth == 0)
 		return dk_error_set(DK_EINTERNAL, "no savepoint to roll back to");
 	r->depth--;
-	dk_runner_drop_notes(r, r->marks[r->depth]);
-	if ((error = dk_store_savepoint_rollback(r->store)) < 0) {
-		/* The database gave the whole transaction up. */
-		dk_runner_drop_notes(r, 0);
-		r->depth = 0;
-	}
+	if ((error = dk_store_savepoint_rollback(r->store)) < 0)
+		r->depth = 0; /* the database gave the whole transaction up */
 	return error;
 }
 
 int dk_runner_batch_commit(dk_runner *r)
 {
-	int error;
-
 	if (!r->batch)
 		return dk_error_set(DK_EINTERNAL, "no batch to commit");
 	r->batch = 0;
 	r->depth = 0;
 	r->org_pinned = 0;
-	if ((error = dk_store_commit(r->store)) < 0) {
-		dk_runner_drop_notes(r, 0);
-		return error;
-	}
-	return 0;
-}
-
-size_t dk_runner_notes_pending(dk_runner *r)
-{
-	return r->nnotes;
-}
-
-dk_notes *dk_runner_notes_take(dk_runner *r, size_t from)
-{
-	dk_notes *n;
-
-	if (from >= r->nnotes)
-		return NULL;
-	n = dk_calloc(1, sizeof(*n));
-	n->n = r->nnotes - from;
-	n->v = dk_calloc(n->n, sizeof(*n->v));
-	memcpy(n->v, r->notes + from, n->n * sizeof(*n->v));
-	r->nnotes = from;
-	return n;
+	return dk_store_commit(r->store);
 }
 
 void dk_runner_batch_abort(dk_runner *r)
@@ -187,7 +155,6 @@ void dk_runner_batch_abort(dk_runner *r)
 	r->batch = 0;
 	r->depth = 0;
 	r->org_pinned = 0;
-	dk_runner_drop_notes(r, 0);
 	dk_store_rollback(r->store);
 }
 

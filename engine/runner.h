@@ -52,50 +52,71 @@ dk_store *dk_runner_store(dk_runner *r);
  * start, act and recall each run in a savepoint of their own instead of a
  * transaction: one that fails undoes only its own writes and returns its
  * own error, the others stay. Nothing is durable, and nothing may be
- * acknowledged, before dk_runner_batch_commit returned 0. The archive notes
- * of the commands kept wait for that commit too: then take them
- * (dk_runner_notes_take) and write them (dk_runner_notes_write), as a lone
- * command writes its own after its commit. Other write commands (deploy,
- * org, delegate, tick, attach) refuse to run inside a batch.
+ * acknowledged, before dk_runner_batch_commit returned 0. Other write
+ * commands (deploy, org, delegate, tick, attach) refuse to run inside a
+ * batch.
  *
  * dk_runner_savepoint / _release / _rollback_to let the caller wrap a
  * command with writes of its own (the answer kept for an Idempotency-Key)
- * so that both stay or go together; they nest, and an undone level drops
- * the notes of the commands inside it. */
+ * so that both stay or go together; they nest. */
 int dk_runner_batch_begin(dk_runner *r);
 int dk_runner_savepoint(dk_runner *r);
 int dk_runner_release(dk_runner *r);
 int dk_runner_rollback_to(dk_runner *r);
-/* Commits the batch. On failure nothing of the batch remains, its notes
- * are forgotten, and every command in it failed. */
+/* Commits the batch. On failure nothing of the batch remains, and every
+ * command in it failed. */
 int dk_runner_batch_commit(dk_runner *r);
 /* Abandons the batch: nothing of it remains. Harmless when none is open. */
 void dk_runner_batch_abort(dk_runner *r);
 
-/* Archive notes of committed commands, not yet written. */
-typedef struct dk_notes dk_notes;
-/* How many notes wait: a command's notes are those queued while it ran. */
-size_t dk_runner_notes_pending(dk_runner *r);
-/* Takes the waiting notes from the from-th on (the caller's; NULL when
- * there are none). Take the last command's first. */
-dk_notes *dk_runner_notes_take(dk_runner *r, size_t from);
-/* Writes notes in order into r's archive, as one batch (two flushes to
- * disk for all of them), and frees them: any runner of the same home may
- * write them, so `docket serve` writes a batch's notes on a thread of
- * their own while the next batch commits. A failure is reported on stderr
- * (the steps are recorded; docket verify reports the gap). */
-void dk_runner_notes_write(dk_runner *r, dk_notes *notes);
-/* Appends b's notes after a's and frees b; either may be NULL. The result
- * is the caller's. */
-dk_notes *dk_notes_join(dk_notes *a, dk_notes *b);
-void dk_notes_free(dk_notes *notes);
+/* ---- archive notes of state changes (runner_notes.c) ----
+ *
+ * A state change (start, transition, recall) is done once the database
+ * committed it; its note on the instance's archive ref (an empty-change
+ * commit, so `git log refs/docket/instances/ID` tells the story) is written
+ * later, from the audit trail, by a catch-up: `docket serve`'s note thread
+ * after each batch, `docket archive sync`, a tick that finds notes
+ * waiting, and the commands that write the archive anyway (attach, archive
+ * gc and push, verify --repair) before their own writes. */
+typedef struct {
+	size_t written; /* notes written */
+	size_t skipped; /* already in the archive (a catch-up cut short before its mark) */
+	size_t failed;  /* not written: they wait for the next catch-up */
+	size_t rounds;  /* batches of the archive written (two flushes each) */
+} dk_notes_sync;
+
+/* Writes the notes of every state change after the mark, in commit order,
+ * and moves the mark past them; serialised with every other catch-up (of
+ * any thread or process) by a lock in the archive. A note that cannot be
+ * written is a warning on stderr and counted in out->failed: the mark
+ * stays before it and the next catch-up tries again. Returns 0, or a
+ * negative dk_err when the database or the lock failed. */
+int dk_runner_notes_catch_up(dk_runner *r, dk_notes_sync *out);
+/* The lock that serialises catch-ups (and uploads, which catch up first
+ * under it, so an instance's notes and uploads chain in event order): a
+ * flock on HOME/archive.git/docket-notes.flock through a descriptor of the
+ * caller's own, so threads exclude each other too. *fd goes to
+ * dk_runner_notes_unlock. */
+int dk_runner_notes_lock(dk_runner *r, int *fd);
+void dk_runner_notes_unlock(int fd);
+/* dk_runner_notes_catch_up for a caller that holds the lock. */
+int dk_runner_notes_catch_up_locked(dk_runner *r, dk_notes_sync *out);
+/* How many state changes wait for their note: one indexed read, and no
+ * archive (nor libgit2) is touched. */
+int dk_runner_notes_waiting(dk_runner *r, int64_t *count);
+/* Calls fn for each instance with a state change after the mark (once
+ * each, in commit order of their first such change). */
+int dk_runner_notes_waiting_instances(dk_runner *r, int (*fn)(const char *instance, void *payload),
+                                      void *payload);
 
 /* The state changes of instance (started, fired, recalled: those that get
  * an archive note) whose Docket-Event key ("ID:SEQ") have() does not find
- * in the instance's history: a crash came between the database's commit
- * and the note. *out gets an array of {seq, type, transition, state,
- * event}; with repair the notes are written now, in order, on top of what
- * the history holds. have returns 1 when the key is there. */
+ * in the instance's history. *out gets an array of {seq, type,
+ * transition, state, event, pending}: pending when the event is after the
+ * catch-up's mark (its note is simply not written yet), else the note is
+ * missing (a ref moved back, a note lost). With repair the missing ones
+ * (not the pending) are written now, in order, on top of what the history
+ * holds. have returns 1 when the key is there. */
 int dk_runner_notes_missing(dk_runner *r, json_t **out, const char *instance,
                             int (*have)(const char *key, void *payload), void *payload, int repair);
 

@@ -228,209 +228,6 @@ static json_t *step_json(const dk_instance_row *row, const char *from, const dk_
 	                 row->status, "events", events);
 }
 
-/* Does an event of this type get an archive note? */
-static int noted(const char *type)
-{
-	return strcmp(type, DK_EV_FIRED) == 0 || strcmp(type, DK_EV_STARTED) == 0 ||
-	       strcmp(type, DK_EV_RECALLED) == 0;
-}
-
-/* One note from an event's fields (a fresh step's or a stored one's);
- * actor NULL or "system" is the system actor. */
-static void note_fill(dk_note *n, const char *instance, const char *flowref, const char *type,
-                      const char *from, const char *to, const char *transition, const char *key,
-                      const char *actor, const char *comment, int64_t at)
-{
-	n->instance = dk_strdup(instance);
-	n->flow = dk_strdup(flowref);
-	n->from = from ? dk_strdup(from) : NULL;
-	n->state = dk_strdup(to);
-	n->transition = dk_strdup(transition                         ? transition
-	                          : strcmp(type, DK_EV_STARTED) == 0 ? "start"
-	                                                             : "recall");
-	n->event = dk_strdup(key);
-	n->by_system = !actor || strcmp(actor, DK_SYSTEM_ACTOR) == 0;
-	n->actor = dk_strdup(n->by_system ? DK_SYSTEM_ACTOR : actor);
-	n->comment = comment ? dk_strdup(comment) : NULL;
-	n->time = at;
-}
-
-/* Queues the state changes of a step for the instance's ref of the
- * archive (an empty-change commit each, with trailers), so a plain
- * `git log refs/docket/instances/ID` tells who moved it where and when.
- * The database is the record: the notes are written after its commit
- * (dk_runner_flush_notes), and a failure there is reported on stderr
- * without undoing an acknowledged step. */
-static void queue_notes(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
-                        int64_t first_seq)
-{
-	char flowref[256], key[64];
-
-	snprintf(flowref, sizeof(flowref), "%s@%d", row->flow_id, row->flow_version);
-	for (size_t i = 0; i < res->nevents; i++) {
-		const dk_event *e = &res->events[i];
-		if (!noted(e->type))
-			continue;
-		snprintf(key, sizeof(key), "%s:%lld", row->id, (long long)first_seq + (long long)i);
-		if (r->nnotes == r->capnotes) {
-			r->capnotes = r->capnotes ? r->capnotes * 2 : 16;
-			r->notes = dk_realloc(r->notes, r->capnotes * sizeof(*r->notes));
-		}
-		note_fill(&r->notes[r->nnotes++], row->id, flowref, e->type, e->from,
-		          e->to ? e->to : row->state, e->transition, key, e->actor, e->comment,
-		          e->at);
-	}
-}
-
-static void note_free(dk_note *n)
-{
-	free(n->instance);
-	free(n->flow);
-	free(n->from);
-	free(n->state);
-	free(n->transition);
-	free(n->event);
-	free(n->actor);
-	free(n->comment);
-}
-
-void dk_runner_drop_notes(dk_runner *r, size_t keep)
-{
-	while (r->nnotes > keep)
-		note_free(&r->notes[--r->nnotes]);
-}
-
-dk_notes *dk_notes_join(dk_notes *a, dk_notes *b)
-{
-	if (!a || !b)
-		return a ? a : b;
-	a->v = dk_realloc(a->v, (a->n + b->n) * sizeof(*a->v));
-	memcpy(a->v + a->n, b->v, b->n * sizeof(*b->v));
-	a->n += b->n;
-	free(b->v);
-	free(b);
-	return a;
-}
-
-void dk_notes_free(dk_notes *notes)
-{
-	if (!notes)
-		return;
-	for (size_t i = 0; i < notes->n; i++)
-		note_free(&notes->v[i]);
-	free(notes->v);
-	free(notes);
-}
-
-/* Reports a note the archive did not take: the step is recorded all the
- * same (the database is the record). */
-static void note_done(size_t i, int error, const char *text, void *payload)
-{
-	const dk_note *notes = payload;
-	if (error)
-		fprintf(stderr,
-		        "docket: warning: instance %s: the step is recorded, but its archive "
-		        "note failed (%s); docket verify reports it\n",
-		        notes[i].instance, text);
-}
-
-/* Writes notes[0..count) in order, as one batch of the archive: two
- * flushes to disk for all of them (dk_archive_notes). */
-static void write_notes(dk_runner *r, dk_note *notes, size_t count)
-{
-	dk_archive_note_opts *no;
-	dk_archive *archive;
-	const dk_org *org = NULL;
-
-	if (count == 0)
-		return;
-	if (dk_runner_archive(r, &archive) < 0 || dk_runner_org(r, &org) < 0) {
-		for (size_t i = 0; i < count; i++)
-			note_done(i, DK_EINTERNAL, dk_error_last(), notes);
-		dk_error_clear();
-		return;
-	}
-	no = dk_calloc(count, sizeof(*no));
-	for (size_t i = 0; i < count; i++) {
-		const dk_note *n = &notes[i];
-		const dk_user *u = n->by_system ? NULL : dk_org_user(org, n->actor);
-		no[i].version = DK_ARCHIVE_NOTE_OPTS_VERSION;
-		no[i].instance = n->instance;
-		no[i].flow = n->flow;
-		no[i].from_state = n->from;
-		no[i].state = n->state;
-		no[i].transition = n->transition;
-		no[i].event = n->event;
-		no[i].actor = n->actor;
-		no[i].author_name = u ? u->name : NULL;
-		no[i].author_email = u ? u->email : NULL;
-		no[i].comment = n->comment;
-		no[i].time = n->time;
-	}
-	dk_archive_notes(archive, no, count, note_done, notes);
-	dk_error_clear();
-	free(no);
-}
-
-void dk_runner_flush_notes(dk_runner *r)
-{
-	write_notes(r, r->notes, r->nnotes);
-	dk_runner_drop_notes(r, 0);
-}
-
-void dk_runner_notes_write(dk_runner *r, dk_notes *notes)
-{
-	if (!notes)
-		return;
-	write_notes(r, notes->v, notes->n);
-	dk_notes_free(notes);
-}
-
-int dk_runner_notes_missing(dk_runner *r, json_t **out, const char *instance,
-                            int (*have)(const char *key, void *payload), void *payload, int repair)
-{
-	dk_instance_row row = {0};
-	dk_event_row *ev = NULL;
-	dk_note *notes = NULL;
-	size_t n = 0, count = 0;
-	char flowref[256], key[64];
-	int error;
-
-	*out = NULL;
-	if ((error = dk_runner_get_instance(r, &row, instance)) < 0)
-		return error;
-	if ((error = dk_store_event_list(r->store, instance, &ev, &n)) < 0)
-		goto cleanup;
-	snprintf(flowref, sizeof(flowref), "%s@%d", row.flow_id, row.flow_version);
-	*out = json_array();
-	notes = dk_calloc(n ? n : 1, sizeof(*notes));
-	for (size_t i = 0; i < n; i++) {
-		const dk_event_row *e = &ev[i];
-		if (!noted(e->type))
-			continue;
-		snprintf(key, sizeof(key), "%s:%lld", instance, (long long)e->seq);
-		if (have(key, payload))
-			continue;
-		dk_note *x = &notes[count++];
-		note_fill(x, instance, flowref, e->type, e->from_state,
-		          e->to_state ? e->to_state : row.state, e->transition, key, e->actor,
-		          e->comment, e->at);
-		json_array_append_new(*out,
-		                      json_pack("{s:I, s:s, s:s, s:s, s:s}", "seq",
-		                                (json_int_t)e->seq, "type", e->type, "transition",
-		                                x->transition, "state", x->state, "event", key));
-	}
-	if (repair)
-		write_notes(r, notes, count);
-	for (size_t i = 0; i < count; i++)
-		note_free(&notes[i]);
-cleanup:
-	free(notes);
-	dk_event_rows_free(ev, n);
-	dk_instance_row_free(&row);
-	return error;
-}
-
 /* A command's transaction: its own one, or a savepoint inside the batch
  * `docket serve` opened. */
 static int cmd_begin(dk_runner *r)
@@ -438,11 +235,12 @@ static int cmd_begin(dk_runner *r)
 	return r->batch ? dk_runner_savepoint(r) : dk_store_begin(r->store);
 }
 
-/* Ends the command's transaction keeping its writes, and queues its notes.
- * Alone, that is the commit and the notes are written at once; in a batch,
- * both wait for dk_runner_batch_commit. */
-static int cmd_commit(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
-                      int64_t first_seq)
+/* Ends the command's transaction keeping its writes: alone, that is the
+ * commit; in a batch, the savepoint is released and the batch's commit
+ * (dk_runner_batch_commit) makes it durable. The archive notes of its
+ * state changes are not written here: the catch-up writes them from the
+ * audit trail (runner_notes.c). */
+static int cmd_commit(dk_runner *r)
 {
 	int error;
 
@@ -451,14 +249,9 @@ static int cmd_commit(dk_runner *r, const dk_instance_row *row, const dk_engine_
 			dk_runner_rollback_to(r);
 			return error;
 		}
-		queue_notes(r, row, res, first_seq);
 		return 0;
 	}
-	if ((error = dk_store_commit(r->store)) < 0)
-		return error;
-	queue_notes(r, row, res, first_seq);
-	dk_runner_flush_notes(r);
-	return 0;
+	return dk_store_commit(r->store);
 }
 
 static void cmd_abort(dk_runner *r)
@@ -469,15 +262,8 @@ static void cmd_abort(dk_runner *r)
 		dk_store_rollback(r->store);
 }
 
-void dk_runner_note(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
-                    int64_t first_seq)
-{
-	queue_notes(r, row, res, first_seq);
-}
-
 int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 {
-	int64_t seq = 0;
 	dk_engine_env env = DK_ENGINE_ENV_INIT;
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
 	dk_instance_row row = {0};
@@ -527,10 +313,10 @@ int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts)
 	if ((error = dk_store_instance_create(r->store, &row)) < 0 ||
 	    (error = dk_engine_start(&res, &env, row.id, opts->actor, (const char *const *)vars,
 	                             opts->nvars)) < 0 ||
-	    (error = dk_runner_apply(r, &row, &res, &seq)) < 0)
+	    (error = dk_runner_apply(r, &row, &res, NULL)) < 0)
 		goto cleanup;
 	began = 0;
-	if ((error = cmd_commit(r, &row, &res, seq)) < 0)
+	if ((error = cmd_commit(r)) < 0)
 		goto cleanup;
 	error = dk_runner_show(r, out, row.id);
 cleanup:
@@ -580,7 +366,7 @@ static int step(dk_runner *r, json_t **out, const char *instance, const char *ac
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
 	dk_loaded l;
 	char *from = NULL;
-	int64_t now, seq = 0;
+	int64_t now;
 	int error;
 
 	*out = NULL;
@@ -591,10 +377,10 @@ static int step(dk_runner *r, json_t **out, const char *instance, const char *ac
 		goto fail;
 	from = dk_strdup(l.row.state);
 	if ((error = decide(&res, &l, arg)) < 0 ||
-	    (error = dk_runner_apply(r, &l.row, &res, &seq)) < 0)
+	    (error = dk_runner_apply(r, &l.row, &res, NULL)) < 0)
 		goto fail;
 	/* A failed commit has already rolled everything back. */
-	if ((error = cmd_commit(r, &l.row, &res, seq)) < 0)
+	if ((error = cmd_commit(r)) < 0)
 		goto cleanup;
 	*out = step_json(&l.row, from, &res);
 	goto cleanup;

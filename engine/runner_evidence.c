@@ -14,6 +14,7 @@
 #include "util/buf.h"
 #include "util/error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -148,8 +149,9 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	char key[37], flowref[256], *safe = NULL;
 	const char *name = opts->name ? opts->name : base_name(opts->path);
 	struct stat sb;
+	dk_notes_sync sync;
 	int64_t now;
-	int error;
+	int error, lock = -1;
 
 	*out = NULL;
 	memset(&l, 0, sizeof(l));
@@ -201,10 +203,21 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	po.types = (const char *const *)k->types;
 	po.ntypes = k->ntypes;
 
-	/* 2. The bytes go to git. */
+	/* 2. The bytes go to git, after the notes of the state changes
+	 * before it (under the lock of the catch-up, so that none is written
+	 * after the upload): the instance's history stays in event order. */
 	if ((error = dk_archive_put_check(&po, (int64_t)sb.st_size)) < 0 ||
 	    (error = dk_runner_archive(r, &archive)) < 0 ||
-	    (error = dk_archive_put_file(&put, archive, &po, opts->path)) < 0)
+	    (error = dk_runner_notes_lock(r, &lock)) < 0)
+		goto cleanup;
+	if (dk_runner_notes_catch_up_locked(r, &sync) < 0) {
+		fprintf(stderr,
+		        "docket: warning: the archive notes could not catch up before the upload "
+		        "(%s); 'docket archive sync' writes them\n",
+		        dk_error_last());
+		dk_error_clear();
+	}
+	if ((error = dk_archive_put_file(&put, archive, &po, opts->path)) < 0)
 		goto cleanup;
 
 	if (opts->fault_after_archive) {
@@ -218,6 +231,7 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	                          put.commit, put.blob,    put.sha256, put.size, now};
 	error = dk_runner_evidence_record(r, out, &rec);
 cleanup:
+	dk_runner_notes_unlock(lock);
 	dk_evidence_row_free(&ev);
 	free(safe);
 	dk_engine_result_free(&res);

@@ -22,34 +22,9 @@ struct dk_runner {
 	/* Set by a tick for one batch (under the write lock) when no webhook
 	 * subscription is enabled: events then need no payload at all. */
 	int no_hooks;
-	/* Archive notes of committed (or, in a batch, kept) commands not
-	 * yet written; marks[i] is how many there were when savepoint
-	 * level i + 1 opened. */
-	struct dk_note *notes;
-	size_t nnotes, capnotes;
-	size_t marks[8];
 	int depth; /* savepoint levels open through the runner */
 	int batch; /* a batch is open: commands use savepoints */
 };
-
-/* A state change to mirror into the archive after the commit: every
- * string owned. */
-typedef struct dk_note {
-	char *instance, *flow, *from, *state, *transition, *event, *actor, *comment;
-	int64_t time;
-	int by_system; /* a timer moved it: no user to name as author */
-} dk_note;
-
-/* The notes a batch handed out: every string owned. */
-struct dk_notes {
-	dk_note *v;
-	size_t n;
-};
-
-/* Writes the pending notes in order and forgets them; drop_notes forgets
- * them unwritten (their transaction did not commit). */
-void dk_runner_flush_notes(dk_runner *r);
-void dk_runner_drop_notes(dk_runner *r, size_t keep);
 
 /* The archive of the home, opened on first use. Lent. */
 int dk_runner_archive(dk_runner *r, dk_archive **out);
@@ -88,22 +63,12 @@ void dk_loaded_free(dk_loaded *l);
 int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *res,
                     int64_t *first_seq);
 
-/* Queues the state changes (start, transitions, recall) among res's
- * events for the instance's archive ref, once the database committed;
- * first_seq is the seq of res's first event. dk_runner_flush_notes then
- * writes every queued note as one batch (two flushes to disk for all). A
- * failure is a warning on stderr: the step is recorded, and verify reports
- * the missing note. */
-void dk_runner_note(dk_runner *r, const dk_instance_row *row, const dk_engine_result *res,
-                    int64_t first_seq);
-
 /* What a step asks of the engine, given the loaded instance. */
 typedef int (*dk_decide_fn)(dk_engine_result *res, const dk_loaded *l, const void *arg);
 
 /* One user command on one instance, the shape every write takes: take the
  * write lock, load, let decide ask the engine (inside the transaction, so
- * it may also write), write it all, commit, mirror the state changes into
- * the archive. *out gets the step as JSON. */
+ * it may also write), write it all, commit. *out gets the step as JSON. */
 int dk_runner_step(dk_runner *r, json_t **out, const char *instance, const char *actor,
                    dk_decide_fn decide, const void *arg);
 

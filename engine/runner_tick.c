@@ -18,10 +18,8 @@
  * the unit whose DELETE removed the row goes on, so no timer fires twice.
  *
  * State changes a timer made (a <fire> transition and what follows it)
- * are mirrored into the instance's archive ref after the batch's commit,
- * as a user's act is: the database is the record, the note follows it.
- * The whole batch's notes are one batch of the archive, made durable by
- * one flush for their objects and one for their refs.
+ * get their archive notes as a user's act does: from the audit trail, by
+ * the catch-up (runner_notes.c; `docket tick` runs one when notes wait).
  */
 #include "engine/engine.h"
 #include "engine/runner_int.h"
@@ -35,36 +33,6 @@
 
 #define TICK_BATCH      256
 #define TICK_MAX_ROUNDS 100000
-
-/* A fired timer whose result moved the instance, kept until the batch has
- * committed for its archive notes. */
-typedef struct {
-	dk_instance_row row;
-	dk_engine_result res;
-	int64_t seq;
-} tick_note;
-
-typedef struct {
-	tick_note *v;
-	size_t n, cap;
-} tick_notes;
-
-static void notes_clear(tick_notes *ns)
-{
-	for (size_t i = 0; i < ns->n; i++) {
-		dk_instance_row_free(&ns->v[i].row);
-		dk_engine_result_free(&ns->v[i].res);
-	}
-	ns->n = 0;
-}
-
-static int moves_instance(const dk_engine_result *res)
-{
-	for (size_t i = 0; i < res->nevents; i++)
-		if (strcmp(res->events[i].type, DK_EV_FIRED) == 0)
-			return 1;
-	return 0;
-}
 
 /* The audit note of a timer dropped by the runner (the engine's own drops,
  * of timers that outlived their state, come back as results). */
@@ -91,16 +59,13 @@ static int drop_timer(dk_runner *r, const dk_timer_row *t, int64_t now, const ch
  * at now (t among them), in due order, on one load and one write of the
  * instance: an overdue instance usually has its reminder and its deadline
  * due together. Rows another tick took first are skipped. *fired gets how
- * many fired. When the instance moved, its row and result go to notes
- * (moved, not copied). */
-static int fire_timers(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired,
-                       tick_notes *notes)
+ * many fired. */
+static int fire_timers(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired)
 {
 	dk_engine_result acc = DK_ENGINE_RESULT_INIT, res = DK_ENGINE_RESULT_INIT;
 	dk_timer_row *due = NULL;
 	dk_loaded l;
 	size_t n = 0, taken = 0;
-	int64_t seq = 0;
 	int error;
 
 	*fired = 0;
@@ -140,20 +105,8 @@ static int fire_timers(dk_runner *r, const dk_timer_row *t, int64_t now, int *fi
 		dk_engine_result_merge(&acc, &res);
 		(*fired)++;
 	}
-	if (!acc.snapshot || (error = dk_runner_apply(r, &l.row, &acc, &seq)) < 0)
-		goto cleanup;
-	if (moves_instance(&acc)) {
-		if (notes->n == notes->cap) {
-			notes->cap = notes->cap ? 2 * notes->cap : 16;
-			notes->v = dk_realloc(notes->v, notes->cap * sizeof(*notes->v));
-		}
-		tick_note *tn = &notes->v[notes->n++];
-		tn->row = l.row;
-		tn->res = acc;
-		tn->seq = seq;
-		memset(&l.row, 0, sizeof(l.row));
-		memset(&acc, 0, sizeof(acc));
-	}
+	if (acc.snapshot)
+		error = dk_runner_apply(r, &l.row, &acc, NULL);
 cleanup:
 	dk_engine_result_free(&res);
 	dk_engine_result_free(&acc);
@@ -167,24 +120,17 @@ cleanup:
  * naming the error (the instance's other due timers come round on their
  * own and meet the same fate); only a failure to do even that fails the
  * batch. */
-static int fire_unit(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired,
-                     tick_notes *notes)
+static int fire_unit(dk_runner *r, const dk_timer_row *t, int64_t now, int *fired)
 {
-	size_t kept = notes->n;
 	char *why;
 	int error, deleted = 0;
 
 	if ((error = dk_store_savepoint(r->store)) < 0)
 		return error;
-	if (fire_timers(r, t, now, fired, notes) == 0)
+	if (fire_timers(r, t, now, fired) == 0)
 		return dk_store_savepoint_release(r->store);
 	*fired = 0;
 	why = dk_strdup(dk_error_last());
-	while (notes->n > kept) { /* the unit's note, if any, is undone too */
-		notes->n--;
-		dk_instance_row_free(&notes->v[notes->n].row);
-		dk_engine_result_free(&notes->v[notes->n].res);
-	}
 	if ((error = dk_store_savepoint_rollback(r->store)) == 0 &&
 	    (error = dk_store_timer_delete(r->store, t->id, &deleted)) == 0 &&
 	    (error = drop_timer(r, t, now, why)) == 0)
@@ -214,7 +160,6 @@ static int hooks_off(dk_runner *r, int *out)
 
 int dk_runner_tick(dk_runner *r, size_t *fired)
 {
-	tick_notes notes = {0};
 	dk_timer_row *due = NULL;
 	size_t n = 0;
 	int64_t now;
@@ -243,7 +188,7 @@ int dk_runner_tick(dk_runner *r, size_t *fired)
 		r->org_pinned = 1;
 		for (size_t i = 0; i < n; i++) {
 			int one = 0;
-			if ((error = fire_unit(r, &due[i], now, &one, &notes)) < 0)
+			if ((error = fire_unit(r, &due[i], now, &one)) < 0)
 				goto fail;
 			done += (size_t)one;
 		}
@@ -251,13 +196,6 @@ int dk_runner_tick(dk_runner *r, size_t *fired)
 		if ((error = dk_store_commit(r->store)) < 0)
 			goto fail;
 		*fired += done;
-		/* The batch's notes as one batch of the archive: two flushes
-		 * to disk for all of them, not two per timer. No command
-		 * batch is open, so they are the only notes waiting. */
-		for (size_t i = 0; i < notes.n; i++)
-			dk_runner_note(r, &notes.v[i].row, &notes.v[i].res, notes.v[i].seq);
-		dk_runner_flush_notes(r);
-		notes_clear(&notes);
 		dk_timer_rows_free(due, n);
 		due = NULL;
 		/* Firing re-arms the instance's timers under new ids, so rows
@@ -274,8 +212,6 @@ fail:
 	r->org_pinned = r->no_hooks = 0;
 	dk_store_rollback(r->store);
 cleanup:
-	notes_clear(&notes);
-	free(notes.v);
 	dk_timer_rows_free(due, n);
 	return error;
 }

@@ -19,8 +19,8 @@
  * durable at two explicit points instead (dk_archive__barrier): every
  * object of the unit written, one flush; the refs moved, one flush; then
  * success. An upload is one unit; a batch of notes (dk_archive_notes: a
- * lone command's, a `docket serve` writer batch's, a tick batch's) is one
- * unit however many notes and instances it holds. The flush is syncfs(2)
+ * chunk of up to a thousand notes of a catch-up, engine/runner_notes.c) is
+ * one unit however many notes and instances it holds. The flush is syncfs(2)
  * on the repository's directory: it writes back every dirty inode of the
  * file system and flushes the disk cache, so every object (and every
  * rename that put one in place) is on disk when it returns, and since

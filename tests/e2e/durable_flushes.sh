@@ -1,11 +1,13 @@
 # durable_flushes.sh - how many times a durable step flushes to disk,
-# counted with strace: the archive is made durable by barriers (one
-# syncfs(2) after a unit's objects, one after its refs), never by an fsync
-# of every file; a batch of notes (a tick's, a `docket serve` writer
-# batch's) pays one barrier pair for all of them; SQLite commits once per
+# counted with strace: a state change (act, start) is durable with SQLite's
+# commit alone, its archive note being written later by a catch-up; the
+# archive is made durable by barriers (one syncfs(2) after a unit's
+# objects, one after its refs), never by an fsync of every file; a
+# catch-up (`docket archive sync`, a tick's, a `docket serve` round) pays
+# one barrier pair for all the notes it writes; SQLite commits once per
 # command and keeps its WAL across processes (no WAL re-made and no
-# checkpoint at every exit). Fails when a step goes back to per-file
-# syncing or to flushes per note.
+# checkpoint at every exit). Fails when a step goes back to writing the
+# archive, to per-file syncing or to flushes per note.
 . "$DOCKET_SRC/tests/lib.sh"
 . "$DOCKET_SRC/tests/e2e/api_server.inc"
 # LeakSanitizer cannot run under ptrace: strace's runs go without it
@@ -14,7 +16,7 @@ TRACED_ASAN="${ASAN_OPTIONS:-}:detect_leaks=0"
 export DOCKET_USER=li DOCKET_NOW=2026-11-02T09:00:00+08:00
 
 # traced FILE ARGS...: runs docket ARGS under strace -f, the flushes it
-# made into $T/FILE; its status in $rc
+# made into $T/FILE; its status in $rc, its output in $out and $err
 traced() {
 	f=$1
 	shift
@@ -22,6 +24,8 @@ traced() {
 		-e trace=fsync,fdatasync,syncfs,sync_file_range,msync,sync \
 		"$DOCKET" "$@" >"$T/stdout" 2>"$T/stderr"
 	rc=$?
+	out=$(cat "$T/stdout")
+	err=$(cat "$T/stderr")
 }
 # count FILE CALL: how many times CALL was made (strace -f pads the pid to
 # five columns: a pid of four digits or fewer is followed by more spaces)
@@ -34,6 +38,8 @@ dk start monthly-plan --var month=2026-11 --var work=x --var end_date=2026-11-30
 expect_rc 0 "an instance to work on"
 id=$out
 printf '%%PDF-1.7 plan\n' >"$T/plan.pdf"
+dk archive sync
+expect_out "wrote 1 archive note" "the start's note, by the catch-up"
 
 traced attach attach "$id" "$T/plan.pdf" --evidence plan
 expect_rc 0 "attach under strace"
@@ -49,9 +55,24 @@ traced act act "$id" submit
 expect_rc 0 "act under strace"
 summary act
 expect_eq "$(count act fsync)" 0 "act fsyncs no file"
-expect_eq "$(count act syncfs)" 2 "act: one flush for its note's commit, one for its ref"
+expect_eq "$(count act syncfs)" 0 "act flushes no archive: its note waits for the catch-up"
 [ "$(count act fdatasync)" -le 3 ] && ok "act: SQLite flushes at most 3 times" ||
 	not_ok "act: SQLite flushed $(count act fdatasync) times"
+traced start start monthly-plan --var month=2026-12 --var work=z --var end_date=2026-12-31
+expect_rc 0 "start under strace"
+summary start
+expect_eq "$(($(count start fsync) + $(count start syncfs)))" 0 "start flushes no archive either"
+[ "$(count start fdatasync)" -le 3 ] && ok "start: SQLite flushes at most 3 times" ||
+	not_ok "start: SQLite flushed $(count start fdatasync) times"
+# the catch-up: the submit's note and the start's, one barrier pair for both
+traced sync archive sync
+expect_rc 0 "archive sync under strace"
+expect_out "wrote 2 archive notes" "it wrote the two notes waiting"
+summary sync
+expect_eq "$(count sync fsync)" 0 "archive sync fsyncs no file"
+expect_eq "$(count sync syncfs)" 2 "two notes: one flush for their commits, one for their refs"
+traced idle archive sync
+expect_eq "$(count idle syncfs)" 0 "with nothing waiting, archive sync flushes nothing to the archive"
 [ -s "$DOCKET_HOME/docket.db-wal" ] && ok "the WAL outlives the process" ||
 	not_ok "the WAL was checkpointed away at exit"
 
@@ -63,8 +84,10 @@ expect_eq "$(($(count refused fsync) + $(count refused fdatasync) + $(count refu
 
 # The per-file mode is there for file systems shared with heavy writers:
 # libgit2 fsyncs every file again, and no syncfs is made.
-DOCKET_USER=wei DOCKET_ARCHIVE_SYNC=file traced perfile act "$id" approve
-expect_rc 0 "act with DOCKET_ARCHIVE_SYNC=file"
+DOCKET_USER=wei dk act "$id" approve
+expect_rc 0 "approve"
+DOCKET_ARCHIVE_SYNC=file traced perfile archive sync
+expect_rc 0 "archive sync with DOCKET_ARCHIVE_SYNC=file"
 summary perfile
 [ "$(count perfile fsync)" -ge 2 ] && ok "DOCKET_ARCHIVE_SYNC=file fsyncs each file" ||
 	not_ok "DOCKET_ARCHIVE_SYNC=file made $(count perfile fsync) fsyncs"
@@ -80,8 +103,9 @@ expect_rc 0 "verify: the archive agrees with the database"
 n_notes=$(git --git-dir="$DOCKET_HOME/archive.git" rev-list --count "refs/docket/instances/$id")
 expect_eq "$n_notes" 4 "start, upload, submit, approve in the instance's history"
 
-# A tick batch: timers of six instances fire their transitions, and the six
-# notes share one barrier pair.
+# A tick batch: timers of six instances fire their transitions, and the
+# tick's catch-up writes their six notes (and the six starts') with one
+# barrier pair.
 cat >"$T/expire.xml" <<'XML'
 <flow xmlns="urn:docket:flow:1" id="expire" version="1">
   <title>Expires</title>
@@ -110,11 +134,13 @@ for e in $(cat "$T/expire.ids"); do
 		"expire: open -> expired" ] || echo "# instance $e: no expire note"
 done
 expect_eq "$expired" 6 "the tick fired six transitions"
-expect_eq "$(count tick syncfs)" 2 "six notes of one tick batch: one barrier pair"
+expect_out "12 archive notes written" "and wrote the twelve notes waiting"
+expect_eq "$(count tick syncfs)" 2 "twelve notes of one tick: one barrier pair"
 expect_eq "$(count tick fsync)" 0 "the tick fsyncs no file"
 
-# docket serve: each writer batch's notes go out in rounds of the note
-# writer, one barrier pair a round however many notes it holds.
+# docket serve: the note writer catches up after the writer's commits, one
+# barrier pair a round however many notes it holds; the writer's own
+# commits flush SQLite only.
 ANN=$("$DOCKET" token create --user li 2>/dev/null)
 : >"$T/serve.log"
 ASAN_OPTIONS=$TRACED_ASAN strace -f -qq -o "$T/serve" -e trace=fsync,fdatasync,syncfs \

@@ -128,6 +128,9 @@ dk list --flow leave --json
 [ "$(printf '%s' "$out" | jq 'length')" = 1 ] && ok "list --flow" || { not_ok "list --flow"; show_last; }
 dk list --state review --json
 [ "$(printf '%s' "$out" | jq 'length')" = 0 ] && ok "list --state filters" || { not_ok "list --state filters"; show_last; }
+# the notes of the state changes are written by the catch-up
+dk archive sync
+expect_rc 0 "archive sync writes the notes of the state changes"
 gitlog=$(git --git-dir="$DOCKET_HOME/archive.git" log --reverse --format='%an|%s|%(trailers:key=Docket-Transition,valueonly)' "refs/docket/instances/$id")
 printf '%s\n' "$gitlog" | grep -q '^李明|start' && ok "a plain git log shows the start by its author" || { not_ok "git log start"; echo "$gitlog"; }
 printf '%s\n' "$gitlog" | grep -q '^赵副总|.*approve' && ok "a plain git log shows the delegate's approval" || { not_ok "git log approve"; echo "$gitlog"; }

@@ -1,8 +1,9 @@
 # start_cost.sh - what a docket process loads before it works: the binary
 # links neither libcurl, libmicrohttpd nor libgit2 (their ~50 libraries
 # were most of the cost of every `docket tick` and `docket act`), tick and
-# act never load the first two and tick not libgit2, the commands that need
-# them still do (libgit2 still without reading the CA bundle), and a library
+# act never load the first two, act never libgit2 (its archive note is
+# written by a catch-up) and tick only when notes wait for it, the commands
+# that need them still do (libgit2 still without reading the CA bundle), and a library
 # that cannot be loaded is a clear error that changes nothing. Counts, not
 # times: no timing on a shared machine.
 . "$DOCKET_SRC/tests/lib.sh"
@@ -65,23 +66,30 @@ no_git() {
 no_git help "docket help loads no libgit2"
 
 at 2026-11-02T09:00:00+08:00
+# the start and the submit wait for their notes: this tick writes them
+loaded_by tickw tick
+expect_rc 0 "docket tick with notes waiting"
+expect_out "2 archive notes written" "the tick wrote the two notes waiting"
+not_loaded tickw "docket tick loads no network library"
+loaded tickw libgit2 "a tick with notes waiting loads libgit2 to write them"
 loaded_by tick tick
 expect_rc 0 "docket tick"
 expect_out "fired" "tick reports what it fired"
 not_loaded tick "docket tick loads no network library"
-no_git tick "an idle docket tick loads no libgit2"
+no_git tick "an idle docket tick (no timer due, no note waiting) loads no libgit2"
 unset DOCKET_NOW
 
 loaded_by act --as wei act "$id" approve
 expect_rc 0 "docket act"
 expect_out "review -> in-progress" "the act moved the instance"
 not_loaded act "docket act loads no network library"
-loaded act libgit2 "docket act loads libgit2 for its archive commit"
+no_git act "docket act loads no libgit2 (its note is written by a catch-up)"
+loaded_by start --as li start bench-plan --var month=2026-12
+expect_rc 0 "docket start"
+no_git start "docket start loads no libgit2 either"
 # libgit2's init parses the CA bundle unless it binds cli/git_tls.c's
 # mbedtls_x509_crt_parse_file, which only an exported symbol allows
-id2=$("$DOCKET" --as li start bench-plan --var month=2026-11)
-"$DOCKET" --as li act "$id2" submit >/dev/null
-LD_DEBUG=bindings LD_DEBUG_OUTPUT="$T/bind" "$DOCKET" --as wei act "$id2" approve >/dev/null 2>&1
+LD_DEBUG=bindings LD_DEBUG_OUTPUT="$T/bind" "$DOCKET" archive sync >/dev/null 2>&1
 b=$(cat "$T/bind".* | grep "normal symbol \`mbedtls_x509_crt_parse_file'")
 rm -f "$T/bind".*
 case "$b" in *"to $DOCKET "*) ok "libgit2 binds the executable's certificate loader" ;;
