@@ -37,6 +37,7 @@
 #include "util/time.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,7 +285,8 @@ static void *notes_main(void *arg)
 
 int dk_writer_start(const dk_serve_opts *opts)
 {
-	int error;
+	sigset_t sigs, old;
+	int error, started;
 
 	wr.stop = wr.notes_stop = 0;
 	wr.head = wr.tail = NULL;
@@ -297,17 +299,28 @@ int dk_writer_start(const dk_serve_opts *opts)
 		wr.runner = NULL;
 		return error;
 	}
-	if (pthread_create(&wr.notes_thread, NULL, notes_main, NULL) != 0) {
-		error = dk_error_set(DK_EINTERNAL, "cannot start the note writer thread");
-		goto fail;
-	}
-	if (pthread_create(&wr.thread, NULL, writer_main, NULL) != 0) {
+	/* Neither thread may take the signals dk_serve waits for (it blocks
+	 * them only after this): a SIGTERM delivered to one of them would end
+	 * the process at once, unanswered and without the last catch-up. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+	started = pthread_create(&wr.notes_thread, NULL, notes_main, NULL) == 0;
+	if (started && pthread_create(&wr.thread, NULL, writer_main, NULL) != 0) {
 		error = dk_error_set(DK_EINTERNAL, "cannot start the writer thread");
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		pthread_mutex_lock(&wr.lock);
 		wr.notes_stop = 1;
 		pthread_cond_signal(&wr.notes_work);
 		pthread_mutex_unlock(&wr.lock);
 		pthread_join(wr.notes_thread, NULL);
+		goto fail;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!started) {
+		error = dk_error_set(DK_EINTERNAL, "cannot start the note writer thread");
 		goto fail;
 	}
 	wr.running = 1;
