@@ -8,7 +8,7 @@
 #   make lint       cppcheck, clang-tidy and clang-format checks
 #   make bench      benchmarks against their peers (bench/results.md)
 
-PKGS = libxml-2.0 sqlite3 libcurl libgit2 jansson libmicrohttpd libcrypto
+PKGS = libxml-2.0 sqlite3 libcurl libgit2 jansson libmicrohttpd libcrypto zlib
 CC ?= cc
 
 ifeq ($(SANITIZE),1)

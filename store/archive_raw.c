@@ -9,11 +9,11 @@
  * does not compress (PDF, office files, JPEG and ZIP are all compressed
  * already) level 1 spends that time to emit stored blocks anyway, since a
  * coded block of random bytes is bigger than the bytes. So a file that
- * samples as incompressible (dk_archive__incompressible) is written here as
- * stored blocks straight away: the same bytes on disk to within 5 per 64
- * KiB block, a valid zlib stream that git and libgit2 read like any other,
- * at memory speed. libgit2 still hashes the object (SHA-1 with collision
- * detection, in git_odb_stream_write) and names it; this file only lays the
+ * samples as incompressible (dk_archive__incompressible) is written here
+ * through zlib's deflate at Z_NO_COMPRESSION, which lays it out in stored
+ * blocks at memory speed: the same bytes on disk to within 5 per 64 KiB
+ * block, a zlib stream that git and libgit2 read like any other. libgit2 still hashes the object
+ * (SHA-1 with collision detection, in git_odb_stream_write) and names it; this file only lays the
  * bytes out.
  *
  * libgit2 cannot do this itself: its loose backend passes the level to its
@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <git2/sys/odb_backend.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,14 +41,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
-#define BLOCK_MAX  65535u /* a stored block's LEN is 16 bits */
-#define BLOCK_HEAD 5u     /* BFINAL/BTYPE byte, LEN, NLEN */
-#define OUT_BLOCKS 16u    /* blocks gathered per write(2) */
-#define ADLER_MOD  65521u
-#define ADLER_NMAX 5552u /* bytes before s2 could overflow */
-#define SAMPLE     ((size_t)32 * 1024)
-#define SAMPLES    8
+#define OUT_CAP ((size_t)1024 * 1024) /* zlib output gathered per write(2) */
+#define SAMPLE  ((size_t)32 * 1024)
+#define SAMPLES 8
 /* Bits of entropy per byte above which a sample counts as incompressible:
  * deflate's own output and JPEG measure 7.98 to 8.0 on 32 KiB; text,
  * XML, CSV and uncompressed images 4 to 7.5. */
@@ -62,15 +60,10 @@ typedef struct {
 	git_odb_stream parent;
 	int fd;
 	dk_buf tmp;         /* the temporary file's path */
-	unsigned char *out; /* whole blocks waiting for write(2) */
-	size_t out_len;     /* bytes in out, the open block's included */
-	size_t blk;         /* offset in out of the open block's header */
-	size_t blk_len;     /* bytes in the open block */
-	uint32_t s1, s2;    /* Adler-32 of everything so far */
-	size_t since_mod;   /* bytes since s1 and s2 were reduced */
+	z_stream z;         /* deflate at Z_NO_COMPRESSION: stored blocks */
+	int z_open;         /* z was initialised */
+	unsigned char *out; /* zlib's output waiting for write(2) */
 } raw_stream;
-
-#define OUT_CAP ((size_t)OUT_BLOCKS * (BLOCK_HEAD + BLOCK_MAX) + 2 + 4)
 
 static int raw_error(const char *what, const char *path)
 {
@@ -95,78 +88,47 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 	return 0;
 }
 
-/* Fills in the open block's header; last marks the stream's final block. */
-static void close_block(raw_stream *s, int last)
+/* Writes out zlib's full output buffer and hands it back empty. */
+static int flush_out(raw_stream *s)
 {
-	unsigned char *h = s->out + s->blk;
-	uint16_t len = (uint16_t)s->blk_len, nlen = (uint16_t)~len;
-	h[0] = last ? 1 : 0; /* BFINAL, BTYPE 00: stored; the rest of the byte is padding */
-	h[1] = (unsigned char)(len & 0xff);
-	h[2] = (unsigned char)(len >> 8);
-	h[3] = (unsigned char)(nlen & 0xff);
-	h[4] = (unsigned char)(nlen >> 8);
-}
-
-/* Opens a new block, writing out the finished ones when they fill out. */
-static int open_block(raw_stream *s)
-{
-	if (OUT_CAP - s->out_len < BLOCK_HEAD + BLOCK_MAX + 4) {
-		if (write_all(s->fd, s->out, s->out_len) < 0)
-			return raw_error("cannot write", s->tmp.ptr);
-		s->out_len = 0;
-	}
-	s->blk = s->out_len;
-	s->out_len += BLOCK_HEAD;
-	s->blk_len = 0;
+	if (write_all(s->fd, s->out, OUT_CAP - s->z.avail_out) < 0)
+		return raw_error("cannot write", s->tmp.ptr);
+	s->z.next_out = s->out;
+	s->z.avail_out = (uInt)OUT_CAP;
 	return 0;
 }
 
-static void adler(raw_stream *s, const unsigned char *p, size_t n)
+/* Feeds p[0..len) to zlib, and with finish ends the stream (the last
+ * stored block and the Adler-32), writing out whatever it gives back a
+ * full buffer at a time. */
+static int raw_deflate(raw_stream *s, const unsigned char *p, size_t len, int finish)
 {
-	uint32_t s1 = s->s1, s2 = s->s2;
-	while (n) {
-		size_t k = ADLER_NMAX - s->since_mod;
-		if (k > n)
-			k = n;
-		n -= k;
-		s->since_mod += k;
-		while (k--) {
-			s1 += *p++;
-			s2 += s1;
-		}
-		if (s->since_mod == ADLER_NMAX) {
-			s1 %= ADLER_MOD;
-			s2 %= ADLER_MOD;
-			s->since_mod = 0;
-		}
+	for (;;) {
+		uInt chunk = len > (size_t)UINT_MAX ? UINT_MAX : (uInt)len;
+		int end = finish && chunk == len, rc;
+
+		s->z.next_in = (Bytef *)(uintptr_t)p;
+		s->z.avail_in = chunk;
+		do {
+			if (s->z.avail_out == 0 && flush_out(s) < 0)
+				return -1;
+			rc = deflate(&s->z, end ? Z_FINISH : Z_NO_FLUSH);
+			if (rc == Z_STREAM_ERROR) {
+				git_error_set_str(GIT_ERROR_ZLIB,
+				                  "cannot lay out the object's bytes");
+				return -1;
+			}
+		} while (end ? rc != Z_STREAM_END : s->z.avail_in > 0 || s->z.avail_out == 0);
+		p += chunk;
+		len -= chunk;
+		if (len == 0)
+			return 0;
 	}
-	s->s1 = s1;
-	s->s2 = s2;
 }
 
 static int raw_write(git_odb_stream *stream, const char *data, size_t len)
 {
-	raw_stream *s = (raw_stream *)stream;
-	const unsigned char *p = (const unsigned char *)data;
-
-	adler(s, p, len);
-	while (len) {
-		size_t n;
-		if (s->blk_len == BLOCK_MAX) {
-			close_block(s, 0);
-			if (open_block(s) < 0)
-				return -1;
-		}
-		n = BLOCK_MAX - s->blk_len;
-		if (n > len)
-			n = len;
-		memcpy(s->out + s->out_len, p, n);
-		s->out_len += n;
-		s->blk_len += n;
-		p += n;
-		len -= n;
-	}
-	return 0;
+	return raw_deflate((raw_stream *)stream, (const unsigned char *)data, len, 0);
 }
 
 static int raw_finalize(git_odb_stream *stream, const git_oid *oid)
@@ -177,21 +139,10 @@ static int raw_finalize(git_odb_stream *stream, const git_oid *oid)
 	char hex[GIT_OID_HEXSZ + 1];
 	dk_buf dir = DK_BUF_INIT, path = DK_BUF_INIT;
 	git_odb *odb = NULL;
-	uint32_t s1 = s->s1 % ADLER_MOD, s2 = s->s2 % ADLER_MOD;
-	unsigned char *t;
 	int error = -1, fd = s->fd;
 
-	close_block(s, 1);
-	t = s->out + s->out_len; /* Adler-32, big-endian */
-	t[0] = (unsigned char)(s2 >> 8);
-	t[1] = (unsigned char)(s2 & 0xff);
-	t[2] = (unsigned char)(s1 >> 8);
-	t[3] = (unsigned char)(s1 & 0xff);
-	s->out_len += 4;
-	if (write_all(fd, s->out, s->out_len) < 0) {
-		raw_error("cannot write", s->tmp.ptr);
+	if (raw_deflate(s, NULL, 0, 1) < 0 || flush_out(s) < 0)
 		goto done;
-	}
 	if (a->per_file && !a->no_flush && fsync(fd) < 0) {
 		raw_error("cannot flush", s->tmp.ptr);
 		goto done;
@@ -245,6 +196,8 @@ static void raw_stream_free(git_odb_stream *stream)
 	if (s->tmp.len)
 		unlink(s->tmp.ptr);
 	dk_buf_free(&s->tmp);
+	if (s->z_open)
+		deflateEnd(&s->z);
 	free(s->out);
 	free(s);
 }
@@ -268,7 +221,6 @@ static int raw_writestream(git_odb_stream **out, git_odb_backend *backend, git_o
 	s->parent.write = raw_write;
 	s->parent.finalize_write = raw_finalize;
 	s->parent.free = raw_stream_free;
-	s->s1 = 1;
 	dk_buf_printf(&s->tmp, "%s/objects/tmp_object_dk_XXXXXX", be->a->path);
 	s->fd = mkostemp(s->tmp.ptr, O_CLOEXEC);
 	if (s->fd < 0) {
@@ -280,13 +232,19 @@ static int raw_writestream(git_odb_stream **out, git_odb_backend *backend, git_o
 	/* Loose objects are read-only, as git and libgit2 make them. */
 	(void)fchmod(s->fd, 0444);
 	s->out = dk_malloc(OUT_CAP);
-	s->out[0] = 0x78; /* zlib: deflate, 32 KiB window */
-	s->out[1] = 0x01; /* FLEVEL 0 (fastest), no dictionary, check bits */
-	s->out_len = 2;
-	s->blk = s->out_len;
-	s->out_len += BLOCK_HEAD;
+	s->z.next_out = s->out;
+	s->z.avail_out = (uInt)OUT_CAP;
+	if (deflateInit(&s->z, Z_NO_COMPRESSION) != Z_OK) {
+		git_error_set_str(GIT_ERROR_ZLIB, "cannot start zlib");
+		raw_stream_free(&s->parent);
+		return -1;
+	}
+	s->z_open = 1;
 	n = snprintf(head, sizeof(head), "blob %llu", (unsigned long long)size);
-	raw_write(&s->parent, head, (size_t)n + 1); /* with its NUL; fits the first block */
+	if (raw_deflate(s, (const unsigned char *)head, (size_t)n + 1, 0) < 0) { /* with its NUL */
+		raw_stream_free(&s->parent);
+		return -1;
+	}
 	*out = &s->parent;
 	return 0;
 }

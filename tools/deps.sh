@@ -5,7 +5,7 @@
 # exact command to run. Extra packages (for lint, bench) may be named.
 set -eu
 PKGS="gcc make pkg-config libxml2-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev
-libgit2-dev libjansson-dev libmicrohttpd-dev libssl-dev libcmocka-dev graphviz
+libgit2-dev zlib1g-dev libjansson-dev libmicrohttpd-dev libssl-dev libcmocka-dev graphviz
 git curl openssl jq fonts-wqy-microhei strace $*"
 missing=""
 for p in $PKGS; do
