@@ -125,7 +125,8 @@ int dk_engine_evidence(dk_engine_result *out, const dk_engine_env *env, const dk
                        const dk_evidence_cmd *cmd)
 {
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_run run = {env, env->flow, NULL, &res, cmd->actor};
+	dk_run run = {
+	    .env = env, .flow = env->flow, .snap = NULL, .res = &res, .actor = cmd->actor};
 	const dk_evidence_kind *k;
 	const dk_state *st;
 	dk_snap_state *rec;

@@ -116,7 +116,7 @@ int dk__enter(dk_run *run, const dk_state *st)
 	if (st->final && !st->region) {
 		run->snap->status = DK_INSTANCE_COMPLETED;
 		dk_event *e = dk__event(run, DK_EV_COMPLETED);
-		e->to = dk__rstr(run, st->id);
+		e->to = dk__rkeep(run, st->id);
 	}
 	return 0;
 }
@@ -178,9 +178,9 @@ int dk__take(dk_run *run, const dk_state *from, const dk_transition *t, const ch
 	}
 	dk_event *e = dk__event(run, DK_EV_FIRED);
 	e->on_behalf_of = on_behalf ? dk__rstr(run, on_behalf) : NULL;
-	e->from = dk__rstr(run, from->id);
-	e->to = dk__rstr(run, t->target->id);
-	e->transition = dk__rstr(run, t->id ? t->id : "done");
+	e->from = dk__rkeep(run, from->id);
+	e->to = dk__rkeep(run, t->target->id);
+	e->transition = dk__rkeep(run, t->id ? t->id : "done");
 	e->comment = comment && *comment ? dk__rstr(run, comment) : NULL;
 	if (changes->n) {
 		dk__scratch_take(&data);
@@ -361,7 +361,11 @@ size_t dk_engine_available(const dk_engine_env *env, const dk_snapshot *snap, co
                            const char **ids, size_t max)
 {
 	const dk_state *st[64];
-	dk_run run = {env, env->flow, (dk_snapshot *)snap, NULL, actor};
+	dk_run run = {.env = env,
+	              .flow = env->flow,
+	              .snap = (dk_snapshot *)snap,
+	              .res = NULL,
+	              .actor = actor};
 	size_t n, k = 0;
 	if (snap->status == DK_INSTANCE_COMPLETED)
 		return 0;
@@ -406,7 +410,7 @@ int dk_engine_start(dk_engine_result *out, const dk_engine_env *env, const char 
                     const char *initiator, const char *const *vars, size_t nvars)
 {
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_run run = {env, env->flow, NULL, &res, initiator};
+	dk_run run = {.env = env, .flow = env->flow, .snap = NULL, .res = &res, .actor = initiator};
 	const dk_flow *flow = env->flow;
 	dk_changes all = {NULL, 0};
 	int err;
@@ -492,7 +496,11 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
                    const dk_fire_cmd *cmd)
 {
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_run run = {env, env->flow, (dk_snapshot *)snap, &res, cmd->actor};
+	dk_run run = {.env = env,
+	              .flow = env->flow,
+	              .snap = (dk_snapshot *)snap,
+	              .res = &res,
+	              .actor = cmd->actor};
 	const dk_state *st[64], *from = NULL;
 	const dk_transition *t = NULL;
 	size_t n;
@@ -632,7 +640,7 @@ int dk_engine_recall(dk_engine_result *out, const dk_engine_env *env, const dk_s
                      const char *actor, const char *comment)
 {
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_run run = {env, env->flow, NULL, &res, actor};
+	dk_run run = {.env = env, .flow = env->flow, .snap = NULL, .res = &res, .actor = actor};
 	const dk_state *top;
 	int err;
 	memset(out, 0, sizeof(*out));

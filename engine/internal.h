@@ -23,6 +23,11 @@ typedef struct {
 	dk_snapshot *snap;     /* working copy, owned by res on success */
 	dk_engine_result *res; /* events collected here */
 	const char *actor;     /* $actor while evaluating */
+	/* strings of lasting sources (the flow's, the snapshot's, the
+	 * actor) already copied into res, by source (dk__rkeep) */
+	const char *kept_src[8];
+	char *kept[8];
+	unsigned nkept;
 } dk_run;
 
 /* A list of user ids with the role each came through (NULL when none). */
@@ -213,10 +218,15 @@ static inline dk_pool_block **dk__res_mem(dk_engine_result *res)
 }
 /* A copy of s in run's result (NULL stays NULL). */
 char *dk__rstr(dk_run *run, const char *s);
+/* The same for a string whose address holds it for the whole command
+ * (the flow's, the input or working snapshot's, the actor): a source
+ * copied before gives the same copy. Never for a buffer that is reused. */
+char *dk__rkeep(dk_run *run, const char *s);
 /* The same for s from malloc, which is freed. */
 char *dk__rtake(dk_run *run, char *s);
-/* A new event in run's result, its type and actor (run's, else the
- * system) filled; set its other fields with dk__rstr. */
+/* A new event in run's result, its type (a DK_EV_ constant, not copied)
+ * and actor (run's, else the system) filled; set its other fields with
+ * dk__rstr or dk__rkeep. */
 dk_event *dk__event(dk_run *run, const char *type);
 /* Fills res->tasks and res->timers from run->snap and adds a task.assigned
  * event for every task that was not open in before (may be NULL). */

@@ -18,6 +18,32 @@ char *dk__rstr(dk_run *run, const char *s)
 	return dk__pool_strdup(dk__res_mem(run->res), s);
 }
 
+char *dk__rkeep(dk_run *run, const char *s)
+{
+	char *p;
+	if (!s)
+		return NULL;
+	if (s[0] == 's' && strcmp(s, DK_SYSTEM_ACTOR) == 0)
+		return (char *)DK_SYSTEM_ACTOR; /* static, like the event types */
+	for (unsigned i = 0; i < run->nkept && i < 8; i++)
+		if (run->kept_src[i] == s)
+			return run->kept[i];
+	p = dk__rstr(run, s);
+	run->kept_src[run->nkept % 8] = s;
+	run->kept[run->nkept % 8] = p;
+	run->nkept++;
+	return p;
+}
+
+/* s copied into *mem, through run's kept copies when *mem is its result's
+ * and s lasts (own: s is a string that will be freed, never kept). */
+static char *task_str(dk_run *run, dk_pool_block **mem, const char *s, int own)
+{
+	if (!own && run->res && mem == dk__res_mem(run->res))
+		return dk__rkeep(run, s);
+	return dk__pool_strdup(mem, s);
+}
+
 char *dk__rtake(dk_run *run, char *s)
 {
 	char *p = dk__rstr(run, s);
@@ -106,45 +132,50 @@ static const unsigned char needs_escape[256] = {1, 1, 1, 1, 1, 1, 1, 1, 1,      
                                                 1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1};
 
 /* s as a JSON string, escaped as jansson escapes it by default. Room for
- * the unescaped string is made once; runs of plain bytes are copied
- * whole. */
+ * the unescaped string is made once and plain bytes are copied as they are
+ * scanned; an escape makes room for itself and the rest. */
 void dk__json_quote(dk_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	dk_buf_grow(b, strlen(s) + 2);
-	b->ptr[b->len++] = '"';
+	const char *start = s;
+	size_t n = strlen(s);
+	char *o;
+	unsigned char c;
+	if (b->len + n + 3 > b->cap)
+		dk_buf_grow(b, n + 2);
+	o = b->ptr + b->len;
+	*o++ = '"';
 	for (;;) {
-		const char *run = s;
-		const char *esc;
-		char u[7];
-		size_t k;
-		while (!needs_escape[(unsigned char)*s])
+		while (!needs_escape[c = (unsigned char)*s]) {
+			*o++ = (char)c;
 			s++;
-		k = (size_t)(s - run);
-		dk_buf_grow(b, k + 1);
-		memcpy(b->ptr + b->len, run, k);
-		b->len += k;
-		if (!*s)
-			break;
-		switch (*s) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\b': esc = "\\b"; break;
-		case '\f': esc = "\\f"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		default:
-			memcpy(u, "\\u00", 4);
-			u[4] = hex[(unsigned char)*s >> 4];
-			u[5] = hex[(unsigned char)*s & 15];
-			u[6] = '\0';
-			esc = u;
 		}
-		dk_buf_puts(b, esc);
+		if (!c)
+			break;
+		/* up to six bytes for this one, the rest and the quote */
+		b->len = (size_t)(o - b->ptr);
+		dk_buf_grow(b, 6 + (n - (size_t)(s - start)) + 2);
+		o = b->ptr + b->len;
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			memcpy(o, "u00", 3);
+			o[3] = hex[c >> 4];
+			o[4] = hex[c & 15];
+			o += 5;
+		}
 		s++;
 	}
-	put1(b, '"');
+	*o++ = '"';
+	*o = '\0';
+	b->len = (size_t)(o - b->ptr);
 }
 
 static void jw_key(dk_jw *w, const char *key)
@@ -291,9 +322,9 @@ dk_event *dk__event(dk_run *run, const char *type)
 	res->events = array_more(dk__res_mem(res), res->events, res->nevents, sizeof(*res->events));
 	dk_event *e = &res->events[res->nevents++];
 	memset(e, 0, sizeof(*e));
-	e->type = dk__rstr(run, type);
+	e->type = (char *)type;
 	e->at = run->env->now;
-	e->actor = dk__rstr(run, run->actor ? run->actor : DK_SYSTEM_ACTOR);
+	e->actor = dk__rkeep(run, run->actor ? run->actor : DK_SYSTEM_ACTOR);
 	return e;
 }
 
@@ -416,10 +447,10 @@ int dk__desired_tasks(dk_run *run, dk_pool_block **mem, dk_task **out, size_t *n
 			*out = array_more(mem, *out, *n, sizeof(**out));
 			dk_task *t = &(*out)[(*n)++];
 			memset(t, 0, sizeof(*t));
-			t->instance = dk__pool_strdup(mem, run->snap->instance);
-			t->state = dk__pool_strdup(mem, st->id);
-			t->user = dk__pool_strdup(mem, u.users[j]);
-			t->role = dk__pool_strdup(mem, u.roles[j]);
+			t->instance = task_str(run, mem, run->snap->instance, 0);
+			t->state = task_str(run, mem, st->id, 0);
+			t->user = task_str(run, mem, u.users[j], u.own[j]);
+			t->role = task_str(run, mem, u.roles[j], 0);
 			t->due_at = rec && rec->ndeadlines ? rec->deadlines[0].due_at : 0;
 		}
 		dk__users_free(&u);
@@ -435,9 +466,9 @@ static void add_timer(dk_pool_block **mem, dk_timer **out, size_t *n, dk_run *ru
 	*out = array_more(mem, *out, *n, sizeof(**out));
 	dk_timer *t = &(*out)[(*n)++];
 	memset(t, 0, sizeof(*t));
-	t->instance = dk__pool_strdup(mem, run->snap->instance);
-	t->kind = dk__pool_strdup(mem, kind);
-	t->state = dk__pool_strdup(mem, st->id);
+	t->instance = task_str(run, mem, run->snap->instance, 0);
+	t->kind = (char *)kind; /* a constant, like the event types */
+	t->state = task_str(run, mem, st->id, 0);
 	t->due_at = due;
 	dk__jw_begin(&w);
 	dk__jw_str(&w, "state", st->id);
@@ -480,6 +511,51 @@ int dk__desired_timers(dk_run *run, dk_pool_block **mem, dk_timer **out, size_t 
 	return 0;
 }
 
+static int same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* 1 when the tasks before are, for certain, the tasks now: the same status,
+ * initiator and variables, no votes, the same active states in the same
+ * visits with the same escalations, and assignments that read nothing else
+ * (none, a user, a role, the initiator, or a simple expression of
+ * variables, built-ins and the org). An upload changes none of these; then
+ * every task is known without evaluating the assignments a second time. */
+static int tasks_unchanged(dk_run *run, const dk_snapshot *before)
+{
+	const dk_snapshot *now = run->snap;
+	const dk_state *act[64];
+	size_t na;
+	if (!before || before->status != now->status || before->nvotes || now->nvotes ||
+	    !same_str(before->state, now->state) || !same_str(before->initiator, now->initiator) ||
+	    !same_str(before->instance, now->instance) || before->nregions != now->nregions ||
+	    before->nvars != now->nvars)
+		return 0;
+	for (size_t i = 0; i < now->nregions; i++)
+		if (!same_str(before->regions[i].state, now->regions[i].state))
+			return 0;
+	for (size_t i = 0; i < now->nvars; i++)
+		if (before->vars[i].type != now->vars[i].type ||
+		    !same_str(before->vars[i].name, now->vars[i].name) ||
+		    !same_str(before->vars[i].text, now->vars[i].text))
+			return 0;
+	na = active_states(run, act, 64);
+	for (size_t i = 0; i < na; i++) {
+		const dk_assign *a = &act[i]->assign;
+		const dk_snap_state *was = dk_snapshot_state(before, act[i]->id);
+		const dk_snap_state *is = dk_snapshot_state(now, act[i]->id);
+		if (a->kind == DK_ASSIGN_XPATH && a->expr && !a->expr->simple)
+			return 0;
+		if (!was || !is || was->visits != is->visits || was->nescalated != is->nescalated)
+			return 0;
+		for (size_t j = 0; j < is->nescalated; j++)
+			if (!same_str(was->escalated[j], is->escalated[j]))
+				return 0;
+	}
+	return 1;
+}
+
 int dk__finish(dk_run *run, const dk_snapshot *before)
 {
 	dk_engine_result *res = run->res;
@@ -495,6 +571,8 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 	 * visit as before; when no task is (a transition moved on), the
 	 * tasks before need not be derived, which evaluates their assign
 	 * expressions again. */
+	if (res->ntasks && tasks_unchanged(run, before))
+		return 0;
 	int same_visit = 0;
 	for (size_t i = 0; before && i < res->ntasks && !same_visit; i++) {
 		const dk_snap_state *now = dk_snapshot_state(run->snap, res->tasks[i].state);
@@ -521,7 +599,7 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 		if (known)
 			continue;
 		dk_event *e = dk__event(run, DK_EV_ASSIGNED);
-		e->actor = dk__rstr(run, DK_SYSTEM_ACTOR);
+		e->actor = (char *)DK_SYSTEM_ACTOR;
 		e->user = t->user; /* the result's own strings */
 		e->to = t->state;
 		dk_jw w;
@@ -543,7 +621,7 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 int dk_engine_view(dk_engine_result *out, const dk_engine_env *env, const dk_snapshot *snap)
 {
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_run run = {env, env->flow, NULL, &res, NULL};
+	dk_run run = {.env = env, .flow = env->flow, .snap = NULL, .res = &res, .actor = NULL};
 	int err;
 	memset(out, 0, sizeof(*out));
 	res.snapshot = dk_snapshot_dup(snap);

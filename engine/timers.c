@@ -59,7 +59,7 @@ static int remind(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_sna
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(tasks[i].state, st->id) == 0) {
 			dk_event *e = dk__event(run, DK_EV_REMINDER);
-			e->actor = dk__rstr(run, DK_SYSTEM_ACTOR);
+			e->actor = (char *)DK_SYSTEM_ACTOR;
 			e->user = dk__rstr(run, tasks[i].user);
 			e->to = dk__rstr(run, st->id);
 			json_t *d =
@@ -97,7 +97,7 @@ static int escalate(dk_run *run, const dk_state *st, const dk_deadline *dl, dk_s
 			continue;
 		add_escalated(run->snap, rec, to.users[i]);
 		dk_event *e = dk__event(run, DK_EV_ESCALATED);
-		e->actor = dk__rstr(run, DK_SYSTEM_ACTOR);
+		e->actor = (char *)DK_SYSTEM_ACTOR;
 		e->user = dk__rstr(run, to.users[i]);
 		e->to = dk__rstr(run, st->id);
 		json_t *d = json_pack("{s:s,s:s,s:s}", "assignee", to.users[i], "state", st->id,
@@ -116,7 +116,8 @@ int dk_engine_timer(dk_engine_result *out, const dk_engine_env *env, const dk_sn
                     const dk_timer *timer)
 {
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
-	dk_run run = {env, env->flow, NULL, &res, DK_SYSTEM_ACTOR};
+	dk_run run = {
+	    .env = env, .flow = env->flow, .snap = NULL, .res = &res, .actor = DK_SYSTEM_ACTOR};
 	json_t *p = NULL;
 	const char *state;
 	const dk_state *st;

@@ -826,7 +826,11 @@ int dk__eval_time(int64_t *out, dk_run *run, const char *state, const dk_xpath *
 int dk_engine_eval_string(char **out, const dk_engine_env *env, const dk_snapshot *snap,
                           const char *actor, const dk_xpath *expr)
 {
-	dk_run run = {env, env->flow, (dk_snapshot *)snap, NULL, actor};
+	dk_run run = {.env = env,
+	              .flow = env->flow,
+	              .snap = (dk_snapshot *)snap,
+	              .res = NULL,
+	              .actor = actor};
 	xmlXPathObjectPtr r;
 	xmlChar *s;
 	int err;

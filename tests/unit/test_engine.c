@@ -1925,7 +1925,11 @@ static void simple_xpath_matches_libxml2(void **state)
 			}
 		if (dk_engine_start(&res, &env, "I-7", "li", vars, nv) < 0)
 			fail_msg("start, row %zu: %s", r, dk_error_last());
-		dk_run run = {&env, flow, res.snapshot, NULL, r % 2 ? "wei" : "li"};
+		dk_run run = {.env = &env,
+		              .flow = flow,
+		              .snap = res.snapshot,
+		              .res = NULL,
+		              .actor = r % 2 ? "wei" : "li"};
 		for (size_t a = 0; a < sizeof(operands) / sizeof(operands[0]); a++) {
 			for (size_t o = 0; o <= sizeof(ops) / sizeof(ops[0]); o++) {
 				for (size_t b = 0; b < sizeof(operands) / sizeof(operands[0]);
@@ -2005,7 +2009,7 @@ static void simple_xpath_matches_libxml2(void **state)
 		assert_non_null(x->simple);
 		xmlXPathObjectPtr r = NULL;
 		int ok = -1;
-		dk_run run = {&env, flow, NULL, NULL, "li"};
+		dk_run run = {.env = &env, .flow = flow, .snap = NULL, .res = NULL, .actor = "li"};
 		assert_int_equal(dk__eval(&r, &run, "a", x), DK_EINVALID);
 		assert_non_null(strstr(dk_error_last(), unknown[i]));
 		assert_int_equal(dk__eval_bool(&ok, &run, "a", x), DK_EINVALID);
@@ -2047,6 +2051,22 @@ static void snapshot_copies_along_a_path(void **state)
 	}
 	assert_int_equal(dk_snapshot_var(snap(&in), "done_phases")->number, 20);
 	assert_int_equal(snap(&in)->nevidence, 41);
+	end(&in);
+}
+
+/* An upload leaves the tasks as they were: no task.assigned, the same
+ * task, whether or not the assignments are evaluated again to see it. */
+static void upload_assigns_nobody(void **state)
+{
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(attach(&in, "plan", "li", "plan2.pdf", 100), 0);
+	assert_int_equal(count_events(&in.res, DK_EV_ASSIGNED), 0);
+	assert_int_equal(count_events(&in.res, DK_EV_EVIDENCE), 1);
+	assert_int_equal(in.res.ntasks, 1);
+	assert_true(has_task(&in.res, "review", "wei"));
+	assert_int_equal(in.res.ntimers, 2);
 	end(&in);
 }
 
@@ -2160,6 +2180,7 @@ int main(void)
 	    cmocka_unit_test(simple_xpath_matches_libxml2),
 	    cmocka_unit_test(number_text_matches_libxml2),
 	    cmocka_unit_test(snapshot_outgrows_its_block),
+	    cmocka_unit_test(upload_assigns_nobody),
 	    cmocka_unit_test(snapshot_copies_along_a_path),
 	    cmocka_unit_test(start_defaults_and_tasks),
 	    cmocka_unit_test(start_var_errors),
