@@ -123,6 +123,8 @@ row "transitions/s, each instance: submit, return, submit, approve, 3× phase-do
 header "Durable steps (WAL, synchronous=FULL, one command per transaction)"
 row "durable transitions/s through the runner (monthly-plan path, uploads left out)" durable "/s" \
 	"bare SQLite insert+commit" floor "commits/s" ">=" 0.8
+row "archive notes/s written by the catch-up (\`docket archive sync\` over the notes the durable transitions left)" \
+	notes_sync "/s" "durable transitions/s through the runner, same run" durable "/s" "-" ""
 row "bare SQLite insert+commit against the disk's fsync rate" floor "commits/s" \
 	"write+fsync 4 KiB" fsync "fsyncs/s" "-" ""
 row "durable acts/s through \`docket serve\`, 64 connections (group commit)" serve_acts "/s" \
@@ -227,14 +229,19 @@ cat <<EOF
   preset); only the 8 transitions are counted.
 - **Durable transitions**: bench/runner_steps.c through engine/runner.h, one
   transaction per act, on the bench flow with its \`<requires>\` removed (uploads
-  are the archive rows). The floor (bench/floor/sqlite_floor.c) commits one
+  are the archive rows). A step commits to SQLite only: the archive notes
+  of its state changes are written later by a catch-up, whose rate is the
+  next row (\`docket archive sync\` over a copy of the home the durable run
+  left, every note waiting; one batch of the archive, two syncfs, per
+  1,000 notes). The floor (bench/floor/sqlite_floor.c) commits one
   row per transaction with the same WAL and synchronous=FULL;
   bench/floor/fsync_rate.c is the disk under both.
 - **Acts through serve**: bench/serve_acts.sh starts \`docket serve --threads
   64\` on a fresh home and bench/serve_acts.c drives 64 keep-alive
   connections, each cycling its own instance through submit (li) and return
-  (wei): every act is a durable transition with its archive note, answered
-  only once committed. The floor is run in turns with it.
+  (wei): every act is a durable transition, answered only once committed;
+  its archive note is written by serve's note thread after the commit, not
+  on the act's path. The floor is run in turns with it.
 - **serve under wrk**: bench/serve_wrk.sh seeds 100,000 instances (one
   started by docket, the rest copies of its rows in one sqlite3
   transaction) and starts \`docket serve --no-timers --no-hooks\` per run;

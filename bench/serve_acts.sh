@@ -7,8 +7,10 @@
 # draft), starts the server on a free loopback port, then times ACTS acts
 # with bench/serve_acts.c: each connection cycles its own instance through
 # submit (li) and return (wei, with the comment the flow requires), so every
-# act is a real transition with its audit event, tasks, timers, outbox rows
-# and archive note. Prints one number: acts answered 2xx per second.
+# act is a real transition with its audit event, tasks, timers and outbox
+# rows (its archive note is written by serve's note thread after the
+# commit, off the act's path). Prints one number: acts answered 2xx per
+# second.
 set -eu
 DOCKET=$1 TOOL=$2 WORK=$3 CONNS=$4 ACTS=$5
 shift 5

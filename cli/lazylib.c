@@ -30,11 +30,11 @@
  * recall, delegate; token create) ask for it up front with dk_cli_need,
  * which fails with a message naming the library and the package to install.
  * A call that needs a library no command asked for (a webhook URL checked
- * while an act queues a delivery, the archive commit of an act, what
- * `evidence` and `verify` read, the flow `show` loads, the timers a tick
- * fires) loads it then; if it cannot, the process prints the same message
- * and exits with status 1 before the call, so nothing half-done is
- * committed.
+ * while an act queues a delivery, the archive notes a tick's catch-up
+ * writes, what `evidence` and `verify` read, the flow `show` loads, the
+ * timers a tick fires) loads it then; if it cannot, the process prints the
+ * same message and exits with status 1 before the call, so nothing
+ * half-done is committed.
  *
  * The libgit2, libxml2 and libcrypto wrappers are generated from their
  * headers by tools/gen_lazy.py (the lists below are its output); a
