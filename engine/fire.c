@@ -521,16 +521,24 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 		                    "between; look at it with docket show %s and retry",
 		                    snap->instance, (long long)snap->version,
 		                    (long long)cmd->expect_version, snap->instance);
-	if (!flow_has_transition(env->flow, cmd->transition)) {
-		all_transition_ids(&b, env->flow);
-		err = dk_error_set(DK_ENOTFOUND, "flow '%s' has no transition '%s'; it has: %s",
-		                   env->flow->id, cmd->transition, dk_buf_cstr(&b));
-		goto cleanup;
+	/* an id an active state has is in the flow: the whole flow is
+	 * searched only when none has it */
+	n = firing_states(env, snap, st, 64);
+	{
+		int active = 0;
+		for (size_t i = 0; i < n && !active; i++)
+			active = find_in(st[i], cmd->transition) != NULL;
+		if (!active && !flow_has_transition(env->flow, cmd->transition)) {
+			all_transition_ids(&b, env->flow);
+			err = dk_error_set(DK_ENOTFOUND,
+			                   "flow '%s' has no transition '%s'; it has: %s",
+			                   env->flow->id, cmd->transition, dk_buf_cstr(&b));
+			goto cleanup;
+		}
 	}
 
 	/* find where it can fire; among several, keep those the actor may
 	 * fire */
-	n = firing_states(env, snap, st, 64);
 	{
 		const dk_state *cand[64];
 		size_t nc = 0, nauth = 0;

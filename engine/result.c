@@ -178,12 +178,32 @@ void dk__json_quote(dk_buf *b, const char *s)
 	b->len = (size_t)(o - b->ptr);
 }
 
+/* ,"key": -- the engine's keys are plain words, copied as they are
+ * checked; a key with a byte to escape is quoted as any string is. */
 static void jw_key(dk_jw *w, const char *key)
 {
-	if (w->b.len > 1)
-		put1(&w->b, ',');
-	dk__json_quote(&w->b, key);
-	put1(&w->b, ':');
+	dk_buf *b = &w->b;
+	size_t n = strlen(key), i;
+	char *o;
+	if (b->len + n + 5 > b->cap)
+		dk_buf_grow(b, n + 4);
+	o = b->ptr + b->len;
+	if (b->len > 1)
+		*o++ = ',';
+	*o++ = '"';
+	for (i = 0; i < n && !needs_escape[(unsigned char)key[i]]; i++)
+		o[i] = key[i];
+	if (i < n) { /* back to just after the comma */
+		b->len = (size_t)(o - 1 - b->ptr);
+		dk__json_quote(b, key);
+		put1(b, ':');
+		return;
+	}
+	o += n;
+	*o++ = '"';
+	*o++ = ':';
+	*o = '\0';
+	b->len = (size_t)(o - b->ptr);
 }
 
 void dk__jw_begin(dk_jw *w)
