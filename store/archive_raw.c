@@ -131,15 +131,25 @@ static int raw_write(git_odb_stream *stream, const char *data, size_t len)
 	return raw_deflate((raw_stream *)stream, (const unsigned char *)data, len, 0);
 }
 
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+	if (fd < 0)
+		return raw_error("cannot open", path);
+	rc = fsync(fd);
+	close(fd);
+	return rc < 0 ? raw_error("cannot flush", path) : 0;
+}
+
 static int raw_finalize(git_odb_stream *stream, const git_oid *oid)
 {
 	raw_stream *s = (raw_stream *)stream;
 	raw_backend *be = (raw_backend *)stream->backend;
 	dk_archive *a = be->a;
 	char hex[GIT_OID_HEXSZ + 1];
-	dk_buf dir = DK_BUF_INIT, path = DK_BUF_INIT;
+	dk_buf objects = DK_BUF_INIT, dir = DK_BUF_INIT, path = DK_BUF_INIT;
 	git_odb *odb = NULL;
-	int error = -1, fd = s->fd;
+	int error = -1, fd = s->fd, made_dir = 0;
 
 	if (raw_deflate(s, NULL, 0, 1) < 0 || flush_out(s) < 0)
 		goto done;
@@ -159,9 +169,12 @@ static int raw_finalize(git_odb_stream *stream, const git_oid *oid)
 		goto done;
 	}
 	git_oid_tostr(hex, sizeof(hex), oid);
-	dk_buf_printf(&dir, "%s/objects/%.2s", a->path, hex);
+	dk_buf_printf(&objects, "%s/objects", a->path);
+	dk_buf_printf(&dir, "%s/%.2s", objects.ptr, hex);
 	dk_buf_printf(&path, "%s/%s", dir.ptr, hex + 2);
-	if (mkdir(dir.ptr, 0777) < 0 && errno != EEXIST) {
+	if (mkdir(dir.ptr, 0777) == 0) {
+		made_dir = 1;
+	} else if (errno != EEXIST) {
 		raw_error("cannot create", dir.ptr);
 		goto done;
 	}
@@ -170,19 +183,15 @@ static int raw_finalize(git_odb_stream *stream, const git_oid *oid)
 		goto done;
 	}
 	dk_buf_clear(&s->tmp);
-	if (a->per_file && !a->no_flush) {
-		int dfd = open(dir.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || fsync(dfd) < 0) {
-			raw_error("cannot flush", dir.ptr);
-			if (dfd >= 0)
-				close(dfd);
-			goto done;
-		}
-		close(dfd);
-	}
+	/* Per-file mode: the name in its fan-out directory, and a new
+	 * fan-out directory's name in objects/, on disk too. */
+	if (a->per_file && !a->no_flush &&
+	    (fsync_dir(dir.ptr) < 0 || (made_dir && fsync_dir(objects.ptr) < 0)))
+		goto done;
 	error = 0;
 done:
 	git_odb_free(odb);
+	dk_buf_free(&objects);
 	dk_buf_free(&dir);
 	dk_buf_free(&path);
 	return error;
