@@ -315,7 +315,9 @@ typedef struct {
 
 /* Packs the loose objects into one new pack (git_packbuilder), then removes
  * each loose file only once the new pack's index is on disk and holds it.
- * When packs pile up (more than 16) they are merged into one. Safe to run
+ * Packs are merged so that, by size, each is at least twice all smaller
+ * ones together (a few packs, never a rewrite of everything at once but
+ * at doublings of the archive; see archive_gc.c). Safe to run
  * while other handles read and write. out may be NULL. */
 int dk_archive_gc(dk_archive_gc_result *out, dk_archive *a);
 

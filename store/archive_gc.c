@@ -15,8 +15,17 @@
  * streamed, and packing would hold them in memory.
  *
  * Each gc adds one pack; lookups cost grows with the number of packs, so
- * when there are more than MAX_PACKS they are merged into one, and the old
- * packs are deleted only once the merged one is in place.
+ * packs are merged, and the old ones deleted only once the merged one is
+ * in place. Merging used to wait for more than 16 packs and then rewrite
+ * all of them: every 16th gc rewrote the whole archive inside the put that
+ * triggered it (at 100,000 uploads, half a million objects: about a
+ * minute, so the upload cost grew with the archive). Now the packs are
+ * kept in a geometric progression, as git's repack --geometric=2 does:
+ * sorted by size, each pack kept must be at least twice all smaller ones
+ * together, and the smallest ones that break that are merged. That is a
+ * binary counter: a few packs (log2 of the archive over one gc's pack),
+ * each object rewritten about that many times in its life, and the rare
+ * merges of the biggest packs come at doublings of the archive.
  *
  * One gc at a time: gc holds flock(2) on ARCHIVE/docket-gc.lock. Without
  * it, every writer that crossed the threshold at once packed the same
@@ -44,7 +53,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PACKS 16
 /* Temporary files libgit2 left behind (a crash mid-write) older than this
  * are removed by gc; live ones are rewritten continuously, so they are
  * always younger. */
@@ -174,19 +182,50 @@ static int add_object(const git_oid *id, void *payload)
 	return 0;
 }
 
-/* Merges every pack into one, then deletes the old ones. */
+typedef struct {
+	char *name;
+	off_t size;
+} pack_size;
+
+static int by_size(const void *x, const void *y)
+{
+	const pack_size *p = x, *q = y;
+	return p->size < q->size ? -1 : p->size > q->size;
+}
+
+/* Merges the packs that break the geometric progression (see the top of
+ * this file) into one, then deletes them. */
 static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 {
 	char **names = NULL, newname[64];
-	size_t n = list_packs(&names, a->path);
+	size_t n = list_packs(&names, a->path), split = 0;
+	pack_size *ps = dk_calloc(n ? n : 1, sizeof(*ps));
 	git_packbuilder *pb = NULL;
 	git_odb_backend *check = NULL;
 	oid_list all = {NULL, 0, 0};
+	long long below = 0;
 	int error = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		dk_buf p = DK_BUF_INIT;
+		struct stat st;
+		dk_buf_printf(&p, "%s/objects/pack/%s.pack", a->path, names[i]);
+		ps[i].name = names[i];
+		ps[i].size = stat(p.ptr, &st) == 0 ? st.st_size : 0;
+		dk_buf_free(&p);
+	}
+	qsort(ps, n, sizeof(*ps), by_size);
+	for (size_t i = 0; i < n; i++) {
+		if ((long long)ps[i].size < 2 * below)
+			split = i + 1;
+		below += ps[i].size;
+	}
+	res->packs = n;
+	if (split < 2)
+		goto cleanup; /* the progression holds: nothing to merge */
+	for (size_t i = 0; i < split; i++) {
 		git_odb_backend *b = NULL;
-		if ((error = open_pack(&b, a->path, names[i])) < 0)
+		if ((error = open_pack(&b, a->path, ps[i].name)) < 0)
 			goto cleanup;
 		if (b->foreach (b, add_object, &all) < 0) {
 			b->free(b);
@@ -215,19 +254,19 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 			                  "are kept");
 			goto cleanup;
 		}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < split; i++) {
 		static const char *exts[] = {".idx", ".pack", ".rev"};
-		if (!strcmp(names[i], newname))
+		if (!strcmp(ps[i].name, newname))
 			continue;
 		/* .idx first: once it is gone no reader opens the pack. */
 		for (size_t k = 0; k < 3; k++) {
 			dk_buf p = DK_BUF_INIT;
-			dk_buf_printf(&p, "%s/objects/pack/%s%s", a->path, names[i], exts[k]);
+			dk_buf_printf(&p, "%s/objects/pack/%s%s", a->path, ps[i].name, exts[k]);
 			unlink(p.ptr);
 			dk_buf_free(&p);
 		}
 	}
-	res->packs = 1;
+	res->packs = n - split + 1;
 	git_odb *odb = NULL;
 	if (git_repository_odb(&odb, a->repo) == 0) {
 		git_odb_refresh(odb);
@@ -238,6 +277,7 @@ cleanup:
 		check->free(check);
 	git_packbuilder_free(pb);
 	free(all.ids);
+	free(ps);
 	free_names(names, n);
 	return error;
 }
@@ -296,8 +336,6 @@ static int gc_locked(dk_archive_gc_result *out, dk_archive *a)
 	git_packbuilder *pb = NULL;
 	git_odb_backend *check = NULL;
 	git_odb *odb = NULL;
-	char **names = NULL;
-	size_t npacks;
 	int error = 0;
 
 	memset(&res, 0, sizeof(res));
@@ -344,10 +382,7 @@ static int gc_locked(dk_archive_gc_result *out, dk_archive *a)
 		res.packed = packed.n;
 		git_odb_refresh(odb);
 	}
-	npacks = list_packs(&names, a->path);
-	free_names(names, npacks);
-	res.packs = npacks;
-	if (npacks > MAX_PACKS && (error = merge_packs(a, &res)) < 0)
+	if ((error = merge_packs(a, &res)) < 0)
 		goto cleanup;
 cleanup:
 	if (check)

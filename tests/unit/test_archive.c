@@ -1187,6 +1187,72 @@ static void stale_lock_recovered(void **state)
 
 /* ---- packing and push ------------------------------------------------------------ */
 
+static int by_off(const void *x, const void *y)
+{
+	off_t p = *(const off_t *)x, q = *(const off_t *)y;
+	return p < q ? -1 : p > q;
+}
+
+/* Packs stay few and in a geometric progression (each at least twice all
+ * smaller ones together) however many gcs run: no gc rewrites the whole
+ * archive but at its doublings, and every upload still reads back. */
+static void gc_packs_stay_geometric(void **state)
+{
+	fixture *f = *state;
+	dk_archive_gc_result g;
+	char name[32], data[64], dir[400];
+	int k = 0;
+
+	snprintf(dir, sizeof(dir), "%s/archive.git/objects/pack", f->home);
+	for (int round = 0; round < 24; round++) {
+		off_t sizes[64] = {0};
+		size_t n = 0;
+		long long below = 0;
+		for (int i = 0; i < 4; i++, k++) {
+			dk_archive_put_result r;
+			dk_archive_put_opts o = opts_for("i-geo", "report", name);
+			snprintf(name, sizeof(name), "g%d.pdf", k);
+			snprintf(data, sizeof(data), "geometric report %d", k);
+			assert_int_equal(dk_archive_put_file(
+			                     &r, f->a, &o, write_temp(f, "g", data, strlen(data))),
+			                 0);
+		}
+		assert_int_equal(dk_archive_gc(&g, f->a), 0);
+		DIR *d = opendir(dir);
+		assert_non_null(d);
+		for (struct dirent *e; (e = readdir(d));) {
+			size_t l = strlen(e->d_name);
+			struct stat st;
+			char p[700];
+			if (l < 5 || strcmp(e->d_name + l - 5, ".pack"))
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+			assert_int_equal(stat(p, &st), 0);
+			assert_true(n < 64);
+			sizes[n++] = st.st_size;
+		}
+		closedir(d);
+		assert_int_equal(g.packs, n);
+		qsort(sizes, n, sizeof(sizes[0]), by_off);
+		for (size_t i = 0; i < n; i++) {
+			assert_true((long long)sizes[i] >= 2 * below);
+			below += sizes[i];
+		}
+		/* 24 gcs of about equal packs: a binary counter, at most 5 */
+		assert_true(n <= 5);
+	}
+	for (int i = 0; i < k; i++) {
+		dk_buf got = DK_BUF_INIT;
+		char path[64];
+		snprintf(path, sizeof(path), "draft/report/g%d.pdf", i);
+		snprintf(data, sizeof(data), "geometric report %d", i);
+		assert_int_equal(dk_archive_get(f->a, "i-geo", NULL, path, to_buf, &got), 0);
+		assert_int_equal(got.len, strlen(data));
+		assert_memory_equal(got.ptr, data, got.len);
+		dk_buf_free(&got);
+	}
+}
+
 static void gc_then_get(void **state)
 {
 	fixture *f = *state;
@@ -1431,6 +1497,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(sync_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stale_lock_recovered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gc_packs_stay_geometric, setup, teardown),
 	    cmocka_unit_test_setup_teardown(auto_gc_past_threshold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(push_twice_idempotent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(plain_git_reads_archive, setup, teardown),
