@@ -63,7 +63,7 @@ fi
 
 # ---- building ------------------------------------------------------------
 
-PKGS="libxml-2.0 sqlite3 libcurl libgit2 jansson libmicrohttpd libcrypto"
+PKGS="libxml-2.0 sqlite3 libcurl libgit2 jansson libmicrohttpd libcrypto zlib"
 CC=${CC:-cc}
 CF="-std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I$TOP -I$TOP/build/release/gen $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
