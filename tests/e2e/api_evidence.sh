@@ -5,6 +5,11 @@
 # wrong kind or type, another department, an oversize upload.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/api_server.inc"
+# serve spools uploads under TMPDIR: this test's own, so that another
+# docket serve on the machine (a parallel test run) cannot pass for a leak
+# in the check at the end
+export TMPDIR="$T/tmp"
+mkdir -p "$TMPDIR"
 
 dk org load "$DOCKET_SRC/examples/org.xml"
 dk deploy "$DOCKET_SRC/examples/monthly-plan.xml"
