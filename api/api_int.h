@@ -140,6 +140,9 @@ void dk_writer_stop(void);
 /* Wakes the note writer: a state change committed outside the writer (a
  * timer, a signed link) waits for its archive note. Cheap; any thread. */
 void dk_writer_notes_wake(void);
+/* Wakes the note writer to pack the archive if its loose objects are past
+ * the threshold (request threads never pack: see dk_runner_defer_gc). */
+void dk_writer_gc_wake(void);
 
 /* workers.c: the timer and webhook threads of dk_serve. */
 int dk_workers_start(const dk_serve_opts *opts);

@@ -77,6 +77,7 @@ int dk_route_evidence_upload(dk_req *rq)
 		return error;
 	rq->status = 201;
 	rq->wake();
+	dk_writer_gc_wake();
 	return 0;
 }
 

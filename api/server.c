@@ -132,6 +132,8 @@ static dk_api_ctx *ctx_take(void)
 		free(c);
 		return NULL;
 	}
+	/* Packing is the note thread's: an upload answers without it. */
+	dk_runner_defer_gc(c->runner);
 	return c;
 }
 

@@ -21,7 +21,10 @@
  * one batch of the archive per chunk, two flushes for all of its notes).
  * It runs once at start, after each wake-up (wake-ups that come while it
  * works fold into one more round) and once more at stop, so the notes
- * follow the commits by about one round, whatever the load.
+ * follow the commits by about one round, whatever the load. It is also
+ * the one that packs the archive when its loose objects pass the
+ * threshold: request threads never do (dk_runner_defer_gc), so an
+ * upload's answer does not wait for a pack; each upload wakes it for that.
  *
  * While the writer commits one batch, requests keep arriving and queue up:
  * the busier the server, the bigger the batches, and the fsync is paid
@@ -62,10 +65,10 @@ static struct {
 	int running, stop;
 	pthread_t thread;
 	dk_runner *runner;
-	/* the note writer: woken when a batch committed; thread and runner
-	 * (own archive) */
+	/* the note writer: woken when a batch committed (and after uploads,
+	 * gc_due, to pack the archive); thread and runner (own archive) */
 	pthread_cond_t notes_work;
-	int notes_due, notes_stop;
+	int notes_due, gc_due, notes_stop;
 	pthread_t notes_thread;
 	dk_runner *notes_runner;
 	/* for the line at stop: how well the batching went */
@@ -257,13 +260,14 @@ static void *notes_main(void *arg)
 	pthread_setname_np(pthread_self(), "docket-notes");
 	for (;;) {
 		dk_notes_sync sync;
-		int last;
+		int last, gc, packed = 0;
 
 		pthread_mutex_lock(&wr.lock);
 		while (!wr.notes_due && !wr.notes_stop)
 			pthread_cond_wait(&wr.notes_work, &wr.lock);
 		last = !wr.notes_due && wr.notes_stop;
-		wr.notes_due = 0;
+		gc = wr.gc_due;
+		wr.notes_due = wr.gc_due = 0;
 		pthread_mutex_unlock(&wr.lock);
 
 		if (dk_runner_notes_catch_up(wr.notes_runner, &sync) < 0) {
@@ -272,6 +276,17 @@ static void *notes_main(void *arg)
 			        "they wait for the next round or 'docket archive sync'\n",
 			        dk_error_last());
 			dk_error_clear();
+		}
+		/* After the round, outside the notes' lock (an upload waiting for
+		 * it does not wait for a pack too): request threads and the
+		 * catch-up leave packing to this. */
+		if ((gc || sync.written) && dk_runner_archive_gc(wr.notes_runner, &packed) < 0) {
+			fprintf(stderr,
+			        "docket serve: warning: the archive could not be packed (%s)\n",
+			        dk_error_last());
+			dk_error_clear();
+		} else if (packed) {
+			fprintf(stderr, "docket serve: packed the archive's loose objects\n");
 		}
 		pthread_mutex_lock(&wr.lock);
 		wr.note_rounds += sync.rounds;
@@ -299,6 +314,7 @@ int dk_writer_start(const dk_serve_opts *opts)
 		wr.runner = NULL;
 		return error;
 	}
+	dk_runner_defer_gc(wr.notes_runner); /* packs after its rounds */
 	/* Neither thread may take the signals dk_serve waits for (it blocks
 	 * them only after this): a SIGTERM delivered to one of them would end
 	 * the process at once, unanswered and without the last catch-up. */
@@ -363,6 +379,14 @@ void dk_writer_notes_wake(void)
 {
 	pthread_mutex_lock(&wr.lock);
 	wr.notes_due = 1;
+	pthread_cond_signal(&wr.notes_work);
+	pthread_mutex_unlock(&wr.lock);
+}
+
+void dk_writer_gc_wake(void)
+{
+	pthread_mutex_lock(&wr.lock);
+	wr.notes_due = wr.gc_due = 1;
 	pthread_cond_signal(&wr.notes_work);
 	pthread_mutex_unlock(&wr.lock);
 }

@@ -71,10 +71,33 @@ int64_t dk_runner_now(dk_runner *r)
 int dk_runner_archive(dk_runner *r, dk_archive **out)
 {
 	int error;
-	if (!r->archive && (error = dk_archive_open(&r->archive, r->home)) < 0)
-		return error;
+	if (!r->archive) {
+		if ((error = dk_archive_open(&r->archive, r->home)) < 0)
+			return error;
+		if (r->no_auto_gc)
+			dk_archive_set_auto_gc(r->archive, 0);
+	}
 	*out = r->archive;
 	return 0;
+}
+
+void dk_runner_defer_gc(dk_runner *r)
+{
+	r->no_auto_gc = 1;
+	if (r->archive)
+		dk_archive_set_auto_gc(r->archive, 0);
+}
+
+int dk_runner_archive_gc(dk_runner *r, int *ran)
+{
+	dk_archive *a;
+	int error;
+
+	if (ran)
+		*ran = 0;
+	if ((error = dk_runner_archive(r, &a)) < 0)
+		return error;
+	return dk_archive_gc_past(ran, a, DK_ARCHIVE_AUTO_GC);
 }
 
 dk_store *dk_runner_store(dk_runner *r)

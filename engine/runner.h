@@ -30,6 +30,17 @@ typedef struct {
 	const char *value;
 } dk_kv;
 
+/* Uploads through r no longer pack the archive when its loose objects
+ * pass the threshold: someone else calls dk_runner_archive_gc (in `docket
+ * serve`, the note thread), so that no upload's answer waits for a pack. */
+void dk_runner_defer_gc(dk_runner *r);
+
+/* Packs the archive's loose objects if they are past the default threshold
+ * (DK_ARCHIVE_AUTO_GC; one packer at a time across processes, see
+ * dk_archive_maybe_gc), deferred or not. *ran (may be NULL) says whether it
+ * did. */
+int dk_runner_archive_gc(dk_runner *r, int *ran);
+
 /* Opens (creating when needed) the home: database and archive. */
 int dk_runner_open(dk_runner **out, const char *home);
 void dk_runner_free(dk_runner *r);

@@ -15,6 +15,8 @@ struct dk_runner {
 	dk_org *org; /* reloaded when the stored org's SHA-256 changes */
 	int64_t fixed_now;
 	dk_archive *archive; /* opened on first use */
+	/* Set by dk_runner_defer_gc: its archive never packs by itself. */
+	int no_auto_gc;
 	/* Set by a tick while it holds the write lock: the org cannot change
 	 * under it, so dk_runner_org skips re-reading and re-hashing it for
 	 * every timer and event of the batch. */

@@ -326,6 +326,11 @@ int dk_archive_gc(dk_archive_gc_result *out, dk_archive *a);
  * *ran (may be NULL) to 1 when it packed. */
 int dk_archive_maybe_gc(int *ran, dk_archive *a);
 
+/* The same against a threshold of loose_objects given here, whatever the
+ * archive's own (for a caller that packs on behalf of archives whose
+ * automatic packing is off, see dk_runner_defer_gc). */
+int dk_archive_gc_past(int *ran, dk_archive *a, unsigned int loose_objects);
+
 /* Pushes every ref under refs/docket/ to remote (a URL or a path; a path that
  * does not exist yet becomes a new bare repository). Fast-forward only, so
  * a remote whose history disagrees is reported (DK_ECONFLICT), never

@@ -412,19 +412,24 @@ static unsigned int loose_in(const char *dir)
 
 int dk_archive_maybe_gc(int *ran, dk_archive *a)
 {
+	if (ran)
+		*ran = 0;
+	return a->auto_gc ? dk_archive_gc_past(ran, a, a->auto_gc) : 0;
+}
+
+int dk_archive_gc_past(int *ran, dk_archive *a, unsigned int loose_objects)
+{
 	dk_buf dir = DK_BUF_INIT;
 	unsigned int limit;
 	int error = 0;
 
 	if (ran)
 		*ran = 0;
-	if (a->auto_gc == 0)
-		return 0;
 	/* git's estimate: objects spread evenly over the 256 fan-out
 	 * directories, so one of them holds about 1/256 of the loose ones.
 	 * Reading one small directory keeps this cheap enough to run after
 	 * every put. */
-	limit = (a->auto_gc + 255) / 256;
+	limit = (loose_objects + 255) / 256;
 	dk_buf_printf(&dir, "%s/objects/17", a->path);
 	if (loose_in(dir.ptr) > limit) {
 		int fd, busy = gc_lock(&fd, a, 0);

@@ -21,6 +21,7 @@ cat >"$T/loop.xml" <<'XML'
 <flow xmlns="urn:docket:flow:1" id="loop" version="1">
   <title>Counter</title>
   <role id="clerk"/>
+  <evidence id="note" title="Note"/>
   <state id="open" initial="true" assign="role:clerk">
     <transition id="ping" to="open"/>
     <transition id="close" to="closed"/>
@@ -33,6 +34,19 @@ dk deploy "$T/loop.xml"
 expect_rc 0 "deploy the counter flow"
 ANN=$("$DOCKET" token create --user ann 2>/dev/null)
 GIT="$DOCKET_HOME/archive.git"
+
+# Loose objects well past the threshold (2000; one fan-out directory of
+# 256 holding more than 8 of them), as a busy archive has between packs.
+# Made up to 32 in objects/17 (about 8,000), so the estimate is over
+# whatever the hashes.
+fill_loose() {
+	i=0
+	while [ "$(ls "$GIT/objects/17" 2>/dev/null | wc -l)" -lt 32 ] && [ $i -lt 80 ]; do
+		awk -v d="$T/blobs" -v r="$1$i" 'BEGIN { for (k = 0; k < 500; k++) { f = d "." k; print "loose " r " " k > f; close(f); print f } }' |
+			git --git-dir="$GIT" hash-object -w --stdin-paths >/dev/null
+		i=$((i + 1))
+	done
+}
 
 serve_start --threads 64 --no-timers --no-hooks
 [ -n "$base" ] && ok "serve --threads 64 started" || not_ok "serve did not start"
@@ -48,15 +62,7 @@ done
 [ "$(grep -c . "$T/ids")" = $N ] || show_req
 expect_eq "$(grep -c . "$T/ids")" $N "$N instances started"
 
-# Loose objects well past the threshold (2000; one fan-out directory of
-# 256 holding more than 8 of them), as a busy archive has between packs.
-# Made up to 32 in objects/17 (about 8,000), so the estimate is over whatever the hashes.
-i=0
-while [ "$(ls "$GIT/objects/17" 2>/dev/null | wc -l)" -lt 32 ] && [ $i -lt 80 ]; do
-	awk -v d="$T/blobs" -v r=$i 'BEGIN { for (k = 0; k < 500; k++) { f = d "." k; print "loose " r " " k > f; close(f); print f } }' |
-		git --git-dir="$GIT" hash-object -w --stdin-paths >/dev/null
-	i=$((i + 1))
-done
+fill_loose a
 loose=$(ls "$GIT/objects/17" | wc -l)
 [ "$loose" -ge 32 ] && ok "the archive holds loose objects past the gc threshold ($loose in objects/17)" ||
 	not_ok "could not fill the archive with loose objects ($loose in objects/17)"
@@ -93,6 +99,40 @@ while [ "$(ls "$GIT/objects/17" | wc -l)" -ge 32 ] && [ $i -lt 600 ]; do
 done
 [ "$(ls "$GIT/objects/17" | wc -l)" -lt 32 ] && ok "the archive was packed (by serve's note thread)" ||
 	not_ok "the archive was not packed"
+
+# Uploads past the threshold: a request thread never packs (its answer
+# would wait for it, and under 64 threads they all would at once); the
+# upload wakes serve's note thread, which packs and says so in the log.
+# Before, the upload that crossed the threshold packed inline.
+fill_loose u
+packs=$(grep -c "packed the archive's loose objects" "$T/serve.log")
+loose=$(ls "$GIT/objects/17" | wc -l)
+[ "$loose" -ge 32 ] && ok "loose objects past the threshold again ($loose in objects/17)" ||
+	not_ok "could not refill the archive with loose objects ($loose)"
+pids=""
+for id in $(sed -n 1,16p "$T/ids"); do
+	curl -s -m 90 -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $ANN" \
+		--data-binary "evidence of $id" "$base/api/instances/$id/evidence/note?name=n.txt" \
+		>"$T/up.$id" &
+	pids="$pids $!"
+done
+[ -n "$pids" ] && wait $pids
+uploaded=0
+for id in $(sed -n 1,16p "$T/ids"); do
+	[ "$(cat "$T/up.$id")" = 201 ] && uploaded=$((uploaded + 1))
+done
+expect_eq "$uploaded" 16 "16 concurrent uploads answered 201"
+i=0
+while [ "$(ls "$GIT/objects/17" | wc -l)" -ge 32 ] && [ $i -lt 600 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+[ "$(ls "$GIT/objects/17" | wc -l)" -lt 32 ] && ok "the archive was packed after the uploads" ||
+	not_ok "the archive was not packed after the uploads"
+[ "$(grep -c "packed the archive's loose objects" "$T/serve.log")" -gt "$packs" ] &&
+	ok "by serve's note thread, not by an upload's request" ||
+	{ not_ok "serve's log does not say the note thread packed"; tail -5 "$T/serve.log"; }
+
 serve_stop
 expect_eq "$serve_rc" 0 "serve stopped cleanly"
 dk verify
