@@ -172,6 +172,11 @@ typedef struct {
 	char *tmp;    /* its path, removed at completion */
 	size_t nfile; /* bytes written to it */
 	int stream;   /* a streamed route, limited by max_upload */
+	/* A streamed upload refused for its token: its body is read and
+	 * dropped, up to DRAIN_MAX, before the 401 (see on_request). */
+	int refused;
+	size_t drained;
+	int answered; /* a response is queued; any body left is dropped */
 	/* multipart/form-data: parts arrive through the post processor; the
 	 * one file part streams to fd, the small fields are kept. */
 	struct MHD_PostProcessor *pp;
@@ -632,6 +637,14 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 	return MHD_YES;
 }
 
+/* Bytes of a refused upload's body read and dropped before its answer.
+ * Answering before the client has sent its body and closing with the
+ * body unread makes the kernel reset the connection, and a client still
+ * sending may never read the 401 (curl: "connection reset", status 000).
+ * A small body is read to its end first, as a lingering close does; a
+ * bigger one is cut off there (declared bigger: at once). */
+#define DRAIN_MAX ((size_t)1024 * 1024)
+
 /* 1 when the request's body is multipart/form-data. */
 static int is_multipart(struct MHD_Connection *c)
 {
@@ -661,10 +674,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		dk_deadline_disarm(c);
 		if (streamed(url, method)) {
 			q->stream = 1;
-			/* Refused or oversize: answer before reading the body;
-			 * MHD then closes the connection instead of draining. */
-			if (!token_valid(c))
-				return answer(c, q, url, method);
+			/* Refused or oversize: nothing is stored. A big body
+			 * is answered before it is read (MHD then closes the
+			 * connection); a small one is dropped as it arrives. */
+			if (!token_valid(c)) {
+				q->refused = 1;
+				if (declared > DRAIN_MAX) {
+					q->answered = 1;
+					return answer(c, q, url, method);
+				}
+				return MHD_YES;
+			}
 			if (declared > srv.opts->max_upload) {
 				q->too_large = 1;
 				return answer(c, q, url, method);
@@ -688,6 +708,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		}
 		return MHD_YES;
 	}
+	if (*upload_size && (q->refused || q->answered)) {
+		q->drained += *upload_size;
+		*upload_size = 0;
+		if (q->drained > DRAIN_MAX && !q->answered) {
+			q->answered = 1;
+			return answer(c, q, url, method);
+		}
+		return MHD_YES;
+	}
+	if (q->answered)
+		return MHD_YES;
 	if (*upload_size) {
 		if (q->fd >= 0) {
 			/* Streamed: to the file, never all in memory. */
