@@ -36,6 +36,17 @@ BOB=$("$DOCKET" token create --user bob 2>/dev/null)
 serve_start --threads 16 --no-timers --no-hooks
 [ -n "$base" ] && ok "serve started" || not_ok "serve did not start"
 
+# The note writer runs 10 nice levels below the writer (at most 19), so
+# under load it does not take the writer's share of the cores.
+nice_of() { # nice_of THREAD-NAME: field 19 of its /proc stat
+	for t in /proc/"$serve_pid"/task/*; do
+		[ "$(cat "$t/comm")" = "$1" ] && sed 's/.*) //' "$t/stat" | awk '{print $17}'
+	done
+}
+wnice=$(nice_of docket-writer)
+want=$((wnice + 10 > 19 ? 19 : wnice + 10))
+expect_eq "$(nice_of docket-notes)" "$want" "the note writer runs 10 nice levels below the writer"
+
 # 16 instances, started through the API at once (a bare `wait` would
 # wait for the server too: every client is waited for by its pid)
 pids=""
