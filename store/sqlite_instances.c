@@ -414,6 +414,22 @@ static const char sql_event_list[] =
     "SELECT instance_id, seq, type, actor, on_behalf_of, at, from_state, to_state, "
     "transition, comment, data, rowid FROM events WHERE instance_id = ?1 ORDER BY seq";
 
+void dk_sql_event_row(sqlite3_stmt *st, dk_event_row *r)
+{
+	r->instance_id = dk_sql_col_text(st, 0);
+	r->seq = dk_sql_col_int(st, 1);
+	r->type = dk_sql_col_text(st, 2);
+	r->actor = dk_sql_col_text(st, 3);
+	r->on_behalf_of = dk_sql_col_text(st, 4);
+	r->at = dk_sql_col_int(st, 5);
+	r->from_state = dk_sql_col_text(st, 6);
+	r->to_state = dk_sql_col_text(st, 7);
+	r->transition = dk_sql_col_text(st, 8);
+	r->comment = dk_sql_col_text(st, 9);
+	r->data = dk_sql_col_text(st, 10);
+	r->order = dk_sql_col_int(st, 11);
+}
+
 int dk_store_event_list(dk_store *s, const char *instance_id, dk_event_row **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
@@ -433,18 +449,7 @@ int dk_store_event_list(dk_store *s, const char *instance_id, dk_event_row **out
 		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
 		r = &rows[count++];
 		memset(r, 0, sizeof(*r));
-		r->instance_id = dk_sql_col_text(st, 0);
-		r->seq = dk_sql_col_int(st, 1);
-		r->type = dk_sql_col_text(st, 2);
-		r->actor = dk_sql_col_text(st, 3);
-		r->on_behalf_of = dk_sql_col_text(st, 4);
-		r->at = dk_sql_col_int(st, 5);
-		r->from_state = dk_sql_col_text(st, 6);
-		r->to_state = dk_sql_col_text(st, 7);
-		r->transition = dk_sql_col_text(st, 8);
-		r->comment = dk_sql_col_text(st, 9);
-		r->data = dk_sql_col_text(st, 10);
-		r->order = dk_sql_col_int(st, 11);
+		dk_sql_event_row(st, r);
 	}
 	if (rc != SQLITE_DONE) {
 		error = dk_sql_error(s, rc, "list events");

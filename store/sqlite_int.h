@@ -67,6 +67,11 @@ int64_t dk_sql_col_int(sqlite3_stmt *st, int col);
 /* Runs st to completion for a statement that returns no rows. */
 int dk_sql_exec_stmt(dk_store *s, sqlite3_stmt *st, const char *what);
 
+/* Reads an audit event from columns 0 to 11 of st: instance_id, seq, type,
+ * actor, on_behalf_of, at, from_state, to_state, transition, comment, data,
+ * rowid (the row's order), as every query of events selects them. */
+void dk_sql_event_row(sqlite3_stmt *st, dk_event_row *r);
+
 /* Growable arrays of rows for the list functions. */
 void *dk_sql_grow(void *items, size_t *cap, size_t count, size_t size);
 

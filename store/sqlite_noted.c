@@ -70,7 +70,7 @@ static const char sql_events_last[] = "SELECT COALESCE(MAX(rowid), 0) FROM event
 
 static const char sql_noted_pending[] =
     "SELECT e.instance_id, e.seq, e.type, e.actor, e.on_behalf_of, e.at, e.from_state, "
-    "e.to_state, e.transition, e.comment, e.rowid, i.flow_id, i.flow_version, i.state "
+    "e.to_state, e.transition, e.comment, NULL, e.rowid, i.flow_id, i.flow_version, i.state "
     "FROM events e JOIN instances i ON i.id = e.instance_id "
     "WHERE e.rowid > ?1 AND e.rowid <= ?2 AND e.type IN (?3, ?4, ?5, ?6) "
     "ORDER BY e.rowid LIMIT ?7";
@@ -111,20 +111,10 @@ int dk_store_noted_pending(dk_store *s, int64_t after, const char *const *types,
 		rows = dk_sql_grow(rows, &cap, count, sizeof(*rows));
 		r = &rows[count++];
 		memset(r, 0, sizeof(*r));
-		r->instance_id = dk_sql_col_text(st, 0);
-		r->seq = dk_sql_col_int(st, 1);
-		r->type = dk_sql_col_text(st, 2);
-		r->actor = dk_sql_col_text(st, 3);
-		r->on_behalf_of = dk_sql_col_text(st, 4);
-		r->at = dk_sql_col_int(st, 5);
-		r->from_state = dk_sql_col_text(st, 6);
-		r->to_state = dk_sql_col_text(st, 7);
-		r->transition = dk_sql_col_text(st, 8);
-		r->comment = dk_sql_col_text(st, 9);
-		r->order = dk_sql_col_int(st, 10);
-		r->flow_id = dk_sql_col_text(st, 11);
-		r->flow_version = (int)dk_sql_col_int(st, 12);
-		r->state = dk_sql_col_text(st, 13);
+		dk_sql_event_row(st, r);
+		r->flow_id = dk_sql_col_text(st, 12);
+		r->flow_version = (int)dk_sql_col_int(st, 13);
+		r->state = dk_sql_col_text(st, 14);
 	}
 	if (rc != SQLITE_DONE) {
 		error = dk_sql_error(s, rc, "read the state changes waiting for the archive");
