@@ -35,6 +35,17 @@ expect_rc 0 "deploy the counter flow"
 ANN=$("$DOCKET" token create --user ann 2>/dev/null)
 GIT="$DOCKET_HOME/archive.git"
 
+# wait_while CMD...: runs CMD every 0.1 s while it succeeds, 60 s at most
+wait_while() {
+	i=0
+	while "$@" && [ $i -lt 600 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+loose_past() { [ "$(ls "$GIT/objects/17" | wc -l)" -ge 32 ]; }
+packs_logged_at_most() { [ "$(grep -c "packed the archive's loose objects" "$T/serve.log")" -le "$1" ]; }
+
 # Loose objects well past the threshold (2000; one fan-out directory of
 # 256 holding more than 8 of them), as a busy archive has between packs.
 # Made up to 32 in objects/17 (about 8,000), so the estimate is over
@@ -92,11 +103,7 @@ median=$(sort -n "$T/times" | sed -n "$((N / 2))p")
 slowest=$(sort -n "$T/times" | tail -n 1)
 echo "# acts answered in ${median}s (median), the slowest in ${slowest}s"
 # the note thread packs after it wrote the notes: wait for it (bounded)
-i=0
-while [ "$(ls "$GIT/objects/17" | wc -l)" -ge 32 ] && [ $i -lt 600 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_while loose_past
 [ "$(ls "$GIT/objects/17" | wc -l)" -lt 32 ] && ok "the archive was packed (by serve's note thread)" ||
 	not_ok "the archive was not packed"
 
@@ -106,11 +113,7 @@ done
 # Before, the upload that crossed the threshold packed inline.
 # the first pack's log line comes once that gc is through (it may still be
 # merging packs after the loose objects are gone): count from there
-i=0
-while ! grep -q "packed the archive's loose objects" "$T/serve.log" && [ $i -lt 600 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_while packs_logged_at_most 0
 packs=$(grep -c "packed the archive's loose objects" "$T/serve.log")
 fill_loose u
 loose=$(ls "$GIT/objects/17" | wc -l)
@@ -129,21 +132,12 @@ for id in $(sed -n 1,16p "$T/ids"); do
 	[ "$(cat "$T/up.$id")" = 201 ] && uploaded=$((uploaded + 1))
 done
 expect_eq "$uploaded" 16 "16 concurrent uploads answered 201"
-i=0
-while [ "$(ls "$GIT/objects/17" | wc -l)" -ge 32 ] && [ $i -lt 600 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_while loose_past
 [ "$(ls "$GIT/objects/17" | wc -l)" -lt 32 ] && ok "the archive was packed after the uploads" ||
 	not_ok "the archive was not packed after the uploads"
 # its log line comes once that gc is through (merging packs after the
 # loose objects are gone)
-i=0
-while [ "$(grep -c "packed the archive's loose objects" "$T/serve.log")" -le "$packs" ] &&
-	[ $i -lt 600 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_while packs_logged_at_most "$packs"
 [ "$(grep -c "packed the archive's loose objects" "$T/serve.log")" -gt "$packs" ] &&
 	ok "by serve's note thread, not by an upload's request" ||
 	{ not_ok "serve's log does not say the note thread packed ($packs before)"; grep -v " 20[01] " "$T/serve.log" | tail -5; }
