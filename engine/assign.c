@@ -99,6 +99,7 @@ int dk__assignees(dk_users *out, dk_run *run, const dk_state *st, const dk_assig
 {
 	const dk_org *org = run->env->org;
 	xmlXPathObjectPtr r;
+	const char *one;
 	int err;
 	switch (a->kind) {
 	case DK_ASSIGN_NONE: break;
@@ -112,6 +113,18 @@ int dk__assignees(dk_users *out, dk_run *run, const dk_state *st, const dk_assig
 	case DK_ASSIGN_XPATH:
 		if (!a->expr)
 			break;
+		if (dk__eval_simple_string(&one, run, st->id, a->expr)) {
+			/* one word (a user id) is lent as it is: it lasts the
+			 * command; several are split into copies */
+			const char *c = one;
+			while (*c && !isspace((unsigned char)*c))
+				c++;
+			if (*c)
+				add_words(out, one);
+			else
+				dk__users_add(out, one, NULL);
+			break;
+		}
 		if ((err = dk__eval(&r, run, st->id, a->expr)) < 0)
 			return err;
 		if (r->type == XPATH_NODESET) {

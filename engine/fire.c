@@ -543,7 +543,8 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 		const dk_state *cand[64];
 		size_t nc = 0, nauth = 0;
 		int first_err = 0;
-		char first_msg[1024] = "";
+		char first_msg[1024];
+		first_msg[0] = '\0';
 		for (size_t i = 0; i < n; i++) {
 			if (cmd->state && strcmp(cmd->state, st[i]->id) != 0)
 				continue;

@@ -17,6 +17,9 @@
 #include <stddef.h>
 #include <time.h>
 
+/* how many strings a run remembers having copied (a transition's events,
+ * tasks and timers name about ten) */
+#define DK_RUN_KEPT 16
 typedef struct {
 	const dk_engine_env *env;
 	const dk_flow *flow;
@@ -25,8 +28,8 @@ typedef struct {
 	const char *actor;     /* $actor while evaluating */
 	/* strings of lasting sources (the flow's, the snapshot's, the
 	 * actor) already copied into res, by source (dk__rkeep) */
-	const char *kept_src[8];
-	char *kept[8];
+	const char *kept_src[DK_RUN_KEPT];
+	char *kept[DK_RUN_KEPT];
 	unsigned nkept;
 } dk_run;
 
@@ -110,7 +113,7 @@ int dk__value_from_xpath(dk_value *out, const dk_var *decl, xmlXPathObjectPtr ob
  * the jansson object it replaces did. from and to are JSON texts. */
 typedef struct {
 	char *name;
-	char *from, *to;
+	char *from, *to; /* in name's allocation, after it */
 } dk_change;
 typedef struct {
 	dk_change *v;
@@ -141,6 +144,11 @@ int dk__eval(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xp
  * that holds the two to the same results). */
 int dk__eval_libxml(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xpath *expr);
 int dk__eval_bool(int *out, dk_run *run, const char *state, const dk_xpath *expr);
+/* 1 and *out when expr is a simple expression (see xpath.c) whose value is
+ * a string, without an XPath object: *out is lent from what lasts the
+ * whole command (the snapshot's, the org's or the flow's strings, the
+ * actor). 0 when it is not: then use dk__eval. */
+int dk__eval_simple_string(const char **out, dk_run *run, const char *state, const dk_xpath *expr);
 /* A date-time: a string that dk_time_parse accepts. *out = 0 when the
  * expression gives the empty string. */
 int dk__eval_time(int64_t *out, dk_run *run, const char *state, const dk_xpath *expr);
@@ -207,6 +215,9 @@ char *dk__jw_end_in(dk_jw *w, dk_pool_block **mem);
 char *dk__json_compact(const void *val);
 /* s as a JSON string into b; s must be valid UTF-8 (dk__utf8_valid). */
 void dk__json_quote(dk_buf *b, const char *s);
+/* The same when s is valid UTF-8 (returns 0), checked in the same pass;
+ * -1 and b as it was when it is not. */
+int dk__json_quote_valid(dk_buf *b, const char *s);
 int dk__utf8_valid(const char *s);
 /* val in decimal into b, as jansson writes a JSON integer. */
 void dk__json_int(dk_buf *b, int64_t val);

@@ -23,14 +23,14 @@ char *dk__rkeep(dk_run *run, const char *s)
 	char *p;
 	if (!s)
 		return NULL;
-	if (s[0] == 's' && strcmp(s, DK_SYSTEM_ACTOR) == 0)
-		return (char *)DK_SYSTEM_ACTOR; /* static, like the event types */
-	for (unsigned i = 0; i < run->nkept && i < 8; i++)
+	for (unsigned i = 0; i < run->nkept && i < DK_RUN_KEPT; i++)
 		if (run->kept_src[i] == s)
 			return run->kept[i];
+	if (s[0] == 's' && strcmp(s, DK_SYSTEM_ACTOR) == 0)
+		return (char *)DK_SYSTEM_ACTOR; /* static, like the event types */
 	p = dk__rstr(run, s);
-	run->kept_src[run->nkept % 8] = s;
-	run->kept[run->nkept % 8] = p;
+	run->kept_src[run->nkept % DK_RUN_KEPT] = s;
+	run->kept[run->nkept % DK_RUN_KEPT] = p;
 	run->nkept++;
 	return p;
 }
@@ -178,6 +178,88 @@ void dk__json_quote(dk_buf *b, const char *s)
 	b->len = (size_t)(o - b->ptr);
 }
 
+/* Nonzero when a byte of x is below 0x20, from 0x80, '"' or '\\' (may
+ * also say so for a plain byte after one of them: then the bytes are
+ * looked at one by one anyway). */
+static inline uint64_t has_special(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+	return (x & high) | ((x - ones * 0x20) & ~x & high) | ((q - ones) & ~q & high) |
+	       ((bs - ones) & ~bs & high);
+}
+
+/* s as a JSON string into b when s is valid UTF-8 as jansson takes it
+ * (returns 0), checked as it is copied: one pass instead of a check and
+ * then a quote; -1 with b as it was when it is not. */
+int dk__json_quote_valid(dk_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t start = b->len, n = strlen(s);
+	char *o;
+	unsigned char c;
+	if (b->len + n + 3 > b->cap)
+		dk_buf_grow(b, n + 2);
+	o = b->ptr + b->len;
+	*o++ = '"';
+	for (;;) {
+		/* eight plain bytes at a time while eight are left: none
+		 * below 0x20 or from 0x80, no quote, no backslash */
+		while (n - (size_t)((const char *)p - s) >= 8) {
+			uint64_t x;
+			memcpy(&x, p, 8);
+			if (has_special(x))
+				break;
+			memcpy(o, &x, 8);
+			o += 8;
+			p += 8;
+		}
+		while (!needs_escape[c = *p] && c < 0x80) {
+			*o++ = (char)c;
+			p++;
+		}
+		if (!c)
+			break;
+		if (c >= 0x80) { /* a sequence copied as it is, when valid */
+			size_t k = utf8_len(p);
+			if (!k) {
+				b->len = start;
+				b->ptr[start] = '\0';
+				return -1;
+			}
+			memcpy(o, p, k);
+			o += k;
+			p += k;
+			continue;
+		}
+		/* up to six bytes for this one, the rest and the quote */
+		b->len = (size_t)(o - b->ptr);
+		dk_buf_grow(b, 6 + (n - (size_t)((const char *)p - s)) + 2);
+		o = b->ptr + b->len;
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			memcpy(o, "u00", 3);
+			o[3] = hex[c >> 4];
+			o[4] = hex[c & 15];
+			o += 5;
+		}
+		p++;
+	}
+	*o++ = '"';
+	*o = '\0';
+	b->len = (size_t)(o - b->ptr);
+	return 0;
+}
+
 /* ,"key": -- the engine's keys are plain words, copied as they are
  * checked; a key with a byte to escape is quoted as any string is. */
 static void jw_key(dk_jw *w, const char *key)
@@ -216,20 +298,29 @@ void dk__jw_begin(dk_jw *w)
 
 void dk__jw_str(dk_jw *w, const char *key, const char *val)
 {
-	if (!val || !dk__utf8_valid(val)) {
+	size_t len = w->b.len;
+	if (!val) {
 		w->bad = 1;
 		return;
 	}
 	jw_key(w, key);
-	dk__json_quote(&w->b, val);
+	if (dk__json_quote_valid(&w->b, val) < 0) {
+		w->b.len = len; /* the key goes too */
+		w->b.ptr[len] = '\0';
+		w->bad = 1;
+	}
 }
 
 void dk__jw_str_opt(dk_jw *w, const char *key, const char *val)
 {
-	if (!val || !dk__utf8_valid(val))
+	size_t len = w->b.len;
+	if (!val)
 		return;
 	jw_key(w, key);
-	dk__json_quote(&w->b, val);
+	if (dk__json_quote_valid(&w->b, val) < 0) {
+		w->b.len = len;
+		w->b.ptr[len] = '\0';
+	}
 }
 
 void dk__json_int(dk_buf *b, int64_t val)
@@ -478,6 +569,46 @@ int dk__desired_tasks(dk_run *run, dk_pool_block **mem, dk_task **out, size_t *n
 	return 0;
 }
 
+/* val in decimal at o; returns the end. */
+static char *put_int(char *o, int64_t val)
+{
+	char d[24], *p = d + sizeof(d);
+	uint64_t u = val < 0 ? (uint64_t)0 - (uint64_t)val : (uint64_t)val;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (val < 0)
+		*--p = '-';
+	memcpy(o, p, (size_t)(d + sizeof(d) - p));
+	return o + (d + sizeof(d) - p);
+}
+
+/* A timer's payload, {"state":..,"visit":..,"deadline":..}, written at
+ * once into *mem when the state id needs no escape (a flow's ids are
+ * plain words); NULL for the writer to do it. The same bytes. */
+static char *timer_payload(dk_pool_block **mem, const char *state, int visit, int index)
+{
+	size_t n = strlen(state);
+	char *p, *o;
+	if (n > 256)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (needs_escape[(unsigned char)state[i]] || (unsigned char)state[i] >= 0x80)
+			return NULL;
+	p = o = dk__pool_take(mem, n + 64);
+	memcpy(o, "{\"state\":\"", 10);
+	o += 10;
+	memcpy(o, state, n);
+	o += n;
+	memcpy(o, "\",\"visit\":", 10);
+	o = put_int(o + 10, visit);
+	memcpy(o, ",\"deadline\":", 12);
+	o = put_int(o + 12, index);
+	*o++ = '}';
+	*o = '\0';
+	return p;
+}
+
 static void add_timer(dk_pool_block **mem, dk_timer **out, size_t *n, dk_run *run, const char *kind,
                       const dk_state *st, int visit, size_t index, int64_t due)
 {
@@ -490,6 +621,10 @@ static void add_timer(dk_pool_block **mem, dk_timer **out, size_t *n, dk_run *ru
 	t->kind = (char *)kind; /* a constant, like the event types */
 	t->state = task_str(run, mem, st->id, 0);
 	t->due_at = due;
+	if ((s = timer_payload(mem, st->id, visit, (int)index)) != NULL) {
+		t->payload = s;
+		return;
+	}
 	dk__jw_begin(&w);
 	dk__jw_str(&w, "state", st->id);
 	dk__jw_int(&w, "visit", visit);

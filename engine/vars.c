@@ -195,20 +195,14 @@ int dk__value_write(dk_buf *b, const dk_value *v)
 			dk_buf_puts(b, "null");
 			return 0;
 		}
-		if (!dk__utf8_valid(v->text))
-			return -1;
-		dk__json_quote(b, v->text);
-		return 0;
+		return dk__json_quote_valid(b, v->text);
 	}
 }
 
 void dk__changes_free(dk_changes *c)
 {
-	for (size_t i = 0; c && i < c->n; i++) {
-		free(c->v[i].name);
-		free(c->v[i].from);
-		free(c->v[i].to);
-	}
+	for (size_t i = 0; c && i < c->n; i++)
+		free(c->v[i].name); /* from and to are in the same allocation */
 	if (c) {
 		free(c->v);
 		c->v = NULL;
@@ -234,29 +228,40 @@ void dk__changes_write(dk_buf *b, const dk_changes *c)
 
 void dk__var_change(dk_changes *changes, const dk_value *before, const dk_value *after)
 {
-	dk_buf from = DK_BUF_INIT, to = DK_BUF_INIT;
+	/* name, from and to written one after the other, NUL-terminated, and
+	 * copied in one allocation */
+	dk_buf b;
 	dk_change *c = NULL;
+	size_t nlen, from, to;
+	char *text;
 	if (!changes || !after->name)
 		return;
-	if (!dk__utf8_valid(after->name) || dk__value_write(&from, before) < 0 ||
-	    dk__value_write(&to, after) < 0) {
-		dk_buf_free(&from);
-		dk_buf_free(&to);
-		return;
-	}
+	dk__scratch_take(&b);
+	nlen = strlen(after->name);
+	dk_buf_put(&b, after->name, nlen + 1);
+	from = b.len;
+	if (!dk__utf8_valid(after->name) || dk__value_write(&b, before) < 0)
+		goto done;
+	dk_buf_putc(&b, '\0');
+	to = b.len;
+	if (dk__value_write(&b, after) < 0)
+		goto done;
+	text = dk_malloc(b.len + 1);
+	memcpy(text, b.ptr, b.len + 1);
 	for (size_t i = 0; i < changes->n && !c; i++)
 		if (strcmp(changes->v[i].name, after->name) == 0)
 			c = &changes->v[i];
 	if (c) {
-		free(c->from);
-		free(c->to);
+		free(c->name);
 	} else {
 		changes->v = dk_realloc(changes->v, (changes->n + 1) * sizeof(*changes->v));
 		c = &changes->v[changes->n++];
-		c->name = dk_strdup(after->name);
 	}
-	c->from = dk_buf_detach(&from);
-	c->to = dk_buf_detach(&to);
+	c->name = text;
+	c->from = text + from;
+	c->to = text + to;
+done:
+	dk__scratch_give(&b);
 }
 
 static void declared_list(dk_buf *b, const dk_flow *flow)

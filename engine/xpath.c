@@ -749,6 +749,15 @@ int dk__eval(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xp
 	return dk__eval_libxml(out, run, state, expr);
 }
 
+int dk__eval_simple_string(const char **out, dk_run *run, const char *state, const dk_xpath *expr)
+{
+	xval v;
+	if (!expr->simple || !simple_eval(&v, run, state, expr->simple) || v.type != XPATH_STRING)
+		return 0;
+	*out = v.s;
+	return 1;
+}
+
 int dk__eval_libxml(xmlXPathObjectPtr *out, dk_run *run, const char *state, const dk_xpath *expr)
 {
 	eval_ctx ev = {run, state, DK_BUF_INIT, DK_BUF_INIT};

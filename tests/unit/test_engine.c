@@ -286,6 +286,18 @@ static int fire_timer(inst *in, const char *kind, const char *state)
 	dk_timer copy;
 	int err;
 	assert_non_null(t);
+	{
+		/* the payload is written directly: jansson's bytes for the
+		 * same object */
+		json_t *o = json_loads(t->payload, 0, NULL);
+		char *again;
+		assert_non_null(o);
+		assert_string_equal(json_string_value(json_object_get(o, "state")), t->state);
+		again = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		assert_string_equal(again, t->payload);
+		free(again);
+		json_decref(o);
+	}
 	copy = *t;
 	copy.kind = strdup(t->kind);
 	copy.state = strdup(t->state);
@@ -1737,6 +1749,13 @@ static void json_writer_matches_jansson(void **state)
 	    "slash / stays",
 	    "李明 ünïcode \xf0\x9f\x98\x80",
 	    "tab\tat the end\t",
+	    /* past eight bytes, where the writer copies eight at a time */
+	    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+	    "eight by\"then a quote, then eight\\ and a backslash",
+	    "plain to the eighth\x01control after it, \x1f and \x7f",
+	    "quarterly-report-2026.pdf \xe6\x9d\x8e\xe6\x98\x8e after eight plain bytes",
+	    "exactly8",
+	    "sixteen bytes ok",
 	};
 	static const int64_t ints[] = {0, 1, -1, 42, -9007199254740991LL, INT64_MAX, INT64_MIN};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -1779,8 +1798,13 @@ static void json_writer_matches_jansson(void **state)
 	json_decref(tree);
 	/* invalid UTF-8: a required string fails the object (as json_pack
 	 * does), an optional one is left out (as json_object_set_new does) */
-	static const char *const bad[] = {"\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf5\x80\x80\x80",
-	                                  "a\x80"};
+	static const char *const bad[] = {"\xc3",
+	                                  "\xc0\xaf",
+	                                  "\xed\xa0\x80",
+	                                  "\xf5\x80\x80\x80",
+	                                  "a\x80",
+	                                  "more than eight plain bytes, then \xc3",
+	                                  "eight ok\xed\xa0\x80 and more after it"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_null(json_string(bad[i]));
 		dk__jw_begin(&w);
