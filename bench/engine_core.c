@@ -7,11 +7,11 @@
  * Usage: engine_core FLOW ORG INSTANCES
  * Prints one line: transitions per second. Each instance is started, then
  * takes submit, return, submit, approve, phase-done x3 and finish (8
- * transitions with phases = 3); it must end completed in state "done".
- * The engine also checks what xstate's context has preset: each submit and
- * phase-done needs an upload of its kind in the current visit, so the
- * loop records those 5 uploads with dk_engine_evidence too, inside the
- * timed loop (they count as work, not as transitions).
+ * transitions with phases = 3); it must end completed in state "done"
+ * with 23 audit events. Each submit and phase-done needs an upload of its
+ * kind in the current visit, so the loop records those 5 uploads with
+ * dk_engine_evidence, inside the timed loop (they count as work, not as
+ * transitions); the peer sends them as events too.
  *
  * Between commands the new snapshot is taken from the result instead of
  * serialised, as an in-memory peer keeps its actor: the store's JSON
@@ -59,10 +59,14 @@ static const step PATH[] = {
 };
 #define NPATH (sizeof PATH / sizeof PATH[0])
 
+/* audit events of the instance being run (23 along PATH) */
+static size_t nevents;
+
 /* Takes the snapshot out of res (so freeing res keeps it) and frees res. */
 static dk_snapshot *take(dk_engine_result *res)
 {
 	dk_snapshot *snap = res->snapshot;
+	nevents += res->nevents;
 	res->snapshot = NULL;
 	dk_engine_result_free(res);
 	return snap;
@@ -81,6 +85,7 @@ static long run_instance(const dk_engine_env *env, long i)
 	int err;
 
 	snprintf(id, sizeof id, "bench-%ld", i);
+	nevents = 0;
 	if (dk_engine_start(&res, env, id, "li", vars, 2) < 0)
 		goto failed;
 	snap = take(&res);
@@ -110,6 +115,13 @@ static long run_instance(const dk_engine_env *env, long i)
 	}
 	if (snap->status != DK_INSTANCE_COMPLETED || strcmp(snap->state, "done") != 0) {
 		fprintf(stderr, "engine_core: %s ended in %s, not done\n", id, snap->state);
+		dk_snapshot_free(snap);
+		return -1;
+	}
+	/* started, 5 uploads, 8 fired, 8 assigned, completed: the peer
+	 * checks that it emits as many */
+	if (nevents != 23) {
+		fprintf(stderr, "engine_core: %s gave %zu audit events, not 23\n", id, nevents);
 		dk_snapshot_free(snap);
 		return -1;
 	}

@@ -162,12 +162,16 @@ rate() { awk -v n="$1" -v ns="$(($3 - $2))" 'BEGIN { printf "%.3f\n", n / (ns / 
 ms_per() { awk -v n="$1" -v ns="$(($3 - $2))" 'BEGIN { printf "%.3f\n", ns / 1e6 / n }'; }
 
 # -- engine core against xstate ---------------------------------------------
-run_xstate() { node bench/peers/xstate-plan.mjs "$N_CORE"; }
+# xstate doing the work docket's engine does on each command (uploads,
+# assignees, deadline timers, audit events), and xstate's bare machine of
+# the earlier runs (guards over preset counts, nothing else), side by side
+run_xstate() { node bench/peers/xstate-plan.mjs "$N_CORE" examples/org.xml; }
+run_xstate_bare() { node bench/peers/xstate-plan.mjs "$N_CORE" --bare; }
 run_core() { "$BIN/engine_core" bench/monthly-plan.xml examples/org.xml "$N_CORE"; }
 build_docket engine_core bench/engine_core.c engine/engine.h ||
 	cp "$OUT/engine_core.why" "$OUT/core.why"
-log "engine core: $N_CORE instances, docket and xstate"
-interleave $(available core xstate)
+log "engine core: $N_CORE instances, docket and xstate (same work, and bare)"
+interleave $(available core xstate xstate_bare)
 
 # -- durable steps: the runner against the floors ---------------------------
 run_fsync() {
