@@ -1,5 +1,5 @@
-/* routes_instances.c - instances: start, list, get (ETag = version; with
- * the caller's available_transitions), log,
+/* routes_instances.c - instances: start, list, get (ETag = version, and
+ * on a GET a mark of the caller's available_transitions), log,
  * act (If-Match guards the version) and recall. The three writes go
  * through the writer (writer.c), which commits them in batches. */
 #include "api/api_int.h"
@@ -7,6 +7,7 @@
 #include "util/buf.h"
 #include "util/error.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,25 @@ static void set_etag(dk_req *rq, const json_t *j)
 	json_int_t v = json_integer_value(json_object_get(j, "version"));
 	if (v > 0)
 		snprintf(rq->etag, sizeof(rq->etag), "\"%lld\"", (long long)v);
+}
+
+/* A GET's body depends on the caller as well as the version: a
+ * delegation given or ended changes available_transitions without a
+ * step. Its ETag is "VERSION.MARK", MARK a hash (FNV-1a, a validator,
+ * not a secret) of those moves, so If-None-Match never answers 304 over
+ * moves that changed; If-Match reads the version before the dot. */
+static void set_get_etag(dk_req *rq, const json_t *j)
+{
+	json_int_t v = json_integer_value(json_object_get(j, "version"));
+	char *moves =
+	    json_dumps(json_object_get(j, "available_transitions"), JSON_COMPACT | JSON_ENCODE_ANY);
+	uint32_t h = 2166136261u;
+
+	for (const char *p = moves ? moves : ""; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	free(moves);
+	if (v > 0)
+		snprintf(rq->etag, sizeof(rq->etag), "\"%lld.%08x\"", (long long)v, (unsigned)h);
 }
 
 /* The writes run on the writer thread (writer.c) with its runner r,
@@ -211,7 +231,7 @@ int dk_route_instance_get(dk_req *rq)
 		rq->json = NULL;
 		return error;
 	}
-	set_etag(rq, rq->json);
+	set_get_etag(rq, rq->json);
 	const char *inm = dk_api_header(rq, "If-None-Match");
 	if (inm && rq->etag[0] && strcmp(inm, rq->etag) == 0) {
 		json_decref(rq->json);
@@ -252,6 +272,8 @@ static int64_t if_match(dk_req *rq)
 	if (*h == '"')
 		h++;
 	v = strtoll(h, &end, 10);
+	if (*end == '.') /* a GET's ETag: the version, then the moves' mark */
+		end += 1 + strspn(end + 1, "0123456789abcdef");
 	if (end == h || v < 1 || (*end && strcmp(end, "\"") != 0))
 		return -1;
 	return v;

@@ -161,9 +161,12 @@ expect_code 400 "deeply nested JSON: 400"
 req GET "/api/instances/$id" "$li"
 expect_code 200 "GET /api/instances/{id}"
 expect_body '"title": "年假 3 天"' "the Chinese title intact"
-expect_hdr 'ETag: "1"' "ETag is the version"
-req GET "/api/instances/$id" "$li" -H 'If-None-Match: "1"'
+expect_hdr 'ETag: "1.' "ETag is the version, then the mark of the caller's moves"
+etag_li=$(printf '%s\n' "$hdrs" | tr -d '\r' | sed -n 's/^ETag: //p')
+req GET "/api/instances/$id" "$li" -H "If-None-Match: $etag_li"
 expect_code 304 "If-None-Match with the current ETag: 304"
+req GET "/api/instances/$id" "$li" -H 'If-None-Match: "1"'
+expect_code 200 "If-None-Match with the version alone is not this body: 200"
 req GET /api/instances/999 "$li"
 expect_code 404 "unknown instance: 404"
 req GET "/api/instances/$id" "$qian"
@@ -186,12 +189,14 @@ req POST "/api/instances/$id/transitions/submit" "$qian" -d '{}'
 expect_code 403 "acting on an instance one cannot see: 403"
 req POST "/api/instances/$id/transitions/submit" "$li" -H 'If-Match: "7"' -d '{}'
 expect_code 412 "a stale If-Match: 412"
-req POST "/api/instances/$id/transitions/submit" "$li" -H 'If-Match: "1"' -H 'Idempotency-Key: k-1' -d '{"comment":"请审批"}'
-expect_code 200 "submit with the current If-Match"
+req POST "/api/instances/$id/transitions/submit" "$li" -H 'If-Match: "1.zz"' -d '{}'
+expect_code 400 "an If-Match whose mark is not hex: 400"
+req POST "/api/instances/$id/transitions/submit" "$li" -H "If-Match: $etag_li" -H 'Idempotency-Key: k-1' -d '{"comment":"请审批"}'
+expect_code 200 "submit with the current If-Match (a GET's ETag)"
 expect_body '"to": "review"' "moves to review"
 expect_hdr 'ETag: "2"' "the new ETag"
 first=$body
-req POST "/api/instances/$id/transitions/submit" "$li" -H 'If-Match: "1"' -H 'Idempotency-Key: k-1' -d '{"comment":"请审批"}'
+req POST "/api/instances/$id/transitions/submit" "$li" -H "If-Match: $etag_li" -H 'Idempotency-Key: k-1' -d '{"comment":"请审批"}'
 expect_code 200 "the same Idempotency-Key again: the first answer"
 [ "$(printf %s "$body" | jq -c .)" = "$(printf %s "$first" | jq -c .)" ] && ok "the same body" || not_ok "replayed body differs"
 req POST "/api/instances/$id/recall" "$li" -H 'Idempotency-Key: k-1' -d '{}'
@@ -249,7 +254,14 @@ req POST "/api/instances/$id2/transitions/approve" "$wei" -d '{}'
 expect_code 422 "a false guard: 422"
 
 # ---- delegations ----
+# liu's view before the delegation, to revalidate after it.
+req GET "/api/instances/$id2" "$liu"
+etag_before=$(printf '%s\n' "$hdrs" | tr -d '\r' | sed -n 's/^ETag: //p')
+[ "$(field '.available_transitions | length')" = 0 ] && ok "before the delegation liu may do nothing" ||
+	not_ok "liu's available_transitions before: $(field .available_transitions)"
 dk delegate --from wei --to liu --until 2099-01-01
+req GET "/api/instances/$id2" "$liu" -H "If-None-Match: $etag_before"
+expect_code 200 "a delegation changes the caller's moves: the old ETag gets the new body, not 304"
 req GET /api/delegations "$liu"
 expect_code 200 "GET /api/delegations"
 expect_body '"to": "liu"' "liu sees the delegation to them"
