@@ -184,8 +184,11 @@ slow() {
 	done 2>/dev/null
 	s=$(date +%s)
 	if [ "$4" = headers ]; then
-		for k in 1 2 3 4 5 6 7 8 9 10; do printf "X-Slow-$k: y\r\n" >&3 2>/dev/null || break; sleep 1; done &
+		# the request line first, then the header drip: started the other
+		# way round, a busy machine let a header line go first, the server
+		# rightly refused it and the next write killed this client (SIGPIPE)
 		printf "POST /api/instances/$5/transitions/approve HTTP/1.1\r\nHost: x\r\n" >&3
+		for k in 1 2 3 4 5 6 7 8 9 10; do printf "X-Slow-$k: y\r\n" >&3 2>/dev/null || break; sleep 1; done &
 	else
 		printf "POST /api/instances/$5/transitions/approve HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $6\r\nContent-Length: 100\r\n\r\n{\"comm" >&3
 	fi
