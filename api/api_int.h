@@ -66,6 +66,12 @@ typedef struct dk_req {
 	void (*wake)(void);   /* tells the workers a write happened */
 	const char *idem_key; /* the request's Idempotency-Key, or NULL */
 	int kept;             /* the writer kept the answer for idem_key (or decided not to) */
+	/* A write handed to the writer (dk_api_write): the connection is
+	 * suspended until its batch is committed, then after(rq, after_state)
+	 * finishes the handler's work on the request thread. */
+	struct dk_api_job *job;
+	void (*after)(struct dk_req *rq, void *state);
+	void *after_state;
 
 	/* the answer */
 	unsigned status;
@@ -126,16 +132,31 @@ int dk_api_idem_replay(dk_req *rq, dk_store *store, const char *key);
 
 /* writer.c: group commit. A write command runs as fn(rq, runner, arg) on
  * the writer thread, inside a savepoint of a batch that one commit makes
- * durable; fn sets rq's answer or returns a dk_err. dk_api_write returns
- * once the batch is committed (or failed), with rq's answer set; the
- * Idempotency-Key answer (rq->idem_key) is kept with the command. Without
- * a running writer fn runs at once on rq->ctx->runner, in a transaction of
- * its own, and returns its result. */
-typedef int (*dk_write_fn)(dk_req *rq, dk_runner *r, void *arg);
-int dk_api_write(dk_req *rq, dk_write_fn fn, void *arg);
+ * durable; fn sets rq's answer or returns a dk_err (answered as such). The
+ * Idempotency-Key answer (rq->idem_key) is kept with the command.
+ *
+ * dk_api_write does not wait: it suspends rq's connection and queues the
+ * command, so the request thread goes on serving other connections while
+ * the batch fills and commits (a pool of a few threads feeds batches of
+ * every connection's writes). Once the batch is committed (or failed) the
+ * writer resumes the connection and the server calls dk_api_write_finish,
+ * which runs after(rq, state) on a request thread: the handler's work
+ * after the write (waking the workers, freeing arg and state). The handler
+ * must return 0 right after dk_api_write and touch neither arg nor state.
+ * Without a running writer fn runs at once on rq->ctx->runner, in a
+ * transaction of its own, and after is called before dk_api_write returns
+ * (rq->job stays NULL). */
+typedef int (*dk_write_fn)(struct dk_req *rq, dk_runner *r, void *arg);
+typedef void (*dk_after_fn)(struct dk_req *rq, void *state);
+void dk_api_write(dk_req *rq, dk_write_fn fn, void *arg, dk_after_fn after, void *state);
+/* For the server, on the resumed connection: runs rq's after and forgets
+ * its job. */
+void dk_api_write_finish(dk_req *rq);
 int dk_writer_start(const dk_serve_opts *opts);
-/* Lets the batch in hand finish, then joins the writer; the note writer
- * catches the archive up once more and is joined too. */
+/* Lets the batch in hand and every command queued finish (their
+ * connections resumed), then joins the writer; the note writer catches the
+ * archive up once more and is joined too. Before MHD_stop_daemon: a
+ * connection still suspended there would be an API violation. */
 void dk_writer_stop(void);
 /* Wakes the note writer: a state change committed outside the writer (a
  * timer, a signed link) waits for its archive note. Cheap; any thread. */

@@ -117,37 +117,55 @@ static int start_in_writer(dk_req *rq, dk_runner *r, void *arg)
 	return 0;
 }
 
+/* What a start or an act hands to the writer: its options and what they
+ * point into, freed by write_done once the write is answered. */
+typedef struct {
+	dk_start_opts start;
+	dk_act_opts act;
+	const char *comment; /* recall */
+	json_t *body;
+	dk_kv *kv;
+	char **vals;
+	size_t n;
+	unsigned ok; /* the status of a success: wakes the workers */
+} write_job;
+
+static void write_done(dk_req *rq, void *state)
+{
+	write_job *w = state;
+
+	if (rq->status == w->ok)
+		rq->wake();
+	vars_free(w->kv, w->vals, w->n);
+	json_decref(w->body);
+	free(w);
+}
+
 int dk_route_instances_start(dk_req *rq)
 {
-	dk_start_opts o = {0};
-	json_t *body = NULL;
-	dk_kv *kv = NULL;
-	char **vals = NULL;
-	size_t n = 0;
-	int bad = 0, error = 0;
+	write_job *w = dk_calloc(1, sizeof(*w));
+	int bad = 0;
 
-	if (dk_api_body_object(rq, &body))
-		return 0;
-	o.flow = str_field(rq, body, "flow", &bad);
+	w->ok = 201;
+	if (dk_api_body_object(rq, &w->body))
+		goto refused;
+	w->start.flow = str_field(rq, w->body, "flow", &bad);
 	if (!bad)
-		o.title = str_field(rq, body, "title", &bad);
-	if (bad || vars_of(rq, json_object_get(body, "vars"), &kv, &n, &vals))
-		goto cleanup;
-	if (!o.flow) {
+		w->start.title = str_field(rq, w->body, "title", &bad);
+	if (bad || vars_of(rq, json_object_get(w->body, "vars"), &w->kv, &w->n, &w->vals))
+		goto refused;
+	if (!w->start.flow) {
 		dk_api_problem(rq, 400, "name the flow: {\"flow\": \"ID\", \"vars\": {...}}");
-		goto cleanup;
+		goto refused;
 	}
-	o.actor = rq->user;
-	o.vars = kv;
-	o.nvars = n;
-	if ((error = dk_api_write(rq, start_in_writer, &o)) < 0)
-		goto cleanup;
-	if (rq->status == 201)
-		rq->wake();
-cleanup:
-	vars_free(kv, vals, n);
-	json_decref(body);
-	return error;
+	w->start.actor = rq->user;
+	w->start.vars = w->kv;
+	w->start.nvars = w->n;
+	dk_api_write(rq, start_in_writer, &w->start, write_done, w);
+	return 0;
+refused:
+	write_done(rq, w);
+	return 0;
 }
 
 static int flag(const char *v)
@@ -305,11 +323,8 @@ static int act_in_writer(dk_req *rq, dk_runner *r, void *arg)
 
 int dk_route_instance_act(dk_req *rq)
 {
-	dk_act_opts o = {0};
-	json_t *body = NULL, *inst = NULL;
-	dk_kv *kv = NULL;
-	char **vals = NULL;
-	size_t n = 0;
+	write_job *w;
+	json_t *inst = NULL;
 	int bad = 0, error = 0;
 	int64_t expect = if_match(rq);
 
@@ -317,14 +332,16 @@ int dk_route_instance_act(dk_req *rq)
 		return dk_api_problem(rq, 400,
 		                      "If-Match must be the ETag of the instance, e.g. "
 		                      "\"3\"");
-	if (dk_api_body_object(rq, &body))
-		return 0;
-	o.comment = str_field(rq, body, "comment", &bad);
-	if (bad || vars_of(rq, json_object_get(body, "vars"), &kv, &n, &vals))
-		goto cleanup;
+	w = dk_calloc(1, sizeof(*w));
+	w->ok = 200;
+	if (dk_api_body_object(rq, &w->body))
+		goto refused;
+	w->act.comment = str_field(rq, w->body, "comment", &bad);
+	if (bad || vars_of(rq, json_object_get(w->body, "vars"), &w->kv, &w->n, &w->vals))
+		goto refused;
 	/* Seeing comes first: acting on what you cannot see says nothing. */
 	if ((error = shown(rq, &inst)) < 0)
-		goto cleanup;
+		goto refused;
 	if (expect) {
 		json_int_t now_v = json_integer_value(json_object_get(inst, "version"));
 		if (now_v != expect) {
@@ -332,31 +349,30 @@ int dk_route_instance_act(dk_req *rq)
 			               "instance %s is at version %lld, not %lld: someone acted "
 			               "first; GET it again and decide anew",
 			               rq->params[0], (long long)now_v, (long long)expect);
-			goto cleanup;
+			goto refused;
 		}
 	}
-	o.instance = rq->params[0];
-	o.transition = rq->params[1];
-	o.actor = rq->user;
-	o.vars = kv;
-	o.nvars = n;
-	o.expect_version = expect;
-	if ((error = dk_api_write(rq, act_in_writer, &o)) < 0)
-		goto cleanup;
-	if (rq->status == 200)
-		rq->wake();
-cleanup:
-	vars_free(kv, vals, n);
-	json_decref(body);
 	json_decref(inst);
+	w->act.instance = rq->params[0];
+	w->act.transition = rq->params[1];
+	w->act.actor = rq->user;
+	w->act.vars = w->kv;
+	w->act.nvars = w->n;
+	w->act.expect_version = expect;
+	dk_api_write(rq, act_in_writer, &w->act, write_done, w);
+	return 0;
+refused:
+	json_decref(inst);
+	write_done(rq, w);
 	return error;
 }
 
 static int recall_in_writer(dk_req *rq, dk_runner *r, void *arg)
 {
+	const write_job *w = arg;
 	int error;
 
-	if ((error = dk_runner_recall(r, &rq->json, rq->params[0], rq->user, arg)) < 0)
+	if ((error = dk_runner_recall(r, &rq->json, rq->params[0], rq->user, w->comment)) < 0)
 		return error;
 	rq->status = 200;
 	set_etag(rq, rq->json);
@@ -365,23 +381,23 @@ static int recall_in_writer(dk_req *rq, dk_runner *r, void *arg)
 
 int dk_route_instance_recall(dk_req *rq)
 {
-	json_t *body = NULL, *inst = NULL;
-	const char *comment;
+	write_job *w = dk_calloc(1, sizeof(*w));
+	json_t *inst = NULL;
 	int bad = 0, error = 0;
 
-	if (dk_api_body_object(rq, &body))
-		return 0;
-	comment = str_field(rq, body, "comment", &bad);
+	w->ok = 200;
+	if (dk_api_body_object(rq, &w->body))
+		goto refused;
+	w->comment = str_field(rq, w->body, "comment", &bad);
 	if (bad)
-		goto cleanup;
+		goto refused;
 	if ((error = shown(rq, &inst)) < 0)
-		goto cleanup;
-	if ((error = dk_api_write(rq, recall_in_writer, (void *)comment)) < 0)
-		goto cleanup;
-	if (rq->status == 200)
-		rq->wake();
-cleanup:
-	json_decref(body);
+		goto refused;
 	json_decref(inst);
+	dk_api_write(rq, recall_in_writer, w, write_done, w);
+	return 0;
+refused:
+	json_decref(inst);
+	write_done(rq, w);
 	return error;
 }

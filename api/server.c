@@ -5,11 +5,15 @@
  * Threads: libmicrohttpd runs a pool of opts->threads threads, each
  * polling many connections without blocking, so a slow client costs a
  * socket, never a thread, and is cut off after opts->timeout_s: idle, by
- * libmicrohttpd; still trickling its request in, by deadline.c. Handlers
- * block (SQLite fsyncs), so each borrows a dk_api_ctx (runner + store +
- * org) from a pool for the length of one request: a dk_runner is
- * single-threaded and is never shared. Two more threads fire timers and
- * send webhooks (workers.c).
+ * libmicrohttpd; still trickling its request in, by deadline.c. Each
+ * handler borrows a dk_api_ctx (runner + store + org) from a pool for the
+ * length of its call: a dk_runner is single-threaded and is never shared.
+ * A write (start, act, recall) does not hold its thread while it waits for
+ * its commit: its connection is suspended, the writer (writer.c) commits
+ * it with the other connections' writes under one fsync and resumes it,
+ * and the handler is called again to send the answer. So a pool of a few
+ * threads keeps every connection's writes in the writer's batches. Two
+ * more threads fire timers and send webhooks (workers.c).
  *
  * Stopping: SIGTERM/SIGINT are blocked in every thread and taken by
  * sigwait in the main one. Then the daemon stops accepting
@@ -185,6 +189,10 @@ typedef struct {
 	int have_file;          /* a file part began */
 	int multipart;          /* the body is multipart/form-data */
 	const char *form_error; /* what is wrong with the form, static */
+	/* The request being answered: it outlives one handler call when its
+	 * write waits for the writer with the connection suspended. */
+	dk_req rq;
+	char *user; /* the token's owner, rq.user */
 } conn_req;
 
 static double ms_since(const struct timespec *t0)
@@ -404,11 +412,17 @@ static void dispatch(dk_req *rq, char **user)
 	dk_error_clear();
 	if ((error = rt->fn(rq)) < 0)
 		dk_api_fail(rq, error);
-	/* Writes through the writer kept their answer with the command. */
-	if (key && !rq->kept) {
+}
+
+/* After the handler (and its write, when it waited for the writer): an
+ * answer that the writer did not keep for the Idempotency-Key is kept
+ * here. Writes through the writer kept theirs with the command. */
+static void dispatch_end(dk_req *rq)
+{
+	if (rq->idem_key && !rq->kept && rq->ctx) {
 		char *body = rq->json ? json_dumps(rq->json, JSON_COMPACT)
 		                      : dk_strndup(rq->raw ? rq->raw : "", rq->raw_len);
-		idem_record(rq, key, body);
+		idem_record(rq, rq->idem_key, body);
 		free(body);
 	}
 }
@@ -472,51 +486,74 @@ static void log_line(const char *method, const char *url, unsigned status, doubl
 	fprintf(stderr, "%s %s %s %u %.1fms %s\n", at, method, url, status, ms, user ? user : "-");
 }
 
+/* Answers the request: runs its handler, or, when the handler handed a
+ * write to the writer (the connection suspended meanwhile), is called
+ * again on the resumed connection and finishes it. */
 static enum MHD_Result answer(struct MHD_Connection *c, conn_req *q, const char *url,
                               const char *method)
 {
-	dk_req rq = {0};
-	char *user = NULL;
+	dk_req *rq = &q->rq;
 	enum MHD_Result ret;
 
+	if (rq->job) {
+		/* resumed: the write is committed (or failed) */
+		dk_api_write_finish(rq);
+		dispatch_end(rq);
+		goto send;
+	}
 	dk_deadline_disarm(c); /* arrived; the handler's time is ours */
-	rq.conn = c;
-	rq.method = method;
-	rq.path = url;
-	rq.wake = wake_workers;
-	rq.home = srv.opts->home;
-	rq.fd = -1;
+	rq->conn = c;
+	rq->method = method;
+	rq->path = url;
+	rq->wake = wake_workers;
+	rq->home = srv.opts->home;
+	rq->fd = -1;
 	if (q->tmp) {
-		rq.upload = q->tmp;
-		rq.upload_len = q->nfile;
+		rq->upload = q->tmp;
+		rq->upload_len = q->nfile;
 	}
 	if (q->multipart) {
-		rq.multipart = 1;
-		rq.form_name = q->form_name.len ? dk_buf_cstr(&q->form_name) : q->filename;
-		rq.form_kind = q->form_kind.len ? dk_buf_cstr(&q->form_kind) : NULL;
-		rq.form_file = q->have_file;
-		rq.form_error = q->form_error;
+		rq->multipart = 1;
+		rq->form_name = q->form_name.len ? dk_buf_cstr(&q->form_name) : q->filename;
+		rq->form_kind = q->form_kind.len ? dk_buf_cstr(&q->form_kind) : NULL;
+		rq->form_file = q->have_file;
+		rq->form_error = q->form_error;
 	}
 	dk_buf_putc(&q->body, 0); /* NUL-terminated for parsers */
-	rq.body = q->body.ptr;
-	rq.body_len = q->body.len - 1;
+	rq->body = q->body.ptr;
+	rq->body_len = q->body.len - 1;
 	if (q->too_large) {
-		dk_api_problem(&rq, 413, "the body is larger than %zu bytes",
+		dk_api_problem(rq, 413, "the body is larger than %zu bytes",
 		               q->stream ? srv.opts->max_upload : srv.opts->max_body);
 	} else {
-		rq.ctx = ctx_take();
-		dispatch(&rq, &user);
+		rq->ctx = ctx_take();
+		dispatch(rq, &q->user);
+		if (rq->job) {
+			/* Waits for the writer, suspended: the context serves
+			 * other requests meanwhile (the writer has its own). */
+			ctx_give(rq->ctx);
+			rq->ctx = NULL;
+			return MHD_YES;
+		}
+		dispatch_end(rq);
 	}
-	ret = send_answer(c, &rq);
-	log_line(method, url, rq.status, ms_since(&q->start), rq.user);
-	ctx_give(rq.ctx);
-	for (size_t i = 0; i < rq.nparams; i++)
-		free(rq.params[i]);
-	json_decref(rq.json);
-	free(rq.raw);
-	if (rq.fd >= 0)
-		close(rq.fd); /* only when no response took it */
-	free(user);
+send:
+	ret = send_answer(c, rq);
+	log_line(method, url, rq->status, ms_since(&q->start), rq->user);
+	ctx_give(rq->ctx);
+	rq->ctx = NULL;
+	for (size_t i = 0; i < rq->nparams; i++) {
+		free(rq->params[i]);
+		rq->params[i] = NULL;
+	}
+	rq->nparams = 0;
+	json_decref(rq->json);
+	rq->json = NULL;
+	free(rq->raw);
+	rq->raw = NULL;
+	if (rq->fd >= 0)
+		close(rq->fd); /* only when no response took it */
+	rq->fd = -1;
 	return ret;
 }
 
@@ -776,6 +813,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		free(q->tmp);
 	}
 	dk_buf_free(&q->body);
+	free(q->user);
 	free(q);
 	*con_cls = NULL;
 	atomic_fetch_sub(&srv.inflight, 1);
@@ -886,14 +924,15 @@ int dk_serve(const dk_serve_opts *opts)
 		error = dk_error_set(DK_EINTERNAL, "cannot start the request deadline thread");
 		goto unblock;
 	}
-	d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
-	    NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_conns,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_CONNECTION,
-	    dk_deadline_notify, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	    MHD_OPTION_END);
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+	                     0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+	                     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opts->threads,
+	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_conns,
+	                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->timeout_s,
+	                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	                     MHD_OPTION_NOTIFY_CONNECTION, dk_deadline_notify, NULL,
+	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 	if (!d) {
 		error = dk_error_set(DK_EINTERNAL, "libmicrohttpd did not start on %s", bound);
 		goto unblock;
@@ -923,9 +962,12 @@ int dk_serve(const dk_serve_opts *opts)
 		usleep(10000);
 	error = 0;
 unblock:
+	/* Before the daemon: every write queued is committed and its
+	 * connection resumed (the daemon must not stop with one suspended);
+	 * writes that come later run on their request thread. */
+	dk_writer_stop();
 	if (d)
 		MHD_stop_daemon(d);
-	dk_writer_stop(); /* after the daemon: no request waits on it now */
 	dk_deadline_stop();
 	if (workers)
 		dk_workers_stop();

@@ -29,7 +29,11 @@
  * While the writer commits one batch, requests keep arriving and queue up:
  * the busier the server, the bigger the batches, and the fsync is paid
  * once per batch instead of once per request. An idle server commits each
- * command at once (a batch of one): no request waits for company.
+ * command at once (a batch of one): no request waits for company. A
+ * request thread does not wait with its command: the connection is
+ * suspended while it is queued and resumed when its batch is answered, so
+ * the batches are as big as the number of connections writing, not the
+ * number of request threads (which was 4, and so were the batches).
  *
  * Request threads keep doing everything else (parsing, tokens, the seeing
  * rules, reads), in parallel; the writer only decides and writes.
@@ -64,18 +68,16 @@
  * already durable). */
 #define NOTES_NICE 10
 
-typedef struct job {
+typedef struct dk_api_job {
 	dk_req *rq;
 	dk_write_fn fn;
 	void *arg;
-	int done;
-	struct job *next;
+	struct dk_api_job *next;
 } job;
 
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work; /* the writer waits for commands */
-	pthread_cond_t done; /* request threads wait for their batch */
 	job *head, *tail;
 	int running, stop;
 	pthread_t thread;
@@ -90,7 +92,6 @@ static struct {
 	unsigned long commands, commits, biggest, note_rounds, notes_written;
 } wr = {.lock = PTHREAD_MUTEX_INITIALIZER,
         .work = PTHREAD_COND_INITIALIZER,
-        .done = PTHREAD_COND_INITIALIZER,
         .notes_work = PTHREAD_COND_INITIALIZER};
 
 /* The request as the Idempotency-Key answer records it. */
@@ -216,13 +217,16 @@ static int run_batch(dk_runner *r, job *batch)
 	return 1;
 }
 
-/* Tells the request threads of batch that their answers are final.
- * Called with wr.lock held. */
+/* Tells the request threads of batch that their answers are final: each
+ * connection is resumed, and libmicrohttpd calls the server back on it to
+ * send the answer. A job is the request's from then on: not touched after
+ * its resume. Called without wr.lock. */
 static void answer(job *batch)
 {
-	for (job *j = batch; j; j = j->next)
-		j->done = 1;
-	pthread_cond_broadcast(&wr.done);
+	for (job *j = batch, *next; j; j = next) {
+		next = j->next;
+		MHD_resume_connection(j->rq->conn);
+	}
 }
 
 static void *writer_main(void *arg)
@@ -256,9 +260,9 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&wr.lock);
 
 		committed = run_batch(wr.runner, batch);
+		answer(batch);
 
 		pthread_mutex_lock(&wr.lock);
-		answer(batch);
 		if (committed) {
 			wr.notes_due = 1;
 			pthread_cond_signal(&wr.notes_work);
@@ -423,26 +427,49 @@ void dk_writer_gc_wake(void)
 	pthread_mutex_unlock(&wr.lock);
 }
 
-int dk_api_write(dk_req *rq, dk_write_fn fn, void *arg)
+void dk_api_write(dk_req *rq, dk_write_fn fn, void *arg, dk_after_fn after, void *state)
 {
-	job j = {rq, fn, arg, 0, NULL};
+	job *j;
+	int error;
 
+	rq->after = after;
+	rq->after_state = state;
 	/* No writer (a server being stopped, or a caller outside serve): the
 	 * command runs here in a transaction of its own. */
 	pthread_mutex_lock(&wr.lock);
-	if (!wr.running || wr.stop) {
+	if (!wr.running || wr.stop || !rq->conn) {
 		pthread_mutex_unlock(&wr.lock);
-		return fn(rq, rq->ctx->runner, arg);
+		dk_error_clear();
+		if ((error = fn(rq, rq->ctx->runner, arg)) < 0)
+			dk_api_fail(rq, error);
+		dk_api_write_finish(rq);
+		return;
 	}
+	j = dk_calloc(1, sizeof(*j));
+	j->rq = rq;
+	j->fn = fn;
+	j->arg = arg;
+	rq->job = j;
+	/* Suspended before it is queued: the writer may resume it as soon as
+	 * it can see it, and a resume must find the connection suspended. */
+	MHD_suspend_connection(rq->conn);
 	if (wr.tail)
-		wr.tail->next = &j;
+		wr.tail->next = j;
 	else
-		wr.head = &j;
-	wr.tail = &j;
+		wr.head = j;
+	wr.tail = j;
 	pthread_cond_signal(&wr.work);
-	/* done once committed (or once it failed) */
-	while (!j.done)
-		pthread_cond_wait(&wr.done, &wr.lock);
 	pthread_mutex_unlock(&wr.lock);
-	return 0;
+}
+
+void dk_api_write_finish(dk_req *rq)
+{
+	dk_after_fn after = rq->after;
+
+	free(rq->job);
+	rq->job = NULL;
+	rq->after = NULL;
+	if (after)
+		after(rq, rq->after_state);
+	rq->after_state = NULL;
 }

@@ -636,6 +636,8 @@ FN(LIB_MHD, struct MHD_PostProcessor *, MHD_create_post_processor,
 FN(LIB_MHD, enum MHD_Result, MHD_post_process,
    (struct MHD_PostProcessor * pp, const char *data, size_t len), (pp, data, len))
 FN(LIB_MHD, enum MHD_Result, MHD_destroy_post_processor, (struct MHD_PostProcessor * pp), (pp))
+FNV(LIB_MHD, MHD_suspend_connection, (struct MHD_Connection * c), (c))
+FNV(LIB_MHD, MHD_resume_connection, (struct MHD_Connection * c), (c))
 
 /* The options list is passed on whole, as a va_list. */
 struct MHD_Daemon *MHD_start_daemon(unsigned flags, uint16_t port, MHD_AcceptPolicyCallback apc,

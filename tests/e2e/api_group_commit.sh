@@ -147,6 +147,43 @@ serve_stop
 expect_eq "$serve_rc" 0 "serve stops cleanly after the burst"
 grep 'writes in' "$T/serve.log" | sed 's/^/# /'
 
+# ---- one request thread, many connections writing -------------------------
+# A write waits for its commit with its connection suspended, not holding
+# its request thread: with a pool of one thread, 48 acts at once on 16
+# instances (3 each) are all answered, each a distinct version, and a GET
+# sent meanwhile is answered too.
+serve_start --threads 1 --no-timers --no-hooks
+pids=""
+for id in $(cat "$T/ids"); do
+	for j in 1 2 3; do
+		curl -s -m 30 -o "$T/one.$id.$j" -w '%{http_code}' -X POST \
+			-H "Authorization: Bearer $BOB" \
+			"$base/api/instances/$id/transitions/ping" >"$T/one.$id.$j.code" &
+		pids="$pids $!"
+	done
+done
+req GET "/api/instances/$first" "$ANN"
+expect_code 200 "a GET is answered while 48 acts are in flight on one request thread"
+wait $pids
+pids=""
+bad=0
+for f in "$T"/one.*.code; do
+	[ "$(cat "$f")" = 200 ] || bad=$((bad + 1))
+done
+expect_eq "$bad" 0 "48 concurrent acts through one request thread all answered 200"
+vs=$(for f in "$T"/one.*; do case $f in *.code) ;; *) jq -r '"\(.instance) \(.version)"' "$f" ;; esac; done | sort -u | grep -c .)
+expect_eq "$vs" 48 "... and told 48 distinct (instance, version) pairs"
+bad=0
+for id in $(cat "$T/ids"); do
+	before=$(jq -r .version "$T/show.$id")
+	"$DOCKET" show "$id" --json >"$T/show.$id"
+	[ "$(jq -r .version "$T/show.$id")" = $((before + 3)) ] || bad=$((bad + 1))
+done
+expect_eq "$bad" 0 "each instance moved 3 versions, one per acknowledged act"
+serve_stop
+expect_eq "$serve_rc" 0 "serve with one request thread stops cleanly"
+grep 'writes in' "$T/serve.log" | sed 's/^/# /'
+
 # ---- kill -9 in the middle of a load --------------------------------------
 serve_start --threads 16 --no-timers --no-hooks
 : >"$T/acked"
