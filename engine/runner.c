@@ -107,6 +107,20 @@ dk_store *dk_runner_store(dk_runner *r)
 
 /* ---- batches ---- */
 
+int dk_runner_hooks_off(dk_runner *r, int *out)
+{
+	dk_hook_row *hooks = NULL;
+	size_t n = 0;
+	int error = dk_store_hook_list(r->store, &hooks, &n);
+
+	*out = 1;
+	for (size_t i = 0; error == 0 && i < n; i++)
+		if (hooks[i].enabled)
+			*out = 0;
+	dk_hook_rows_free(hooks, n);
+	return error;
+}
+
 int dk_runner_batch_begin(dk_runner *r)
 {
 	int error;
@@ -119,9 +133,12 @@ int dk_runner_batch_begin(dk_runner *r)
 		return error;
 	r->batch = 1;
 	r->depth = 0;
-	/* The write lock is ours until the commit: the org cannot change
-	 * meanwhile, so it is read once for the whole batch, as a tick does. */
-	if ((error = dk_runner_org(r, &org)) < 0) {
+	/* The write lock is ours until the commit: neither the org nor the
+	 * webhook subscriptions can change meanwhile, so they are read once
+	 * for the whole batch, as a tick does; with no subscription enabled
+	 * the batch's events build no payloads (they would queue nothing). */
+	if ((error = dk_runner_org(r, &org)) < 0 ||
+	    (error = dk_runner_hooks_off(r, &r->no_hooks)) < 0) {
 		dk_runner_batch_abort(r);
 		return error;
 	}
@@ -169,7 +186,7 @@ int dk_runner_batch_commit(dk_runner *r)
 		return dk_error_set(DK_EINTERNAL, "no batch to commit");
 	r->batch = 0;
 	r->depth = 0;
-	r->org_pinned = 0;
+	r->org_pinned = r->no_hooks = 0;
 	return dk_store_commit(r->store);
 }
 
@@ -177,7 +194,7 @@ void dk_runner_batch_abort(dk_runner *r)
 {
 	r->batch = 0;
 	r->depth = 0;
-	r->org_pinned = 0;
+	r->org_pinned = r->no_hooks = 0;
 	dk_store_rollback(r->store);
 }
 

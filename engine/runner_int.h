@@ -21,8 +21,9 @@ struct dk_runner {
 	 * under it, so dk_runner_org skips re-reading and re-hashing it for
 	 * every timer and event of the batch. */
 	int org_pinned;
-	/* Set by a tick for one batch (under the write lock) when no webhook
-	 * subscription is enabled: events then need no payload at all. */
+	/* Set by a tick or a serve batch for one batch (under the write lock)
+	 * when no webhook subscription is enabled: events then need no
+	 * payload at all. */
 	int no_hooks;
 	int depth; /* savepoint levels open through the runner */
 	int batch; /* a batch is open: commands use savepoints */
@@ -32,6 +33,9 @@ struct dk_runner {
 int dk_runner_archive(dk_runner *r, dk_archive **out);
 
 int dk_runner_clock(dk_runner *r, int64_t *now);
+/* *out = 1 when no webhook subscription is enabled (read under the write
+ * lock, it holds until the commit). */
+int dk_runner_hooks_off(dk_runner *r, int *out);
 int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int version);
 int dk_runner_org(dk_runner *r, const dk_org **out);
 int dk_runner_get_instance(dk_runner *r, dk_instance_row *out, const char *id);
@@ -45,9 +49,15 @@ int dk_runner_load_env(dk_runner *r, dk_engine_env *env, const dk_flow *flow, co
 /* An instance loaded for a command: its row, snapshot and the engine's
  * environment for the actor (flow, org, delegations in force). Everything
  * in it is owned by it; dk_loaded_free releases it all. */
+struct dk_preload {
+	int64_t version; /* of the row snap was parsed from */
+	dk_snapshot *snap;
+};
+
 typedef struct {
 	dk_instance_row row;
 	dk_snapshot *snap;
+	int snap_lent; /* snap is a preload's: not freed with l */
 	dk_engine_env env;
 	dk_delegation_row *drows;
 	size_t ndrows;
@@ -57,6 +67,10 @@ typedef struct {
 /* Loads instance id for actor (NULL: the system) at env.now = now. On
  * failure l is still safe to free. */
 int dk_runner_load(dk_runner *r, dk_loaded *l, const char *id, const char *actor, int64_t now);
+/* dk_runner_load taking the snapshot from pre (may be NULL) when the row
+ * read is still at pre's version. */
+int dk_runner_load_pre(dk_runner *r, dk_loaded *l, const char *id, const char *actor, int64_t now,
+                       const dk_preload *pre);
 void dk_loaded_free(dk_loaded *l);
 
 /* Writes what the engine decided for row inside the open transaction:

@@ -142,22 +142,6 @@ static int fire_unit(dk_runner *r, const dk_timer_row *t, int64_t now, int *fire
 	return error;
 }
 
-/* 1 when no webhook subscription is enabled: a batch's events then need
- * no outbox rows, and building their payloads would be wasted. */
-static int hooks_off(dk_runner *r, int *out)
-{
-	dk_hook_row *hooks = NULL;
-	size_t n = 0;
-	int error = dk_store_hook_list(r->store, &hooks, &n);
-
-	*out = 1;
-	for (size_t i = 0; error == 0 && i < n; i++)
-		if (hooks[i].enabled)
-			*out = 0;
-	dk_hook_rows_free(hooks, n);
-	return error;
-}
-
 int dk_runner_tick(dk_runner *r, size_t *fired)
 {
 	dk_timer_row *due = NULL;
@@ -182,7 +166,7 @@ int dk_runner_tick(dk_runner *r, size_t *fired)
 		if ((error = dk_store_begin(r->store)) < 0)
 			goto cleanup;
 		if ((error = dk_runner_org(r, &org)) < 0 ||
-		    (error = hooks_off(r, &r->no_hooks)) < 0 ||
+		    (error = dk_runner_hooks_off(r, &r->no_hooks)) < 0 ||
 		    (error = dk_store_timer_due(r->store, now, TICK_BATCH, &due, &n)) < 0)
 			goto fail;
 		r->org_pinned = 1;
