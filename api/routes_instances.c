@@ -124,6 +124,7 @@ typedef struct {
 	dk_act_opts act;
 	const char *comment; /* recall */
 	json_t *body;
+	dk_preload *pre; /* act: the instance as the seeing check read it */
 	dk_kv *kv;
 	char **vals;
 	size_t n;
@@ -138,6 +139,7 @@ static void write_done(dk_req *rq, void *state)
 		rq->wake();
 	vars_free(w->kv, w->vals, w->n);
 	json_decref(w->body);
+	dk_preload_free(w->pre);
 	free(w);
 }
 
@@ -339,8 +341,11 @@ int dk_route_instance_act(dk_req *rq)
 	w->act.comment = str_field(rq, w->body, "comment", &bad);
 	if (bad || vars_of(rq, json_object_get(w->body, "vars"), &w->kv, &w->n, &w->vals))
 		goto refused;
-	/* Seeing comes first: acting on what you cannot see says nothing. */
-	if ((error = shown(rq, &inst)) < 0)
+	/* Seeing comes first: acting on what you cannot see says nothing.
+	 * The snapshot read for it is handed to the writer, which parses it
+	 * again only if the instance moved meanwhile. */
+	if ((error = dk_runner_show_preload(rq->ctx->runner, &inst, rq->params[0], &w->pre)) < 0 ||
+	    (error = dk_api_may_see(rq, inst)) < 0)
 		goto refused;
 	if (expect) {
 		json_int_t now_v = json_integer_value(json_object_get(inst, "version"));
@@ -359,6 +364,7 @@ int dk_route_instance_act(dk_req *rq)
 	w->act.vars = w->kv;
 	w->act.nvars = w->n;
 	w->act.expect_version = expect;
+	w->act.pre = w->pre;
 	dk_api_write(rq, act_in_writer, &w->act, write_done, w);
 	return 0;
 refused:

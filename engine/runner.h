@@ -157,6 +157,14 @@ typedef struct {
 /* Starts an instance; *out gets the instance as dk_runner_show gives it. */
 int dk_runner_start(dk_runner *r, json_t **out, const dk_start_opts *opts);
 
+/* An instance as read and parsed ahead of a write, outside its
+ * transaction (dk_runner_show_preload). The write reads the instance's row
+ * as ever, and when it is still at the version preloaded it takes the
+ * parsed snapshot from here instead of parsing it again: the parse moves
+ * from the one thread that writes to the request threads. */
+typedef struct dk_preload dk_preload;
+void dk_preload_free(dk_preload *p);
+
 typedef struct {
 	const char *instance;
 	const char *transition;
@@ -165,6 +173,7 @@ typedef struct {
 	const dk_kv *vars;
 	size_t nvars;
 	int64_t expect_version; /* 0: no check */
+	const dk_preload *pre;  /* NULL, or the instance preloaded (lent) */
 } dk_act_opts;
 
 /* Fires a transition. *out: {"instance","from","to","version","status",
@@ -184,6 +193,9 @@ int dk_runner_show(dk_runner *r, json_t **out, const char *instance);
  * delegation in force; dk_engine_available), so a page offers only the
  * moves an act by actor would not refuse for who they are. */
 int dk_runner_show_as(dk_runner *r, json_t **out, const char *instance, const char *actor);
+/* dk_runner_show, keeping the instance as it was read in *pre
+ * (dk_preload_free) for the act that follows (dk_act_opts.pre). */
+int dk_runner_show_preload(dk_runner *r, json_t **out, const char *instance, dk_preload **pre);
 /* The diagram of the flow version instance runs on ("dot" or "mermaid"),
  * its current states highlighted, appended to out. */
 int dk_runner_graph(dk_runner *r, dk_buf *out, const char *instance, const char *format);

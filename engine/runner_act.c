@@ -334,6 +334,12 @@ cleanup:
 
 int dk_runner_load(dk_runner *r, dk_loaded *l, const char *id, const char *actor, int64_t now)
 {
+	return dk_runner_load_pre(r, l, id, actor, now, NULL);
+}
+
+int dk_runner_load_pre(dk_runner *r, dk_loaded *l, const char *id, const char *actor, int64_t now,
+                       const dk_preload *pre)
+{
 	const dk_flow *flow;
 	int error;
 
@@ -342,7 +348,12 @@ int dk_runner_load(dk_runner *r, dk_loaded *l, const char *id, const char *actor
 	if ((error = dk_runner_get_instance(r, &l->row, id)) < 0 ||
 	    (error = dk_runner_flow(r, &flow, l->row.flow_id, l->row.flow_version)) < 0)
 		return error;
-	if (dk_snapshot_from_json(&l->snap, l->row.snapshot) < 0)
+	/* Every update moves the version (compare-and-set): the same version
+	 * is the same snapshot, which the engine only reads. */
+	if (pre && pre->snap && pre->version == l->row.version) {
+		l->snap = pre->snap;
+		l->snap_lent = 1;
+	} else if (dk_snapshot_from_json(&l->snap, l->row.snapshot) < 0)
 		return dk_error_set(DK_EINTERNAL, "instance %s has a damaged snapshot: %s", id,
 		                    dk_error_last());
 	return dk_runner_load_env(r, &l->env, flow, actor, &l->drows, &l->ndrows, &l->dels);
@@ -352,7 +363,8 @@ void dk_loaded_free(dk_loaded *l)
 {
 	free(l->dels);
 	dk_delegation_rows_free(l->drows, l->ndrows);
-	dk_snapshot_free(l->snap);
+	if (!l->snap_lent)
+		dk_snapshot_free(l->snap);
 	dk_instance_row_free(&l->row);
 	memset(l, 0, sizeof(*l));
 }
@@ -361,7 +373,7 @@ void dk_loaded_free(dk_loaded *l)
  * write lock, load, let the engine decide, write it all, commit, mirror
  * the state changes into the archive. *out gets the step as JSON. */
 static int step(dk_runner *r, json_t **out, const char *instance, const char *actor,
-                dk_decide_fn decide, const void *arg)
+                const dk_preload *pre, dk_decide_fn decide, const void *arg)
 {
 	dk_engine_result res = DK_ENGINE_RESULT_INIT;
 	dk_loaded l;
@@ -373,7 +385,7 @@ static int step(dk_runner *r, json_t **out, const char *instance, const char *ac
 	memset(&l, 0, sizeof(l));
 	if ((error = dk_runner_clock(r, &now)) < 0 || (error = cmd_begin(r)) < 0)
 		return error;
-	if ((error = dk_runner_load(r, &l, instance, actor, now)) < 0)
+	if ((error = dk_runner_load_pre(r, &l, instance, actor, now, pre)) < 0)
 		goto fail;
 	from = dk_strdup(l.row.state);
 	if ((error = decide(&res, &l, arg)) < 0 ||
@@ -414,7 +426,7 @@ int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts)
 	cmd.vars = (const char *const *)vars;
 	cmd.nvars = opts->nvars;
 	cmd.expect_version = opts->expect_version;
-	error = step(r, out, opts->instance, opts->actor, decide_fire, &cmd);
+	error = step(r, out, opts->instance, opts->actor, opts->pre, decide_fire, &cmd);
 	for (size_t i = 0; i < opts->nvars; i++)
 		free(vars[i]);
 	free(vars);
@@ -434,11 +446,11 @@ int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const cha
                      const char *comment)
 {
 	struct recall_arg a = {actor, comment};
-	return step(r, out, instance, actor, decide_recall, &a);
+	return step(r, out, instance, actor, NULL, decide_recall, &a);
 }
 
 int dk_runner_step(dk_runner *r, json_t **out, const char *instance, const char *actor,
                    dk_decide_fn decide, const void *arg)
 {
-	return step(r, out, instance, actor, decide, arg);
+	return step(r, out, instance, actor, NULL, decide, arg);
 }

@@ -68,7 +68,8 @@ cleanup:
 	return error;
 }
 
-static int show(dk_runner *r, json_t **out, const char *instance, const char *actor)
+static int show(dk_runner *r, json_t **out, const char *instance, const char *actor,
+                dk_preload **pre)
 {
 	dk_instance_row row = {0};
 	dk_snapshot *snap = NULL;
@@ -113,6 +114,12 @@ static int show(dk_runner *r, json_t **out, const char *instance, const char *ac
 	if (mine)
 		json_object_set_new(*out, "available_transitions", mine);
 	mine = NULL;
+	if (pre) {
+		*pre = dk_calloc(1, sizeof(**pre));
+		(*pre)->version = row.version;
+		(*pre)->snap = snap;
+		snap = NULL;
+	}
 cleanup:
 	json_decref(mine);
 	dk_task_rows_free(tasks, ntasks);
@@ -123,12 +130,26 @@ cleanup:
 
 int dk_runner_show(dk_runner *r, json_t **out, const char *instance)
 {
-	return show(r, out, instance, NULL);
+	return show(r, out, instance, NULL, NULL);
 }
 
 int dk_runner_show_as(dk_runner *r, json_t **out, const char *instance, const char *actor)
 {
-	return show(r, out, instance, actor);
+	return show(r, out, instance, actor, NULL);
+}
+
+int dk_runner_show_preload(dk_runner *r, json_t **out, const char *instance, dk_preload **pre)
+{
+	*pre = NULL;
+	return show(r, out, instance, NULL, pre);
+}
+
+void dk_preload_free(dk_preload *p)
+{
+	if (!p)
+		return;
+	dk_snapshot_free(p->snap);
+	free(p);
 }
 
 int dk_runner_graph(dk_runner *r, dk_buf *out, const char *instance, const char *format)
