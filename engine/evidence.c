@@ -121,6 +121,63 @@ static int check_file(const dk_evidence_kind *k, const dk_evidence_cmd *cmd)
 	return 0;
 }
 
+/* Literal s onto b, which has room for it. */
+#define PUT_LIT(b, s)                                                                              \
+	do {                                                                                       \
+		memcpy((b)->ptr + (b)->len, s, sizeof(s));                                         \
+		(b)->len += sizeof(s) - 1;                                                         \
+	} while (0)
+
+/* evidence.attached's data, {"kind","state","visit","size","name",
+ * "sha256"}, as the JSON writer gives it (a kind or state that is not
+ * UTF-8 gives none, a name or hash that is not is left out) but with its
+ * keys written as they are, into *mem. */
+static char *upload_data(dk_pool_block **mem, const char *kind, const dk_snap_evidence *e)
+{
+	dk_buf b;
+	size_t len;
+	char *s = NULL;
+	dk__scratch_take(&b);
+	dk_buf_grow(&b, 128);
+	PUT_LIT(&b, "{\"kind\":");
+	if (dk__json_quote_valid(&b, kind) < 0)
+		goto done;
+	dk_buf_grow(&b, 16);
+	PUT_LIT(&b, ",\"state\":");
+	if (dk__json_quote_valid(&b, e->state) < 0)
+		goto done;
+	dk_buf_grow(&b, 64);
+	PUT_LIT(&b, ",\"visit\":");
+	dk__json_int(&b, e->visit);
+	PUT_LIT(&b, ",\"size\":");
+	dk__json_int(&b, (int64_t)e->size);
+	if (e->name) {
+		len = b.len;
+		dk_buf_grow(&b, 16);
+		PUT_LIT(&b, ",\"name\":");
+		if (dk__json_quote_valid(&b, e->name) < 0) {
+			b.len = len;
+			b.ptr[len] = '\0';
+		}
+	}
+	if (e->sha256) {
+		len = b.len;
+		dk_buf_grow(&b, 16);
+		PUT_LIT(&b, ",\"sha256\":");
+		if (dk__json_quote_valid(&b, e->sha256) < 0) {
+			b.len = len;
+			b.ptr[len] = '\0';
+		}
+	}
+	dk_buf_grow(&b, 2);
+	PUT_LIT(&b, "}");
+	s = dk__pool_take(mem, b.len + 1);
+	memcpy(s, b.ptr, b.len + 1);
+done:
+	dk__scratch_give(&b);
+	return s;
+}
+
 int dk_engine_evidence(dk_engine_result *out, const dk_engine_env *env, const dk_snapshot *snap,
                        const dk_evidence_cmd *cmd)
 {
@@ -207,15 +264,7 @@ int dk_engine_evidence(dk_engine_result *out, const dk_engine_env *env, const dk
 
 	dk_event *ev = dk__event(&run, DK_EV_EVIDENCE);
 	ev->to = dk__rstr(&run, e->state);
-	dk_jw w;
-	dk__jw_begin(&w);
-	dk__jw_str(&w, "kind", k->id);
-	dk__jw_str(&w, "state", e->state);
-	dk__jw_int(&w, "visit", e->visit);
-	dk__jw_int(&w, "size", (int64_t)e->size);
-	dk__jw_str_opt(&w, "name", e->name);
-	dk__jw_str_opt(&w, "sha256", e->sha256);
-	ev->data = dk__jw_end_in(&w, dk__res_mem(&res));
+	ev->data = upload_data(dk__res_mem(&res), k->id, e);
 
 	run.snap->version++;
 	run.snap->updated_at = env->now;

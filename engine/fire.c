@@ -502,7 +502,7 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 	              .res = &res,
 	              .actor = cmd->actor};
 	const dk_state *st[64], *from = NULL;
-	const dk_transition *t = NULL;
+	const dk_transition *t = NULL, *found[64];
 	size_t n;
 	char *behalf = NULL;
 	dk_changes changes = {NULL, 0};
@@ -526,8 +526,8 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 	n = firing_states(env, snap, st, 64);
 	{
 		int active = 0;
-		for (size_t i = 0; i < n && !active; i++)
-			active = find_in(st[i], cmd->transition) != NULL;
+		for (size_t i = 0; i < n; i++)
+			active |= (found[i] = find_in(st[i], cmd->transition)) != NULL;
 		if (!active && !flow_has_transition(env->flow, cmd->transition)) {
 			all_transition_ids(&b, env->flow);
 			err = dk_error_set(DK_ENOTFOUND,
@@ -541,6 +541,7 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 	 * fire */
 	{
 		const dk_state *cand[64];
+		const dk_transition *cand_t[64];
 		size_t nc = 0, nauth = 0;
 		int first_err = 0;
 		char first_msg[1024];
@@ -548,8 +549,10 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 		for (size_t i = 0; i < n; i++) {
 			if (cmd->state && strcmp(cmd->state, st[i]->id) != 0)
 				continue;
-			if (find_in(st[i], cmd->transition))
+			if (found[i]) {
+				cand_t[nc] = found[i];
 				cand[nc++] = st[i];
+			}
 		}
 		if (nc == 0) {
 			dk_buf a = DK_BUF_INIT;
@@ -566,8 +569,7 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 		}
 		for (size_t i = 0; i < nc; i++) {
 			char *who = NULL;
-			int e =
-			    dk__authorize(&who, &run, cand[i], find_in(cand[i], cmd->transition));
+			int e = dk__authorize(&who, &run, cand[i], cand_t[i]);
 			if (e < 0) {
 				if (!first_err) {
 					first_err = e;
@@ -578,6 +580,7 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 			}
 			if (nauth++ == 0) {
 				from = cand[i];
+				t = cand_t[i];
 				behalf = who;
 			} else {
 				free(who);
@@ -598,8 +601,6 @@ int dk_engine_fire(dk_engine_result *out, const dk_engine_env *env, const dk_sna
 			goto cleanup;
 		}
 	}
-	t = find_in(from, cmd->transition);
-
 	res.snapshot = dk_snapshot_dup(snap);
 	run.snap = res.snapshot;
 	if ((err = dk__vars_assign(&run, cmd->vars, cmd->nvars, &changes)) < 0)

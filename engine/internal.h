@@ -64,8 +64,19 @@ typedef struct dk_pool_block {
  * one fits). */
 dk_pool_block *dk__pool_block_new(size_t cap, dk_pool_block *next);
 /* n bytes (aligned, not zeroed) from *head, which gains a block when the
- * first has no room. */
-void *dk__pool_take(dk_pool_block **head, size_t n);
+ * first has no room (dk__pool_take_new). */
+void *dk__pool_take_new(dk_pool_block **head, size_t n);
+static inline void *dk__pool_take(dk_pool_block **head, size_t n)
+{
+	dk_pool_block *b = *head;
+	n = DK_POOL_ALIGN(n ? n : 1);
+	if (b && b->cap - b->used >= n) {
+		void *p = (char *)b->data + b->used;
+		b->used += n;
+		return p;
+	}
+	return dk__pool_take_new(head, n);
+}
 char *dk__pool_strdup(dk_pool_block **head, const char *s); /* NULL stays NULL */
 void dk__pool_free(dk_pool_block *head);
 /* Bytes taken from every block of the chain. */

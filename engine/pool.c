@@ -139,16 +139,13 @@ void dk__pool_free(dk_pool_block *head)
 	}
 }
 
-void *dk__pool_take(dk_pool_block **head, size_t n)
+void *dk__pool_take_new(dk_pool_block **head, size_t n)
 {
-	dk_pool_block *b = *head;
+	dk_pool_block *b;
 	void *p;
 	n = DK_POOL_ALIGN(n ? n : 1);
-	if (!b || b->cap - b->used < n) {
-		b = dk__pool_block_new(n > DK_POOL_SLACK ? n + DK_POOL_SLACK : 2 * DK_POOL_SLACK,
-		                       *head);
-		*head = b;
-	}
+	b = dk__pool_block_new(n > DK_POOL_SLACK ? n + DK_POOL_SLACK : 2 * DK_POOL_SLACK, *head);
+	*head = b;
 	p = (char *)b->data + b->used;
 	b->used += n;
 	return p;

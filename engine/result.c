@@ -535,18 +535,33 @@ static int voted(const dk_snapshot *snap, const char *state, const char *user)
 /* Tasks: one per user assigned to an active, non-final state, except the
  * parallel's own assignees (they may act on it but nothing waits for
  * them) and countersigners who have voted. */
-int dk__desired_tasks(dk_run *run, dk_pool_block **mem, dk_task **out, size_t *n)
+/* The active states of run->snap (as active_states) with their records,
+ * looked up once for the tasks, the timers and the comparison with the
+ * snapshot before. */
+typedef struct {
+	const dk_state *st[64];
+	const dk_snap_state *rec[64];
+	size_t n;
+} active_view;
+
+static void view_of(active_view *v, dk_run *run)
 {
-	const dk_state *act[64];
-	size_t na = active_states(run, act, 64);
+	v->n = active_states(run, v->st, 64);
+	for (size_t i = 0; i < v->n; i++)
+		v->rec[i] = dk_snapshot_state(run->snap, v->st[i]->id);
+}
+
+static int tasks_of(dk_run *run, const active_view *v, dk_pool_block **mem, dk_task **out,
+                    size_t *n)
+{
 	int err = 0;
 	*out = NULL;
 	*n = 0;
 	if (run->snap->status == DK_INSTANCE_COMPLETED)
 		return 0;
-	for (size_t i = 0; i < na; i++) {
-		const dk_state *st = act[i];
-		const dk_snap_state *rec = dk_snapshot_state(run->snap, st->id);
+	for (size_t i = 0; i < v->n; i++) {
+		const dk_state *st = v->st[i];
+		const dk_snap_state *rec = v->rec[i];
 		dk_users u = {0};
 		if (st->final || st->kind == DK_STATE_PARALLEL)
 			continue;
@@ -567,6 +582,13 @@ int dk__desired_tasks(dk_run *run, dk_pool_block **mem, dk_task **out, size_t *n
 		dk__users_free(&u);
 	}
 	return 0;
+}
+
+int dk__desired_tasks(dk_run *run, dk_pool_block **mem, dk_task **out, size_t *n)
+{
+	active_view v;
+	view_of(&v, run);
+	return tasks_of(run, &v, mem, out, n);
 }
 
 /* val in decimal at o; returns the end. */
@@ -636,17 +658,16 @@ static void add_timer(dk_pool_block **mem, dk_timer **out, size_t *n, dk_run *ru
 
 /* Timers: for every active state's deadline, the deadline itself until it
  * has fired, and its next reminder. */
-int dk__desired_timers(dk_run *run, dk_pool_block **mem, dk_timer **out, size_t *n)
+static int timers_of(dk_run *run, const active_view *v, dk_pool_block **mem, dk_timer **out,
+                     size_t *n)
 {
-	const dk_state *act[64];
-	size_t na = active_states(run, act, 64);
 	*out = NULL;
 	*n = 0;
 	if (run->snap->status == DK_INSTANCE_COMPLETED)
 		return 0;
-	for (size_t i = 0; i < na; i++) {
-		const dk_state *st = act[i];
-		const dk_snap_state *rec = dk_snapshot_state(run->snap, st->id);
+	for (size_t i = 0; i < v->n; i++) {
+		const dk_state *st = v->st[i];
+		const dk_snap_state *rec = v->rec[i];
 		if (!rec || st->final)
 			continue;
 		for (size_t d = 0; d < st->ndeadlines && d < rec->ndeadlines; d++) {
@@ -666,6 +687,13 @@ int dk__desired_timers(dk_run *run, dk_pool_block **mem, dk_timer **out, size_t 
 	return 0;
 }
 
+int dk__desired_timers(dk_run *run, dk_pool_block **mem, dk_timer **out, size_t *n)
+{
+	active_view v;
+	view_of(&v, run);
+	return timers_of(run, &v, mem, out, n);
+}
+
 static int same_str(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
@@ -677,11 +705,9 @@ static int same_str(const char *a, const char *b)
  * (none, a user, a role, the initiator, or a simple expression of
  * variables, built-ins and the org). An upload changes none of these; then
  * every task is known without evaluating the assignments a second time. */
-static int tasks_unchanged(dk_run *run, const dk_snapshot *before)
+static int tasks_unchanged(dk_run *run, const active_view *v, const dk_snapshot *before)
 {
 	const dk_snapshot *now = run->snap;
-	const dk_state *act[64];
-	size_t na;
 	if (!before || before->status != now->status || before->nvotes || now->nvotes ||
 	    !same_str(before->state, now->state) || !same_str(before->initiator, now->initiator) ||
 	    !same_str(before->instance, now->instance) || before->nregions != now->nregions ||
@@ -690,16 +716,11 @@ static int tasks_unchanged(dk_run *run, const dk_snapshot *before)
 	for (size_t i = 0; i < now->nregions; i++)
 		if (!same_str(before->regions[i].state, now->regions[i].state))
 			return 0;
-	for (size_t i = 0; i < now->nvars; i++)
-		if (before->vars[i].type != now->vars[i].type ||
-		    !same_str(before->vars[i].name, now->vars[i].name) ||
-		    !same_str(before->vars[i].text, now->vars[i].text))
-			return 0;
-	na = active_states(run, act, 64);
-	for (size_t i = 0; i < na; i++) {
-		const dk_assign *a = &act[i]->assign;
-		const dk_snap_state *was = dk_snapshot_state(before, act[i]->id);
-		const dk_snap_state *is = dk_snapshot_state(now, act[i]->id);
+	/* the visits first: a transition changes them, and they are numbers */
+	for (size_t i = 0; i < v->n; i++) {
+		const dk_assign *a = &v->st[i]->assign;
+		const dk_snap_state *was = dk_snapshot_state(before, v->st[i]->id);
+		const dk_snap_state *is = v->rec[i];
 		if (a->kind == DK_ASSIGN_XPATH && a->expr && !a->expr->simple)
 			return 0;
 		if (!was || !is || was->visits != is->visits || was->nescalated != is->nescalated)
@@ -708,7 +729,28 @@ static int tasks_unchanged(dk_run *run, const dk_snapshot *before)
 			if (!same_str(was->escalated[j], is->escalated[j]))
 				return 0;
 	}
+	for (size_t i = 0; i < now->nvars; i++)
+		if (before->vars[i].type != now->vars[i].type ||
+		    !same_str(before->vars[i].name, now->vars[i].name) ||
+		    !same_str(before->vars[i].text, now->vars[i].text))
+			return 0;
 	return 1;
+}
+
+/* The records of a task's state now and before, looked up once for the
+ * tasks of one state (they come together and share their state string). */
+typedef struct {
+	const char *state;
+	const dk_snap_state *now, *was;
+} visit_pair;
+
+static void visits_of(visit_pair *p, dk_run *run, const dk_snapshot *before, const char *state)
+{
+	if (p->state == state)
+		return;
+	p->state = state;
+	p->now = dk_snapshot_state(run->snap, state);
+	p->was = before ? dk_snapshot_state(before, state) : NULL;
 }
 
 int dk__finish(dk_run *run, const dk_snapshot *before)
@@ -717,22 +759,24 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 	dk_pool_block *scratch = NULL; /* the tasks before */
 	dk_task *old = NULL;
 	size_t nold = 0;
+	active_view v;
+	visit_pair vp = {NULL, NULL, NULL};
 	int err;
-	if ((err = dk__desired_tasks(run, dk__res_mem(res), &res->tasks, &res->ntasks)) < 0)
+	view_of(&v, run);
+	if ((err = tasks_of(run, &v, dk__res_mem(res), &res->tasks, &res->ntasks)) < 0)
 		return err;
-	if ((err = dk__desired_timers(run, dk__res_mem(res), &res->timers, &res->ntimers)) < 0)
+	if ((err = timers_of(run, &v, dk__res_mem(res), &res->timers, &res->ntimers)) < 0)
 		return err;
 	/* A new task is already known only when its state is in the same
 	 * visit as before; when no task is (a transition moved on), the
 	 * tasks before need not be derived, which evaluates their assign
 	 * expressions again. */
-	if (res->ntasks && tasks_unchanged(run, before))
+	if (res->ntasks && tasks_unchanged(run, &v, before))
 		return 0;
 	int same_visit = 0;
 	for (size_t i = 0; before && i < res->ntasks && !same_visit; i++) {
-		const dk_snap_state *now = dk_snapshot_state(run->snap, res->tasks[i].state);
-		const dk_snap_state *was = dk_snapshot_state(before, res->tasks[i].state);
-		same_visit = was && now && was->visits == now->visits;
+		visits_of(&vp, run, before, res->tasks[i].state);
+		same_visit = vp.was && vp.now && vp.was->visits == vp.now->visits;
 	}
 	if (same_visit) {
 		dk_run prev = *run;
@@ -744,13 +788,12 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 	}
 	for (size_t i = 0; i < res->ntasks; i++) {
 		const dk_task *t = &res->tasks[i];
-		const dk_snap_state *now = dk_snapshot_state(run->snap, t->state);
-		const dk_snap_state *was = before ? dk_snapshot_state(before, t->state) : NULL;
 		int known = 0;
+		visits_of(&vp, run, before, t->state);
 		for (size_t j = 0; j < nold && !known; j++)
 			known = strcmp(old[j].state, t->state) == 0 &&
-			        strcmp(old[j].user, t->user) == 0 && was && now &&
-			        was->visits == now->visits;
+			        strcmp(old[j].user, t->user) == 0 && vp.was && vp.now &&
+			        vp.was->visits == vp.now->visits;
 		if (known)
 			continue;
 		dk_event *e = dk__event(run, DK_EV_ASSIGNED);

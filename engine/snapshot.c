@@ -283,17 +283,18 @@ static char *bump_str(char **at, const char *str)
 
 /* A copy of s made by copying its one block whole and moving every
  * pointer into the copy; NULL when s is not in one block or carries more
- * than its packed size again in what commands replaced (then a packing
- * copy sheds that). Commands add to a snapshot but free nothing, so one
- * packing copy in a few is enough to keep the garbage bounded, and the
- * others cost a memcpy instead of a copy of every string. */
+ * than three times its packed size again in what commands replaced (then
+ * a packing copy sheds that). Commands add to a snapshot but free nothing,
+ * so one packing copy in a few is enough to keep the garbage bounded, and
+ * the others cost a memcpy instead of a copy of every string (a packing
+ * copy costs about as much as copying a few kilobytes whole). */
 static dk_snapshot *dup_whole(const dk_snapshot *s)
 {
 	const dk_pool_block *b = s->mem;
 	dk_pool_block *nb;
 	ptrdiff_t delta;
 	dk_snapshot *d;
-	if (!b || b->next || !b->packed || b->used > 2 * b->packed ||
+	if (!b || b->next || !b->packed || b->used > 4 * b->packed ||
 	    (const char *)s != (const char *)b->data)
 		return NULL;
 	nb = dk__pool_block_new(b->used + DK_POOL_SLACK, NULL);

@@ -210,20 +210,35 @@ void dk__changes_free(dk_changes *c)
 	}
 }
 
+/* s (n bytes) onto b, which has room for it. */
+static inline void put_n(dk_buf *b, const char *s, size_t n)
+{
+	memcpy(b->ptr + b->len, s, n);
+	b->len += n;
+	b->ptr[b->len] = '\0';
+}
+
 void dk__changes_write(dk_buf *b, const dk_changes *c)
 {
-	dk_buf_putc(b, '{');
+	dk_buf_grow(b, 2);
+	put_n(b, "{", 1);
 	for (size_t i = 0; i < c->n; i++) {
-		if (i)
-			dk_buf_putc(b, ',');
+		/* name, from and to follow each other in one allocation */
+		size_t nf = (size_t)(c->v[i].to - c->v[i].from) - 1, nt = strlen(c->v[i].to);
+		if (i) {
+			dk_buf_grow(b, 1);
+			put_n(b, ",", 1);
+		}
 		dk__json_quote(b, c->v[i].name);
-		dk_buf_puts(b, ":{\"from\":");
-		dk_buf_puts(b, c->v[i].from);
-		dk_buf_puts(b, ",\"to\":");
-		dk_buf_puts(b, c->v[i].to);
-		dk_buf_putc(b, '}');
+		dk_buf_grow(b, nf + nt + 19);
+		put_n(b, ":{\"from\":", 9);
+		put_n(b, c->v[i].from, nf);
+		put_n(b, ",\"to\":", 6);
+		put_n(b, c->v[i].to, nt);
+		put_n(b, "}", 1);
 	}
-	dk_buf_putc(b, '}');
+	dk_buf_grow(b, 1);
+	put_n(b, "}", 1);
 }
 
 void dk__var_change(dk_changes *changes, const dk_value *before, const dk_value *after)

@@ -607,21 +607,31 @@ static int simple_var(xval *out, dk_run *run, const char *state, const char *nam
 	const dk_var *decl;
 	const dk_value *v;
 	out->type = XPATH_STRING;
-	if (strcmp(name, "initiator") == 0) {
-		out->s = s && s->initiator ? s->initiator : "";
-		return 1;
-	}
-	if (strcmp(name, "actor") == 0) {
-		out->s = run->actor ? run->actor : "";
-		return 1;
-	}
-	if (strcmp(name, "state") == 0) {
-		out->s = state ? state : "";
-		return 1;
-	}
-	if (strcmp(name, "instance") == 0) {
-		out->s = s && s->instance ? s->instance : "";
-		return 1;
+	/* the built-ins by their first letter, before any strcmp */
+	switch (name[0]) {
+	case 'i':
+		if (strcmp(name, "initiator") == 0) {
+			out->s = s && s->initiator ? s->initiator : "";
+			return 1;
+		}
+		if (strcmp(name, "instance") == 0) {
+			out->s = s && s->instance ? s->instance : "";
+			return 1;
+		}
+		break;
+	case 'a':
+		if (strcmp(name, "actor") == 0) {
+			out->s = run->actor ? run->actor : "";
+			return 1;
+		}
+		break;
+	case 's':
+		if (strcmp(name, "state") == 0) {
+			out->s = state ? state : "";
+			return 1;
+		}
+		break;
+	default: break;
 	}
 	if (!(decl = dk_flow_var(run->flow, name)))
 		return 0;

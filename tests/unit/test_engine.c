@@ -239,11 +239,39 @@ static int act(inst *in, const char *tid, const char *actor)
 	return act_full(in, tid, actor, NULL, NULL, 0, NULL);
 }
 
+/* An upload; when it succeeds its evidence.attached data must be the bytes
+ * jansson writes for the same object (the engine writes it directly). */
+static int attach_full(inst *in, const char *kind, const char *actor, const char *name,
+                       const char *sha256, int64_t size)
+{
+	dk_evidence_cmd cmd = {kind, actor, name, sha256, size};
+	dk_engine_result next;
+	int err = adopt(in, dk_engine_evidence(&next, &in->env, snap(in), &cmd), &next);
+	if (err == 0) {
+		const dk_event *e = &in->res.events[0];
+		const dk_snap_evidence *up = &snap(in)->evidence[snap(in)->nevidence - 1];
+		json_t *o = json_object(), *v;
+		char *want;
+		assert_string_equal(e->type, DK_EV_EVIDENCE);
+		json_object_set_new(o, "kind", json_string(kind));
+		json_object_set_new(o, "state", json_string(up->state));
+		json_object_set_new(o, "visit", json_integer(up->visit));
+		json_object_set_new(o, "size", json_integer(size));
+		if (name && (v = json_string(name)) != NULL)
+			json_object_set_new(o, "name", v);
+		if (sha256 && (v = json_string(sha256)) != NULL)
+			json_object_set_new(o, "sha256", v);
+		want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		assert_string_equal(e->data, want);
+		free(want);
+		json_decref(o);
+	}
+	return err;
+}
+
 static int attach(inst *in, const char *kind, const char *actor, const char *name, int64_t size)
 {
-	dk_evidence_cmd cmd = {kind, actor, name, "ab12", size};
-	dk_engine_result next;
-	return adopt(in, dk_engine_evidence(&next, &in->env, snap(in), &cmd), &next);
+	return attach_full(in, kind, actor, name, "ab12", size);
 }
 
 static size_t count_events(const dk_engine_result *r, const char *type)
@@ -535,6 +563,34 @@ static void guard_false_shows_text(void **state)
 	assert_int_equal(act(&in, "approve", "wei"), 0);
 	assert_int_equal(act(&in, "finish", "li"), DK_EPRECOND);
 	assert_msg("its guard '$done_phases >= $phases' is false");
+	end(&in);
+}
+
+/* Names and hashes with bytes to escape, past the writer's eight-byte
+ * steps, not UTF-8, or missing: the event's data is still jansson's. */
+static void evidence_data_matches_jansson(void **state)
+{
+	static const char *const names[] = {
+	    "r.pdf",
+	    "quote\" and back\\slash in a long report name.pdf",
+	    "\xe6\x9d\x8e\xe6\x98\x8e \xe7\x9a\x84\xe7\xac\xac\xe4\xb8\x89 quarterly report.pdf",
+	    "tab\tand newline\n in the name of the file.pdf",
+	    "not utf-8 after eight bytes \xc3.pdf",
+	    NULL,
+	};
+	inst in;
+	(void)state;
+	plan_to_review(&in);
+	assert_int_equal(act(&in, "approve", "wei"), 0);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		assert_int_equal(
+		    attach_full(&in, "phase-report", "li", names[i],
+		                i % 2 ? NULL : "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+		                (int64_t)i * 1000),
+		    0);
+		assert_int_equal(
+		    attach_full(&in, "phase-report", "li", names[i], "bad \xff hash", 7), 0);
+	}
 	end(&in);
 }
 
@@ -2217,6 +2273,7 @@ int main(void)
 	    cmocka_unit_test(transition_role_narrows),
 	    cmocka_unit_test(guard_false_shows_text),
 	    cmocka_unit_test(set_arithmetic_and_types),
+	    cmocka_unit_test(evidence_data_matches_jansson),
 	    cmocka_unit_test(requires_evidence_message),
 	    cmocka_unit_test(requires_evidence_of_this_visit),
 	    cmocka_unit_test(evidence_freeze),
