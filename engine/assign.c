@@ -148,7 +148,11 @@ static int has_role(dk_run *run, const char *user, const char *role);
 
 int dk__state_actors(dk_users *out, dk_run *run, const dk_state *st)
 {
-	const dk_snap_state *rec = dk_snapshot_state(run->snap, st->id);
+	return dk__state_actors_rec(out, run, st, dk_snapshot_state(run->snap, st->id));
+}
+
+int dk__state_actors_rec(dk_users *out, dk_run *run, const dk_state *st, const dk_snap_state *rec)
+{
 	int err = dk__assignees(out, run, st, &st->assign);
 	if (err < 0)
 		return err;

@@ -121,13 +121,6 @@ static int check_file(const dk_evidence_kind *k, const dk_evidence_cmd *cmd)
 	return 0;
 }
 
-/* Literal s onto b, which has room for it. */
-#define PUT_LIT(b, s)                                                                              \
-	do {                                                                                       \
-		memcpy((b)->ptr + (b)->len, s, sizeof(s));                                         \
-		(b)->len += sizeof(s) - 1;                                                         \
-	} while (0)
-
 /* evidence.attached's data, {"kind","state","visit","size","name",
  * "sha256"}, as the JSON writer gives it (a kind or state that is not
  * UTF-8 gives none, a name or hash that is not is left out) but with its
@@ -139,22 +132,22 @@ static char *upload_data(dk_pool_block **mem, const char *kind, const dk_snap_ev
 	char *s = NULL;
 	dk__scratch_take(&b);
 	dk_buf_grow(&b, 128);
-	PUT_LIT(&b, "{\"kind\":");
+	DK_PUT_LIT(&b, "{\"kind\":");
 	if (dk__json_quote_valid(&b, kind) < 0)
 		goto done;
 	dk_buf_grow(&b, 16);
-	PUT_LIT(&b, ",\"state\":");
+	DK_PUT_LIT(&b, ",\"state\":");
 	if (dk__json_quote_valid(&b, e->state) < 0)
 		goto done;
 	dk_buf_grow(&b, 64);
-	PUT_LIT(&b, ",\"visit\":");
+	DK_PUT_LIT(&b, ",\"visit\":");
 	dk__json_int(&b, e->visit);
-	PUT_LIT(&b, ",\"size\":");
+	DK_PUT_LIT(&b, ",\"size\":");
 	dk__json_int(&b, (int64_t)e->size);
 	if (e->name) {
 		len = b.len;
 		dk_buf_grow(&b, 16);
-		PUT_LIT(&b, ",\"name\":");
+		DK_PUT_LIT(&b, ",\"name\":");
 		if (dk__json_quote_valid(&b, e->name) < 0) {
 			b.len = len;
 			b.ptr[len] = '\0';
@@ -163,14 +156,14 @@ static char *upload_data(dk_pool_block **mem, const char *kind, const dk_snap_ev
 	if (e->sha256) {
 		len = b.len;
 		dk_buf_grow(&b, 16);
-		PUT_LIT(&b, ",\"sha256\":");
+		DK_PUT_LIT(&b, ",\"sha256\":");
 		if (dk__json_quote_valid(&b, e->sha256) < 0) {
 			b.len = len;
 			b.ptr[len] = '\0';
 		}
 	}
 	dk_buf_grow(&b, 2);
-	PUT_LIT(&b, "}");
+	DK_PUT_LIT(&b, "}");
 	s = dk__pool_take(mem, b.len + 1);
 	memcpy(s, b.ptr, b.len + 1);
 done:

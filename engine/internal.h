@@ -193,6 +193,8 @@ void dk__users_free(dk_users *u);
 int dk__assignees(dk_users *out, dk_run *run, const dk_state *st, const dk_assign *a);
 /* The same plus users added by escalation in the current visit. */
 int dk__state_actors(dk_users *out, dk_run *run, const dk_state *st);
+/* The same with st's record in run->snap already looked up (NULL: none). */
+int dk__state_actors_rec(dk_users *out, dk_run *run, const dk_state *st, const dk_snap_state *rec);
 /* May run->actor fire t (NULL: any act, no role) in st? On success
  * *on_behalf is NULL (for self) or the assignee acted for (caller frees). */
 int dk__authorize(char **on_behalf, dk_run *run, const dk_state *st, const dk_transition *t);
@@ -221,6 +223,12 @@ void dk__jw_json(dk_jw *w, const char *key, const void *val);
 char *dk__jw_end(dk_jw *w);
 /* The same, copied into *mem. */
 char *dk__jw_end_in(dk_jw *w, dk_pool_block **mem);
+/* The literal s onto b, which has room for it (dk_buf_grow first). */
+#define DK_PUT_LIT(b, s)                                                                           \
+	do {                                                                                       \
+		memcpy((b)->ptr + (b)->len, s, sizeof(s));                                         \
+		(b)->len += sizeof(s) - 1;                                                         \
+	} while (0)
 /* Any jansson value as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes
  * it, through the writer above (caller frees). */
 char *dk__json_compact(const void *val);

@@ -565,7 +565,7 @@ static int tasks_of(dk_run *run, const active_view *v, dk_pool_block **mem, dk_t
 		dk_users u = {0};
 		if (st->final || st->kind == DK_STATE_PARALLEL)
 			continue;
-		if ((err = dk__state_actors(&u, run, st)) < 0)
+		if ((err = dk__state_actors_rec(&u, run, st, rec)) < 0)
 			return err;
 		for (size_t j = 0; j < u.n; j++) {
 			if (st->quorum != DK_QUORUM_NONE && voted(run->snap, st->id, u.users[j]))
@@ -737,6 +737,49 @@ static int tasks_unchanged(dk_run *run, const active_view *v, const dk_snapshot 
 	return 1;
 }
 
+/* task.assigned's data, {"assignee","state","role","due_at"}, as the JSON
+ * writer gives it (an assignee or state that is not UTF-8 gives none, a
+ * role that is not is left out, as is a missing role or due time) with
+ * its keys written as they are, into *mem. */
+static char *assigned_data(dk_pool_block **mem, const dk_task *t)
+{
+	dk_buf b;
+	size_t len;
+	char *s = NULL;
+	dk__scratch_take(&b);
+	dk_buf_grow(&b, 128);
+	DK_PUT_LIT(&b, "{\"assignee\":");
+	if (!t->user || dk__json_quote_valid(&b, t->user) < 0)
+		goto done;
+	dk_buf_grow(&b, 16);
+	DK_PUT_LIT(&b, ",\"state\":");
+	if (!t->state || dk__json_quote_valid(&b, t->state) < 0)
+		goto done;
+	if (t->role) {
+		len = b.len;
+		dk_buf_grow(&b, 16);
+		DK_PUT_LIT(&b, ",\"role\":");
+		if (dk__json_quote_valid(&b, t->role) < 0) {
+			b.len = len;
+			b.ptr[len] = '\0';
+		}
+	}
+	if (t->due_at) {
+		char at[DK_TIME_STRLEN];
+		dk_time_format(at, t->due_at);
+		dk_buf_grow(&b, 16);
+		DK_PUT_LIT(&b, ",\"due_at\":");
+		dk__json_quote(&b, at); /* ASCII digits and punctuation */
+	}
+	dk_buf_grow(&b, 2);
+	DK_PUT_LIT(&b, "}");
+	s = dk__pool_take(mem, b.len + 1);
+	memcpy(s, b.ptr, b.len + 1);
+done:
+	dk__scratch_give(&b);
+	return s;
+}
+
 /* The records of a task's state now and before, looked up once for the
  * tasks of one state (they come together and share their state string). */
 typedef struct {
@@ -800,17 +843,7 @@ int dk__finish(dk_run *run, const dk_snapshot *before)
 		e->actor = (char *)DK_SYSTEM_ACTOR;
 		e->user = t->user; /* the result's own strings */
 		e->to = t->state;
-		dk_jw w;
-		dk__jw_begin(&w);
-		dk__jw_str(&w, "assignee", t->user);
-		dk__jw_str(&w, "state", t->state);
-		dk__jw_str_opt(&w, "role", t->role);
-		if (t->due_at) {
-			char s[DK_TIME_STRLEN];
-			dk_time_format(s, t->due_at);
-			dk__jw_str_opt(&w, "due_at", s);
-		}
-		e->data = dk__jw_end_in(&w, dk__res_mem(res));
+		e->data = assigned_data(dk__res_mem(res), t);
 	}
 	dk__pool_free(scratch);
 	return 0;

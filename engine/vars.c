@@ -269,7 +269,10 @@ void dk__var_change(dk_changes *changes, const dk_value *before, const dk_value 
 	if (c) {
 		free(c->name);
 	} else {
-		changes->v = dk_realloc(changes->v, (changes->n + 1) * sizeof(*changes->v));
+		/* room for 4, then 8, 16...: a start changes every variable */
+		size_t n = changes->n;
+		if (n == 0 || (n >= 4 && (n & (n - 1)) == 0))
+			changes->v = dk_realloc(changes->v, (n ? 2 * n : 4) * sizeof(*changes->v));
 		c = &changes->v[changes->n++];
 	}
 	c->name = text;

@@ -208,10 +208,44 @@ static dk_snapshot *snap(inst *in)
 	return in->res.snapshot;
 }
 
+/* Every task.assigned event's data is the bytes jansson writes for the
+ * same object (the engine writes it directly), from its task. */
+static void check_assigned(const dk_engine_result *r)
+{
+	for (size_t i = 0; i < r->nevents; i++) {
+		const dk_event *e = &r->events[i];
+		const dk_task *t = NULL;
+		json_t *o, *v;
+		char *want;
+		if (strcmp(e->type, DK_EV_ASSIGNED) != 0)
+			continue;
+		for (size_t j = 0; j < r->ntasks && !t; j++)
+			if (strcmp(r->tasks[j].state, e->to) == 0 &&
+			    strcmp(r->tasks[j].user, e->user) == 0)
+				t = &r->tasks[j];
+		assert_non_null(t);
+		o = json_object();
+		json_object_set_new(o, "assignee", json_string(t->user));
+		json_object_set_new(o, "state", json_string(t->state));
+		if (t->role && (v = json_string(t->role)) != NULL)
+			json_object_set_new(o, "role", v);
+		if (t->due_at) {
+			char at[DK_TIME_STRLEN];
+			dk_time_format(at, t->due_at);
+			json_object_set_new(o, "due_at", json_string(at));
+		}
+		want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		assert_string_equal(e->data, want);
+		free(want);
+		json_decref(o);
+	}
+}
+
 /* Runs a result-producing step; on success it becomes the current one. */
 static int adopt(inst *in, int err, dk_engine_result *next)
 {
 	if (err == 0) {
+		check_assigned(next);
 		dk_engine_result_free(&in->res);
 		in->res = *next;
 	} else {
