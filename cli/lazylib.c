@@ -350,6 +350,8 @@ FN(LIB_GIT, int, git_message_trailers, (git_message_trailer_array * arr, const c
    (arr, message))
 FN(LIB_GIT, int, git_odb_add_backend, (git_odb * odb, git_odb_backend *backend, int priority),
    (odb, backend, priority))
+FN(LIB_GIT, void *, git_odb_backend_data_alloc, (git_odb_backend * backend, size_t len),
+   (backend, len))
 FN(LIB_GIT, int, git_odb_backend_one_pack, (git_odb_backend * *out, const char *index_file),
    (out, index_file))
 FN(LIB_GIT, int, git_odb_exists, (git_odb * db, const git_oid *id), (db, id))
@@ -425,6 +427,7 @@ FN(LIB_GIT, int, git_repository_init, (git_repository * *out, const char *path, 
 FN(LIB_GIT, int, git_repository_odb, (git_odb * *out, git_repository *repo), (out, repo))
 FN(LIB_GIT, int, git_repository_open_bare, (git_repository * *out, const char *bare_path),
    (out, bare_path))
+FN(LIB_GIT, int, git_repository_wrap_odb, (git_repository * *out, git_odb *odb), (out, odb))
 FNV(LIB_GIT, git_revwalk_free, (git_revwalk * walk), (walk))
 FN(LIB_GIT, int, git_revwalk_new, (git_revwalk * *out, git_repository *repo), (out, repo))
 FN(LIB_GIT, int, git_revwalk_next, (git_oid * out, git_revwalk *walk), (out, walk))

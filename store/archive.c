@@ -19,8 +19,9 @@
  * durable at two explicit points instead (dk_archive__barrier): every
  * object of the unit written, one flush; the refs moved, one flush; then
  * success. An upload is one unit; a batch of notes (dk_archive_notes: a
- * chunk of up to a thousand notes of a catch-up, engine/runner_notes.c) is
- * one unit however many notes and instances it holds. The flush is syncfs(2)
+ * chunk of a catch-up, engine/runner_notes.c) is one unit however many
+ * notes and instances it holds, its commits written as one pack
+ * (archive_pack.c) rather than a loose file each. The flush is syncfs(2)
  * on the repository's directory: it writes back every dirty inode of the
  * file system and flushes the disk cache, so every object (and every
  * rename that put one in place) is on disk when it returns, and since
@@ -411,6 +412,7 @@ void dk_archive_free(dk_archive *a)
 	if (!a)
 		return;
 	group_leave(a->flush);
+	dk_archive__pack_free(a);
 	git_odb_free(a->raw_odb);
 	git_repository_free(a->repo);
 	if (a->dirfd >= 0)
@@ -1232,7 +1234,9 @@ static int check_note(const dk_archive_note_opts *o)
  * one's parent is the ref's tip, each next one's parent the one before,
  * and the ref moves once, by compare-and-swap, from the tip it was built
  * on to the chain's last commit. Each round builds the chains still
- * pending, flushes once (dk_archive__barrier) and then moves their refs;
+ * pending in memory (the pack view of archive_pack.c), writes all their
+ * commits as one pack, flushes once (dk_archive__barrier) and then moves
+ * their refs;
  * a chain whose ref moved meanwhile is built again on the new tip in the
  * next round. Once no chain is pending, one more flush makes the moved
  * refs durable. So a batch costs two flushes however many notes and
@@ -1301,8 +1305,8 @@ static void chain_fail(note_slot *slots, note_chain *c, size_t from, int error)
 /* Writes the commits of chain c on the ref's current tip into c->built. A
  * note that cannot be written fails with those after it; the chain keeps
  * the ones before. */
-static void build_chain(dk_archive *a, note_slot *slots, note_chain *c, git_oid *empty,
-                        int *has_empty)
+static void build_chain(dk_archive *a, git_repository *view, note_slot *slots, note_chain *c,
+                        git_oid *empty, int *has_empty)
 {
 	git_oid tree_id, prev;
 	git_commit *tip = NULL;
@@ -1328,7 +1332,7 @@ static void build_chain(dk_archive *a, note_slot *slots, note_chain *c, git_oid 
 	} else {
 		if (!*has_empty) {
 			git_treebuilder *tb = NULL;
-			rc = git_treebuilder_new(&tb, a->repo, NULL) < 0 ||
+			rc = git_treebuilder_new(&tb, view, NULL) < 0 ||
 			     git_treebuilder_write(empty, tb) < 0;
 			git_treebuilder_free(tb);
 			if (rc) {
@@ -1346,8 +1350,8 @@ static void build_chain(dk_archive *a, note_slot *slots, note_chain *c, git_oid 
 		note_slot *sl = &slots[c->idx[k]];
 		const git_oid *parents[1] = {&prev};
 		size_t nparents = k == 0 && !c->has_tip ? 0 : 1;
-		if (git_commit_create_from_ids(&sl->commit, a->repo, NULL, sl->author,
-		                               sl->committer, NULL, sl->msg.ptr, &tree_id, nparents,
+		if (git_commit_create_from_ids(&sl->commit, view, NULL, sl->author, sl->committer,
+		                               NULL, sl->msg.ptr, &tree_id, nparents,
 		                               parents) < 0) {
 			chain_fail(slots, c, k,
 			           dk_archive__git_error(DK_EINTERNAL, "cannot write the commit"));
@@ -1449,9 +1453,14 @@ static void write_batch(dk_archive *a, note_slot *slots, const dk_archive_note_o
 	note_chain *chains = dk_calloc(n ? n : 1, sizeof(*chains));
 	int *moved = dk_calloc(n ? n : 1, sizeof(*moved));
 	size_t nchains = make_chains(chains, slots, notes, n), pending = nchains;
+	git_repository *view = NULL;
 	git_oid empty;
 	int has_empty = 0, error, unflushed = 0;
 
+	if (nchains && (error = dk_archive__pack_repo(&view, a)) < 0) {
+		fail_all(slots, chains, nchains, NULL, error);
+		pending = 0;
+	}
 	for (int round = 0; pending; round++) {
 		int built = 0;
 		if (round >= MAX_CAS_ROUNDS) {
@@ -1465,14 +1474,18 @@ static void write_batch(dk_archive *a, note_slot *slots, const dk_archive_note_o
 		for (size_t c = 0; c < nchains; c++) {
 			if (!chains[c].pending)
 				continue;
-			build_chain(a, slots, &chains[c], &empty, &has_empty);
+			build_chain(a, view, slots, &chains[c], &empty, &has_empty);
 			built |= chains[c].built > 0;
 		}
-		if (!built)
+		if (!built) {
+			dk_archive__pack_discard(a);
 			break;
-		/* Every chain's objects (and the refs moved in an earlier
-		 * round) on disk before any ref may name them. */
-		if ((error = dk_archive__barrier(a)) < 0) {
+		}
+		/* Every chain's objects into one pack, and the pack (and the refs
+		 * moved in an earlier round) on disk before any ref may name
+		 * them. */
+		if ((error = dk_archive__pack_write(a, NULL)) < 0 ||
+		    (error = dk_archive__barrier(a)) < 0) {
 			fail_all(slots, chains, nchains, moved, error);
 			unflushed = 0;
 			break;

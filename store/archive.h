@@ -77,8 +77,11 @@ void dk_archive_free(dk_archive *a);
 const char *dk_archive_path(const dk_archive *a);
 
 /* Loose objects past which a put packs them (dk_archive_maybe_gc); 0 turns
- * automatic packing off. The default is DK_ARCHIVE_AUTO_GC. */
-#define DK_ARCHIVE_AUTO_GC 2000
+ * automatic packing off. The default is DK_ARCHIVE_AUTO_GC. Automatic
+ * packing also runs once there are more than DK_ARCHIVE_AUTO_PACKS packs
+ * (each batch of notes writes one), and merges them. */
+#define DK_ARCHIVE_AUTO_GC    2000
+#define DK_ARCHIVE_AUTO_PACKS 32
 void dk_archive_set_auto_gc(dk_archive *a, unsigned int loose_objects);
 
 /* For benchmarks that fill an archive quickly, never for docket itself:
@@ -195,8 +198,10 @@ int dk_archive_note(char commit_out[DK_ARCHIVE_OID_HEXSZ + 1], dk_archive *a,
 typedef void (*dk_archive_note_fn)(size_t i, int error, const char *text, void *payload);
 
 /* Commits notes[0..n) with two flushes for the whole batch: every commit
- * object is written, one flush, every ref moves (compare-and-swap; a ref
- * another writer moved meanwhile is built on again), one flush. The notes
+ * object is written into one new pack (two files however many notes, no
+ * loose object; see archive_pack.c), one flush, every ref moves
+ * (compare-and-swap; a ref another writer moved meanwhile is built on
+ * again, its commits in one more pack), one flush. The notes
  * of one instance chain in the order given and its ref moves once, to the
  * last; when one of them cannot be written, the later ones of its
  * instance are not either (no gap reads as history), while other
@@ -322,8 +327,9 @@ typedef struct {
 int dk_archive_gc(dk_archive_gc_result *out, dk_archive *a);
 
 /* Runs dk_archive_gc when the loose objects are estimated (git's way: one
- * fan-out directory of 256, scaled) to exceed the auto-gc threshold. Sets
- * *ran (may be NULL) to 1 when it packed. */
+ * fan-out directory of 256, scaled) to exceed the auto-gc threshold, or
+ * the packs number more than DK_ARCHIVE_AUTO_PACKS. Sets *ran (may be
+ * NULL) to 1 when it packed. */
 int dk_archive_maybe_gc(int *ran, dk_archive *a);
 
 /* The same against a threshold of loose_objects given here, whatever the

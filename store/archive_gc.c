@@ -3,8 +3,11 @@
  * loose objects (git_packbuilder) and pushing every refs/docket/ ref to a remote.
  *
  * Every upload writes about five loose objects (blob, two or three trees,
- * commit). Past a few thousand, directories of loose files slow every
- * lookup, so gc packs them: write a pack and its index, flush them to disk
+ * commit); the notes' catch-up writes a small pack a round instead
+ * (archive_pack.c). Past a few thousand, directories of loose files slow
+ * every lookup, and so do many packs, so gc packs the loose objects (and
+ * runs once the packs pass DK_ARCHIVE_AUTO_PACKS, to merge them): write a
+ * pack and its index, flush them to disk
  * (dk_archive__barrier: syncfs, or libgit2's indexer fsyncing each file in
  * the per-file mode), then open that index on its own and remove each
  * loose file only after checking the index holds its object. Objects that arrive while gc runs
@@ -125,19 +128,49 @@ static void list_loose(oid_list *out, const char *repo_path)
 	dk_buf_free(&f);
 }
 
-/* Names (without extension) of the packs in objects/pack. */
+/* Is the file at path older than STALE_TEMP_SECONDS? */
+static int stale(const char *path, time_t now)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && now - st.st_mtime > STALE_TEMP_SECONDS;
+}
+
+/* Names (without extension) of the packs in objects/pack: those with an
+ * index and a pack. What a crash left there is removed once stale:
+ * temporary packs and indexes (docket's tmp_pack_dk_*, libgit2's
+ * pack_git2_*), and an index whose pack never got its name (libgit2's
+ * indexer renames the index first). */
 static size_t list_packs(char ***out, const char *repo_path)
 {
-	dk_buf dir = DK_BUF_INIT;
+	dk_buf dir = DK_BUF_INIT, f = DK_BUF_INIT;
 	char **names = NULL;
 	size_t n = 0;
+	time_t now = time(NULL);
 	DIR *d;
 	dk_buf_printf(&dir, "%s/objects/pack", repo_path);
 	d = opendir(dir.ptr);
 	for (struct dirent *e; d && (e = readdir(d));) {
 		size_t l = strlen(e->d_name);
+		dk_buf_clear(&f);
+		dk_buf_printf(&f, "%s/%s", dir.ptr, e->d_name);
+		if (!strncmp(e->d_name, "tmp_pack_dk_", 12) ||
+		    !strncmp(e->d_name, "pack_git2_", 10)) {
+			if (stale(f.ptr, now))
+				unlink(f.ptr);
+			continue;
+		}
 		if (l > 4 && !strcmp(e->d_name + l - 4, ".idx") &&
 		    !strncmp(e->d_name, "pack-", 5)) {
+			struct stat st;
+			dk_buf_clear(&f);
+			dk_buf_printf(&f, "%s/%.*s.pack", dir.ptr, (int)(l - 4), e->d_name);
+			if (stat(f.ptr, &st) < 0) {
+				dk_buf_clear(&f);
+				dk_buf_printf(&f, "%s/%s", dir.ptr, e->d_name);
+				if (stale(f.ptr, now))
+					unlink(f.ptr);
+				continue;
+			}
 			names = dk_realloc(names, (n + 1) * sizeof(*names));
 			names[n++] = dk_strndup(e->d_name, l - 4);
 		}
@@ -145,6 +178,7 @@ static size_t list_packs(char ***out, const char *repo_path)
 	if (d)
 		closedir(d);
 	dk_buf_free(&dir);
+	dk_buf_free(&f);
 	*out = names;
 	return n;
 }
@@ -417,9 +451,33 @@ int dk_archive_maybe_gc(int *ran, dk_archive *a)
 	return a->auto_gc ? dk_archive_gc_past(ran, a, a->auto_gc) : 0;
 }
 
+/* Indexes in objects/pack: the packs, near enough (a crash's leftovers
+ * are few and gc removes them). */
+static unsigned int packs_in(const char *dir)
+{
+	unsigned int count = 0;
+	DIR *d = opendir(dir);
+
+	for (struct dirent *e; d && (e = readdir(d));) {
+		size_t l = strlen(e->d_name);
+		if (l > 4 && !strcmp(e->d_name + l - 4, ".idx"))
+			count++;
+	}
+	if (d)
+		closedir(d);
+	return count;
+}
+
+/* Is gc due: loose objects past limit (in objects/17) or packs past
+ * DK_ARCHIVE_AUTO_PACKS? */
+static int gc_due(const char *loose_dir, unsigned int limit, const char *pack_dir)
+{
+	return loose_in(loose_dir) > limit || packs_in(pack_dir) > DK_ARCHIVE_AUTO_PACKS;
+}
+
 int dk_archive_gc_past(int *ran, dk_archive *a, unsigned int loose_objects)
 {
-	dk_buf dir = DK_BUF_INIT;
+	dk_buf dir = DK_BUF_INIT, packs = DK_BUF_INIT;
 	unsigned int limit;
 	int error = 0;
 
@@ -428,17 +486,19 @@ int dk_archive_gc_past(int *ran, dk_archive *a, unsigned int loose_objects)
 	/* git's estimate: objects spread evenly over the 256 fan-out
 	 * directories, so one of them holds about 1/256 of the loose ones.
 	 * Reading one small directory keeps this cheap enough to run after
-	 * every put. */
+	 * every put. Packs are counted too: the notes' catch-up writes one
+	 * per round (archive_pack.c) and gc merges them. */
 	limit = (loose_objects + 255) / 256;
 	dk_buf_printf(&dir, "%s/objects/17", a->path);
-	if (loose_in(dir.ptr) > limit) {
+	dk_buf_printf(&packs, "%s/objects/pack", a->path);
+	if (gc_due(dir.ptr, limit, packs.ptr)) {
 		int fd, busy = gc_lock(&fd, a, 0);
 		if (busy < 0) {
 			error = busy;
 		} else if (busy == 0) {
 			/* Counted again under the lock: a gc that just
 			 * finished has packed them already. */
-			if (loose_in(dir.ptr) > limit) {
+			if (gc_due(dir.ptr, limit, packs.ptr)) {
 				error = gc_locked(NULL, a);
 				if (error == 0 && ran)
 					*ran = 1;
@@ -447,6 +507,7 @@ int dk_archive_gc_past(int *ran, dk_archive *a, unsigned int loose_objects)
 		}
 	}
 	dk_buf_free(&dir);
+	dk_buf_free(&packs);
 	return error;
 }
 

@@ -17,7 +17,8 @@ struct dk_archive {
 	int per_file;         /* DOCKET_ARCHIVE_SYNC=file: libgit2 fsyncs every file */
 	int no_flush;         /* dk_archive_set_flush(a, 0): benchmarks filling an archive */
 	git_odb *raw_odb;     /* archive_raw.c's writer of stored-block blobs; NULL until used */
-	struct dk_flush_group *flush; /* the barrier shared with the process's other handles */
+	struct dk_flush_group *flush;      /* the barrier shared with the process's other handles */
+	struct dk_archive_pack_view *pack; /* archive_pack.c's view; NULL until used */
 };
 
 #define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
@@ -64,6 +65,26 @@ int dk_archive__incompressible(int fd, int64_t size);
  * stored blocks (archive_raw.c); owned by a, made on first use. Only
  * git_odb_open_wstream of blobs may be used on it. */
 int dk_archive__raw_odb(git_odb **out, dk_archive *a);
+
+/* ---- small objects as one pack (archive_pack.c) ---- */
+
+/* The archive's pack view into *out (lent, owned by a, made on first use):
+ * a repository whose object writes are held in memory and whose reads see
+ * the archive's objects too. Build commits and trees through it, then
+ * write all it holds at once with dk_archive__pack_write. No refs. One
+ * writer at a time, as the handle. */
+int dk_archive__pack_repo(git_repository **out, dk_archive *a);
+/* How many objects the view holds for the next pack. */
+size_t dk_archive__pack_count(const dk_archive *a);
+/* Writes the held objects as one pack (and its index) into objects/pack,
+ * name_out (may be NULL) getting "pack-HEX", "" when there was nothing to
+ * write; then forgets them, written or not. On disk only after the next
+ * dk_archive__barrier. */
+int dk_archive__pack_write(dk_archive *a, char name_out[64]);
+/* Forgets the objects held for the next pack without writing them. */
+void dk_archive__pack_discard(dk_archive *a);
+/* Frees the view (dk_archive_free). */
+void dk_archive__pack_free(dk_archive *a);
 
 /* Parses 40 hex digits; DK_EINVALID with a message naming what. */
 int dk_archive__oid(git_oid *out, const char *hex, const char *what);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -1072,6 +1073,136 @@ static void notes_batch_concurrent_lose_nothing(void **state)
 	assert_int_equal(cx.out_of_order + cy.out_of_order, 0);
 }
 
+/* Files in objects/pack whose names end in ext. */
+static int packs_named(fixture *f, const char *ext)
+{
+	int st, n;
+	char *s = run(&st, "ls '%s/archive.git/objects/pack' | grep -c '%s$'", f->home, ext);
+	n = atoi(s);
+	free(s);
+	return n;
+}
+
+/* A batch of notes is one pack, not a loose file per commit: no loose
+ * object appears, the pack and its index are ones git checks and reads,
+ * and libgit2 reads the notes back from it. */
+static void notes_batch_writes_one_pack(void **state)
+{
+	fixture *f = *state;
+	dk_archive_note_opts n[40];
+	char ev[40][16], inst[4][8];
+	walk_log l;
+	int st;
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(inst[i % 4], sizeof(inst[0]), "i-p%d", i % 4);
+		snprintf(ev[i], sizeof(ev[0]), "p%d", i);
+		n[i] = note_for(inst[i % 4], "ping", ev[i]);
+		if (i % 3 == 0)
+			n[i].comment = "a comment\nover two lines";
+	}
+	assert_int_equal(dk_archive_notes(f->a, n, 40, NULL, NULL), 0);
+	assert_int_equal(count_loose(f), 0);
+	assert_int_equal(packs_named(f, ".pack"), 1);
+	assert_int_equal(packs_named(f, ".idx"), 1);
+	assert_int_equal(packs_named(f, "tmp_pack_dk_.*"), 0);
+	/* 40 commits and the empty tree of the new refs */
+	char *s =
+	    run(&st,
+	        "git --git-dir='%s/archive.git' verify-pack -v "
+	        "'%s'/archive.git/objects/pack/*.idx | grep -cE '^[0-9a-f]{40} (commit|tree)'",
+	        f->home, f->home);
+	assert_int_equal(st, 0);
+	assert_int_equal(atoi(s), 41);
+	free(s);
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+	for (int k = 0; k < 4; k++) {
+		memset(&l, 0, sizeof(l));
+		assert_int_equal(dk_archive_walk(f->a, inst[k], 0, log_entry, &l), 0);
+		assert_int_equal(l.n, 10);
+		for (int j = 0; j < 10; j++)
+			assert_string_equal(l.events[j], ev[4 * j + k]);
+	}
+	/* a later batch on the same refs: one more pack, still no loose file */
+	assert_int_equal(dk_archive_notes(f->a, n, 4, NULL, NULL), 0);
+	assert_int_equal(count_loose(f), 0);
+	assert_int_equal(packs_named(f, ".pack"), 2);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(dk_archive_walk(f->a, "i-p0", 0, log_entry, &l), 0);
+	assert_int_equal(l.n, 11);
+	/* plain git sees the same history */
+	s = run(&st, "git --git-dir='%s/archive.git' rev-list --count refs/docket/instances/i-p3",
+	        f->home);
+	assert_int_equal(atoi(s), 11);
+	free(s);
+}
+
+/* One pack a batch, and automatic packing merges them past
+ * DK_ARCHIVE_AUTO_PACKS: the archive's files stay few however many batches
+ * come, and every note stays readable. */
+static void notes_packs_stay_bounded(void **state)
+{
+	fixture *f = *state;
+	int most = 0, rounds = 3 * DK_ARCHIVE_AUTO_PACKS, seen = 0;
+	int st;
+
+	for (int i = 0; i < rounds; i++) {
+		char ev[16];
+		dk_archive_note_opts n;
+		snprintf(ev, sizeof(ev), "b%d", i);
+		n = note_for(i % 2 ? "i-odd" : "i-even", "ping", ev);
+		assert_int_equal(dk_archive_notes(f->a, &n, 1, NULL, NULL), 0);
+		int packs = packs_named(f, ".pack");
+		assert_int_equal(packs_named(f, ".idx"), packs);
+		if (packs > most)
+			most = packs;
+	}
+	print_message("# %d batches of one note: at most %d packs\n", rounds, most);
+	assert_true(most <= DK_ARCHIVE_AUTO_PACKS + 1);
+	assert_int_equal(count_loose(f), 0);
+	assert_int_equal(dk_archive_walk(f->a, "i-even", 0, count_entries, &seen), 0);
+	assert_int_equal(seen, rounds / 2);
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+}
+
+/* What a crash leaves in objects/pack (a temporary pack, an index whose
+ * pack never got its name) is removed by gc once stale, and never read as
+ * a pack; fresh ones are left to the writer still at work. */
+static void gc_removes_stale_pack_leftovers(void **state)
+{
+	fixture *f = *state;
+	dk_archive_note_opts n = note_for("i-1", "submit", "e1");
+	dk_archive_gc_result g;
+	char dir[400], p[600];
+	static const char *old[] = {"tmp_pack_dk_AbC123", "pack_git2_0123456789abcdef",
+	                            "pack-0000000000000000000000000000000000000001.idx"};
+	struct timeval tv[2];
+
+	assert_int_equal(dk_archive_notes(f->a, &n, 1, NULL, NULL), 0);
+	snprintf(dir, sizeof(dir), "%s/archive.git/objects/pack", f->home);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, old[i]);
+		assert_int_equal(rename(write_temp(f, "x", "junk", 4), p), 0);
+		memset(tv, 0, sizeof(tv));
+		tv[0].tv_sec = tv[1].tv_sec = time(NULL) - 7200;
+		assert_int_equal(utimes(p, tv), 0);
+	}
+	snprintf(p, sizeof(p), "%s/tmp_pack_dk_fresh1", dir);
+	assert_int_equal(rename(write_temp(f, "x", "junk", 4), p), 0);
+	assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	assert_int_equal(g.packs, 1);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, old[i]);
+		assert_int_equal(access(p, F_OK), -1);
+	}
+	snprintf(p, sizeof(p), "%s/tmp_pack_dk_fresh1", dir);
+	assert_int_equal(access(p, F_OK), 0);
+	char tip[41];
+	assert_int_equal(dk_archive_tip(tip, f->a, "i-1"), 0);
+}
+
 /* DOCKET_ARCHIVE_SYNC picks how writes reach the disk; both modes write the
  * same archive, and anything else is refused before anything is opened. */
 static void sync_modes(void **state)
@@ -1494,6 +1625,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(notes_batch_refusal_stops_its_instance_only, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(notes_batch_concurrent_lose_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(notes_batch_writes_one_pack, setup, teardown),
+	    cmocka_unit_test_setup_teardown(notes_packs_stay_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gc_removes_stale_pack_leftovers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sync_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stale_lock_recovered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),

@@ -1,0 +1,532 @@
+/*
+ * archive_pack.c - many small objects written into the archive as one pack
+ * instead of one loose file each.
+ *
+ * A loose object costs a temporary file, a rename and often a fan-out
+ * directory: file system work (inodes, directory entries, the journal)
+ * that dominated the notes' catch-up, about 1 ms a note, and every loose
+ * file stayed until gc packed it. A pack holds any number of objects in
+ * two files, written sequentially.
+ *
+ * The objects are first made in memory: the archive's "pack view" is a
+ * second git_repository over an odb of libgit2's mempack backend (where
+ * every write goes) and the archive's own objects directory as an
+ * alternate (read only, so the view's commits can name trees and parents
+ * that are on disk). A writer builds commits and trees through the view
+ * with libgit2's usual calls, names each object it wants kept with
+ * dk_archive__pack_add, and dk_archive__pack_write writes them into
+ * objects/pack with git_packbuilder and git's indexer: the pack under a
+ * temporary name, its index beside it, both renamed into place. Like a
+ * loose object, the new pack is durable only after the next barrier
+ * (dk_archive__barrier; with DOCKET_ARCHIVE_SYNC=file the indexer fsyncs
+ * both files itself), so a writer still moves no ref before it.
+ *
+ * Crash safety: objects in memory are lost with the process, and are not
+ * yet named by any ref; a pack written but not flushed may be lost or
+ * truncated, and no ref names its objects before the barrier. What a crash
+ * leaves in objects/pack (a temporary pack, an index whose pack never got
+ * its name) is cleaned by gc once it is old (archive_gc.c).
+ *
+ * gc merges the packs this makes (the geometric rule of archive_gc.c), and
+ * dk_archive_gc_past runs it once there are more than DK_ARCHIVE_AUTO_PACKS.
+ */
+#include "store/archive_priv.h"
+
+#include "util/buf.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <git2/sys/odb_backend.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* One object held for the next pack. */
+typedef struct {
+	git_oid id;
+	git_object_t type;
+	size_t len;
+	unsigned char *data;
+} held;
+
+/* The view's one odb backend: writes are held in memory, reads fall
+ * through to the archive's odb. Held objects are found by an open-addressing
+ * table of indexes into v (slot value i + 1; 0 is empty). */
+typedef struct {
+	git_odb_backend parent;
+	git_odb *archive; /* a reference on the archive's odb */
+	held *v;
+	size_t n, cap;
+	size_t *slot;
+	size_t nslots; /* a power of two, at least twice n */
+} held_backend;
+
+struct dk_archive_pack_view {
+	git_repository *repo; /* over odb: no refs, no working directory */
+	git_odb *odb;
+	held_backend *be; /* owned by odb */
+};
+
+static size_t slot_of(const held_backend *b, const git_oid *id)
+{
+	size_t h;
+	memcpy(&h, id->id, sizeof(h)); /* object ids are uniform already */
+	return h & (b->nslots - 1);
+}
+
+static const held *find(const held_backend *b, const git_oid *id)
+{
+	if (b->nslots == 0)
+		return NULL;
+	for (size_t s = slot_of(b, id);; s = (s + 1) & (b->nslots - 1)) {
+		size_t i = b->slot[s];
+		if (i == 0)
+			return NULL;
+		if (git_oid_equal(&b->v[i - 1].id, id))
+			return &b->v[i - 1];
+	}
+}
+
+static void index_all(held_backend *b)
+{
+	memset(b->slot, 0, b->nslots * sizeof(*b->slot));
+	for (size_t i = 0; i < b->n; i++) {
+		size_t s = slot_of(b, &b->v[i].id);
+		while (b->slot[s])
+			s = (s + 1) & (b->nslots - 1);
+		b->slot[s] = i + 1;
+	}
+}
+
+static int held_write(git_odb_backend *backend, const git_oid *id, const void *data, size_t len,
+                      git_object_t type)
+{
+	held_backend *b = (held_backend *)backend;
+	held *o;
+
+	if (find(b, id))
+		return 0;
+	if (b->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 256;
+		b->v = dk_realloc(b->v, b->cap * sizeof(*b->v));
+	}
+	o = &b->v[b->n++];
+	git_oid_cpy(&o->id, id);
+	o->type = type;
+	o->len = len;
+	o->data = dk_malloc(len ? len : 1);
+	memcpy(o->data, data, len);
+	if (2 * b->n > b->nslots) {
+		b->nslots = b->nslots ? 2 * b->nslots : 1024;
+		b->slot = dk_realloc(b->slot, b->nslots * sizeof(*b->slot));
+		index_all(b);
+	} else {
+		size_t s = slot_of(b, id);
+		while (b->slot[s])
+			s = (s + 1) & (b->nslots - 1);
+		b->slot[s] = b->n;
+	}
+	return 0;
+}
+
+static int held_read(void **out, size_t *len, git_object_t *type, git_odb_backend *backend,
+                     const git_oid *id)
+{
+	held_backend *b = (held_backend *)backend;
+	const held *o = find(b, id);
+	git_odb_object *obj = NULL;
+	const void *data;
+
+	if (!o) {
+		if (git_odb_read(&obj, b->archive, id) < 0)
+			return GIT_ENOTFOUND;
+		*len = git_odb_object_size(obj);
+		*type = git_odb_object_type(obj);
+		data = git_odb_object_data(obj);
+	} else {
+		*len = o->len;
+		*type = o->type;
+		data = o->data;
+	}
+	*out = git_odb_backend_data_alloc(backend, *len ? *len : 1);
+	if (*out)
+		memcpy(*out, data, *len);
+	git_odb_object_free(obj);
+	return *out ? 0 : -1;
+}
+
+static int held_read_header(size_t *len, git_object_t *type, git_odb_backend *backend,
+                            const git_oid *id)
+{
+	held_backend *b = (held_backend *)backend;
+	const held *o = find(b, id);
+
+	if (o) {
+		*len = o->len;
+		*type = o->type;
+		return 0;
+	}
+	return git_odb_read_header(len, type, b->archive, id) < 0 ? GIT_ENOTFOUND : 0;
+}
+
+static int held_exists(git_odb_backend *backend, const git_oid *id)
+{
+	held_backend *b = (held_backend *)backend;
+	return find(b, id) || git_odb_exists(b->archive, id);
+}
+
+/* Asked before every write whether the object is there already. Only the
+ * held ones count: asking the archive would rescan objects/pack on every
+ * miss, which is every new object (a duplicate of an object on disk in the
+ * new pack is harmless). */
+static int held_freshen(git_odb_backend *backend, const git_oid *id)
+{
+	return find((held_backend *)backend, id) ? 0 : GIT_ENOTFOUND;
+}
+
+static void held_reset(held_backend *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->v[i].data);
+	b->n = 0;
+	if (b->nslots)
+		memset(b->slot, 0, b->nslots * sizeof(*b->slot));
+}
+
+static void held_free(git_odb_backend *backend)
+{
+	held_backend *b = (held_backend *)backend;
+	held_reset(b);
+	free(b->v);
+	free(b->slot);
+	git_odb_free(b->archive);
+	free(b);
+}
+
+/* a's pack view, made on first use; NULL when it cannot be made (the
+ * message in dk_error_last()). */
+static struct dk_archive_pack_view *view(dk_archive *a)
+{
+	struct dk_archive_pack_view *v;
+	held_backend *b;
+
+	if (a->pack)
+		return a->pack;
+	v = dk_calloc(1, sizeof(*v));
+	b = dk_calloc(1, sizeof(*b));
+	if (git_odb_init_backend(&b->parent, GIT_ODB_BACKEND_VERSION) < 0 ||
+	    git_repository_odb(&b->archive, a->repo) < 0) {
+		free(b);
+		b = NULL;
+		goto fail;
+	}
+	b->parent.read = held_read;
+	b->parent.read_header = held_read_header;
+	b->parent.write = held_write;
+	b->parent.exists = held_exists;
+	b->parent.freshen = held_freshen;
+	b->parent.free = held_free;
+	if (git_odb_new(&v->odb) < 0 || git_odb_add_backend(v->odb, &b->parent, 1) < 0)
+		goto fail;
+	v->be = b;
+	b = NULL; /* the odb's now */
+	if (git_repository_wrap_odb(&v->repo, v->odb) < 0)
+		goto fail;
+	a->pack = v;
+	return v;
+fail:
+	dk_archive__git_error(DK_EINTERNAL, "cannot start a pack");
+	if (b)
+		held_free(&b->parent);
+	git_repository_free(v->repo);
+	git_odb_free(v->odb);
+	free(v);
+	return NULL;
+}
+
+int dk_archive__pack_repo(git_repository **out, dk_archive *a)
+{
+	struct dk_archive_pack_view *v = view(a);
+
+	*out = v ? v->repo : NULL;
+	return v ? 0 : DK_EINTERNAL;
+}
+
+size_t dk_archive__pack_count(const dk_archive *a)
+{
+	return a->pack ? a->pack->be->n : 0;
+}
+
+void dk_archive__pack_discard(dk_archive *a)
+{
+	if (a->pack)
+		held_reset(a->pack->be);
+}
+
+/* ---- the pack and its index (gitformat-pack(5), version 2) ---- */
+
+static void put_be32(dk_buf *b, uint32_t v)
+{
+	unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+	                      (unsigned char)(v >> 8), (unsigned char)v};
+	dk_buf_put(b, x, 4);
+}
+
+/* An entry's header: its type and inflated size, 4 bits then 7 a byte. */
+static void put_entry_header(dk_buf *b, git_object_t type, size_t len)
+{
+	unsigned char h[16];
+	size_t n = 0;
+	unsigned char c = (unsigned char)(((unsigned)type << 4) | (len & 0x0f));
+
+	for (len >>= 4; len; len >>= 7) {
+		h[n++] = c | 0x80;
+		c = (unsigned char)(len & 0x7f);
+	}
+	h[n++] = c;
+	dk_buf_put(b, h, n);
+}
+
+/* Appends data deflated as one zlib stream; z is reset first. */
+static int put_deflated(dk_buf *b, z_stream *z, const unsigned char *data, size_t len)
+{
+	uLong bound = deflateBound(z, (uLong)len);
+
+	if (deflateReset(z) != Z_OK)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot deflate an object of a pack");
+	dk_buf_grow(b, bound + 1);
+	z->next_in = (Bytef *)(uintptr_t)data;
+	z->avail_in = (uInt)len;
+	z->next_out = (Bytef *)b->ptr + b->len;
+	z->avail_out = (uInt)bound;
+	if (deflate(z, Z_FINISH) != Z_STREAM_END)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot deflate an object of a pack");
+	b->len += bound - z->avail_out;
+	b->ptr[b->len] = '\0';
+	return 0;
+}
+
+static int sha1(unsigned char out[20], const void *data, size_t len)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha1(), NULL) && EVP_DigestUpdate(md, data, len) &&
+	         EVP_DigestFinal_ex(md, out, &n) && n == 20;
+
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
+}
+
+/* Where each object went in the pack, for its index. */
+typedef struct {
+	const git_oid *id;
+	uint64_t offset;
+	uint32_t crc;
+} entry;
+
+static int by_id(const void *x, const void *y)
+{
+	return memcmp(((const entry *)x)->id->id, ((const entry *)y)->id->id, GIT_OID_RAWSZ);
+}
+
+/* The pack of objects[0..n) into pack, and its index into idx. */
+static int build(dk_buf *pack, dk_buf *idx, unsigned char sum[20], const held *objects, size_t n)
+{
+	entry *e = dk_calloc(n, sizeof(*e));
+	z_stream z;
+	uint32_t fanout[256] = {0}, large = 0;
+	unsigned char isum[20];
+	int error = 0;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit(&z, Z_BEST_SPEED) != Z_OK) {
+		free(e);
+		return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
+	}
+	dk_buf_put(pack, "PACK", 4);
+	put_be32(pack, 2);
+	put_be32(pack, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		size_t at = pack->len;
+		e[i].id = &objects[i].id;
+		e[i].offset = at;
+		put_entry_header(pack, objects[i].type, objects[i].len);
+		if ((error = put_deflated(pack, &z, objects[i].data, objects[i].len)) < 0)
+			goto cleanup;
+		e[i].crc =
+		    (uint32_t)crc32(0L, (const Bytef *)pack->ptr + at, (uInt)(pack->len - at));
+	}
+	if ((error = sha1(sum, pack->ptr, pack->len)) < 0)
+		goto cleanup;
+	dk_buf_put(pack, sum, 20);
+
+	qsort(e, n, sizeof(*e), by_id);
+	dk_buf_put(idx, "\377tOc", 4);
+	put_be32(idx, 2);
+	for (size_t i = 0; i < n; i++)
+		fanout[e[i].id->id[0]]++;
+	for (uint32_t k = 0, total = 0; k < 256; k++) {
+		total += fanout[k];
+		put_be32(idx, total);
+	}
+	for (size_t i = 0; i < n; i++)
+		dk_buf_put(idx, e[i].id->id, GIT_OID_RAWSZ);
+	for (size_t i = 0; i < n; i++)
+		put_be32(idx, e[i].crc);
+	for (size_t i = 0; i < n; i++)
+		put_be32(idx,
+		         e[i].offset < 0x80000000u ? (uint32_t)e[i].offset : 0x80000000u | large++);
+	for (size_t i = 0; i < n; i++)
+		if (e[i].offset >= 0x80000000u) {
+			put_be32(idx, (uint32_t)(e[i].offset >> 32));
+			put_be32(idx, (uint32_t)e[i].offset);
+		}
+	dk_buf_put(idx, sum, 20);
+	if ((error = sha1(isum, idx->ptr, idx->len)) < 0)
+		goto cleanup;
+	dk_buf_put(idx, isum, 20);
+cleanup:
+	deflateEnd(&z);
+	free(e);
+	return error;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes b to a new temporary file in dir, its path into tmp; flushed
+ * there in the per-file mode. */
+static int write_temp(dk_buf *tmp, const char *dir, const dk_buf *b, int flush)
+{
+	int fd, error = 0;
+
+	dk_buf_clear(tmp);
+	dk_buf_printf(tmp, "%s/tmp_pack_dk_XXXXXX", dir);
+	fd = mkostemp(tmp->ptr, O_CLOEXEC);
+	if (fd < 0) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", tmp->ptr,
+		                     strerror(errno));
+		dk_buf_clear(tmp);
+		return error;
+	}
+	/* Packs are read-only, as git makes them. */
+	(void)fchmod(fd, 0444);
+	if (write_all(fd, b->ptr, b->len) < 0 || (flush && fsync(fd) < 0))
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", tmp->ptr,
+		                     strerror(errno));
+	if (close(fd) < 0 && !error)
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", tmp->ptr,
+		                     strerror(errno));
+	if (error) {
+		unlink(tmp->ptr);
+		dk_buf_clear(tmp);
+	}
+	return error;
+}
+
+/* fsync(2) of a directory, for the per-file mode: the new names in it. */
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e = 0;
+
+	if (fd < 0 || fsync(fd) < 0)
+		e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (e)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot flush %s: %s", path,
+		                    strerror(e));
+	return 0;
+}
+
+int dk_archive__pack_write(dk_archive *a, char name_out[64])
+{
+	struct dk_archive_pack_view *v = a->pack;
+	dk_buf pack = DK_BUF_INIT, idx = DK_BUF_INIT, dir = DK_BUF_INIT;
+	dk_buf tmp_pack = DK_BUF_INIT, tmp_idx = DK_BUF_INIT, path = DK_BUF_INIT;
+	unsigned char sum[20] = {0};
+	char hex[41];
+	int error = 0, flush = a->per_file && !a->no_flush;
+
+	if (name_out)
+		name_out[0] = '\0';
+	if (!v || v->be->n == 0)
+		return 0;
+	if ((error = build(&pack, &idx, sum, v->be->v, v->be->n)) < 0)
+		goto cleanup;
+	for (size_t i = 0; i < 20; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	dk_buf_printf(&dir, "%s/objects/pack", a->path);
+	if (mkdir(dir.ptr, 0777) < 0 && errno != EEXIST) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", dir.ptr,
+		                     strerror(errno));
+		goto cleanup;
+	}
+	if ((error = write_temp(&tmp_pack, dir.ptr, &pack, flush)) < 0 ||
+	    (error = write_temp(&tmp_idx, dir.ptr, &idx, flush)) < 0)
+		goto cleanup;
+	/* The pack under its name before its index: readers find packs by
+	 * their index, so an index never names a pack that is not there. */
+	dk_buf_printf(&path, "%s/pack-%s.pack", dir.ptr, hex);
+	if (rename(tmp_pack.ptr, path.ptr) < 0) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack into %s: %s",
+		                     path.ptr, strerror(errno));
+		goto cleanup;
+	}
+	dk_buf_clear(&tmp_pack);
+	dk_buf_clear(&path);
+	dk_buf_printf(&path, "%s/pack-%s.idx", dir.ptr, hex);
+	if (rename(tmp_idx.ptr, path.ptr) < 0) {
+		error =
+		    dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack index into %s: %s",
+		                 path.ptr, strerror(errno));
+		goto cleanup;
+	}
+	dk_buf_clear(&tmp_idx);
+	if (flush && (error = fsync_dir(dir.ptr)) < 0)
+		goto cleanup;
+	if (name_out)
+		snprintf(name_out, 64, "pack-%s", hex);
+cleanup:
+	if (tmp_pack.len)
+		unlink(tmp_pack.ptr);
+	if (tmp_idx.len)
+		unlink(tmp_idx.ptr);
+	dk_buf_free(&pack);
+	dk_buf_free(&idx);
+	dk_buf_free(&dir);
+	dk_buf_free(&tmp_pack);
+	dk_buf_free(&tmp_idx);
+	dk_buf_free(&path);
+	dk_archive__pack_discard(a);
+	return error;
+}
+
+void dk_archive__pack_free(dk_archive *a)
+{
+	struct dk_archive_pack_view *v = a->pack;
+
+	if (!v)
+		return;
+	git_repository_free(v->repo);
+	git_odb_free(v->odb);
+	free(v);
+	a->pack = NULL;
+}
