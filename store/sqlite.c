@@ -224,6 +224,24 @@ static const char *const migrations[] = {
     "  last_event INTEGER NOT NULL\n"
     ");\n"
     "INSERT INTO archive_noted VALUES (1, (SELECT COALESCE(MAX(rowid), 0) FROM events));\n",
+
+    /* 6: the compiled form of a deployed flow or of the org directory
+     * (definitions/compiled.c), keyed on the SHA-256 of its file: a
+     * command that loads one reads it back instead of parsing the XML,
+     * which spares it loading libxml2 (and the ICU it brings) and
+     * libcrypto. src_len and src_crc32 are of the file's bytes as stored
+     * beside it: bytes edited in the database afterwards miss the cache,
+     * so they meet the full check that refuses them. A row of another
+     * format is rewritten by the next load that misses it. */
+    "CREATE TABLE compiled (\n"
+    "  kind TEXT NOT NULL,\n"
+    "  sha256 TEXT NOT NULL,\n"
+    "  format INTEGER NOT NULL,\n"
+    "  src_len INTEGER NOT NULL,\n"
+    "  src_crc32 INTEGER NOT NULL,\n"
+    "  body TEXT NOT NULL,\n"
+    "  PRIMARY KEY (kind, sha256)\n"
+    ") WITHOUT ROWID;\n",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DK_STORE_SCHEMA_VERSION,

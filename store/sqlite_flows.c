@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 void dk_flow_row_free(dk_flow_row *r)
 {
@@ -360,6 +361,81 @@ int dk_store_data_version(dk_store *s, int64_t *out)
 		*out = sqlite3_column_int64(st, 0);
 	else
 		error = dk_sql_error(s, rc, "read the data version");
+	dk_sql_done(st);
+	return error;
+}
+
+/* ---- compiled flows and org directories --------------------------------- */
+
+static uint32_t src_crc32(const void *src, size_t len)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+	const Bytef *p = src;
+
+	/* crc32 takes at most a uInt at a time */
+	while (len > 0) {
+		uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
+		c = crc32(c, p, n);
+		p += n;
+		len -= n;
+	}
+	return (uint32_t)c;
+}
+
+static const char sql_compiled_get[] = "SELECT format, src_len, src_crc32, body FROM compiled "
+                                       "WHERE kind = ?1 AND sha256 = ?2";
+static const char sql_compiled_put[] =
+    "INSERT OR REPLACE INTO compiled (kind, sha256, format, src_len, src_crc32, body) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+int dk_store_compiled_get(dk_store *s, const char *kind, const char *sha256, int format,
+                          const void *src, size_t len, char **out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	*out = NULL;
+	if ((error = dk_sql_stmt(s, &st, sql_compiled_get)) < 0)
+		return error;
+	dk_sql_bind_text(st, 1, kind);
+	dk_sql_bind_text(st, 2, sha256);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_int(st, 0) == format &&
+		    sqlite3_column_int64(st, 1) == (sqlite3_int64)len &&
+		    (uint32_t)sqlite3_column_int64(st, 2) == src_crc32(src, len) &&
+		    sqlite3_column_type(st, 3) == SQLITE_TEXT)
+			*out = dk_sql_col_text(st, 3);
+		else
+			error = dk_error_set(DK_ENOTFOUND,
+			                     "the compiled %s is of another format or "
+			                     "file",
+			                     kind);
+	} else if (rc == SQLITE_DONE) {
+		error = dk_error_set(DK_ENOTFOUND, "no compiled %s is stored", kind);
+	} else {
+		error = dk_sql_error(s, rc, "read a compiled definition");
+	}
+	dk_sql_done(st);
+	return error;
+}
+
+int dk_store_compiled_put(dk_store *s, const char *kind, const char *sha256, int format,
+                          const void *src, size_t len, const char *body)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	if ((error = dk_sql_need_tx(s, "store a compiled definition")) < 0 ||
+	    (error = dk_sql_stmt(s, &st, sql_compiled_put)) < 0)
+		return error;
+	dk_sql_bind_text(st, 1, kind);
+	dk_sql_bind_text(st, 2, sha256);
+	dk_sql_bind_int(st, 3, format);
+	dk_sql_bind_int(st, 4, (int64_t)len);
+	dk_sql_bind_int(st, 5, (int64_t)src_crc32(src, len));
+	dk_sql_bind_text(st, 6, body);
+	error = dk_sql_exec_stmt(s, st, "store a compiled definition");
 	dk_sql_done(st);
 	return error;
 }

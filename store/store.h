@@ -41,7 +41,7 @@
 typedef struct dk_store dk_store;
 
 /* The schema version this build creates and understands. */
-#define DK_STORE_SCHEMA_VERSION 5
+#define DK_STORE_SCHEMA_VERSION 6
 
 /* ---- opening and transactions ------------------------------------------ */
 
@@ -134,6 +134,20 @@ int dk_store_org_sha256(dk_store *s, char out[65]);
 int dk_store_data_version(dk_store *s, int64_t *out);
 /* 1 when a user with that id is in the org, 0 when not, <0 on error. */
 int dk_store_user_exists(dk_store *s, const char *id);
+
+/* ---- compiled flows and org directories --------------------------------- */
+
+/* The compiled form (definitions/compiled.c) of a flow or org file: kind
+ * is "flow" or "org", sha256 the file's as stored with it, src and len
+ * its bytes as read from the store now. *out (free()) is the body only
+ * when a row of that format was stored for those very bytes (length and
+ * CRC-32 alike); otherwise DK_ENOTFOUND, and the caller compiles the
+ * file itself. */
+int dk_store_compiled_get(dk_store *s, const char *kind, const char *sha256, int format,
+                          const void *src, size_t len, char **out);
+/* WRITE. Stores (or replaces) body as the compiled form of src. */
+int dk_store_compiled_put(dk_store *s, const char *kind, const char *sha256, int format,
+                          const void *src, size_t len, const char *body);
 
 /* ---- instances --------------------------------------------------------- */
 
