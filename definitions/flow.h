@@ -112,10 +112,15 @@ typedef struct {
 
 typedef struct {
 	char *text;
-	xmlXPathCompExprPtr comp;
+	xmlXPathCompExprPtr comp; /* see dk_xpath_comp */
 	int line;
 	dk_xsimple *simple; /* NULL: not simple, libxml2 evaluates comp */
 } dk_xpath;
+
+/* x's libxml2 form. A flow rebuilt from its compiled form (below) has
+ * none until an evaluation needs one: it is compiled then, once, safely
+ * from any thread. NULL only when libxml2 cannot compile the text. */
+xmlXPathCompExprPtr dk_xpath_comp(const dk_xpath *x);
 
 /* The simple form of text, or NULL when text is not that simple. Free
  * with dk_xsimple_free. */
@@ -359,5 +364,21 @@ const dk_user *dk_org_user(const dk_org *org, const char *id);
 int dk_org_is_holiday(const dk_org *org, const char *date);
 const dk_dept *dk_org_dept(const dk_org *org, const char *id);
 int dk_user_has_role(const dk_user *user, const char *role);
+
+/* ---- compiled forms ----------------------------------------------------- */
+
+/* A loaded flow or org directory as JSON text (definitions/compiled.c),
+ * which the store keeps beside the file so that a command rebuilds the
+ * model without libxml2 or libcrypto. The format is DK_COMPILED_FORMAT;
+ * a form of another format is not read. */
+#define DK_COMPILED_FORMAT 1
+/* The text (free()), or NULL when out of memory. */
+char *dk_flow_compiled(const dk_flow *flow);
+char *dk_org_compiled(const dk_org *org);
+/* The model back from that text, name as its file and sha256 as the
+ * SHA-256 stored with it. DK_EINVALID when the text is not such a form
+ * (damaged, or of another format): load the file instead. */
+int dk_flow_from_compiled(dk_flow **out, const char *name, const char *sha256, const char *text);
+int dk_org_from_compiled(dk_org **out, const char *name, const char *sha256, const char *text);
 
 #endif

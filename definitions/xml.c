@@ -1225,6 +1225,31 @@ void dk_xsimple_free(dk_xsimple *x)
 	free(x);
 }
 
+xmlXPathCompExprPtr dk_xpath_comp(const dk_xpath *x)
+{
+	/* The model is shared and otherwise immutable: the one field filled
+	 * late is published atomically, and a thread that lost the race
+	 * frees its own copy. */
+	xmlXPathCompExprPtr *slot = (xmlXPathCompExprPtr *)&x->comp;
+	xmlXPathCompExprPtr c = __atomic_load_n(slot, __ATOMIC_ACQUIRE), expected = NULL;
+
+	if (c || !x->text)
+		return c;
+	lib_errors errs = {0};
+	capture_begin(&errs);
+	c = xmlXPathCompile((const xmlChar *)x->text);
+	capture_end();
+	errors_free(&errs);
+	if (!c)
+		return NULL;
+	if (!__atomic_compare_exchange_n(slot, &expected, c, 0, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
+		xmlXPathFreeCompExpr(c);
+		c = expected;
+	}
+	return c;
+}
+
 void dk_xpath_free(dk_xpath *x)
 {
 	if (!x)

@@ -787,8 +787,9 @@ int dk__eval_libxml(xmlXPathObjectPtr *out, dk_run *run, const char *state, cons
 	ctx->varLookupData = &ev;
 	ctx->funcLookupData = &ev;
 	ctx->userData = &ev;
-	if (expr->comp)
-		res = xmlXPathCompiledEval(expr->comp, ctx);
+	xmlXPathCompExprPtr comp = dk_xpath_comp(expr);
+	if (comp)
+		res = xmlXPathCompiledEval(comp, ctx);
 	if (!res) {
 		const char *why = ev.msg.len   ? dk_buf_cstr(&ev.msg)
 		                  : ev.lib.len ? dk_buf_cstr(&ev.lib)

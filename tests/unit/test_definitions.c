@@ -529,6 +529,181 @@ static void doc_detect(void **state)
 	assert_int_equal(dk_doc_detect("\x01\x02<", 3), DK_DOC_FLOW);
 }
 
+/* ---- compiled forms ---- */
+
+/* Every pointer of g stands where f's does: same indices, same ids. */
+static void same_pointers(const dk_flow *f, const dk_flow *g)
+{
+	assert_int_equal(f->nstates, g->nstates);
+	assert_int_equal(f->nregions, g->nregions);
+	assert_int_equal(f->initial - f->states, g->initial - g->states);
+	for (size_t i = 0; i < f->nstates; i++) {
+		const dk_state *a = &f->states[i], *b = &g->states[i];
+		assert_string_equal(a->id, b->id);
+		assert_int_equal(a->region ? a->region - f->regions : -1,
+		                 b->region ? b->region - g->regions : -1);
+		assert_int_equal(a->nregions, b->nregions);
+		for (size_t k = 0; k < a->nregions; k++)
+			assert_int_equal(a->regions[k] - f->regions, b->regions[k] - g->regions);
+		assert_int_equal(a->ntransitions, b->ntransitions);
+		for (size_t k = 0; k < a->ntransitions; k++)
+			assert_int_equal(
+			    a->transitions[k].target ? a->transitions[k].target - f->states : -1,
+			    b->transitions[k].target ? b->transitions[k].target - g->states : -1);
+		assert_int_equal(a->ndeadlines, b->ndeadlines);
+		for (size_t k = 0; k < a->ndeadlines; k++) {
+			const dk_transition *x = a->deadlines[k].fire_transition;
+			const dk_transition *y = b->deadlines[k].fire_transition;
+			assert_int_equal(x ? x - a->transitions : -1, y ? y - b->transitions : -1);
+		}
+	}
+	for (size_t i = 0; i < f->nregions; i++) {
+		const dk_region *a = &f->regions[i], *b = &g->regions[i];
+		assert_string_equal(a->id, b->id);
+		assert_int_equal(a->parallel - f->states, b->parallel - g->states);
+		assert_int_equal(a->initial - f->states, b->initial - g->states);
+		assert_int_equal(a->nstates, b->nstates);
+		for (size_t k = 0; k < a->nstates; k++)
+			assert_int_equal(a->states[k] - f->states, b->states[k] - g->states);
+	}
+}
+
+/* f back from its compiled form: the same text again, the same pointers,
+ * the same diagram. Returns the rebuilt flow. */
+static dk_flow *round_trip(const dk_flow *f)
+{
+	dk_flow *g = NULL;
+	dk_buf da = DK_BUF_INIT, db = DK_BUF_INIT;
+	char *a = dk_flow_compiled(f), *b;
+
+	assert_non_null(a);
+	assert_int_equal(dk_flow_from_compiled(&g, f->id, f->sha256, a), 0);
+	b = dk_flow_compiled(g);
+	assert_non_null(b);
+	assert_string_equal(a, b);
+	same_pointers(f, g);
+	assert_string_equal(g->sha256, f->sha256);
+	assert_string_equal(g->file, f->id);
+	assert_int_equal(dk_flow_graph(&da, f, "dot", NULL), 0);
+	assert_int_equal(dk_flow_graph(&db, g, "dot", NULL), 0);
+	assert_string_equal(dk_buf_cstr(&da), dk_buf_cstr(&db));
+	dk_buf_free(&da);
+	dk_buf_free(&db);
+	free(a);
+	free(b);
+	return g;
+}
+
+static void compiled_flow_round_trip(void **state)
+{
+	static const char *const examples[] = {"appeal", "appraisal", "cross-department",
+	                                       "monthly-plan", NULL};
+	const char *src = getenv("DOCKET_SRC");
+	dk_flow *f = NULL, *g;
+	(void)state;
+
+	assert_int_equal(dk_flow_load_buffer(&f, "plan.xml", flow_xml, strlen(flow_xml), NULL), 0);
+	g = round_trip(f);
+	/* expressions come back as text, compiled by libxml2 when asked */
+	const dk_transition *submit = dk_state_transition(dk_flow_state(g, "draft"), "submit");
+	assert_null(submit->guard->comp);
+	assert_null(submit->guard->simple);
+	xmlXPathCompExprPtr c = dk_xpath_comp(submit->guard);
+	assert_non_null(c);
+	assert_ptr_equal(dk_xpath_comp(submit->guard), c);
+	const dk_transition *phase = dk_state_transition(dk_flow_state(g, "work"), "phase");
+	assert_non_null(phase->sets[0].value->simple);
+	assert_string_equal(phase->sets[0].value->text, "$done + 1");
+	dk_flow_free(g);
+	dk_flow_free(f);
+
+	assert_non_null(src);
+	for (size_t i = 0; examples[i]; i++) {
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/examples/%s.xml", src, examples[i]);
+		assert_int_equal(dk_flow_load_file(&f, path, NULL), 0);
+		dk_flow_free(round_trip(f));
+		dk_flow_free(f);
+	}
+}
+
+/* Text that is not a whole compiled form of this format is refused, so
+ * the caller loads the file instead of running half a flow. */
+static void compiled_flow_damaged(void **state)
+{
+	dk_flow *f = NULL, *g = NULL;
+	char *a, *p;
+	(void)state;
+
+	assert_int_equal(dk_flow_load_buffer(&f, "plan.xml", flow_xml, strlen(flow_xml), NULL), 0);
+	a = dk_flow_compiled(f);
+	assert_int_equal(dk_flow_from_compiled(&g, "plan", f->sha256, "{\"format\":1}"),
+	                 DK_EINVALID);
+	assert_null(g);
+	assert_int_equal(dk_flow_from_compiled(&g, "plan", f->sha256, "not json"), DK_EINVALID);
+	assert_null(g);
+	/* another format */
+	p = strstr(a, "\"format\":1");
+	assert_non_null(p);
+	p[9] = '7';
+	assert_int_equal(dk_flow_from_compiled(&g, "plan", f->sha256, a), DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "format"));
+	p[9] = '1';
+	/* a target past the states, in otherwise good text */
+	p = strstr(a, "\"target\":1,");
+	assert_non_null(p);
+	dk_buf far = DK_BUF_INIT;
+	dk_buf_printf(&far, "%.*s\"target\":99,%s", (int)(p - a), a, p + 11);
+	assert_int_equal(dk_flow_from_compiled(&g, "plan", f->sha256, dk_buf_cstr(&far)),
+	                 DK_EINVALID);
+	assert_non_null(strstr(dk_error_last(), "target"));
+	assert_null(g);
+	dk_buf_free(&far);
+	/* cut short */
+	free(a);
+	a = dk_flow_compiled(f);
+	a[strlen(a) / 2] = '\0';
+	assert_int_equal(dk_flow_from_compiled(&g, "plan", f->sha256, a), DK_EINVALID);
+	assert_null(g);
+	free(a);
+	dk_flow_free(f);
+}
+
+static void compiled_org_round_trip(void **state)
+{
+	dk_org *o = NULL, *p = NULL;
+	char *a, *b;
+	(void)state;
+
+	assert_int_equal(dk_org_load_buffer(&o, "org.xml", org_xml, strlen(org_xml), NULL), 0);
+	a = dk_org_compiled(o);
+	assert_non_null(a);
+	assert_int_equal(dk_org_from_compiled(&p, "org", o->sha256, a), 0);
+	b = dk_org_compiled(p);
+	assert_string_equal(a, b);
+	assert_string_equal(p->sha256, o->sha256);
+	assert_string_equal(p->timezone, o->timezone);
+	assert_int_equal(p->nusers, o->nusers);
+	assert_int_equal(p->ndepts, o->ndepts);
+	assert_int_equal(p->nholidays, o->nholidays);
+	const dk_user *li = dk_org_user(p, "li");
+	assert_non_null(li);
+	assert_string_equal(li->name, "李明");
+	assert_string_equal(li->email, "li@example.com");
+	assert_true(dk_user_has_role(li, "employee"));
+	assert_string_equal(dk_org_dept(p, "sales")->head, "wei");
+	for (size_t i = 0; i < o->nholidays; i++)
+		assert_true(dk_org_is_holiday(p, o->holidays[i]));
+	dk_org_free(p);
+	p = NULL;
+	a[strlen(a) - 2] = '\0';
+	assert_int_equal(dk_org_from_compiled(&p, "org", o->sha256, a), DK_EINVALID);
+	assert_null(p);
+	free(a);
+	free(b);
+	dk_org_free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -547,6 +722,9 @@ int main(void)
 	    cmocka_unit_test(org_model),
 	    cmocka_unit_test(org_errors),
 	    cmocka_unit_test(doc_detect),
+	    cmocka_unit_test(compiled_flow_round_trip),
+	    cmocka_unit_test(compiled_flow_damaged),
+	    cmocka_unit_test(compiled_org_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
