@@ -222,6 +222,62 @@ int dk_runner_clock(dk_runner *r, int64_t *now)
 	return dk_time_now(now);
 }
 
+/* The flow or org rebuilt from the compiled form the store keeps for
+ * these very bytes (into *flow or *org): 0, or DK_ENOTFOUND (also for a
+ * damaged form) when the caller must load the file itself. */
+static int compiled_get(dk_runner *r, dk_flow **flow, dk_org **org, const char *name,
+                        const char *kind, const char *sha256, const char *bytes, size_t len)
+{
+	char *text = NULL;
+	int error =
+	    dk_store_compiled_get(r->store, kind, sha256, DK_COMPILED_FORMAT, bytes, len, &text);
+
+	if (error == 0 && flow)
+		error = dk_flow_from_compiled(flow, name, sha256, text);
+	else if (error == 0 && org)
+		error = dk_org_from_compiled(org, name, sha256, text);
+	free(text);
+	if (error < 0) {
+		dk_error_clear();
+		return DK_ENOTFOUND;
+	}
+	return 0;
+}
+
+/* Stores the compiled form of a flow or org just loaded from bytes, when
+ * the store is in a write transaction already (a deploy, an org load, a
+ * step): the transaction's commit keeps it, its rollback drops it, and a
+ * read is never turned into a write for it. A failure costs only the
+ * cache, never the command. */
+static void compiled_keep(dk_runner *r, const char *kind, const char *sha256, const char *bytes,
+                          size_t len, const dk_flow *flow, const dk_org *org)
+{
+	char *text;
+
+	if (!dk_store_in_transaction(r->store))
+		return;
+	text = flow ? dk_flow_compiled(flow) : org ? dk_org_compiled(org) : NULL;
+	if (text &&
+	    dk_store_compiled_put(r->store, kind, sha256, DK_COMPILED_FORMAT, bytes, len, text) < 0)
+		dk_error_clear();
+	free(text);
+}
+
+/* The compiled form of a flow or org being deployed or loaded, stored in
+ * the same transaction as its file. */
+static int compiled_put(dk_runner *r, const char *kind, const char *sha256, const char *bytes,
+                        size_t len, const dk_flow *flow, const dk_org *org)
+{
+	char *text = flow ? dk_flow_compiled(flow) : org ? dk_org_compiled(org) : NULL;
+	int error;
+
+	if (!text)
+		return dk_error_set(DK_EINTERNAL, "out of memory compiling the %s", kind);
+	error = dk_store_compiled_put(r->store, kind, sha256, DK_COMPILED_FORMAT, bytes, len, text);
+	free(text);
+	return error;
+}
+
 static const dk_flow *cached_flow(dk_runner *r, const char *id, int version)
 {
 	for (size_t i = 0; i < r->nflows; i++)
@@ -252,8 +308,12 @@ int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int versio
 		dk_flow_row_free(&row);
 		return 0;
 	}
+	if (compiled_get(r, &flow, NULL, id, "flow", row.sha256, row.bytes, row.len) == 0)
+		goto loaded;
 	/* no diags: the first error becomes dk_error_last() for the message */
 	error = dk_flow_load_deployed(&flow, id, row.bytes, row.len, row.sha256, NULL);
+	if (error == 0)
+		compiled_keep(r, "flow", row.sha256, row.bytes, row.len, flow, NULL);
 	if (error < 0) {
 		char why[1024]; /* dk_error_set must not read the text it replaces */
 		snprintf(why, sizeof(why), "%s", dk_error_last());
@@ -262,6 +322,7 @@ int dk_runner_flow(dk_runner *r, const dk_flow **out, const char *id, int versio
 		dk_flow_row_free(&row);
 		return error;
 	}
+loaded:
 	dk_flow_row_free(&row);
 	r->flows = dk_realloc(r->flows, (r->nflows + 1) * sizeof(dk_flow *));
 	r->flows[r->nflows++] = flow;
@@ -299,13 +360,19 @@ int dk_runner_org(dk_runner *r, const dk_org **out)
 		*out = r->org;
 		return 0;
 	}
-	dk_diags diags = DK_DIAGS_INIT;
-	error = dk_org_load_buffer(&org, "org", bytes, len, &diags);
-	dk_diags_free(&diags);
+	if (compiled_get(r, NULL, &org, "org", "org", sha, bytes, len) < 0) {
+		dk_diags diags = DK_DIAGS_INIT;
+		error = dk_org_load_buffer(&org, "org", bytes, len, &diags);
+		dk_diags_free(&diags);
+		if (error < 0) {
+			free(bytes);
+			return dk_error_set(DK_EINTERNAL,
+			                    "the stored org directory no longer loads: %s",
+			                    dk_error_last());
+		}
+		compiled_keep(r, "org", sha, bytes, len, NULL, org);
+	}
 	free(bytes);
-	if (error < 0)
-		return dk_error_set(DK_EINTERNAL, "the stored org directory no longer loads: %s",
-		                    dk_error_last());
 	dk_org_free(r->org);
 	r->org = org;
 	*out = org;
@@ -336,6 +403,7 @@ int dk_runner_deploy(dk_runner *r, json_t **out, const char *path, dk_diags *dia
 		goto cleanup;
 	if ((error = dk_store_flow_put(r->store, flow->id, flow->version, flow->title, bytes, len,
 	                               now, &unchanged)) < 0 ||
+	    (error = compiled_put(r, "flow", flow->sha256, bytes, len, flow, NULL)) < 0 ||
 	    (error = dk_store_commit(r->store)) < 0) {
 		dk_store_rollback(r->store);
 		goto cleanup;
@@ -369,6 +437,7 @@ int dk_runner_org_load(dk_runner *r, json_t **out, const char *path, dk_diags *d
 	if ((error = dk_store_begin(r->store)) < 0)
 		goto cleanup;
 	if ((error = dk_store_org_replace(r->store, org, bytes, len, now)) < 0 ||
+	    (error = compiled_put(r, "org", org->sha256, bytes, len, NULL, org)) < 0 ||
 	    (error = dk_store_commit(r->store)) < 0) {
 		dk_store_rollback(r->store);
 		goto cleanup;
