@@ -1081,8 +1081,22 @@ static void snapshot_json_round_trip(void **state)
 	assert_int_equal(act(&in, "submit", "li"), 0);
 	assert_int_equal(attach(&in, "booking", "he", "b.pdf", 7), 0);
 	assert_int_equal(dk_snapshot_to_json(&a, snap(&in)), 0);
-	assert_non_null(strstr(a, "\"format\": 1"));
-	assert_non_null(strstr(a, "\"region\": \"logistics\""));
+	assert_non_null(strstr(a, "\"format\":1"));
+	assert_non_null(strstr(a, "\"region\":\"logistics\""));
+	assert_null(strchr(a, '\n')); /* compact: rewritten at every step */
+	/* a snapshot stored indented, as before, reads the same */
+	{
+		json_t *j = json_loads(a, 0, NULL);
+		char *indented = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+		assert_non_null(strchr(indented, '\n'));
+		assert_int_equal(dk_snapshot_from_json(&back, indented), 0);
+		assert_int_equal(dk_snapshot_to_json(&b, back), 0);
+		assert_string_equal(a, b);
+		dk_snapshot_free(back);
+		free(b);
+		free(indented);
+		json_decref(j);
+	}
 	assert_int_equal(dk_snapshot_from_json(&back, a), 0);
 	assert_int_equal(dk_snapshot_to_json(&b, back), 0);
 	assert_string_equal(a, b);
@@ -1107,9 +1121,9 @@ static void snapshot_vars_round_trip(void **state)
 	(void)state;
 	begin(&in, PLAN, "li", vars, 4);
 	assert_int_equal(dk_snapshot_to_json(&a, snap(&in)), 0);
-	assert_non_null(strstr(a, "\"value\": 2.5"));
-	assert_non_null(strstr(a, "\"value\": true"));
-	assert_non_null(strstr(a, "\"value\": \"2026-11-30T10:00:00Z\""));
+	assert_non_null(strstr(a, "\"value\":2.5"));
+	assert_non_null(strstr(a, "\"value\":true"));
+	assert_non_null(strstr(a, "\"value\":\"2026-11-30T10:00:00Z\""));
 	assert_int_equal(dk_snapshot_from_json(&back, a), 0);
 	assert_true(dk_snapshot_var(back, "phases")->number == 2.5);
 	assert_string_equal(dk_snapshot_var(back, "phases")->text, "2.5");
