@@ -114,10 +114,16 @@ static int enqueue_hook(dk_runner *r, const dk_instance_row *row, const dk_engin
 	dk_link *links = NULL;
 	dk_hook_event he = {0};
 	const dk_org *org;
-	int error;
+	int error, wanted = 0;
 
 	if (r->no_hooks || !dk_hook_event_type_known(ev->type))
 		return 0;
+	/* Most events go to no subscription: their payload (JSON, the org's
+	 * users looked up, a tenth of a durable step's time) is not made for
+	 * nobody. */
+	if ((error = dk_store_outbox_wanted(r->store, ev->type, row->flow_id, &wanted)) < 0 ||
+	    !wanted)
+		return error;
 	if ((error = dk_runner_org(r, &org)) < 0)
 		return error;
 	he.type = ev->type;

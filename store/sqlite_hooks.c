@@ -244,12 +244,36 @@ static dk_delivery_status status_value(const unsigned char *t)
 /* One statement for all subscriptions: events "" matches every type, else
  * the type must be one of its space-separated words (instr on padded
  * strings, so "task" does not match "task.created"). */
+/* The subscriptions an event of type ?1 on flow ?2 goes to. */
+#define OUTBOX_MATCH                                                                               \
+	"FROM hooks WHERE enabled = 1 "                                                            \
+	"AND (events = '' OR instr(' ' || events || ' ', ' ' || ?1 || ' ') > 0) "                  \
+	"AND (flow IS NULL OR flow = ?2)"
+
 static const char sql_outbox_enqueue[] =
     "INSERT INTO deliveries (hook_id, event_type, instance_id, body, created_at, attempts, "
     "next_attempt_at, status) "
-    "SELECT id, ?1, ?3, ?4, ?5, 0, ?5, 'pending' FROM hooks "
-    "WHERE enabled = 1 AND (events = '' OR instr(' ' || events || ' ', ' ' || ?1 || ' ') > 0) "
-    "AND (flow IS NULL OR flow = ?2) ORDER BY id";
+    "SELECT id, ?1, ?3, ?4, ?5, 0, ?5, 'pending' " OUTBOX_MATCH " ORDER BY id";
+static const char sql_outbox_wanted[] = "SELECT EXISTS (SELECT 1 " OUTBOX_MATCH ")";
+
+int dk_store_outbox_wanted(dk_store *s, const char *event_type, const char *flow_id, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	*out = 0;
+	if ((error = dk_sql_stmt(s, &st, sql_outbox_wanted)) < 0)
+		return error;
+	dk_sql_bind_text(st, 1, event_type);
+	dk_sql_bind_text(st, 2, flow_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = (int)dk_sql_col_int(st, 0);
+	else
+		error = dk_sql_error(s, rc, "look for webhook subscriptions");
+	dk_sql_done(st);
+	return error;
+}
 
 int dk_store_outbox_enqueue(dk_store *s, const char *event_type, const char *flow_id,
                             const char *instance_id, const char *body, int64_t now)

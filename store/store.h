@@ -434,6 +434,10 @@ void dk_delivery_rows_free(dk_delivery_row *rows, size_t n);
  * the caller's transaction, the one that records the event. */
 int dk_store_outbox_enqueue(dk_store *s, const char *event_type, const char *flow_id,
                             const char *instance_id, const char *body, int64_t now);
+/* *out = 1 when dk_store_outbox_enqueue would queue a delivery for an event
+ * of event_type on flow_id (some enabled subscription matches), else 0:
+ * the body need not be made for nobody. */
+int dk_store_outbox_wanted(dk_store *s, const char *event_type, const char *flow_id, int *out);
 /* Pending deliveries due at now (next_attempt_at <= now), oldest first, at
  * most limit (0: all), skipping any whose (hook_id, instance_id) has an
  * OLDER pending row still waiting (per-instance order), and those of
