@@ -209,19 +209,18 @@ int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *
 	}
 	error = dk_store_task_replace_for_instance(r->store, row->id, tasks, res->ntasks);
 	free(tasks);
-	if (error < 0 || (error = dk_store_timer_clear_for_instance(r->store, row->id)) < 0)
+	if (error < 0)
 		return error;
+	dk_timer_row *timers = dk_calloc(res->ntimers ? res->ntimers : 1, sizeof(*timers));
 	for (size_t i = 0; i < res->ntimers; i++) {
-		dk_timer_row tr = {0};
-		tr.instance_id = row->id;
-		tr.kind = res->timers[i].kind;
-		tr.state_id = res->timers[i].state;
-		tr.due_at = res->timers[i].due_at;
-		tr.payload = res->timers[i].payload;
-		if ((error = dk_store_timer_add(r->store, &tr)) < 0)
-			return error;
+		timers[i].kind = res->timers[i].kind;
+		timers[i].state_id = res->timers[i].state;
+		timers[i].due_at = res->timers[i].due_at;
+		timers[i].payload = res->timers[i].payload;
 	}
-	return 0;
+	error = dk_store_timer_replace_for_instance(r->store, row->id, timers, res->ntimers);
+	free(timers);
+	return error;
 }
 
 static json_t *step_json(const dk_instance_row *row, const char *from, const dk_engine_result *res)

@@ -242,6 +242,14 @@ static const char *const migrations[] = {
     "  body TEXT NOT NULL,\n"
     "  PRIMARY KEY (kind, sha256)\n"
     ") WITHOUT ROWID;\n",
+
+    /* 7: every index entry is a page a step writes and flushes. A step
+     * now moves an instance's per-state rows by their key and closes
+     * tasks by id, and `list --state S --overdue` looks up each
+     * instance's tasks through tasks_instance: nothing reads these two
+     * any more. */
+    "DROP INDEX IF EXISTS instance_states_instance;\n"
+    "DROP INDEX IF EXISTS tasks_due;\n",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DK_STORE_SCHEMA_VERSION,

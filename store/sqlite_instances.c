@@ -69,41 +69,64 @@ static int check_status(const char *status)
 	return 0;
 }
 
-static const char sql_states_clear[] = "DELETE FROM instance_states WHERE instance_id = ?1";
+const char dk_sqlite_sql_states_remove[] =
+    "DELETE FROM instance_states WHERE state = ?1 AND instance_id = ?2";
 static const char sql_states_add[] =
     "INSERT OR IGNORE INTO instance_states (state, instance_id) VALUES (?1, ?2)";
 
-/* Rewrites the per-state index rows of instance num from the summary
- * "a,b,c". */
-static int index_states(dk_store *s, int64_t num, const char *summary)
+/* 1 when the summary "a,b,c" lists state id one (of length len). */
+static int summary_has(const char *summary, const char *one, size_t len)
+{
+	const char *p = summary;
+
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		if (n == len && strncmp(p, one, len) == 0)
+			return 1;
+		p = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Runs sql (?1 a state id of the summary, ?2 num) for each state id of
+ * summary "a,b,c" that summary other (NULL: none) does not list. */
+static int each_state_not_in(dk_store *s, const char *sql, int64_t num, const char *summary,
+                             const char *other)
 {
 	sqlite3_stmt *st = NULL;
-	const char *p = summary, *comma;
-	char *one;
-	int error;
+	const char *p = summary;
+	int error = 0;
 
-	if ((error = dk_sql_stmt(s, &st, sql_states_clear)) < 0)
-		return error;
-	dk_sql_bind_int(st, 1, num);
-	error = dk_sql_exec_stmt(s, st, "index instance states");
-	dk_sql_done(st);
-	if (error < 0)
-		return error;
-	if ((error = dk_sql_stmt(s, &st, sql_states_add)) < 0)
-		return error;
-	while (*p && error == 0) {
-		comma = strchr(p, ',');
-		one = comma ? dk_strndup(p, (size_t)(comma - p)) : dk_strdup(p);
-		if (*one) {
-			dk_sql_bind_text(st, 1, one);
+	while (p && *p && error == 0) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		if (n && !(other && summary_has(other, p, n))) {
+			if (!st && (error = dk_sql_stmt(s, &st, sql)) < 0)
+				return error;
+			sqlite3_bind_text(st, 1, p, (int)n, SQLITE_STATIC);
 			dk_sql_bind_int(st, 2, num);
 			error = dk_sql_exec_stmt(s, st, "index instance states");
 			dk_sql_done(st);
 		}
-		free(one);
-		p = comma ? comma + 1 : p + strlen(p);
+		p = comma ? comma + 1 : NULL;
 	}
 	return error;
+}
+
+/* Moves the per-state index rows of instance num from the summary was
+ * (NULL for a new instance) to now: only the state ids that left or
+ * came are written, each by its key, so a step that stays in its state
+ * writes none. */
+static int index_states(dk_store *s, int64_t num, const char *was, const char *now)
+{
+	int error;
+
+	if (was && strcmp(was, now) == 0)
+		return 0;
+	if ((error = each_state_not_in(s, dk_sqlite_sql_states_remove, num, was, now)) < 0)
+		return error;
+	return each_state_not_in(s, sql_states_add, num, now, was);
 }
 
 static const char sql_instance_insert[] =
@@ -142,7 +165,7 @@ int dk_store_instance_create(dk_store *s, dk_instance_row *row)
 	if (error < 0)
 		return error;
 	num = sqlite3_last_insert_rowid(s->db);
-	if ((error = index_states(s, num, row->state)) < 0)
+	if ((error = index_states(s, num, NULL, row->state)) < 0)
 		return error;
 	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)num);
 	free(row->id);
@@ -175,17 +198,52 @@ cleanup:
 	return error;
 }
 
+/* What the update compares against: the row as the transaction sees it. */
+static const char sql_instance_was[] =
+    "SELECT state, status, final FROM instances WHERE id = ?1 AND version = ?2";
+/* status and final are in instances_status and instances_initiator: they
+ * are SET (and those index rows rewritten) only when they change, which
+ * is once or twice in an instance's life, not at every step. */
 static const char sql_instance_update[] =
+    "UPDATE instances SET state = ?3, snapshot = ?4, title = ?5, updated_at = ?6, "
+    "version = version + 1 WHERE id = ?1 AND version = ?2";
+static const char sql_instance_update_status[] =
     "UPDATE instances SET state = ?3, snapshot = ?4, title = ?5, updated_at = ?6, final = ?7, "
     "status = ?8, version = version + 1 WHERE id = ?1 AND version = ?2";
 static const char sql_instance_version[] = "SELECT version FROM instances WHERE id = ?1";
+
+/* The compare-and-set missed: tells apart a moved version from a missing
+ * instance. */
+static int update_missed(dk_store *s, const dk_instance_row *row, int64_t expect_version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	if ((error = dk_sql_stmt(s, &st, sql_instance_version)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, dk_sql_instance_num(row->id));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		error = dk_error_set(DK_ECONFLICT,
+		                     "instance %s was changed by someone else (version %lld, "
+		                     "you had %lld); reload with docket show and try again",
+		                     row->id, (long long)dk_sql_col_int(st, 0),
+		                     (long long)expect_version);
+	else if (rc == SQLITE_DONE)
+		error = dk_error_set(DK_ENOTFOUND, "no instance %s; see docket list", row->id);
+	else
+		error = dk_sql_error(s, rc, "read an instance version");
+	dk_sql_done(st);
+	return error;
+}
 
 int dk_store_instance_update(dk_store *s, dk_instance_row *row, int64_t expect_version)
 {
 	sqlite3_stmt *st = NULL;
 	const char *status = row->status ? row->status : "active";
 	int64_t num = dk_sql_instance_num(row->id);
-	int rc, error;
+	char *was_state = NULL;
+	int rc, error, same_status;
 
 	if ((error = dk_sql_need_tx(s, "update an instance")) < 0)
 		return error;
@@ -193,47 +251,55 @@ int dk_store_instance_update(dk_store *s, dk_instance_row *row, int64_t expect_v
 		return dk_error_set(DK_EINVALID, "an instance update needs a state and a snapshot");
 	if ((error = check_status(status)) < 0)
 		return error;
-	if ((error = dk_sql_stmt(s, &st, sql_instance_update)) < 0)
+	if ((error = dk_sql_stmt(s, &st, sql_instance_was)) < 0)
 		return error;
 	if ((error = dk_sql_bind_instance(s, st, 1, row->id)) < 0)
 		goto cleanup;
+	dk_sql_bind_int(st, 2, expect_version);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		dk_sql_done(st);
+		return update_missed(s, row, expect_version);
+	}
+	if (rc != SQLITE_ROW) {
+		error = dk_sql_error(s, rc, "read an instance");
+		goto cleanup;
+	}
+	was_state = dk_sql_col_text(st, 0);
+	same_status = sqlite3_column_type(st, 1) == SQLITE_TEXT &&
+	              strcmp((const char *)sqlite3_column_text(st, 1), status) == 0 &&
+	              dk_sql_col_int(st, 2) == (row->final ? 1 : 0);
+	dk_sql_done(st);
+	st = NULL;
+
+	if ((error = dk_sql_stmt(
+	         s, &st, same_status ? sql_instance_update : sql_instance_update_status)) < 0)
+		goto cleanup;
+	dk_sql_bind_int(st, 1, num);
 	dk_sql_bind_int(st, 2, expect_version);
 	dk_sql_bind_text(st, 3, row->state);
 	dk_sql_bind_text(st, 4, row->snapshot);
 	dk_sql_bind_text(st, 5, row->title);
 	dk_sql_bind_int(st, 6, row->updated_at);
-	dk_sql_bind_int(st, 7, row->final ? 1 : 0);
-	dk_sql_bind_text(st, 8, status);
+	if (!same_status) {
+		dk_sql_bind_int(st, 7, row->final ? 1 : 0);
+		dk_sql_bind_text(st, 8, status);
+	}
 	if ((error = dk_sql_exec_stmt(s, st, "update an instance")) < 0)
 		goto cleanup;
 	dk_sql_done(st);
 	st = NULL;
-
+	/* The row was there at expect_version and the write lock is ours. */
 	if (sqlite3_changes(s->db) == 0) {
-		/* The compare-and-set missed: tell apart a moved version from
-		 * a missing instance. */
-		if ((error = dk_sql_stmt(s, &st, sql_instance_version)) < 0)
-			return error;
-		dk_sql_bind_int(st, 1, num);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			error = dk_error_set(
-			    DK_ECONFLICT,
-			    "instance %s was changed by someone else (version %lld, "
-			    "you had %lld); reload with docket show and try again",
-			    row->id, (long long)dk_sql_col_int(st, 0), (long long)expect_version);
-		else if (rc == SQLITE_DONE)
-			error =
-			    dk_error_set(DK_ENOTFOUND, "no instance %s; see docket list", row->id);
-		else
-			error = dk_sql_error(s, rc, "read an instance version");
+		error = update_missed(s, row, expect_version);
 		goto cleanup;
 	}
-	if ((error = index_states(s, num, row->state)) < 0)
+	if ((error = index_states(s, num, was_state ? was_state : "", row->state)) < 0)
 		goto cleanup;
 	row->version = expect_version + 1;
 cleanup:
 	dk_sql_done(st);
+	free(was_state);
 	return error;
 }
 
@@ -278,9 +344,10 @@ void dk_sqlite_instance_list_sql(dk_buf *out, const dk_instance_filter *f)
 		dk_buf_puts(out, " AND i.initiator = ?3");
 	if (m & F_STATUS)
 		dk_buf_puts(out, " AND i.status = ?4");
+	/* per instance of the state's range, through tasks_instance */
 	if ((m & F_OVERDUE) && (m & F_STATE))
-		dk_buf_puts(out, " AND i.id IN (SELECT t.instance_id FROM tasks t "
-		                 "WHERE t.due_at < ?5)");
+		dk_buf_puts(out, " AND EXISTS (SELECT 1 FROM tasks t "
+		                 "WHERE t.instance_id = i.id AND t.due_at < ?5)");
 	if (m & F_STATE)
 		dk_buf_puts(out, " ORDER BY x.instance_id DESC");
 	else if (m & F_OVERDUE)
@@ -488,34 +555,91 @@ void dk_task_rows_free(dk_task_row *rows, size_t n)
 	free(rows);
 }
 
-static const char sql_task_clear[] = "DELETE FROM tasks WHERE instance_id = ?1";
+const char dk_sqlite_sql_task_open[] =
+    "SELECT id, state_id, user_id, role, due_at FROM tasks WHERE instance_id = ?1";
+static const char sql_task_delete[] = "DELETE FROM tasks WHERE id = ?1";
 static const char sql_task_insert[] =
     "INSERT INTO tasks (instance_id, state_id, user_id, role, due_at, created_at) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+static int same_text(const unsigned char *a, const char *b)
+{
+	return a ? b && strcmp((const char *)a, b) == 0 : !b;
+}
+
+/* The index in tasks[0..n) of a task not yet in kept[] with the state,
+ * user, role and due time of the tasks row st is on, or n. */
+static size_t task_match(sqlite3_stmt *st, const dk_task_row *tasks, const char *kept, size_t n)
+{
+	const unsigned char *state = sqlite3_column_text(st, 1), *user = sqlite3_column_text(st, 2),
+	                    *role = sqlite3_column_text(st, 3);
+	int64_t due = dk_sql_col_int(st, 4);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!kept[i] && tasks[i].due_at == due && same_text(state, tasks[i].state_id) &&
+		    same_text(user, tasks[i].user_id) && same_text(role, tasks[i].role))
+			break;
+	return i;
+}
+
+static int task_delete(dk_store *s, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	if ((error = dk_sql_stmt(s, &st, sql_task_delete)) < 0)
+		return error;
+	dk_sql_bind_int(st, 1, id);
+	error = dk_sql_exec_stmt(s, st, "close a task");
+	dk_sql_done(st);
+	return error;
+}
 
 int dk_store_task_replace_for_instance(dk_store *s, const char *instance_id,
                                        const dk_task_row *tasks, size_t n)
 {
 	sqlite3_stmt *st = NULL;
-	size_t i;
-	int error;
+	char *kept = dk_calloc(n ? n : 1, 1);
+	int64_t *gone = NULL;
+	size_t i, ngone = 0, capgone = 0;
+	int rc, error;
 
 	if ((error = dk_sql_need_tx(s, "record tasks")) < 0)
-		return error;
-	if ((error = dk_sql_stmt(s, &st, sql_task_clear)) < 0)
-		return error;
-	if ((error = dk_sql_bind_instance(s, st, 1, instance_id)) == 0)
-		error = dk_sql_exec_stmt(s, st, "clear tasks");
-	dk_sql_done(st);
-	if (error < 0)
-		return error;
-	if ((error = dk_sql_stmt(s, &st, sql_task_insert)) < 0)
-		return error;
-	for (i = 0; i < n && error == 0; i++) {
+		goto cleanup;
+	for (i = 0; i < n; i++) {
 		if (!tasks[i].state_id || !tasks[i].user_id) {
 			error = dk_error_set(DK_EINVALID, "a task needs a state and a user");
-			break;
+			goto cleanup;
 		}
+	}
+	/* A task that stays open (same state, user, role and due time) stays
+	 * as it is, created_at included: only the tasks that closed or came
+	 * are written, each a row and its index entries. */
+	if ((error = dk_sql_stmt(s, &st, dk_sqlite_sql_task_open)) < 0)
+		goto cleanup;
+	if ((error = dk_sql_bind_instance(s, st, 1, instance_id)) < 0)
+		goto cleanup;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t m = task_match(st, tasks, kept, n);
+		if (m < n) {
+			kept[m] = 1;
+			continue;
+		}
+		gone = dk_sql_grow(gone, &capgone, ngone, sizeof(*gone));
+		gone[ngone++] = dk_sql_col_int(st, 0);
+	}
+	if (rc != SQLITE_DONE)
+		error = dk_sql_error(s, rc, "read open tasks");
+	dk_sql_done(st);
+	st = NULL;
+	for (i = 0; i < ngone && error == 0; i++)
+		error = task_delete(s, gone[i]);
+	if (error < 0 || (error = dk_sql_stmt(s, &st, sql_task_insert)) < 0)
+		goto cleanup;
+	for (i = 0; i < n && error == 0; i++) {
+		if (kept[i])
+			continue;
 		dk_sql_bind_instance(s, st, 1, instance_id);
 		dk_sql_bind_text(st, 2, tasks[i].state_id);
 		dk_sql_bind_text(st, 3, tasks[i].user_id);
@@ -525,6 +649,11 @@ int dk_store_task_replace_for_instance(dk_store *s, const char *instance_id,
 		error = dk_sql_exec_stmt(s, st, "record a task");
 		dk_sql_done(st);
 	}
+	st = NULL;
+cleanup:
+	dk_sql_done(st);
+	free(gone);
+	free(kept);
 	return error;
 }
 

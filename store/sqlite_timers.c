@@ -215,6 +215,85 @@ int dk_store_timer_clear_for_instance(dk_store *s, const char *instance_id)
 	return error;
 }
 
+const char dk_sqlite_sql_timer_of[] =
+    "SELECT id, kind, state_id, due_at, payload FROM timers WHERE instance_id = ?1";
+static const char sql_timer_delete_one[] = "DELETE FROM timers WHERE id = ?1";
+
+static int same_text(const unsigned char *a, const char *b)
+{
+	return a ? b && strcmp((const char *)a, b) == 0 : !b;
+}
+
+int dk_store_timer_replace_for_instance(dk_store *s, const char *instance_id, dk_timer_row *rows,
+                                        size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t *gone = NULL;
+	size_t i, ngone = 0, capgone = 0;
+	int rc, error;
+
+	if ((error = dk_sql_need_tx(s, "arm timers")) < 0)
+		return error;
+	for (i = 0; i < n; i++) {
+		if (!rows[i].kind)
+			return dk_error_set(DK_EINVALID, "a timer needs a kind");
+		rows[i].id = 0;
+	}
+	/* A timer armed as it was (same kind, state, due time and payload)
+	 * keeps its row and id; only the timers that went or came are
+	 * written, each a row and its index entries. */
+	if ((error = dk_sql_stmt(s, &st, dk_sqlite_sql_timer_of)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, instance_id)) < 0) {
+		dk_sql_done(st);
+		return error;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *kind = sqlite3_column_text(st, 1),
+		                    *state = sqlite3_column_text(st, 2),
+		                    *payload = sqlite3_column_text(st, 4);
+		int64_t due = dk_sql_col_int(st, 3);
+		for (i = 0; i < n; i++)
+			if (!rows[i].id && rows[i].due_at == due && same_text(kind, rows[i].kind) &&
+			    same_text(state, rows[i].state_id) &&
+			    same_text(payload, rows[i].payload))
+				break;
+		if (i < n) {
+			rows[i].id = dk_sql_col_int(st, 0);
+			continue;
+		}
+		gone = dk_sql_grow(gone, &capgone, ngone, sizeof(*gone));
+		gone[ngone++] = dk_sql_col_int(st, 0);
+	}
+	if (rc != SQLITE_DONE)
+		error = dk_sql_error(s, rc, "read armed timers");
+	dk_sql_done(st);
+	for (i = 0; i < ngone && error == 0; i++) {
+		if ((error = dk_sql_stmt(s, &st, sql_timer_delete_one)) < 0)
+			break;
+		dk_sql_bind_int(st, 1, gone[i]);
+		error = dk_sql_exec_stmt(s, st, "disarm a timer");
+		dk_sql_done(st);
+	}
+	free(gone);
+	for (i = 0; i < n && error == 0; i++) {
+		if (rows[i].id)
+			continue;
+		if ((error = dk_sql_stmt(s, &st, sql_timer_add)) < 0)
+			break;
+		dk_sql_bind_instance(s, st, 1, instance_id);
+		dk_sql_bind_text(st, 2, rows[i].kind);
+		dk_sql_bind_text(st, 3, rows[i].state_id);
+		dk_sql_bind_int(st, 4, rows[i].due_at);
+		dk_sql_bind_text(st, 5, rows[i].payload);
+		error = dk_sql_exec_stmt(s, st, "add a timer");
+		dk_sql_done(st);
+		if (error == 0)
+			rows[i].id = sqlite3_last_insert_rowid(s->db);
+	}
+	return error;
+}
+
 const char dk_sqlite_sql_timer_due[] =
     "SELECT id, instance_id, kind, state_id, due_at, payload FROM timers "
     "WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2";

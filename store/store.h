@@ -41,7 +41,7 @@
 typedef struct dk_store dk_store;
 
 /* The schema version this build creates and understands. */
-#define DK_STORE_SCHEMA_VERSION 6
+#define DK_STORE_SCHEMA_VERSION 7
 
 /* ---- opening and transactions ------------------------------------------ */
 
@@ -274,8 +274,10 @@ typedef struct {
 void dk_task_row_free(dk_task_row *r);
 void dk_task_rows_free(dk_task_row *rows, size_t n);
 
-/* WRITE. Replaces every open task of the instance with tasks[0..n) (only
- * state_id, user_id, role, due_at and created_at are read). n = 0 clears. */
+/* WRITE. Makes tasks[0..n) the open tasks of the instance (only state_id,
+ * user_id, role, due_at and created_at are read): a task already open with
+ * the same state, user, role and due time stays as it is (its created_at
+ * too), the others close, the missing ones open. n = 0 clears. */
 int dk_store_task_replace_for_instance(dk_store *s, const char *instance_id,
                                        const dk_task_row *tasks, size_t n);
 /* The open tasks of user_id, soonest due first (no deadline last). When
@@ -330,6 +332,12 @@ void dk_timer_rows_free(dk_timer_row *rows, size_t n);
 int dk_store_timer_add(dk_store *s, dk_timer_row *row);
 /* WRITE. Removes every timer of the instance. */
 int dk_store_timer_clear_for_instance(dk_store *s, const char *instance_id);
+/* WRITE. Makes rows[0..n) (instance_id is not read) the instance's timers:
+ * a timer already armed with the same kind, state, due time and payload
+ * keeps its row, the others go, the missing ones are added. Sets each
+ * rows[i].id. */
+int dk_store_timer_replace_for_instance(dk_store *s, const char *instance_id, dk_timer_row *rows,
+                                        size_t n);
 /* Timers due at now (due_at <= now), oldest first, at most limit (0: all). */
 int dk_store_timer_due(dk_store *s, int64_t now, size_t limit, dk_timer_row **out, size_t *n);
 /* The timers of one instance due at now, oldest first. */

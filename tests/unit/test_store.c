@@ -162,12 +162,18 @@ static void migrates_from_older_version(void **state)
 	/* Wind the file back to schema 1: migration 2 must run on open. */
 	exec_raw(db, "DROP TABLE delegations; DROP TABLE timers; DROP TABLE evidence;"
 	             "DROP TABLE deliveries; DROP TABLE hooks; DROP TABLE tokens;"
-	             "DROP TABLE archive_noted; DROP TABLE compiled; PRAGMA user_version = 1;");
+	             "DROP TABLE archive_noted; DROP TABLE compiled; PRAGMA user_version = 1;"
+	             "CREATE INDEX instance_states_instance ON instance_states (instance_id);"
+	             "CREATE INDEX tasks_due ON tasks (due_at);");
 	OK(dk_store_open(&f->s, f->home));
 	OK(dk_store_schema_version(f->s, &v));
 	assert_int_equal(v, DK_STORE_SCHEMA_VERSION);
 	/* Migration 5: a home made before the catch-up starts caught up. */
 	assert_int_equal(query_int(db, "SELECT last_event FROM archive_noted"), 0);
+	/* Migration 7 dropped the indexes no step or query reads. */
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name IN "
+	                               "('instance_states_instance', 'tasks_due')"),
+	                 0);
 	/* Migration 3 rebuilt the inbox index on the expression it sorts by. */
 	assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = "
 	                               "'tasks_user' AND sql LIKE '%due_at IS NULL%'"),
@@ -177,6 +183,73 @@ static void migrates_from_older_version(void **state)
 	OK(dk_store_begin(f->s));
 	OK(dk_store_hook_add(f->s, &h));
 	OK(dk_store_commit(f->s));
+}
+
+/* A home of schema 6 (its two per-step indexes still there) with an
+ * instance in it opens at the current schema without them, and its
+ * instance moves on: the per-state rows, tasks and timers it had are the
+ * ones the step diffs against. */
+static void migrates_from_schema_6_with_data(void **state)
+{
+	fixture *f = *state;
+	dk_instance_row r = {0};
+	dk_instance_filter flt = DK_INSTANCE_FILTER_INIT;
+	dk_task_row t = {0}, *tasks = NULL;
+	dk_timer_row tm = {0}, *timers = NULL;
+	dk_instance_row *rows = NULL;
+	size_t n = 0;
+	char db[160], *a;
+
+	OK(dk_store_begin(f->s));
+	deploy_flows(f->s);
+	a = make_instance(f->s, "f", "review", "li", 1);
+	t.state_id = "review";
+	t.user_id = "wei";
+	t.due_at = 300;
+	t.created_at = 1;
+	OK(dk_store_task_replace_for_instance(f->s, a, &t, 1));
+	tm.kind = "deadline";
+	tm.state_id = "review";
+	tm.due_at = 300;
+	OK(dk_store_timer_replace_for_instance(f->s, a, &tm, 1));
+	OK(dk_store_commit(f->s));
+	dk_store_close(f->s);
+	f->s = NULL;
+	snprintf(db, sizeof(db), "%s/docket.db", f->home);
+	exec_raw(db, "CREATE INDEX instance_states_instance ON instance_states (instance_id);"
+	             "CREATE INDEX tasks_due ON tasks (due_at); PRAGMA user_version = 6;");
+
+	OK(dk_store_open(&f->s, f->home));
+	assert_int_equal(query_int(db, "PRAGMA user_version"), DK_STORE_SCHEMA_VERSION);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name IN "
+	                               "('instance_states_instance', 'tasks_due')"),
+	                 0);
+	OK(dk_store_begin(f->s));
+	OK(dk_store_instance_get(f->s, a, &r));
+	free(r.state);
+	r.state = strdup("approve");
+	OK(dk_store_instance_update(f->s, &r, r.version));
+	t.state_id = "approve";
+	OK(dk_store_task_replace_for_instance(f->s, a, &t, 1));
+	OK(dk_store_timer_replace_for_instance(f->s, a, NULL, 0));
+	OK(dk_store_commit(f->s));
+	dk_instance_row_free(&r);
+	flt.state = "review";
+	OK(dk_store_instance_list(f->s, &flt, &rows, &n));
+	assert_int_equal(n, 0);
+	dk_instance_rows_free(rows, n);
+	flt.state = "approve";
+	flt.overdue_at = 1000;
+	OK(dk_store_instance_list(f->s, &flt, &rows, &n));
+	assert_int_equal(n, 1);
+	dk_instance_rows_free(rows, n);
+	OK(dk_store_task_list_for_instance(f->s, a, &tasks, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(tasks[0].state_id, "approve");
+	dk_task_rows_free(tasks, n);
+	OK(dk_store_timer_due(f->s, 1000, 0, &timers, &n));
+	assert_int_equal(n, 0);
+	free(a);
 }
 
 static void refuses_newer_schema(void **state)
@@ -786,6 +859,29 @@ static void tasks_replace_and_user_list(void **state)
 	assert_string_equal(rows[0].state_id, "sign");
 	dk_task_rows_free(rows, n);
 
+	/* A task that stays open stays as it was (created_at 5, not 9); one
+	 * that came is new. */
+	t[1].created_at = 9;
+	t[0].state_id = "sign";
+	t[0].user_id = "zhao";
+	t[0].role = NULL;
+	t[0].due_at = 0;
+	t[0].created_at = 9;
+	OK(dk_store_begin(f->s));
+	OK(dk_store_task_replace_for_instance(f->s, a, t, 2));
+	OK(dk_store_commit(f->s));
+	OK(dk_store_task_list_for_instance(f->s, a, &rows, &n));
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].user_id, "wei");
+	assert_int_equal(rows[0].created_at, 5);
+	assert_string_equal(rows[1].user_id, "zhao");
+	assert_int_equal(rows[1].created_at, 9);
+	dk_task_rows_free(rows, n);
+	t[0].state_id = "review";
+	t[0].user_id = "wei";
+	t[0].role = "dept-head";
+	t[0].due_at = 300;
+
 	/* Delegation: wei hands dept-head (only) to li between 1000 and 2000. */
 	OK(dk_store_begin(f->s));
 	OK(dk_store_task_replace_for_instance(f->s, a, t, 1)); /* wei, dept-head */
@@ -940,6 +1036,142 @@ static void timers_due_and_delete_once(void **state)
 	assert_int_equal(next, 300);
 	free(a);
 	free(b);
+}
+
+/* Re-arming an instance's timers keeps the rows of those armed as they
+ * were (same id), drops the others and adds the missing ones. */
+static void timers_replace_keeps_unchanged(void **state)
+{
+	fixture *f = *state;
+	dk_timer_row t[3], *rows = NULL;
+	size_t n = 0;
+	int64_t kept;
+	char *a, *b;
+
+	memset(t, 0, sizeof(t));
+	OK(dk_store_begin(f->s));
+	deploy_flows(f->s);
+	a = make_instance(f->s, "f", "s", "li", 1);
+	b = make_instance(f->s, "f", "s", "li", 1);
+	t[0].kind = "escalate";
+	t[0].state_id = "review";
+	t[0].due_at = 300;
+	t[0].payload = "{\"visit\":1}";
+	t[1].kind = "remind";
+	t[1].state_id = "review";
+	t[1].due_at = 100;
+	t[1].payload = "{\"visit\":1}";
+	OK(dk_store_timer_replace_for_instance(f->s, b, t, 1));
+	OK(dk_store_timer_replace_for_instance(f->s, a, t, 2));
+	kept = t[0].id;
+	assert_true(kept > 0 && t[1].id > kept);
+	/* the reminder moves on, the escalation stays, a deadline comes */
+	t[1].due_at = 200;
+	t[2].kind = "deadline";
+	t[2].state_id = "review";
+	t[2].due_at = 400;
+	OK(dk_store_timer_replace_for_instance(f->s, a, t, 3));
+	OK(dk_store_commit(f->s));
+	assert_int_equal(t[0].id, kept);
+	OK(dk_store_timer_due(f->s, 1000, 0, &rows, &n));
+	assert_int_equal(n, 4);
+	assert_int_equal(rows[0].due_at, 200);
+	assert_string_equal(rows[0].kind, "remind");
+	assert_int_equal(rows[1].due_at, 300); /* b's, armed first */
+	assert_string_equal(rows[1].instance_id, b);
+	assert_int_equal(rows[2].due_at, 300);
+	assert_int_equal(rows[2].id, kept);
+	assert_string_equal(rows[2].instance_id, a);
+	assert_int_equal(rows[3].due_at, 400);
+	assert_null(rows[3].payload);
+	dk_timer_rows_free(rows, n);
+	/* none: every timer of a goes, b's stay */
+	OK(dk_store_begin(f->s));
+	OK(dk_store_timer_replace_for_instance(f->s, a, NULL, 0));
+	OK(dk_store_commit(f->s));
+	OK(dk_store_timer_due(f->s, 1000, 0, &rows, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].instance_id, b);
+	dk_timer_rows_free(rows, n);
+	free(a);
+	free(b);
+}
+
+static long wal_frames; /* frames in the WAL after the last commit */
+static int count_frames(void *p, sqlite3 *db, const char *name, int n)
+{
+	(void)p;
+	(void)db;
+	(void)name;
+	wal_frames = n;
+	return SQLITE_OK;
+}
+
+/* A step that keeps its instance's state and status writes the instance
+ * row's page and nothing of instance_states, instances_status or
+ * instances_initiator; one that changes the state moves its per-state
+ * rows, by key. Counted in WAL frames of the commit. */
+static void instance_update_writes_what_changed(void **state)
+{
+	fixture *f = *state;
+	dk_instance_filter flt = DK_INSTANCE_FILTER_INIT;
+	dk_instance_row r = {0}, *rows = NULL;
+	size_t n = 0;
+	char *a;
+
+	OK(dk_store_begin(f->s));
+	deploy_flows(f->s);
+	a = make_instance(f->s, "f", "review", "li", 1);
+	OK(dk_store_commit(f->s));
+	sqlite3_wal_hook(f->s->db, count_frames, NULL);
+	OK(dk_store_instance_get(f->s, a, &r));
+	/* an empty WAL: the frames in it after the commit are the commit's */
+	assert_int_equal(
+	    sqlite3_wal_checkpoint_v2(f->s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+	    SQLITE_OK);
+	OK(dk_store_begin(f->s));
+	OK(dk_store_instance_update(f->s, &r, r.version));
+	wal_frames = 0;
+	OK(dk_store_commit(f->s));
+	assert_int_equal(wal_frames, 1);
+	/* into a parallel, then out of one region of it */
+	free(r.state);
+	r.state = strdup("docs,finance");
+	OK(dk_store_begin(f->s));
+	OK(dk_store_instance_update(f->s, &r, r.version));
+	free(r.state);
+	r.state = strdup("finance");
+	OK(dk_store_instance_update(f->s, &r, r.version));
+	OK(dk_store_commit(f->s));
+	flt.state = "finance";
+	OK(dk_store_instance_list(f->s, &flt, &rows, &n));
+	assert_int_equal(n, 1);
+	dk_instance_rows_free(rows, n);
+	flt.state = "docs";
+	OK(dk_store_instance_list(f->s, &flt, &rows, &n));
+	assert_int_equal(n, 0);
+	flt.state = "review";
+	OK(dk_store_instance_list(f->s, &flt, &rows, &n));
+	assert_int_equal(n, 0);
+	/* the status changes: its indexes follow */
+	free(r.status);
+	r.status = strdup("completed");
+	r.final = 1;
+	OK(dk_store_begin(f->s));
+	OK(dk_store_instance_update(f->s, &r, r.version));
+	OK(dk_store_commit(f->s));
+	flt.state = NULL;
+	flt.status = "completed";
+	OK(dk_store_instance_list(f->s, &flt, &rows, &n));
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].final, 1);
+	dk_instance_rows_free(rows, n);
+	flt.status = "active";
+	OK(dk_store_instance_list(f->s, &flt, &rows, &n));
+	assert_int_equal(n, 0);
+	sqlite3_wal_autocheckpoint(f->s->db, 1000); /* SQLite's default */
+	dk_instance_row_free(&r);
+	free(a);
 }
 
 /* A savepoint undoes one unit of a transaction and keeps its neighbours:
@@ -1811,6 +2043,9 @@ static void hot_queries_use_indexes(void **state)
 	dk_buf_free(&sql);
 	assert_no_scan(f->s, dk_sqlite_sql_task_list_for_user);
 	assert_no_scan(f->s, dk_sqlite_sql_timer_due);
+	assert_no_scan(f->s, dk_sqlite_sql_task_open);
+	assert_no_scan(f->s, dk_sqlite_sql_timer_of);
+	assert_no_scan(f->s, dk_sqlite_sql_states_remove);
 	assert_no_scan(f->s, dk_sqlite_sql_outbox_due);
 }
 
@@ -1819,6 +2054,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(open_fresh_and_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(migrates_from_older_version, setup, teardown),
+	    cmocka_unit_test_setup_teardown(migrates_from_schema_6_with_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(refuses_newer_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(writes_need_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(busy_is_conflict, setup, teardown),
@@ -1832,6 +2068,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(tasks_replace_and_user_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(delegations_active_window, setup, teardown),
 	    cmocka_unit_test_setup_teardown(timers_due_and_delete_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(timers_replace_keeps_unchanged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(instance_update_writes_what_changed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(savepoint_undoes_one_unit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(evidence_records, setup, teardown),
 	    cmocka_unit_test_setup_teardown(tokens, setup, teardown),
