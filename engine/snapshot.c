@@ -542,7 +542,9 @@ static json_t *jstr(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-int dk_snapshot_to_json(char **out, const dk_snapshot *s)
+/* Through a jansson tree: what dk_snapshot_to_json falls back on when a
+ * string is not UTF-8 (jansson leaves out what holds it). */
+static int to_json_tree(char **out, const dk_snapshot *s)
 {
 	json_t *root = json_object(), *a;
 	json_object_set_new(root, "format", json_integer(DK_SNAPSHOT_FORMAT));
@@ -620,6 +622,204 @@ int dk_snapshot_to_json(char **out, const dk_snapshot *s)
 	json_decref(root);
 	if (!*out)
 		return dk_error_set(DK_EINTERNAL, "cannot write the snapshot as JSON");
+	return 0;
+}
+
+/* ---- to JSON, written straight ----------------------------------------
+
+The same bytes as to_json_tree, without the tree: a step writes its
+snapshot once, and building and dumping jansson's objects cost as much as
+the engine's whole decision. Each member is written after sep (',' or
+nothing); a string that is not UTF-8 (or a NULL where the tree takes no
+null) makes the writer return -1, and the caller starts again through the
+tree, which leaves out what holds it as before. */
+
+static void wkey(dk_buf *b, char sep, const char *key)
+{
+	if (sep)
+		dk_buf_putc(b, sep);
+	dk__json_quote(b, key);
+	dk_buf_putc(b, ':');
+}
+
+static int wtext(dk_buf *b, const char *val)
+{
+	if (!val) {
+		dk_buf_puts(b, "null");
+		return 0;
+	}
+	if (!dk__utf8_valid(val))
+		return -1;
+	dk__json_quote(b, val);
+	return 0;
+}
+
+static int wstr(dk_buf *b, char sep, const char *key, const char *val)
+{
+	wkey(b, sep, key);
+	return wtext(b, val);
+}
+
+static void wtime(dk_buf *b, char sep, const char *key, int64_t t)
+{
+	char text[DK_TIME_STRLEN];
+
+	wkey(b, sep, key);
+	if (t == 0) {
+		dk_buf_puts(b, "null");
+		return;
+	}
+	dk_time_format(text, t);
+	dk__json_quote(b, text);
+}
+
+static void wint(dk_buf *b, char sep, const char *key, int64_t val)
+{
+	wkey(b, sep, key);
+	dk__json_int(b, val);
+}
+
+static void wbool(dk_buf *b, char sep, const char *key, int val)
+{
+	wkey(b, sep, key);
+	dk_buf_puts(b, val ? "true" : "false");
+}
+
+static int write_states(dk_buf *b, const dk_snapshot *s)
+{
+	wkey(b, ',', "states");
+	dk_buf_putc(b, '[');
+	for (size_t i = 0; i < s->nstates; i++) {
+		const dk_snap_state *st = &s->states[i];
+		dk_buf_puts(b, i ? ",{" : "{");
+		if (wstr(b, 0, "state", st->state) < 0)
+			return -1;
+		wtime(b, ',', "entered_at", st->entered_at);
+		wint(b, ',', "visits", st->visits);
+		wkey(b, ',', "deadlines");
+		dk_buf_putc(b, '[');
+		for (size_t j = 0; j < st->ndeadlines; j++) {
+			dk_buf_puts(b, j ? ",{" : "{");
+			wtime(b, 0, "due_at", st->deadlines[j].due_at);
+			wtime(b, ',', "next_remind", st->deadlines[j].next_remind);
+			wbool(b, ',', "missed", st->deadlines[j].missed);
+			dk_buf_putc(b, '}');
+		}
+		dk_buf_putc(b, ']');
+		wkey(b, ',', "escalated");
+		dk_buf_putc(b, '[');
+		for (size_t j = 0; j < st->nescalated; j++) {
+			if (j)
+				dk_buf_putc(b, ',');
+			if (!st->escalated[j] || wtext(b, st->escalated[j]) < 0)
+				return -1;
+		}
+		dk_buf_puts(b, "]}");
+	}
+	dk_buf_putc(b, ']');
+	return 0;
+}
+
+static int write_votes(dk_buf *b, const dk_snapshot *s)
+{
+	wkey(b, ',', "votes");
+	dk_buf_putc(b, '[');
+	for (size_t i = 0; i < s->nvotes; i++) {
+		const dk_snap_vote *v = &s->votes[i];
+		dk_buf_puts(b, i ? ",{" : "{");
+		if (wstr(b, 0, "state", v->state) < 0 || wstr(b, ',', "user", v->user) < 0 ||
+		    wstr(b, ',', "actor", v->actor) < 0 ||
+		    wstr(b, ',', "transition", v->transition) < 0)
+			return -1;
+		wtime(b, ',', "at", v->at);
+		dk_buf_putc(b, '}');
+	}
+	dk_buf_putc(b, ']');
+	return 0;
+}
+
+static int write_evidence(dk_buf *b, const dk_snapshot *s)
+{
+	wkey(b, ',', "evidence");
+	dk_buf_putc(b, '[');
+	for (size_t i = 0; i < s->nevidence; i++) {
+		const dk_snap_evidence *e = &s->evidence[i];
+		dk_buf_puts(b, i ? ",{" : "{");
+		if (wstr(b, 0, "kind", e->kind) < 0 || wstr(b, ',', "state", e->state) < 0)
+			return -1;
+		wint(b, ',', "visit", e->visit);
+		wtime(b, ',', "state_entered_at", e->state_entered_at);
+		wtime(b, ',', "at", e->at);
+		if (wstr(b, ',', "by", e->by) < 0 || wstr(b, ',', "name", e->name) < 0 ||
+		    wstr(b, ',', "sha256", e->sha256) < 0)
+			return -1;
+		wint(b, ',', "size", e->size);
+		dk_buf_putc(b, '}');
+	}
+	dk_buf_putc(b, ']');
+	return 0;
+}
+
+static int write_snapshot(dk_buf *b, const dk_snapshot *s)
+{
+	dk_buf_putc(b, '{');
+	wint(b, 0, "format", DK_SNAPSHOT_FORMAT);
+	wkey(b, ',', "flow");
+	dk_buf_putc(b, '{');
+	if (wstr(b, 0, "id", s->flow_id) < 0)
+		return -1;
+	wint(b, ',', "version", s->flow_version);
+	dk_buf_putc(b, '}');
+	if (wstr(b, ',', "instance", s->instance) < 0 ||
+	    wstr(b, ',', "status", dk_instance_status_name(s->status)) < 0 ||
+	    wstr(b, ',', "state", s->state) < 0)
+		return -1;
+	wkey(b, ',', "regions");
+	dk_buf_putc(b, '[');
+	for (size_t i = 0; i < s->nregions; i++) {
+		dk_buf_puts(b, i ? ",{" : "{");
+		if (wstr(b, 0, "region", s->regions[i].region) < 0 ||
+		    wstr(b, ',', "state", s->regions[i].state) < 0)
+			return -1;
+		dk_buf_putc(b, '}');
+	}
+	dk_buf_putc(b, ']');
+	if (wstr(b, ',', "initiator", s->initiator) < 0)
+		return -1;
+	wint(b, ',', "version", s->version);
+	wbool(b, ',', "acted", s->acted);
+	wtime(b, ',', "created_at", s->created_at);
+	wtime(b, ',', "updated_at", s->updated_at);
+	wkey(b, ',', "vars");
+	dk_buf_putc(b, '[');
+	for (size_t i = 0; i < s->nvars; i++) {
+		dk_buf_puts(b, i ? ",{" : "{");
+		/* json_pack's "s" takes no NULL */
+		if (!s->vars[i].name || wstr(b, 0, "name", s->vars[i].name) < 0 ||
+		    wstr(b, ',', "type", type_name(s->vars[i].type)) < 0)
+			return -1;
+		wkey(b, ',', "value");
+		if (dk__value_write(b, &s->vars[i]) < 0)
+			return -1;
+		dk_buf_putc(b, '}');
+	}
+	dk_buf_putc(b, ']');
+	if (write_states(b, s) < 0 || write_votes(b, s) < 0 || write_evidence(b, s) < 0)
+		return -1;
+	dk_buf_putc(b, '}');
+	return 0;
+}
+
+int dk_snapshot_to_json(char **out, const dk_snapshot *s)
+{
+	dk_buf b = DK_BUF_INIT;
+
+	*out = NULL;
+	if (write_snapshot(&b, s) < 0) {
+		dk_buf_free(&b);
+		return to_json_tree(out, s);
+	}
+	*out = dk_buf_detach(&b);
 	return 0;
 }
 
@@ -703,6 +903,19 @@ static void *array_of(dk_snapshot *s, size_t n, size_t size)
 	return n ? dk__snap_alloc(s, n * size) : NULL;
 }
 
+/* A number variable's text, as XPath casts it. */
+static void number_text(dk_snapshot *s, dk_value *v)
+{
+	char b[16];
+	if (dk__number_int_text(b, v->number)) {
+		v->text = dk__snap_strdup(s, b);
+	} else {
+		xmlChar *t = xmlXPathCastNumberToString(v->number);
+		v->text = dk__snap_strdup(s, (const char *)t);
+		dk_xml_free(t);
+	}
+}
+
 static int rvalue(dk_snapshot *s, dk_value *v, json_t *o)
 {
 	const char *type = json_string_value(json_object_get(o, "type"));
@@ -719,14 +932,7 @@ static int rvalue(dk_snapshot *s, dk_value *v, json_t *o)
 			v->number = json_number_value(val);
 		else
 			return -1;
-		char b[16];
-		if (dk__number_int_text(b, v->number)) {
-			v->text = dk__snap_strdup(s, b);
-		} else {
-			xmlChar *t = xmlXPathCastNumberToString(v->number);
-			v->text = dk__snap_strdup(s, (const char *)t);
-			dk_xml_free(t);
-		}
+		number_text(s, v);
 	} else if (strcmp(type, "boolean") == 0) {
 		if (!json_is_boolean(val))
 			return -1;
@@ -744,7 +950,8 @@ static int rvalue(dk_snapshot *s, dk_value *v, json_t *o)
 	return 0;
 }
 
-int dk_snapshot_from_json(dk_snapshot **out, const char *text)
+/* Through a jansson tree: every snapshot text, with the messages. */
+static int from_json_tree(dk_snapshot **out, const char *text)
 {
 	json_error_t jerr;
 	json_t *root = json_loads(text ? text : "", 0, &jerr), *a, *o;
@@ -900,4 +1107,341 @@ int dk_snapshot_from_json(dk_snapshot **out, const char *text)
 	}
 	*out = s;
 	return 0;
+}
+
+/* ---- from JSON, read straight -------------------------------------------
+
+The text dk_snapshot_to_json writes (compact, the keys in their order,
+integers, strings without escapes) is read without a jansson tree, which
+cost more than the rest of a step's reading and deciding together. Any
+other text, and anything the tree reader would refuse, makes the straight
+reader give up (-1): an indented snapshot of an older build, an escaped
+string, a real number, a missing or damaged member. from_json_tree then
+reads it, or says what is wrong with it, as before. */
+
+typedef struct {
+	const char *p;
+	dk_snapshot *s;
+} sr;
+
+static int sr_lit(sr *r, const char *t, size_t n)
+{
+	if (strncmp(r->p, t, n) != 0)
+		return -1;
+	r->p += n;
+	return 0;
+}
+#define SR_LIT(r, t) sr_lit(r, t, sizeof(t) - 1)
+
+/* sep (when not 0), then "key": */
+static int sr_key(sr *r, char sep, const char *key)
+{
+	size_t n = strlen(key);
+	if (sep && *r->p++ != sep)
+		return -1;
+	if (*r->p != '"' || strncmp(r->p + 1, key, n) != 0 || r->p[n + 1] != '"' ||
+	    r->p[n + 2] != ':')
+		return -1;
+	r->p += n + 3;
+	return 0;
+}
+
+/* A string without escapes into s's block, or null (*out NULL). */
+static int sr_str(sr *r, char **out)
+{
+	const char *start;
+	size_t n;
+
+	*out = NULL;
+	if (SR_LIT(r, "null") == 0)
+		return 0;
+	if (*r->p != '"')
+		return -1;
+	start = ++r->p;
+	while (*r->p != '"') {
+		if ((unsigned char)*r->p < 0x20 || *r->p == '\\')
+			return -1; /* the end, a control byte or an escape */
+		r->p++;
+	}
+	n = (size_t)(r->p - start);
+	r->p++;
+	*out = dk__pool_take((dk_pool_block **)&r->s->mem, n + 1);
+	memcpy(*out, start, n);
+	(*out)[n] = '\0';
+	return 0;
+}
+
+static int sr_time(sr *r, int64_t *out)
+{
+	char text[DK_TIME_STRLEN + 8];
+	const char *start;
+	size_t n;
+
+	*out = 0;
+	if (SR_LIT(r, "null") == 0)
+		return 0;
+	if (*r->p != '"')
+		return -1;
+	start = ++r->p;
+	while (*r->p && *r->p != '"')
+		r->p++;
+	n = (size_t)(r->p - start);
+	if (*r->p != '"' || n >= sizeof(text))
+		return -1;
+	memcpy(text, start, n);
+	text[n] = '\0';
+	r->p++;
+	return dk_time_parse(out, text) < 0 ? -1 : 0;
+}
+
+/* An integer of at most 18 digits (a real, or a longer one, gives up). */
+static int sr_int(sr *r, int64_t *out)
+{
+	int neg = *r->p == '-', digits = 0;
+	int64_t v = 0;
+
+	if (neg)
+		r->p++;
+	if (r->p[0] == '0' && r->p[1] >= '0' && r->p[1] <= '9')
+		return -1; /* not JSON */
+	while (*r->p >= '0' && *r->p <= '9') {
+		if (++digits > 18)
+			return -1;
+		v = v * 10 + (*r->p++ - '0');
+	}
+	if (!digits || *r->p == '.' || *r->p == 'e' || *r->p == 'E')
+		return -1;
+	*out = neg ? -v : v;
+	return 0;
+}
+
+static int sr_bool(sr *r, int *out)
+{
+	if (SR_LIT(r, "true") == 0)
+		*out = 1;
+	else if (SR_LIT(r, "false") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* The members of the array r is at ('['), counted without reading them;
+ * -1 on an escape (the reader gives up on those anyway). */
+static long sr_count(const sr *r)
+{
+	const char *p = r->p;
+	long depth = 0, n = 0;
+
+	if (*p != '[')
+		return -1;
+	for (;; p++) {
+		switch (*p) {
+		case '\0': return -1;
+		case '"':
+			while (*++p != '"')
+				if (!*p || *p == '\\')
+					return -1;
+			break;
+		case '[':
+		case '{': depth++; break;
+		case ']':
+		case '}':
+			if (--depth == 0)
+				return p == r->p + 1 ? 0 : n + 1;
+			break;
+		case ',': n += depth == 1; break;
+		default: break;
+		}
+	}
+}
+
+/* ,"key":[ with its n members allocated in *arr (of size each) */
+static int sr_array(sr *r, const char *key, void **arr, size_t *n, size_t size)
+{
+	long count;
+
+	if (sr_key(r, ',', key) < 0 || (count = sr_count(r)) < 0)
+		return -1;
+	r->p++;
+	*n = (size_t)count;
+	*arr = array_of(r->s, *n, size);
+	return 0;
+}
+
+/* the separator before member i of an array, or its end after the last */
+static int sr_next(sr *r, size_t i, size_t n)
+{
+	return sr_lit(r, i + 1 < n ? "," : "]", 1);
+}
+
+static int sr_var(sr *r, dk_value *v)
+{
+	char *type = NULL;
+	int64_t num = 0;
+
+	if (SR_LIT(r, "{") < 0 || sr_key(r, 0, "name") < 0 || sr_str(r, &v->name) < 0 || !v->name ||
+	    sr_key(r, ',', "type") < 0 || sr_str(r, &type) < 0 || !type ||
+	    sr_key(r, ',', "value") < 0)
+		return -1;
+	if (strcmp(type, "number") == 0) {
+		if (sr_int(r, &num) < 0)
+			return -1;
+		v->type = DK_VAR_NUMBER;
+		v->number = (double)num;
+		number_text(r->s, v);
+	} else if (strcmp(type, "boolean") == 0) {
+		v->type = DK_VAR_BOOLEAN;
+		if (sr_bool(r, &v->boolean) < 0)
+			return -1;
+		v->text = dk__snap_strdup(r->s, v->boolean ? "true" : "false");
+	} else if (strcmp(type, "string") == 0 || strcmp(type, "date") == 0) {
+		v->type = type[0] == 's' ? DK_VAR_STRING : DK_VAR_DATE;
+		if (sr_str(r, &v->text) < 0 || !v->text)
+			return -1;
+	} else {
+		return -1;
+	}
+	return SR_LIT(r, "}");
+}
+
+static int sr_state(sr *r, dk_snap_state *st)
+{
+	int64_t visits;
+	void *arr;
+
+	if (SR_LIT(r, "{") < 0 || sr_key(r, 0, "state") < 0 || sr_str(r, &st->state) < 0 ||
+	    !st->state || sr_key(r, ',', "entered_at") < 0 || sr_time(r, &st->entered_at) < 0 ||
+	    sr_key(r, ',', "visits") < 0 || sr_int(r, &visits) < 0 ||
+	    sr_array(r, "deadlines", &arr, &st->ndeadlines, sizeof(*st->deadlines)) < 0)
+		return -1;
+	st->visits = (int)visits;
+	st->deadlines = arr;
+	for (size_t j = 0; j < st->ndeadlines; j++) {
+		dk_snap_deadline *d = &st->deadlines[j];
+		if (SR_LIT(r, "{") < 0 || sr_key(r, 0, "due_at") < 0 ||
+		    sr_time(r, &d->due_at) < 0 || sr_key(r, ',', "next_remind") < 0 ||
+		    sr_time(r, &d->next_remind) < 0 || sr_key(r, ',', "missed") < 0 ||
+		    sr_bool(r, &d->missed) < 0 || SR_LIT(r, "}") < 0 ||
+		    sr_next(r, j, st->ndeadlines) < 0)
+			return -1;
+	}
+	if (!st->ndeadlines && SR_LIT(r, "]") < 0)
+		return -1;
+	if (sr_array(r, "escalated", &arr, &st->nescalated, sizeof(char *)) < 0)
+		return -1;
+	st->escalated = arr;
+	for (size_t j = 0; j < st->nescalated; j++)
+		if (sr_str(r, &st->escalated[j]) < 0 || !st->escalated[j] ||
+		    sr_next(r, j, st->nescalated) < 0)
+			return -1;
+	if (!st->nescalated && SR_LIT(r, "]") < 0)
+		return -1;
+	return SR_LIT(r, "}");
+}
+
+static int sr_vote(sr *r, dk_snap_vote *v)
+{
+	if (SR_LIT(r, "{") < 0 || sr_key(r, 0, "state") < 0 || sr_str(r, &v->state) < 0 ||
+	    sr_key(r, ',', "user") < 0 || sr_str(r, &v->user) < 0 || sr_key(r, ',', "actor") < 0 ||
+	    sr_str(r, &v->actor) < 0 || sr_key(r, ',', "transition") < 0 ||
+	    sr_str(r, &v->transition) < 0 || sr_key(r, ',', "at") < 0 || sr_time(r, &v->at) < 0 ||
+	    !v->state || !v->user || !v->transition)
+		return -1;
+	return SR_LIT(r, "}");
+}
+
+static int sr_evidence(sr *r, dk_snap_evidence *e)
+{
+	int64_t visit;
+
+	if (SR_LIT(r, "{") < 0 || sr_key(r, 0, "kind") < 0 || sr_str(r, &e->kind) < 0 ||
+	    sr_key(r, ',', "state") < 0 || sr_str(r, &e->state) < 0 ||
+	    sr_key(r, ',', "visit") < 0 || sr_int(r, &visit) < 0 ||
+	    sr_key(r, ',', "state_entered_at") < 0 || sr_time(r, &e->state_entered_at) < 0 ||
+	    sr_key(r, ',', "at") < 0 || sr_time(r, &e->at) < 0 || sr_key(r, ',', "by") < 0 ||
+	    sr_str(r, &e->by) < 0 || sr_key(r, ',', "name") < 0 || sr_str(r, &e->name) < 0 ||
+	    sr_key(r, ',', "sha256") < 0 || sr_str(r, &e->sha256) < 0 ||
+	    sr_key(r, ',', "size") < 0 || sr_int(r, &e->size) < 0 || !e->kind || !e->state)
+		return -1;
+	e->visit = (int)visit;
+	return SR_LIT(r, "}");
+}
+
+/* Each list of the snapshot: ,"key":[ member, ... ] */
+#define SR_LIST(r, key, arr, n, one)                                                               \
+	do {                                                                                       \
+		void *a_;                                                                          \
+		if (sr_array(r, key, &a_, &(n), sizeof(*(arr))) < 0)                               \
+			return -1;                                                                 \
+		(arr) = a_;                                                                        \
+		for (size_t i_ = 0; i_ < (n); i_++)                                                \
+			if (one(r, &(arr)[i_]) < 0 || sr_next(r, i_, n) < 0)                       \
+				return -1;                                                         \
+		if (!(n) && SR_LIT(r, "]") < 0)                                                    \
+			return -1;                                                                 \
+	} while (0)
+
+static int sr_region(sr *r, dk_snap_region *g)
+{
+	if (SR_LIT(r, "{") < 0 || sr_key(r, 0, "region") < 0 || sr_str(r, &g->region) < 0 ||
+	    sr_key(r, ',', "state") < 0 || sr_str(r, &g->state) < 0 || !g->region || !g->state)
+		return -1;
+	return SR_LIT(r, "}");
+}
+
+static int sr_snapshot(sr *r)
+{
+	dk_snapshot *s = r->s;
+	int64_t format, version;
+	char *status = NULL;
+
+	if (SR_LIT(r, "{") < 0 || sr_key(r, 0, "format") < 0 || sr_int(r, &format) < 0 ||
+	    format != DK_SNAPSHOT_FORMAT || sr_key(r, ',', "flow") < 0 || SR_LIT(r, "{") < 0 ||
+	    sr_key(r, 0, "id") < 0 || sr_str(r, &s->flow_id) < 0 || !s->flow_id ||
+	    sr_key(r, ',', "version") < 0 || sr_int(r, &version) < 0 || SR_LIT(r, "}") < 0 ||
+	    sr_key(r, ',', "instance") < 0 || sr_str(r, &s->instance) < 0 ||
+	    sr_key(r, ',', "status") < 0 || sr_str(r, &status) < 0 || !status ||
+	    sr_key(r, ',', "state") < 0 || sr_str(r, &s->state) < 0 || !s->state)
+		return -1;
+	s->flow_version = (int)version;
+	if (strcmp(status, "active") == 0)
+		s->status = DK_INSTANCE_ACTIVE;
+	else if (strcmp(status, "completed") == 0)
+		s->status = DK_INSTANCE_COMPLETED;
+	else if (strcmp(status, "recalled") == 0)
+		s->status = DK_INSTANCE_RECALLED;
+	else
+		return -1;
+	SR_LIST(r, "regions", s->regions, s->nregions, sr_region);
+	if (sr_key(r, ',', "initiator") < 0 || sr_str(r, &s->initiator) < 0 ||
+	    sr_key(r, ',', "version") < 0 || sr_int(r, &s->version) < 0 ||
+	    sr_key(r, ',', "acted") < 0 || sr_bool(r, &s->acted) < 0 ||
+	    sr_key(r, ',', "created_at") < 0 || sr_time(r, &s->created_at) < 0 ||
+	    sr_key(r, ',', "updated_at") < 0 || sr_time(r, &s->updated_at) < 0)
+		return -1;
+	SR_LIST(r, "vars", s->vars, s->nvars, sr_var);
+	SR_LIST(r, "states", s->states, s->nstates, sr_state);
+	SR_LIST(r, "votes", s->votes, s->nvotes, sr_vote);
+	SR_LIST(r, "evidence", s->evidence, s->nevidence, sr_evidence);
+	return SR_LIT(r, "}") < 0 || *r->p ? -1 : 0;
+}
+
+int dk_snapshot_from_json(dk_snapshot **out, const char *text)
+{
+	sr r;
+
+	*out = NULL;
+	/* jansson refuses text that is not UTF-8: so does this reader */
+	if (text && dk__utf8_valid(text)) {
+		r.p = text;
+		r.s = snap_new(strlen(text));
+		r.s->format = DK_SNAPSHOT_FORMAT;
+		if (sr_snapshot(&r) == 0) {
+			*out = r.s;
+			return 0;
+		}
+		dk_snapshot_free(r.s);
+	}
+	return from_json_tree(out, text);
 }

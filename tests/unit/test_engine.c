@@ -1097,10 +1097,29 @@ static void snapshot_json_round_trip(void **state)
 		free(indented);
 		json_decref(j);
 	}
+	/* written straight, byte for byte what jansson's tree gave */
+	{
+		json_t *j = json_loads(a, 0, NULL);
+		char *again = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		assert_string_equal(again, a);
+		free(again);
+		json_decref(j);
+	}
 	assert_int_equal(dk_snapshot_from_json(&back, a), 0);
 	assert_int_equal(dk_snapshot_to_json(&b, back), 0);
 	assert_string_equal(a, b);
 	assert_int_equal(back->nregions, 3);
+	/* a string that is not UTF-8 is left out, as the tree left it out */
+	{
+		dk_snapshot *odd = dk_snapshot_dup(back);
+		char *c = NULL;
+		dk__snap_setstr(odd, &odd->initiator, "he\xc3");
+		assert_int_equal(dk_snapshot_to_json(&c, odd), 0);
+		assert_null(strstr(c, "\"initiator\""));
+		assert_non_null(strstr(c, "\"region\":\"logistics\""));
+		free(c);
+		dk_snapshot_free(odd);
+	}
 	assert_int_equal(back->evidence[0].size, 7);
 	/* the parsed copy works as input */
 	dk_snapshot_free(in.res.snapshot);
@@ -1132,6 +1151,71 @@ static void snapshot_vars_round_trip(void **state)
 	dk_snapshot_free(back);
 	free(a);
 	free(b);
+	end(&in);
+}
+
+/* Replaces the first from in text (a copy, caller frees). */
+static char *replaced(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	dk_buf b = DK_BUF_INIT;
+	assert_non_null(at);
+	dk_buf_put(&b, text, (size_t)(at - text));
+	dk_buf_puts(&b, to);
+	dk_buf_puts(&b, at + strlen(from));
+	return dk_buf_detach(&b);
+}
+
+/* The straight reader takes the text this build writes and gives up on
+ * anything else, which the tree reader then reads or refuses as before:
+ * escaped strings come back whole, a damaged compact text is refused. */
+static void snapshot_straight_reader_agrees(void **state)
+{
+	inst in;
+	const char *vars[] = {"month=say \"hi\\there\"\n", "phases=3"};
+	char *a = NULL, *b = NULL, *bad;
+	dk_snapshot *back = NULL;
+	(void)state;
+	begin(&in, PLAN, "li", vars, 2);
+	assert_int_equal(attach(&in, "plan", "li", "p.pdf", 7), 0);
+	assert_int_equal(act(&in, "submit", "li"), 0);
+	assert_int_equal(dk_snapshot_to_json(&a, snap(&in)), 0);
+	assert_non_null(strstr(a, "say \\\"hi\\\\there\\\"\\n"));
+	assert_int_equal(dk_snapshot_from_json(&back, a), 0);
+	assert_string_equal(dk_snapshot_var(back, "month")->text, "say \"hi\\there\"\n");
+	assert_int_equal(dk_snapshot_to_json(&b, back), 0);
+	assert_string_equal(a, b);
+	dk_snapshot_free(back);
+	free(b);
+	/* without the escapes: read straight, the same snapshot again */
+	bad = replaced(a, "say \\\"hi\\\\there\\\"\\n", "plain");
+	assert_int_equal(dk_snapshot_from_json(&back, bad), 0);
+	assert_string_equal(dk_snapshot_var(back, "month")->text, "plain");
+	assert_int_equal(back->states[0].visits, 1);
+	assert_int_equal(back->nevidence, 1);
+	assert_int_equal(back->evidence[0].size, 7);
+	assert_int_equal(back->states[1].ndeadlines, 1);
+	assert_true(back->states[1].deadlines[0].next_remind > 0);
+	assert_int_equal(dk_snapshot_to_json(&b, back), 0);
+	assert_string_equal(bad, b);
+	dk_snapshot_free(back);
+	free(b);
+	/* damaged in ways only a strict reader sees */
+	const char *cuts[][2] = {
+	    {"\"visits\":1", "\"visits\":01"},  {"\"status\":\"active\"", "\"status\":\"paused\""},
+	    {"\"plain\"", "\"pl\x01in\""},      {"\"phases\"", "\"phases\xc3\""},
+	    {"\"votes\":[]", "\"votes\":[]}"},  {"\"votes\":[]", "\"votes\":["},
+	    {"\"visits\":1", "\"visits\":1.5"},
+	};
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		char *t = replaced(bad, cuts[i][0], cuts[i][1]);
+		if (dk_snapshot_from_json(&back, t) != DK_EINVALID)
+			fail_msg("accepted %s", t);
+		assert_null(back);
+		free(t);
+	}
+	free(bad);
+	free(a);
 	end(&in);
 }
 
@@ -2349,6 +2433,7 @@ int main(void)
 	    cmocka_unit_test(timer_not_due_refused),
 	    cmocka_unit_test(snapshot_json_round_trip),
 	    cmocka_unit_test(snapshot_vars_round_trip),
+	    cmocka_unit_test(snapshot_straight_reader_agrees),
 	    cmocka_unit_test(snapshot_rejects_garbage),
 	    cmocka_unit_test(deterministic),
 	    cmocka_unit_test(view_and_available),
