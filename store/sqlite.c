@@ -634,11 +634,33 @@ int dk_store_schema_version(dk_store *s, int *out)
 
 /* ---- transactions ------------------------------------------------------ */
 
+/* One fixed name: savepoints are not nested by the runner, and fixed
+ * texts let the statements be prepared once (a tick takes one per timer). */
+static const char sql_savepoint[] = "SAVEPOINT dk_unit";
+static const char sql_release[] = "RELEASE dk_unit";
+static const char sql_rollback_to[] = "ROLLBACK TO dk_unit";
+
+/* Every command begins and commits: prepared once, not parsed each time. */
+static const char sql_begin[] = "BEGIN IMMEDIATE";
+static const char sql_commit[] = "COMMIT";
+
+static int exec_cached(dk_store *s, const char *sql, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int error;
+
+	if ((error = dk_sql_stmt(s, &st, sql)) < 0)
+		return error;
+	error = dk_sql_exec_stmt(s, st, what);
+	dk_sql_done(st);
+	return error;
+}
+
 int dk_store_begin(dk_store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		return dk_error_set(DK_EINTERNAL, "a transaction is already open on this store");
-	return exec_sql(s, "BEGIN IMMEDIATE", "start a transaction");
+	return exec_cached(s, sql_begin, "start a transaction");
 }
 
 int dk_store_commit(dk_store *s)
@@ -647,7 +669,7 @@ int dk_store_commit(dk_store *s)
 
 	if (sqlite3_get_autocommit(s->db))
 		return dk_error_set(DK_EINTERNAL, "no transaction to commit");
-	if ((error = exec_sql(s, "COMMIT", "commit")) < 0) {
+	if ((error = exec_cached(s, sql_commit, "commit")) < 0) {
 		/* A failed COMMIT may leave the transaction open; end it so
 		 * that nothing of it can be committed later by accident. */
 		if (!sqlite3_get_autocommit(s->db))
@@ -666,24 +688,6 @@ int dk_store_rollback(dk_store *s)
 int dk_store_in_transaction(dk_store *s)
 {
 	return !sqlite3_get_autocommit(s->db);
-}
-
-/* One fixed name: savepoints are not nested by the runner, and fixed
- * texts let the statements be prepared once (a tick takes one per timer). */
-static const char sql_savepoint[] = "SAVEPOINT dk_unit";
-static const char sql_release[] = "RELEASE dk_unit";
-static const char sql_rollback_to[] = "ROLLBACK TO dk_unit";
-
-static int exec_cached(dk_store *s, const char *sql, const char *what)
-{
-	sqlite3_stmt *st = NULL;
-	int error;
-
-	if ((error = dk_sql_stmt(s, &st, sql)) < 0)
-		return error;
-	error = dk_sql_exec_stmt(s, st, what);
-	dk_sql_done(st);
-	return error;
 }
 
 int dk_store_savepoint(dk_store *s)
