@@ -1373,6 +1373,18 @@ static int move_chain(dk_archive *a, note_slot *slots, note_chain *c)
 
 	rc = dk_archive__ref_cas(&ref, a, c->refname, last, c->has_tip ? &c->tip : NULL);
 	git_reference_free(ref);
+	/* A lock is waited for here, moving again from the same tip: going
+	 * round the batch instead rebuilt the chain and wrote and flushed a
+	 * pack on every wait, thousands of them behind one lock a crash left. */
+	while (rc == GIT_ELOCKED) {
+		if ((error = handle_locked(a, c->refname, &c->waited_ms)) < 0) {
+			chain_fail(slots, c, 0, error);
+			return error;
+		}
+		ref = NULL;
+		rc = dk_archive__ref_cas(&ref, a, c->refname, last, c->has_tip ? &c->tip : NULL);
+		git_reference_free(ref);
+	}
 	if (rc == 0) {
 		for (size_t k = 0; k < c->built; k++)
 			slots[c->idx[k]].error = 0;
@@ -1381,12 +1393,7 @@ static int move_chain(dk_archive *a, note_slot *slots, note_chain *c)
 	}
 	if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS)
 		return 0; /* another writer moved the ref: again from its tip */
-	if (rc == GIT_ELOCKED) {
-		if ((error = handle_locked(a, c->refname, &c->waited_ms)) == 0)
-			return 0;
-	} else {
-		error = dk_archive__git_error(DK_EINTERNAL, "cannot move the instance's ref");
-	}
+	error = dk_archive__git_error(DK_EINTERNAL, "cannot move the instance's ref");
 	chain_fail(slots, c, 0, error);
 	return error;
 }
