@@ -9,9 +9,10 @@
  * is done. dk_runner_notes_catch_up writes the notes of every event after
  * the mark (table archive_noted: the rowid of the last event caught up
  * with; rowids grow in commit order), in commit order, a chunk at a time:
- * one dk_archive_notes batch per chunk (two flushes for all of its notes:
- * objects before the refs that name them), then the mark moves past the
- * chunk in a short transaction.
+ * one dk_archive_notes batch per chunk (all of its commits in one pack,
+ * two flushes for all of its notes: the pack before the refs that name its
+ * commits, the refs before the mark), then the mark moves past the chunk
+ * in a short transaction.
  *
  * Catch-ups are serialised by a flock(2) on HOME/archive.git/
  * docket-notes.flock, taken on a descriptor of the caller's own (so two
@@ -37,8 +38,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-/* Events read and notes written per round of a catch-up. */
-#define CATCH_UP_CHUNK 1000
+/* Events read and notes written per round of a catch-up: one pack, one
+ * barrier pair and one move of each instance's ref for all of them, so the
+ * bigger the round the less each note costs; what bounds it is memory
+ * (about 3 KB a note while the round is built: the events, the commits and
+ * their messages). */
+#define CATCH_UP_CHUNK 4096
 
 /* The event types that get a note. */
 static const char *const noted_types[] = {DK_EV_STARTED, DK_EV_FIRED, DK_EV_RECALLED, NULL};
