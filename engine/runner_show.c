@@ -78,11 +78,14 @@ static int show(dk_runner *r, json_t **out, const char *instance, const char *ac
 	const dk_flow *flow;
 	const char *ids[64];
 	json_t *mine = NULL;
-	int error;
+	int error, began = 0;
 	int64_t now;
 
 	*out = NULL;
+	/* The row, its tasks, the org and the delegations are read in one
+	 * read transaction: one consistent state, one round of locks. */
 	if ((error = dk_runner_clock(r, &now)) < 0 ||
+	    (error = dk_store_read_begin(r->store, &began)) < 0 ||
 	    (error = dk_runner_get_instance(r, &row, instance)) < 0)
 		goto cleanup;
 	if ((error = dk_runner_flow(r, &flow, row.flow_id, row.flow_version)) < 0)
@@ -121,6 +124,7 @@ static int show(dk_runner *r, json_t **out, const char *instance, const char *ac
 		snap = NULL;
 	}
 cleanup:
+	dk_store_read_end(r->store, began);
 	json_decref(mine);
 	dk_task_rows_free(tasks, ntasks);
 	dk_snapshot_free(snap);

@@ -709,3 +709,28 @@ int dk_store_savepoint_rollback(dk_store *s)
 		error = exec_cached(s, sql_release, "release a savepoint");
 	return error;
 }
+
+/* A deferred BEGIN takes no lock: the first read starts one read
+ * transaction (one WAL snapshot, one round of the shared-memory locks) that
+ * every later read shares until COMMIT ends it. */
+static const char sql_read_begin[] = "BEGIN";
+static const char sql_read_end[] = "COMMIT";
+
+int dk_store_read_begin(dk_store *s, int *began)
+{
+	int error;
+
+	*began = 0;
+	if (!sqlite3_get_autocommit(s->db))
+		return 0;
+	if ((error = exec_cached(s, sql_read_begin, "start a read")) == 0)
+		*began = 1;
+	return error;
+}
+
+void dk_store_read_end(dk_store *s, int began)
+{
+	if (began && !sqlite3_get_autocommit(s->db) &&
+	    exec_cached(s, sql_read_end, "end a read") < 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}

@@ -74,6 +74,12 @@ int dk_store_commit(dk_store *s);
 int dk_store_rollback(dk_store *s);
 /* 1 when a transaction is open on this handle, 0 otherwise. */
 int dk_store_in_transaction(dk_store *s);
+/* Several reads that should see one state of the database, and pay for
+ * one read transaction instead of one per statement: a deferred BEGIN when
+ * no transaction is open (*began = 1), nothing inside one (*began = 0).
+ * dk_store_read_end(s, began) ends what _begin began; nothing else. */
+int dk_store_read_begin(dk_store *s, int *began);
+void dk_store_read_end(dk_store *s, int began);
 /* A savepoint inside the open transaction, for one unit of work among
  * several sharing the transaction (a due timer of a tick's batch, a
  * request of a batch `docket serve` commits at once): undoing the unit

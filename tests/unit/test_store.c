@@ -1921,6 +1921,52 @@ static void savepoints_nest(void **state)
 	free(d);
 }
 
+/* A read transaction: every read in it sees one state of the database,
+ * whatever other connections commit meanwhile; it begins only outside a
+ * transaction, and _end ends only what _begin began. */
+static void read_sees_one_state(void **state)
+{
+	fixture *f = *state;
+	dk_store *s2;
+	char *a, *b;
+	int began = -1, inner = -1;
+
+	OK(dk_store_begin(f->s));
+	deploy_flows(f->s);
+	a = make_instance(f->s, "f", "draft", "li", 1);
+	OK(dk_store_commit(f->s));
+
+	OK(dk_store_read_begin(f->s, &began));
+	assert_int_equal(began, 1);
+	assert_int_equal(dk_store_in_transaction(f->s), 1);
+	assert_true(instance_exists(f->s, a));
+	OK(dk_store_open(&s2, f->home));
+	OK(dk_store_begin(s2));
+	b = make_instance(s2, "f", "draft", "li", 2);
+	OK(dk_store_commit(s2));
+	dk_store_close(s2);
+	/* the other connection's commit is not in this read's state */
+	assert_false(instance_exists(f->s, b));
+	OK(dk_store_read_begin(f->s, &inner));
+	assert_int_equal(inner, 0);
+	dk_store_read_end(f->s, inner);
+	assert_int_equal(dk_store_in_transaction(f->s), 1);
+	assert_false(instance_exists(f->s, b));
+	dk_store_read_end(f->s, began);
+	assert_int_equal(dk_store_in_transaction(f->s), 0);
+	assert_true(instance_exists(f->s, b));
+
+	/* inside a write transaction it neither begins nor ends anything */
+	OK(dk_store_begin(f->s));
+	OK(dk_store_read_begin(f->s, &began));
+	assert_int_equal(began, 0);
+	dk_store_read_end(f->s, began);
+	assert_int_equal(dk_store_in_transaction(f->s), 1);
+	OK(dk_store_commit(f->s));
+	free(a);
+	free(b);
+}
+
 /* A command whose write fails (a stale compare-and-set, a uniqueness
  * violation) is undone to its savepoint, and the transaction goes on. */
 static void savepoint_after_failed_write(void **state)
@@ -2081,6 +2127,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(rollback_leaves_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(savepoint_batch_keeps_all_but_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(savepoints_nest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(read_sees_one_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(savepoint_after_failed_write, setup, teardown),
 	    cmocka_unit_test_setup_teardown(savepoint_misuse_and_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hot_queries_use_indexes, setup, teardown),
