@@ -687,7 +687,7 @@ int dk_store_rollback(dk_store *s)
 
 int dk_store_in_transaction(dk_store *s)
 {
-	return !sqlite3_get_autocommit(s->db);
+	return !sqlite3_get_autocommit(s->db) && !s->reading;
 }
 
 int dk_store_savepoint(dk_store *s)
@@ -724,13 +724,15 @@ int dk_store_read_begin(dk_store *s, int *began)
 	if (!sqlite3_get_autocommit(s->db))
 		return 0;
 	if ((error = exec_cached(s, sql_read_begin, "start a read")) == 0)
-		*began = 1;
+		*began = s->reading = 1;
 	return error;
 }
 
 void dk_store_read_end(dk_store *s, int began)
 {
-	if (began && !sqlite3_get_autocommit(s->db) &&
-	    exec_cached(s, sql_read_end, "end a read") < 0)
+	if (!began)
+		return;
+	s->reading = 0;
+	if (!sqlite3_get_autocommit(s->db) && exec_cached(s, sql_read_end, "end a read") < 0)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }

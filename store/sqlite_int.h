@@ -26,6 +26,7 @@ struct dk_store {
 	char *path; /* HOME/docket.db, for messages */
 	dk_sql_cached *cache;
 	size_t ncache, capcache;
+	int reading; /* the open transaction is dk_store_read_begin's */
 };
 
 /* Converts a SQLite result code into a dk_err with a message naming what

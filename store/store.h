@@ -72,7 +72,8 @@ int dk_store_begin(dk_store *s);
 int dk_store_commit(dk_store *s);
 /* Abandons the transaction. Harmless when none is open. */
 int dk_store_rollback(dk_store *s);
-/* 1 when a transaction is open on this handle, 0 otherwise. */
+/* 1 when a write transaction is open on this handle (dk_store_begin), 0
+ * otherwise: a read transaction (dk_store_read_begin) is not one. */
 int dk_store_in_transaction(dk_store *s);
 /* Several reads that should see one state of the database, and pay for
  * one read transaction instead of one per statement: a deferred BEGIN when
