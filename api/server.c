@@ -176,8 +176,9 @@ typedef struct {
 	char *tmp;    /* its path, removed at completion */
 	size_t nfile; /* bytes written to it */
 	int stream;   /* a streamed route, limited by max_upload */
-	/* A streamed upload refused for its token: its body is read and
-	 * dropped, up to DRAIN_MAX, before the 401 (see on_request). */
+	/* A streamed upload refused for its token, or a body declared over
+	 * --max-body: the body is read and dropped, up to DRAIN_MAX, before
+	 * the 401 or 413 (see on_request). */
 	int refused;
 	size_t drained;
 	int answered; /* a response is queued; any body left is dropped */
@@ -738,9 +739,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				    "browser or client set the Content-Type";
 			return MHD_YES;
 		}
-		/* Refuse a declared oversize body before reading it. */
+		/* Refuse a declared oversize body: a big one before reading it,
+		 * one up to DRAIN_MAX after reading and dropping it, as for a
+		 * refused upload (answered early, the client still sending got
+		 * a reset instead of the 413). */
 		if (declared > srv.opts->max_body) {
 			q->too_large = 1;
+			if (declared <= DRAIN_MAX) {
+				q->refused = 1;
+				return MHD_YES;
+			}
 			return answer(c, q, url, method);
 		}
 		return MHD_YES;
