@@ -34,6 +34,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -397,20 +398,6 @@ cleanup:
 	return error;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes b to a new temporary file in dir, its path into tmp; flushed
  * there in the per-file mode. */
 static int write_temp(dk_buf *tmp, const char *dir, const dk_buf *b, int flush)
@@ -428,7 +415,7 @@ static int write_temp(dk_buf *tmp, const char *dir, const dk_buf *b, int flush)
 	}
 	/* Packs are read-only, as git makes them. */
 	(void)fchmod(fd, 0444);
-	if (write_all(fd, b->ptr, b->len) < 0 || (flush && fsync(fd) < 0))
+	if (dk_write_all(fd, b->ptr, b->len) < 0 || (flush && fsync(fd) < 0))
 		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", tmp->ptr,
 		                     strerror(errno));
 	if (close(fd) < 0 && !error)

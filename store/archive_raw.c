@@ -29,6 +29,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,24 +75,10 @@ static int raw_error(const char *what, const char *path)
 	return -1;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes out zlib's full output buffer and hands it back empty. */
 static int flush_out(raw_stream *s)
 {
-	if (write_all(s->fd, s->out, OUT_CAP - s->z.avail_out) < 0)
+	if (dk_write_all(s->fd, s->out, OUT_CAP - s->z.avail_out) < 0)
 		return raw_error("cannot write", s->tmp.ptr);
 	s->z.next_out = s->out;
 	s->z.avail_out = (uInt)OUT_CAP;

@@ -12,6 +12,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -22,18 +23,8 @@
 
 int dk_archive_write_fd(const void *data, size_t len, void *payload)
 {
-	int fd = *(int *)payload;
-	const char *p = data;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return dk_error_set(DK_EINVALID, "cannot write the file out: %s",
-			                    strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	if (dk_write_all(*(int *)payload, data, len) < 0)
+		return dk_error_set(DK_EINVALID, "cannot write the file out: %s", strerror(errno));
 	return 0;
 }
 

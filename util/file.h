@@ -9,6 +9,10 @@
  * it does not exist, DK_EINVALID when it is too big or unreadable. */
 int dk_read_file(char **out, size_t *len, const char *path, size_t max);
 
+/* Writes all n bytes of p to fd, retrying short writes and EINTR. Returns
+ * 0, or -1 with errno set (EIO when write made no progress). */
+int dk_write_all(int fd, const void *p, size_t n);
+
 /* Hex SHA-256 of bytes into out[65]. */
 void dk_sha256_hex(char out[65], const void *bytes, size_t len);
 
