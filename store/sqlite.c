@@ -17,6 +17,7 @@
 #include "util/error.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,13 +527,25 @@ static int check_journal_wal(dk_store *s)
 	return error;
 }
 
+/* SQLite counts every allocation (sqlite3_memory_used) under one mutex
+ * for the whole process unless told not to; docket never reads the
+ * counts, and in `docket serve` the writer and the request threads took
+ * that mutex in turns (a tenth of the writer's time, waking each other).
+ * Set once, before SQLite initialises; later it is refused, harmlessly. */
+static void sqlite_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int dk_store_open(dk_store **out, const char *home)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	dk_store *s = NULL;
 	dk_buf path = DK_BUF_INIT;
 	int rc, error;
 
 	*out = NULL;
+	pthread_once(&once, sqlite_config);
 	if (!home || !*home)
 		return dk_error_set(DK_EINVALID, "no docket home given; use --home or DOCKET_HOME");
 	if ((error = make_home(home)) < 0)
