@@ -180,6 +180,11 @@ int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *
 	row->updated_at = res->snapshot->updated_at;
 	if ((error = dk_store_instance_update(r->store, row, row->version)) < 0)
 		return error;
+	/* Whether any subscription is enabled, asked once for the step's
+	 * events rather than per event (most homes have none). */
+	int hooks = !r->no_hooks && res->nevents > 0;
+	if (hooks && (error = dk_store_hook_any(r->store, &hooks)) < 0)
+		return error;
 	for (size_t i = 0; i < res->nevents; i++) {
 		const dk_event *e = &res->events[i];
 		dk_event_row er = {0};
@@ -194,7 +199,7 @@ int dk_runner_apply(dk_runner *r, dk_instance_row *row, const dk_engine_result *
 		er.comment = e->comment;
 		er.data = e->data;
 		if ((error = dk_store_event_append(r->store, &er)) < 0 ||
-		    (error = enqueue_hook(r, row, res, e, er.seq)) < 0)
+		    (hooks && (error = enqueue_hook(r, row, res, e, er.seq)) < 0))
 			return error;
 		if (i == 0 && first_seq)
 			*first_seq = er.seq;

@@ -669,8 +669,17 @@ static int exec_cached(dk_store *s, const char *sql, const char *what)
 	return error;
 }
 
+/* What the store remembers of the open transaction's writes (the next
+ * event number of an instance) is forgotten wherever they may be undone
+ * or another connection may write next. */
+static void forget_tx(dk_store *s)
+{
+	s->seq_instance = s->seq_next = 0;
+}
+
 int dk_store_begin(dk_store *s)
 {
+	forget_tx(s);
 	if (!sqlite3_get_autocommit(s->db))
 		return dk_error_set(DK_EINTERNAL, "a transaction is already open on this store");
 	return exec_cached(s, sql_begin, "start a transaction");
@@ -680,6 +689,7 @@ int dk_store_commit(dk_store *s)
 {
 	int error;
 
+	forget_tx(s);
 	if (sqlite3_get_autocommit(s->db))
 		return dk_error_set(DK_EINTERNAL, "no transaction to commit");
 	if ((error = exec_cached(s, sql_commit, "commit")) < 0) {
@@ -693,6 +703,7 @@ int dk_store_commit(dk_store *s)
 
 int dk_store_rollback(dk_store *s)
 {
+	forget_tx(s);
 	if (sqlite3_get_autocommit(s->db))
 		return 0;
 	return exec_sql(s, "ROLLBACK", "roll back");
@@ -717,7 +728,10 @@ int dk_store_savepoint_release(dk_store *s)
 
 int dk_store_savepoint_rollback(dk_store *s)
 {
-	int error = exec_cached(s, sql_rollback_to, "roll back to a savepoint");
+	int error;
+
+	forget_tx(s);
+	error = exec_cached(s, sql_rollback_to, "roll back to a savepoint");
 	if (error == 0)
 		error = exec_cached(s, sql_release, "release a savepoint");
 	return error;

@@ -434,35 +434,50 @@ void dk_event_rows_free(dk_event_row *rows, size_t n)
 
 /* seq is the instance's last + 1, read from the UNIQUE (instance_id, seq)
  * index; the write lock held since BEGIN IMMEDIATE means nobody else can
- * take the same number between the read and the write. Two plain
- * statements: an INSERT ... RETURNING costs twice their sum. */
+ * take the same number between the read and the write. A step appends
+ * several events to one instance: after the first, the store knows the
+ * next number (s->seq_next) and skips the read. Two plain statements: an
+ * INSERT ... RETURNING costs twice their sum. */
 static const char sql_event_next_seq[] =
     "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE instance_id = ?1";
 static const char sql_event_append[] =
     "INSERT INTO events (instance_id, seq, type, actor, on_behalf_of, at, from_state, "
     "to_state, transition, comment, data) VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
+static int event_next_seq(dk_store *s, const char *instance_id, int64_t num, int64_t *seq)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, error;
+
+	if (num != 0 && s->seq_instance == num && s->seq_next > 0) {
+		*seq = s->seq_next;
+		return 0;
+	}
+	if ((error = dk_sql_stmt(s, &st, sql_event_next_seq)) < 0)
+		return error;
+	if ((error = dk_sql_bind_instance(s, st, 1, instance_id)) == 0) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			*seq = dk_sql_col_int(st, 0);
+		else
+			error = dk_sql_error(s, rc, "record an event");
+	}
+	dk_sql_done(st);
+	return error;
+}
+
 int dk_store_event_append(dk_store *s, dk_event_row *ev)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t num = dk_sql_instance_num(ev->instance_id), seq;
-	int rc, error;
+	int64_t num = dk_sql_instance_num(ev->instance_id), seq = 0;
+	int error;
 
 	if ((error = dk_sql_need_tx(s, "record an event")) < 0)
 		return error;
 	if (!ev->type)
 		return dk_error_set(DK_EINVALID, "an event needs a type");
-	if ((error = dk_sql_stmt(s, &st, sql_event_next_seq)) < 0)
+	if ((error = event_next_seq(s, ev->instance_id, num, &seq)) < 0)
 		return error;
-	if ((error = dk_sql_bind_instance(s, st, 1, ev->instance_id)) < 0)
-		goto cleanup;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		error = dk_sql_error(s, rc, "record an event");
-		goto cleanup;
-	}
-	seq = dk_sql_col_int(st, 0);
-	dk_sql_done(st);
 	if ((error = dk_sql_stmt(s, &st, sql_event_append)) < 0)
 		return error;
 	dk_sql_bind_int(st, 1, num);
@@ -476,9 +491,13 @@ int dk_store_event_append(dk_store *s, dk_event_row *ev)
 	dk_sql_bind_text(st, 9, ev->comment);
 	dk_sql_bind_text(st, 10, ev->data);
 	dk_sql_bind_int(st, 11, seq);
-	if ((error = dk_sql_exec_stmt(s, st, "record an event")) == 0)
+	if ((error = dk_sql_exec_stmt(s, st, "record an event")) == 0) {
 		ev->seq = seq;
-cleanup:
+		s->seq_instance = num;
+		s->seq_next = seq + 1;
+	} else {
+		s->seq_instance = s->seq_next = 0;
+	}
 	dk_sql_done(st);
 	return error;
 }

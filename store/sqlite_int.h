@@ -27,6 +27,11 @@ struct dk_store {
 	dk_sql_cached *cache;
 	size_t ncache, capcache;
 	int reading; /* the open transaction is dk_store_read_begin's */
+	/* The instance whose event this transaction appended last and the
+	 * seq its next event takes (0: unknown), so that a step's second
+	 * event need not look its number up again. Forgotten at every
+	 * transaction or savepoint boundary that could undo the append. */
+	int64_t seq_instance, seq_next;
 };
 
 /* Converts a SQLite result code into a dk_err with a message naming what

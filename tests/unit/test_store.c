@@ -759,6 +759,26 @@ static void event_seq_without_gaps(void **state)
 	assert_int_equal(ev.seq, 4);
 	OK(dk_store_commit(f->s));
 
+	/* Nor does one undone by a savepoint: the store's memory of the
+	 * next number goes with it. */
+	OK(dk_store_begin(f->s));
+	OK(dk_store_savepoint(f->s));
+	ev.comment = NULL;
+	OK(dk_store_event_append(f->s, &ev));
+	assert_int_equal(ev.seq, 5);
+	OK(dk_store_savepoint_rollback(f->s));
+	OK(dk_store_event_append(f->s, &ev));
+	assert_int_equal(ev.seq, 5);
+	ev.instance_id = b;
+	OK(dk_store_event_append(f->s, &ev));
+	assert_int_equal(ev.seq, 3);
+	ev.instance_id = a;
+	OK(dk_store_event_append(f->s, &ev));
+	assert_int_equal(ev.seq, 6);
+	OK(dk_store_event_append(f->s, &ev));
+	assert_int_equal(ev.seq, 7);
+	OK(dk_store_rollback(f->s));
+
 	OK(dk_store_event_list(f->s, a, &rows, &n));
 	assert_int_equal(n, 4);
 	for (i = 0; i < 4; i++) {
