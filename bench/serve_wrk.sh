@@ -61,8 +61,9 @@ INSERT INTO events (instance_id, seq, type, actor, on_behalf_of, at, from_state,
   transition, comment, data)
   SELECT n.i, seq, type, actor, on_behalf_of, at, from_state, to_state, transition, comment, data
   FROM events, n WHERE instance_id = $first;
-INSERT INTO tasks (instance_id, state_id, user_id, role, due_at, created_at)
-  SELECT n.i, state_id, user_id, role, due_at, created_at FROM tasks, n WHERE instance_id = $first;
+INSERT INTO tasks (id, instance_id, state_id, user_id, role, due_at, created_at)
+  SELECT (n.i << 32) + (id & 4294967295), n.i, state_id, user_id, role, due_at, created_at
+  FROM tasks, n WHERE instance_id = $first;
 UPDATE archive_noted SET last_event = (SELECT MAX(rowid) FROM events) WHERE one = 1;
 COMMIT;
 SQL

@@ -251,6 +251,30 @@ static const char *const migrations[] = {
      * any more. */
     "DROP INDEX IF EXISTS instance_states_instance;\n"
     "DROP INDEX IF EXISTS tasks_due;\n",
+
+    /* 8: a step closes its instance's task and opens the next one: with
+     * ids in creation order those were two rows on two pages of tasks,
+     * and two entries of tasks_instance. A task's id is now its
+     * instance's id times 2^32 plus its number within the instance
+     * (1, 2, ... in creation order, the next after the highest open), so
+     * an instance's tasks share a page of the table and an id range
+     * finds them: tasks_instance goes. The CHECK keeps rows written
+     * behind the store's back (a seeding script) in their range. */
+    "CREATE TABLE tasks_by_instance (\n"
+    "  id INTEGER PRIMARY KEY CHECK (id >> 32 = instance_id),\n"
+    "  instance_id INTEGER NOT NULL REFERENCES instances (id),\n"
+    "  state_id TEXT NOT NULL,\n"
+    "  user_id TEXT NOT NULL,\n"
+    "  role TEXT,\n"
+    "  due_at INTEGER,\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n"
+    "INSERT INTO tasks_by_instance\n"
+    "  SELECT (instance_id << 32) + row_number() OVER (PARTITION BY instance_id ORDER BY id),\n"
+    "         instance_id, state_id, user_id, role, due_at, created_at FROM tasks;\n"
+    "DROP TABLE tasks;\n"
+    "ALTER TABLE tasks_by_instance RENAME TO tasks;\n"
+    "CREATE INDEX tasks_user ON tasks (user_id, due_at IS NULL, due_at, created_at);\n",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DK_STORE_SCHEMA_VERSION,

@@ -41,7 +41,7 @@
 typedef struct dk_store dk_store;
 
 /* The schema version this build creates and understands. */
-#define DK_STORE_SCHEMA_VERSION 7
+#define DK_STORE_SCHEMA_VERSION 8
 
 /* ---- opening and transactions ------------------------------------------ */
 
