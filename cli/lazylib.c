@@ -318,6 +318,8 @@ FN(LIB_GIT, int, git_commit_create,
     const git_tree *tree, size_t parent_count, const git_commit *parents[]),
    (id, repo, update_ref, author, committer, message_encoding, message, tree, parent_count,
     parents))
+FN(LIB_GIT, int, git_blob_create_from_buffer,
+   (git_oid * id, git_repository *repo, const void *buffer, size_t len), (id, repo, buffer, len))
 FN(LIB_GIT, int, git_commit_create_from_ids,
    (git_oid * id, git_repository *repo, const char *update_ref, const git_signature *author,
     const git_signature *committer, const char *message_encoding, const char *message,
@@ -329,6 +331,9 @@ FN(LIB_GIT, const git_oid *, git_commit_id, (const git_commit *commit), (commit)
 FN(LIB_GIT, int, git_commit_lookup, (git_commit * *commit, git_repository *repo, const git_oid *id),
    (commit, repo, id))
 FN(LIB_GIT, const char *, git_commit_message, (const git_commit *commit), (commit))
+FN(LIB_GIT, unsigned int, git_commit_parentcount, (const git_commit *commit), (commit))
+FN(LIB_GIT, int, git_commit_parent, (git_commit * *out, const git_commit *commit, unsigned int n),
+   (out, commit, n))
 FN(LIB_GIT, int, git_commit_tree, (git_tree * *tree_out, const git_commit *commit),
    (tree_out, commit))
 FN(LIB_GIT, const git_oid *, git_commit_tree_id, (const git_commit *commit), (commit))
@@ -442,11 +447,17 @@ FN(LIB_GIT, int, git_tree_create_updated,
    (git_oid * out, git_repository *repo, git_tree *baseline, size_t nupdates,
     const git_tree_update *updates),
    (out, repo, baseline, nupdates, updates))
+FN(LIB_GIT, const git_tree_entry *, git_tree_entry_byname,
+   (const git_tree *tree, const char *filename), (tree, filename))
+FN(LIB_GIT, const git_tree_entry *, git_tree_entry_byindex, (const git_tree *tree, size_t idx),
+   (tree, idx))
 FN(LIB_GIT, int, git_tree_entry_bypath,
    (git_tree_entry * *out, const git_tree *root, const char *path), (out, root, path))
 FNV(LIB_GIT, git_tree_entry_free, (git_tree_entry * entry), (entry))
 FN(LIB_GIT, const git_oid *, git_tree_entry_id, (const git_tree_entry *entry), (entry))
+FN(LIB_GIT, const char *, git_tree_entry_name, (const git_tree_entry *entry), (entry))
 FN(LIB_GIT, git_object_t, git_tree_entry_type, (const git_tree_entry *entry), (entry))
+FN(LIB_GIT, size_t, git_tree_entrycount, (const git_tree *tree), (tree))
 FNV(LIB_GIT, git_tree_free, (git_tree * tree), (tree))
 FN(LIB_GIT, int, git_tree_lookup, (git_tree * *out, git_repository *repo, const git_oid *id),
    (out, repo, id))

@@ -16,18 +16,24 @@
  * each ref's lock file and the refs directory, twelve flushes for one
  * upload and four for one note, each a journal commit and a disk cache
  * flush of its own. docket switches that off and makes a unit of work
- * durable at two explicit points instead (dk_archive__barrier): every
- * object of the unit written, one flush; the refs moved, one flush; then
- * success. An upload is one unit; a batch of notes (dk_archive_notes: a
- * chunk of a catch-up, engine/runner_notes.c) is one unit however many
- * notes and instances it holds, its commits written as one pack
- * (archive_pack.c) rather than a loose file each. The flush is syncfs(2)
+ * durable at explicit points instead (dk_archive__barrier). A batch of
+ * notes (dk_archive_notes: a chunk of a catch-up, engine/runner_notes.c)
+ * is one unit however many notes and instances it holds, its commits
+ * written as one pack (archive_pack.c) rather than a loose file each:
+ * every object of the unit written, one flush; the refs moved, one flush;
+ * then success. An upload is one flush: its blob (under 1 MB), trees and
+ * commit as one pack and the intent of its ref's move appended to the ref
+ * journal, one flush, then the move and success; the journal puts the
+ * move back after a power loss (archive_refs.c says how and why that is
+ * enough). Without the journal (no boot id, or the per-file mode below)
+ * the moved ref is flushed before success, as a note's is. The flush is syncfs(2)
  * on the repository's directory: it writes back every dirty inode of the
  * file system and flushes the disk cache, so every object (and every
  * rename that put one in place) is on disk when it returns, and since
  * Linux 5.8 it reports write-back errors. git's own core.fsyncMethod=batch
  * works the same way. So a ref still never names an object that is not on
- * disk, and nothing is reported stored before its ref is.
+ * disk, and nothing is reported stored before its ref is (or, for an
+ * upload, the journaled intent that puts its ref back) is on disk.
  *
  * syncfs flushes the whole file system, other programs' dirty data too: on
  * a file system shared with heavy writers that can cost more than the
@@ -370,6 +376,7 @@ int dk_archive_open(dk_archive **out, const char *home)
 	a->auto_gc = DK_ARCHIVE_AUTO_GC;
 	a->per_file = per_file;
 	a->dirfd = -1;
+	a->jfd = -1;
 	if (git_repository_open_bare(&a->repo, path.ptr) < 0) {
 		if (access(path.ptr, F_OK) == 0) {
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot open the repository");
@@ -389,13 +396,16 @@ int dk_archive_open(dk_archive **out, const char *home)
 		goto cleanup;
 	}
 	a->path = dk_buf_detach(&path);
-	if ((error = group_join(a)) < 0)
+	if ((error = group_join(a)) < 0 || (error = dk_archive__journal_open(a)) < 0)
 		goto cleanup;
 	*out = a;
 	a = NULL;
 cleanup:
 	dk_buf_free(&path);
 	if (a) {
+		group_leave(a->flush);
+		dk_archive__pack_free(a);
+		git_odb_free(a->raw_odb);
 		git_repository_free(a->repo);
 		if (a->dirfd >= 0)
 			close(a->dirfd);
@@ -411,6 +421,7 @@ void dk_archive_free(dk_archive *a)
 {
 	if (!a)
 		return;
+	dk_archive__journal_close(a);
 	group_leave(a->flush);
 	dk_archive__pack_free(a);
 	git_odb_free(a->raw_odb);
@@ -820,8 +831,9 @@ int dk_archive__tip(git_oid *out, dk_archive *a, const char *instance)
 	return 0;
 }
 
-/* Builds the new tree from the tip's tree (NULL when the ref is new). */
-typedef int (*tree_fn)(git_oid *out, dk_archive *a, git_tree *baseline, void *payload);
+/* Builds the new tree in repo (the pack view) from the tip's tree (NULL
+ * when the ref is new). */
+typedef int (*tree_fn)(git_oid *out, git_repository *repo, git_tree *baseline, void *payload);
 
 typedef struct {
 	git_oid commit;
@@ -847,27 +859,69 @@ int dk_archive__ref_cas(git_reference **out, dk_archive *a, const char *refname,
 	return git_reference_create_matching(out, a->repo, refname, id, 1, tip, NULL);
 }
 
+/* Moves refname from tip to commit, waiting out live locks and removing
+ * stale ones: 0, GIT_EMODIFIED / GIT_EEXISTS when another writer moved it
+ * first, or a negative dk_err. */
+static int move_ref(dk_archive *a, const char *refname, const git_oid *commit, const git_oid *tip,
+                    long *waited_ms, int *retries)
+{
+	git_reference *ref = NULL;
+	int rc, error;
+
+	for (;;) {
+		rc = dk_archive__ref_cas(&ref, a, refname, commit, tip);
+		git_reference_free(ref);
+		ref = NULL;
+		if (rc != GIT_ELOCKED)
+			break;
+		(*retries)++;
+		if ((error = handle_locked(a, refname, waited_ms)) < 0)
+			return error;
+	}
+	if (rc == 0 || rc == GIT_EMODIFIED || rc == GIT_EEXISTS)
+		return rc;
+	return dk_archive__git_error(DK_EINTERNAL, "cannot move the instance's ref");
+}
+
+/*
+ * One commit on an instance's ref: read the tip, build the new tree and
+ * the commit in the pack view (archive_pack.c; the blob is in it already,
+ * or on disk when it was big), write them as one pack, append the intent
+ * of the move to the ref journal (archive_refs.c), flush once, and move
+ * the ref by compare-and-swap. With the journal the upload is durable
+ * then: the objects and the intent are on disk, and the move is put back
+ * after a power loss from the intent. Without it (no boot id, or
+ * DOCKET_ARCHIVE_SYNC=file) the moved ref is flushed before success.
+ * Uploads to one ref are serialised by its lock (dk_archive__ref_lock), so
+ * a compare-and-swap fails only when a note moved the ref meanwhile: then
+ * again from the new tip.
+ */
 static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance,
                          const git_signature *author, const char *message, tree_fn make_tree,
                          void *payload)
 {
 	char refname[DK_ARCHIVE_REFNAME_MAX];
 	git_signature *committer = NULL;
+	git_repository *view = NULL;
 	long waited_ms = 0;
-	int error;
+	int error, locked = 0;
 
 	memset(res, 0, sizeof(*res));
-	if ((error = dk_archive__refname(refname, instance)) < 0)
+	if ((error = dk_archive__refname(refname, instance)) < 0 ||
+	    (error = dk_archive__pack_repo(&view, a)) < 0)
 		return error;
 	if (git_signature_new(&committer, "docket", "docket@docket.invalid", author->when.time, 0) <
 	    0)
 		return dk_archive__git_error(DK_EINTERNAL, "cannot make the committer line");
+	if ((error = dk_archive__ref_lock(a, refname, 1)) < 0)
+		goto cleanup;
+	locked = 1;
 
 	for (int round = 0;; round++) {
 		git_commit *parent = NULL;
-		git_tree *baseline = NULL, *tree = NULL;
-		git_reference *ref = NULL;
+		git_tree *baseline = NULL;
 		git_oid tip, tree_id;
+		const git_oid *parents[1] = {&tip};
 		int has_tip, rc;
 
 		if (round >= MAX_CAS_ROUNDS) {
@@ -884,50 +938,50 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 		}
 		has_tip = rc == 0;
 		if (has_tip && (git_commit_lookup(&parent, a->repo, &tip) < 0 ||
-		                git_commit_tree(&baseline, parent) < 0)) {
+		                git_tree_lookup(&baseline, view, git_commit_tree_id(parent)) < 0)) {
 			error =
 			    dk_archive__git_error(DK_EINTERNAL, "cannot read the instance's tip");
 			goto round_done;
 		}
-		if ((error = make_tree(&tree_id, a, baseline, payload)) < 0)
+		if ((error = make_tree(&tree_id, view, baseline, payload)) < 0)
 			goto round_done;
-		if (git_tree_lookup(&tree, a->repo, &tree_id) < 0 ||
-		    git_commit_create(&res->commit, a->repo, NULL, author, committer, NULL, message,
-		                      tree, has_tip ? 1 : 0,
-		                      (const git_commit **)(has_tip ? &parent : NULL)) < 0) {
+		if (git_commit_create_from_ids(&res->commit, view, NULL, author, committer, NULL,
+		                               message, &tree_id, has_tip ? 1 : 0, parents) < 0) {
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot write the commit");
 			goto round_done;
 		}
-		/* Every object of this round (the blob before it) on disk
-		 * before the ref may name them. */
-		if ((error = dk_archive__barrier(a)) < 0)
+		/* Every object of this round and the intent of the move on
+		 * disk, in one flush, before the ref may name them. */
+		if ((error = dk_archive__pack_write(a, NULL)) < 0 ||
+		    (error = dk_archive__intent(a, refname, has_tip ? &tip : NULL, &res->commit)) <
+		        0)
 			goto round_done;
-		rc = dk_archive__ref_cas(&ref, a, refname, &res->commit, has_tip ? &tip : NULL);
-		if (rc == 0) {
+		if ((error = dk_archive__barrier(a)) == 0)
+			error = move_ref(a, refname, &res->commit, has_tip ? &tip : NULL,
+			                 &waited_ms, &res->retries);
+		dk_archive__intent_done(a);
+		if (error == 0) {
 			res->has_parent = has_tip;
 			if (has_tip)
 				git_oid_cpy(&res->parent, &tip);
-			/* ...and the moved ref before anyone hears of it. */
-			error = dk_archive__barrier(a);
-		} else if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS) {
+			/* Without the journal the moved ref is flushed before
+			 * anyone hears of it. */
+			if (!dk_archive__journaled(a))
+				error = dk_archive__barrier(a);
+		} else if (error == GIT_EMODIFIED || error == GIT_EEXISTS) {
 			res->retries++;
-			error = 1; /* another writer moved the ref: again from its tip */
-		} else if (rc == GIT_ELOCKED) {
-			res->retries++;
-			if ((error = handle_locked(a, refname, &waited_ms)) == 0)
-				error = 1;
-		} else {
-			error =
-			    dk_archive__git_error(DK_EINTERNAL, "cannot move the instance's ref");
+			error = 1; /* a note moved the ref: again from its tip */
 		}
 	round_done:
-		git_reference_free(ref);
-		git_tree_free(tree);
 		git_tree_free(baseline);
 		git_commit_free(parent);
 		if (error != 1)
 			break;
 	}
+cleanup:
+	dk_archive__pack_discard(a);
+	if (locked)
+		dk_archive__ref_lock(a, refname, 0);
 	git_signature_free(committer);
 	return error;
 }
@@ -939,7 +993,7 @@ typedef struct {
 	git_oid blob;
 } put_tree_payload;
 
-static int put_tree(git_oid *out, dk_archive *a, git_tree *baseline, void *payload)
+static int put_tree(git_oid *out, git_repository *repo, git_tree *baseline, void *payload)
 {
 	put_tree_payload *p = payload;
 	git_tree_update upd;
@@ -955,15 +1009,15 @@ static int put_tree(git_oid *out, dk_archive *a, git_tree *baseline, void *paylo
 	upd.path = p->path;
 	if (!baseline) {
 		/* git_tree_create_updated wants a tree to start from. */
-		if (git_treebuilder_new(&tb, a->repo, NULL) < 0 ||
+		if (git_treebuilder_new(&tb, repo, NULL) < 0 ||
 		    git_treebuilder_write(&empty_id, tb) < 0 ||
-		    git_tree_lookup(&empty, a->repo, &empty_id) < 0) {
+		    git_tree_lookup(&empty, repo, &empty_id) < 0) {
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot write the empty tree");
 			goto cleanup;
 		}
 		baseline = empty;
 	}
-	if (git_tree_create_updated(out, a->repo, baseline, 1, &upd) < 0)
+	if (git_tree_create_updated(out, repo, baseline, 1, &upd) < 0)
 		error = dk_archive__git_error(DK_EINTERNAL, "cannot write the tree");
 cleanup:
 	git_tree_free(empty);
@@ -1044,6 +1098,12 @@ static int odb_sink(void *s, const char *data, size_t len)
 	return 0;
 }
 
+static int buf_sink(void *s, const char *data, size_t len)
+{
+	dk_buf_put(s, data, len);
+	return 0;
+}
+
 static int blobstream_sink(void *s, const char *data, size_t len)
 {
 	git_writestream *ws = s;
@@ -1052,7 +1112,9 @@ static int blobstream_sink(void *s, const char *data, size_t len)
 	return 0;
 }
 
-/* Writes the blob. A regular file's size is known, so its bytes go
+/* Writes the blob. A regular file under DK_ARCHIVE_RAW_MIN is read into
+ * the pack view (memory; written with the tree and commit as one pack).
+ * A bigger regular file's size is known, so its bytes go
  * straight into one loose object (git_odb_open_wstream: deflated and
  * hashed as they pass; a big one that samples as incompressible is laid
  * out in deflate's stored blocks instead, see archive_raw.c). A pipe's size is not, so it goes
@@ -1077,6 +1139,20 @@ static int write_blob(git_oid *blob, int64_t *size, char sha256[65], dk_archive 
 		git_odb *into;
 		if (o->max_size > 0 && st.st_size > o->max_size)
 			return too_big(o, st.st_size, 0);
+		/* A small file goes into the pack view, to be written with its
+		 * tree and commit as one pack (archive_pack.c). */
+		if (st.st_size < DK_ARCHIVE_RAW_MIN) {
+			git_repository *view = NULL;
+			dk_buf b = DK_BUF_INIT;
+			if ((error = dk_archive__pack_repo(&view, a)) == 0 &&
+			    (error = stream_fd(size, sha256, fd, o, st.st_size, buf_sink, &b)) ==
+			        0 &&
+			    git_blob_create_from_buffer(blob, view, b.ptr ? b.ptr : "", b.len) < 0)
+				error =
+				    dk_archive__git_error(DK_EINTERNAL, "cannot write the blob");
+			dk_buf_free(&b);
+			return error;
+		}
 		/* Content that does not compress goes in stored blocks (see
 		 * archive_raw.c); the rest is deflated by libgit2. */
 		if (dk_archive__incompressible(fd, st.st_size)) {
@@ -1149,12 +1225,13 @@ int dk_archive_put(dk_archive_put_result *out, dk_archive *a, const dk_archive_p
 	if (cr.has_parent)
 		git_oid_tostr(out->parent, sizeof(out->parent), &cr.parent);
 	out->retries = cr.retries;
-	/* The upload is durable now; packing is housekeeping, and a failure
+	/* The upload is durable now (see commit_on_ref); packing is housekeeping, and a failure
 	 * there must not turn a stored upload into a reported failure (the
 	 * next put tries again). */
 	dk_archive_maybe_gc(NULL, a);
 	dk_error_clear();
 cleanup:
+	dk_archive__pack_discard(a);
 	git_signature_free(author);
 	dk_buf_free(&path);
 	dk_buf_free(&msg);

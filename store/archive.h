@@ -34,12 +34,17 @@
  * the story in order and bind it to the files, and an empty change keeps
  * `git show` of an upload commit showing exactly the one file.
  *
- * Durability: objects are written and flushed to disk before the ref moves,
- * the ref moves by compare-and-swap and is flushed before success is
- * returned, so an upload that returned 0 survives power loss and concurrent
- * uploads to one instance never lose a commit. The flush is one syncfs(2)
- * per step (or, with DOCKET_ARCHIVE_SYNC=file, libgit2's fsync of every
- * file); archive.c says why. A stale .lock left by a crash is removed (see
+ * Durability: an upload's objects (one pack when the file is under 1 MB)
+ * and the intent of its ref's move (a line of the ref journal) are
+ * flushed to disk together before the ref moves by compare-and-swap; the
+ * move itself is made durable by the next flush, and after a restart
+ * dk_archive_open puts every ref forward from the journal before it
+ * returns (archive_refs.c). So an upload that returned 0 survives power
+ * loss, and concurrent uploads to one instance never lose a commit. A
+ * note's objects are flushed before its ref moves and the ref before it
+ * returns. The flush is one syncfs(2) per step (or, with
+ * DOCKET_ARCHIVE_SYNC=file, libgit2's fsync of every file, refs
+ * included, and no journal); archive.c says why. A stale .lock left by a crash is removed (see
  * archive.c for the rule), not reported as a permanent error.
  *
  * Threads: a dk_archive holds one git_repository and is used by one thread
@@ -153,7 +158,9 @@ typedef struct {
  * larger than max_size is refused (DK_EINVALID) while streaming, with no
  * object left behind and the ref untouched. The extension of name must be
  * one of types when types are given (DK_EINVALID). On success *out holds
- * the ids; the ref has moved and everything is on disk. fd stays open. */
+ * the ids; the ref has moved, and the objects and the journaled intent of
+ * the move are on disk (the move is put back from it after a power loss;
+ * see Durability above). fd stays open. */
 int dk_archive_put(dk_archive_put_result *out, dk_archive *a, const dk_archive_put_opts *opts,
                    int fd);
 

@@ -2,9 +2,10 @@
  * archive_gc.c - keeping the evidence archive fast and copied: packing
  * loose objects (git_packbuilder) and pushing every refs/docket/ ref to a remote.
  *
- * Every upload writes about five loose objects (blob, two or three trees,
- * commit); the notes' catch-up writes a small pack a round instead
- * (archive_pack.c). Past a few thousand, directories of loose files slow
+ * Every upload writes one small pack (blob, two or three trees, commit;
+ * a blob of 1 MB or more stays a loose object, streamed), and the notes'
+ * catch-up one pack a round (archive_pack.c); plain git writes loose
+ * objects. Past a few thousand, directories of loose files slow
  * every lookup, and so do many packs, so gc packs the loose objects (and
  * runs once the packs pass DK_ARCHIVE_AUTO_PACKS, to merge them): write a
  * pack and its index, flush them to disk
@@ -17,7 +18,8 @@
  * Big blobs (> DK_ARCHIVE_GC_BIG_BLOB) stay loose: packed objects cannot be
  * streamed, and packing would hold them in memory.
  *
- * Each gc adds one pack; lookups cost grows with the number of packs, so
+ * Each gc adds one pack, and so does each upload; lookups cost grows with
+ * the number of packs, so
  * packs are merged, and the old ones deleted only once the merged one is
  * in place. Merging used to wait for more than 16 packs and then rewrite
  * all of them: every 16th gc rewrote the whole archive inside the put that
@@ -227,6 +229,11 @@ static int by_size(const void *x, const void *y)
 	return p->size < q->size ? -1 : p->size > q->size;
 }
 
+/* Packs to merge that hold this many bytes or fewer together are merged by
+ * copying their objects (archive_pack.c, no delta search); bigger merges
+ * go through git_packbuilder, which looks for deltas. */
+#define MERGE_COPY_MAX ((long long)32 * 1024 * 1024)
+
 /* Merges the packs that break the geometric progression (see the top of
  * this file) into one, then deletes them. */
 static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
@@ -237,7 +244,7 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 	git_packbuilder *pb = NULL;
 	git_odb_backend *check = NULL;
 	oid_list all = {NULL, 0, 0};
-	long long below = 0;
+	long long below = 0, merged = 0;
 	int error = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -268,16 +275,33 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 		}
 		b->free(b);
 	}
-	if (git_packbuilder_new(&pb, a->repo) < 0) {
-		error = dk_archive__git_error(DK_EINTERNAL, "cannot start packing");
-		goto cleanup;
-	}
-	for (size_t i = 0; i < all.n; i++)
-		if (git_packbuilder_insert(pb, &all.ids[i], NULL) < 0) {
-			error = dk_archive__git_error(DK_EINTERNAL, "cannot pack an object");
+	for (size_t i = 0; i < split; i++)
+		merged += ps[i].size;
+	if (merged <= MERGE_COPY_MAX && dk_archive__pack_count(a) == 0) {
+		/* Small packs (each upload writes one): their objects copied
+		 * as they are into one pack, no delta search. */
+		for (size_t i = 0; i < all.n; i++)
+			if ((error = dk_archive__pack_copy(a, &all.ids[i])) < 0) {
+				dk_archive__pack_discard(a);
+				goto cleanup;
+			}
+		if ((error = dk_archive__pack_write(a, newname)) < 0)
+			goto cleanup;
+	} else {
+		if (git_packbuilder_new(&pb, a->repo) < 0) {
+			error = dk_archive__git_error(DK_EINTERNAL, "cannot start packing");
 			goto cleanup;
 		}
-	if ((error = write_pack(newname, pb)) < 0 || (error = dk_archive__barrier(a)) < 0)
+		for (size_t i = 0; i < all.n; i++)
+			if (git_packbuilder_insert(pb, &all.ids[i], NULL) < 0) {
+				error =
+				    dk_archive__git_error(DK_EINTERNAL, "cannot pack an object");
+				goto cleanup;
+			}
+		if ((error = write_pack(newname, pb)) < 0)
+			goto cleanup;
+	}
+	if ((error = dk_archive__barrier(a)) < 0)
 		goto cleanup;
 	if ((error = open_pack(&check, a->path, newname)) < 0)
 		goto cleanup;

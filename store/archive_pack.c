@@ -6,7 +6,9 @@
  * directory: file system work (inodes, directory entries, the journal)
  * that dominated the notes' catch-up, about 1 ms a note, and every loose
  * file stayed until gc packed it. A pack holds any number of objects in
- * two files, written sequentially.
+ * two files, written sequentially. Uploads use it too: an upload's blob
+ * (under 1 MB), trees and commit are one pack; so is a merge of small
+ * packs by gc (dk_archive__pack_copy).
  *
  * The objects are first made in memory: the archive's "pack view" is a
  * second git_repository over an odb of libgit2's mempack backend (where
@@ -262,6 +264,22 @@ int dk_archive__pack_repo(git_repository **out, dk_archive *a)
 size_t dk_archive__pack_count(const dk_archive *a)
 {
 	return a->pack ? a->pack->be->n : 0;
+}
+
+int dk_archive__pack_copy(dk_archive *a, const git_oid *id)
+{
+	struct dk_archive_pack_view *v = view(a);
+	git_odb_object *obj = NULL;
+	int error = 0;
+
+	if (!v)
+		return DK_EINTERNAL;
+	if (git_odb_read(&obj, v->be->archive, id) < 0)
+		return dk_archive__git_error(DK_EINTERNAL, "cannot read an object to pack");
+	held_write(&v->be->parent, id, git_odb_object_data(obj), git_odb_object_size(obj),
+	           git_odb_object_type(obj));
+	git_odb_object_free(obj);
+	return error;
 }
 
 void dk_archive__pack_discard(dk_archive *a)

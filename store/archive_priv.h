@@ -19,6 +19,7 @@ struct dk_archive {
 	git_odb *raw_odb;     /* archive_raw.c's writer of stored-block blobs; NULL until used */
 	struct dk_flush_group *flush;      /* the barrier shared with the process's other handles */
 	struct dk_archive_pack_view *pack; /* archive_pack.c's view; NULL until used */
+	int jfd; /* archive_refs.c's journal; -1: none (refs flushed as they move) */
 };
 
 #define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
@@ -81,10 +82,31 @@ size_t dk_archive__pack_count(const dk_archive *a);
  * write; then forgets them, written or not. On disk only after the next
  * dk_archive__barrier. */
 int dk_archive__pack_write(dk_archive *a, char name_out[64]);
+/* Holds the archive's object id (read from disk) for the next pack. */
+int dk_archive__pack_copy(dk_archive *a, const git_oid *id);
 /* Forgets the objects held for the next pack without writing them. */
 void dk_archive__pack_discard(dk_archive *a);
 /* Frees the view (dk_archive_free). */
 void dk_archive__pack_free(dk_archive *a);
+
+/* ---- the ref journal (archive_refs.c) ---- */
+
+/* Opens the handle's journal (after the flush group is joined) and, when
+ * it was written under another boot, puts the refs right before anything
+ * else reads them. */
+int dk_archive__journal_open(dk_archive *a);
+void dk_archive__journal_close(dk_archive *a);
+/* 1 when uploads may return before their ref's move is flushed. */
+int dk_archive__journaled(const dk_archive *a);
+/* Takes (on = 1) or drops the lock of refname that serialises uploads to
+ * it, across threads and processes. Waits. */
+int dk_archive__ref_lock(dk_archive *a, const char *refname, int on);
+/* Appends the intent "refname moves from `from` (NULL: new) to `to`";
+ * durable with the next barrier. On success the journal stays share-
+ * locked until dk_archive__intent_done, to be called once the move was
+ * tried, whatever came of it. */
+int dk_archive__intent(dk_archive *a, const char *refname, const git_oid *from, const git_oid *to);
+void dk_archive__intent_done(dk_archive *a);
 
 /* Parses 40 hex digits; DK_EINVALID with a message naming what. */
 int dk_archive__oid(git_oid *out, const char *hex, const char *what);

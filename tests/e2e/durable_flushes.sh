@@ -2,7 +2,9 @@
 # counted with strace: a state change (act, start) is durable with SQLite's
 # commit alone, its archive note being written later by a catch-up; the
 # archive is made durable by barriers (one syncfs(2) after a unit's
-# objects, one after its refs), never by an fsync of every file; a
+# objects, one after its refs; an upload's one barrier covers its objects
+# and the journaled intent of its ref's move), never by an fsync of every
+# file; a
 # catch-up (`docket archive sync`, a tick's, a `docket serve` round) pays
 # one barrier pair for all the notes it writes; SQLite commits once per
 # command and keeps its WAL across processes (no WAL re-made and no
@@ -45,7 +47,7 @@ traced attach attach "$id" "$T/plan.pdf" --evidence plan
 expect_rc 0 "attach under strace"
 summary attach
 expect_eq "$(count attach fsync)" 0 "attach fsyncs no file (no per-file syncing)"
-expect_eq "$(count attach syncfs)" 2 "attach: one flush for its objects, one for its ref"
+expect_eq "$(count attach syncfs)" 1 "attach: one flush for its objects and its ref's intent (store/archive_refs.c)"
 # one commit, the directory once per process, and the WAL header when the
 # WAL was just emptied: never the five of a re-made WAL and an exit checkpoint
 [ "$(count attach fdatasync)" -le 3 ] && ok "attach: SQLite flushes at most 3 times" ||

@@ -134,7 +134,13 @@ sqlite3 "$DOCKET_HOME/docket.db" "UPDATE evidence SET sha256='$(sha256sum "$T/on
 dk verify
 expect_rc 0 "restored row verifies"
 
-# tampering with a blob: swap one object file for another
+# tampering with a blob: swap one object file for another (each upload
+# wrote its objects as one pack: plain git makes them loose files first)
+for p in "$DOCKET_HOME"/archive.git/objects/pack/*.pack; do
+	[ -f "$p" ] || continue
+	mv "$p" "$T/exploding.pack" && rm -f "${p%.pack}.idx" &&
+		G unpack-objects -q <"$T/exploding.pack" && rm -f "$T/exploding.pack"
+done
 b1=$(G rev-parse "refs/docket/instances/$id:draft/plan/one.pdf")
 b2=$(G rev-parse "refs/docket/instances/$id:draft/plan/计划.pdf")
 o1="$DOCKET_HOME/archive.git/objects/$(echo "$b1" | cut -c1-2)/$(echo "$b1" | cut -c3-)"

@@ -130,6 +130,26 @@ static size_t count_loose(fixture *f)
 	return n;
 }
 
+/* Turns every pack of the archive into loose objects (plain git's
+ * unpack-objects, the pack moved away first so that it writes them all),
+ * for tests that tamper with one object's file; reopens f->a. */
+static void explode(fixture *f)
+{
+	int st;
+	free(run(
+	    &st,
+	    "cd '%s/archive.git' && for p in objects/pack/*.pack; do [ -f \"$p\" ] || continue; "
+	    "mv \"$p\" ../exploding.pack && rm -f \"${p%%.pack}.idx\" && "
+	    "git --git-dir=. unpack-objects -q < ../exploding.pack && rm -f ../exploding.pack; "
+	    "done",
+	    f->home));
+	assert_int_equal(st, 0);
+	/* a fresh handle: the old one still maps the packs moved away */
+	dk_archive_free(f->a);
+	f->a = NULL;
+	assert_int_equal(dk_archive_open(&f->a, f->home), 0);
+}
+
 /* ---- names ------------------------------------------------------------------ */
 
 static void names_hostile_refused(void **state)
@@ -696,7 +716,9 @@ static void verify_finds_unrecorded_and_altered(void **state)
 	assert_string_equal(dk_buf_cstr(&names), "i-0;i-1;");
 	dk_buf_free(&names);
 
-	/* swap a.pdf's object file for b.pdf's: same size, other bytes */
+	/* swap a.pdf's object file for b.pdf's: same size, other bytes (the
+	 * uploads wrote packs: made loose first) */
+	explode(f);
 	snprintf(src, sizeof(src), "%s/archive.git/objects/%.2s/%s", f->home, r2.blob, r2.blob + 2);
 	snprintf(dst, sizeof(dst), "%s/archive.git/objects/%.2s/%s", f->home, r1.blob, r1.blob + 2);
 	chmod(dst, 0644);
@@ -1384,6 +1406,124 @@ static void gc_packs_stay_geometric(void **state)
 	}
 }
 
+/* Reads the ref of instance into out (40 hex and a NUL), "" when missing. */
+static void ref_of(fixture *f, const char *instance, char out[DK_ARCHIVE_OID_HEXSZ + 1])
+{
+	if (dk_archive_tip(out, f->a, instance) < 0)
+		out[0] = '\0';
+}
+
+/* Writes text as the loose ref file of instance (a power loss that kept
+ * an older value, or a torn one). */
+static void set_ref_file(fixture *f, const char *instance, const char *text)
+{
+	char path[700];
+	FILE *fp;
+	snprintf(path, sizeof(path), "%s/archive.git/refs/docket/instances/%s", f->home, instance);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* Rewrites the boot id on the journal's first line: the machine
+ * restarted since the journal was written. */
+static void other_boot(fixture *f)
+{
+	int st;
+	free(run(&st,
+	         "sed -i '1s/^docket-refs 1 boot .*/docket-refs 1 boot "
+	         "00000000-0000-0000-0000-000000000000/' '%s/archive.git/docket-refs.journal'",
+	         f->home));
+	assert_int_equal(st, 0);
+}
+
+static void reopen(fixture *f)
+{
+	dk_archive_free(f->a);
+	f->a = NULL;
+	assert_int_equal(dk_archive_open(&f->a, f->home), 0);
+}
+
+/* An upload returns once its objects and the intent of its ref's move are
+ * flushed; the move itself may be lost with the power. After a restart
+ * the refs are put forward from the journal before anything reads them. */
+static void refs_recovered_after_restart(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2, r3, r4;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "a.pdf");
+	char tip[DK_ARCHIVE_OID_HEXSZ + 1], line[700];
+	int st;
+
+	if (access("/proc/sys/kernel/random/boot_id", R_OK) != 0)
+		skip();
+	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, write_temp(f, "a", "A1", 2)), 0);
+	o.name = "b.pdf";
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, write_temp(f, "b", "B2", 2)), 0);
+	o.instance = "i-2";
+	assert_int_equal(dk_archive_put_file(&r3, f->a, &o, write_temp(f, "c", "C3", 2)), 0);
+	o.instance = "i-3";
+	assert_int_equal(dk_archive_put_file(&r4, f->a, &o, write_temp(f, "d", "D4", 2)), 0);
+	dk_archive_free(f->a);
+	f->a = NULL;
+
+	/* Same boot: the journal is not consulted; a ref moved back is
+	 * verify's business (it reports the files after it missing). */
+	snprintf(line, sizeof(line), "%s\n", r1.commit);
+	set_ref_file(f, "i-1", line);
+	reopen(f);
+	ref_of(f, "i-1", tip);
+	assert_string_equal(tip, r1.commit);
+	dk_archive_free(f->a);
+	f->a = NULL;
+
+	/* A restart lost the moves: i-1 back one upload, i-2's new ref
+	 * gone, i-3's ref a zero-length file. An intent whose objects never
+	 * reached the disk, and a torn last line, are passed over. */
+	set_ref_file(f, "i-1", line);
+	snprintf(line, sizeof(line), "%s/archive.git/refs/docket/instances/i-2", f->home);
+	assert_int_equal(unlink(line), 0);
+	set_ref_file(f, "i-3", "");
+	free(run(&st,
+	         "printf 'refs/docket/instances/i-1 %s "
+	         "1111111111111111111111111111111111111111\\nrefs/docket/instances/i-2 %s 22' "
+	         ">> '%s/archive.git/docket-refs.journal'",
+	         r2.commit, r3.commit, f->home));
+	assert_int_equal(st, 0);
+	other_boot(f);
+	assert_int_equal(dk_archive_open(&f->a, f->home), 0);
+	ref_of(f, "i-1", tip);
+	assert_string_equal(tip, r2.commit);
+	ref_of(f, "i-2", tip);
+	assert_string_equal(tip, r3.commit);
+	ref_of(f, "i-3", tip);
+	assert_string_equal(tip, r4.commit);
+	/* the journal starts again under this boot, its intents done with */
+	char *j = run(&st, "wc -l < '%s/archive.git/docket-refs.journal'", f->home);
+	assert_int_equal(atoi(j), 1);
+	free(j);
+
+	/* A ref further on than its last intent (a note after the upload,
+	 * flushed before it returned) is kept as it is. */
+	o.instance = "i-1";
+	o.name = "e.pdf";
+	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, write_temp(f, "e", "E5", 2)), 0);
+	dk_archive_note_opts n = note_for("i-1", "submit", "ev-n");
+	char note[DK_ARCHIVE_OID_HEXSZ + 1];
+	assert_int_equal(dk_archive_note(note, f->a, &n), 0);
+	other_boot(f);
+	reopen(f);
+	ref_of(f, "i-1", tip);
+	assert_string_equal(tip, note);
+	int count = 0;
+	assert_int_equal(dk_archive_walk(f->a, "i-1", DK_ARCHIVE_WALK_HASH, count_entries, &count),
+	                 0);
+	assert_int_equal(count, 4);
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+}
+
 static void gc_then_get(void **state)
 {
 	fixture *f = *state;
@@ -1399,6 +1539,13 @@ static void gc_then_get(void **state)
 		    dk_archive_put_file(&r[i], f->a, &o, write_temp(f, "r", data, strlen(data))),
 		    0);
 	}
+	/* each upload wrote one pack, no loose object */
+	assert_int_equal(count_loose(f), 0);
+	assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	assert_int_equal(g.packs, 1);
+	/* and loose objects (as plain git or an older docket left them) are
+	 * packed too */
+	explode(f);
 	assert_true(count_loose(f) >= 90);
 	assert_int_equal(dk_archive_gc(&g, f->a), 0);
 	assert_true(g.packed >= 90);
@@ -1442,9 +1589,12 @@ static void auto_gc_past_threshold(void **state)
 	size_t loose = count_loose(f);
 	print_message("# after 200 puts with auto-gc at 256: %zu loose objects\n", loose);
 	assert_true(loose < 600);
+	/* each put writes a pack; auto-gc merges them past
+	 * DK_ARCHIVE_AUTO_PACKS */
 	int st;
 	char *s = run(&st, "ls '%s/archive.git/objects/pack' | grep -c '\\.pack$'", f->home);
 	assert_true(atoi(s) >= 1);
+	assert_true(atoi(s) <= DK_ARCHIVE_AUTO_PACKS + 1);
 	free(s);
 	dk_archive_set_auto_gc(f->a, 0);
 	assert_int_equal(dk_archive_maybe_gc(&ran, f->a), 0);
@@ -1630,6 +1780,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(gc_removes_stale_pack_leftovers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sync_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stale_lock_recovered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(refs_recovered_after_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_packs_stay_geometric, setup, teardown),
 	    cmocka_unit_test_setup_teardown(auto_gc_past_threshold, setup, teardown),
