@@ -160,14 +160,15 @@ static int templates(dk_runner *r, int64_t tm)
 	return 0;
 }
 
-/* The columns of table t with id/instance_id shifted by ?1 and a
- * surrogate id left to SQLite; a task's id is its instance's id times 2^32
- * plus its number within the instance (store/sqlite.c, migration 8). */
+/* The columns of table t with id/instance_id shifted by ?1; a task's or a
+ * timer's id is its instance's id times 2^32 plus its number within the
+ * instance (store/sqlite.c, migrations 8 and 9). */
 static int copy_sql(sqlite3 *db, const char *t, char *sql, size_t cap)
 {
 	char q[256], cols[2048] = "", sel[2048] = "";
 	sqlite3_stmt *st = NULL;
-	int pk_is_instance = strcmp(t, "instances") == 0, is_tasks = strcmp(t, "tasks") == 0;
+	int pk_is_instance = strcmp(t, "instances") == 0;
+	int in_range = strcmp(t, "tasks") == 0 || strcmp(t, "timers") == 0;
 
 	snprintf(q, sizeof q, "PRAGMA table_info(%s)", t);
 	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
@@ -176,13 +177,11 @@ static int copy_sql(sqlite3 *db, const char *t, char *sql, size_t cap)
 		const char *c = (const char *)sqlite3_column_text(st, 1);
 		const char *e = c;
 		char buf[128];
-		if (strcmp(c, "id") == 0 && is_tasks) {
+		if (strcmp(c, "id") == 0 && in_range) {
 			snprintf(buf, sizeof buf,
 			         "((instance_id + s.k * %d + ?1) << 32) + (id & 4294967295)",
 			         TEMPLATES);
 			e = buf;
-		} else if (strcmp(c, "id") == 0 && !pk_is_instance) {
-			continue; /* timers: a fresh id */
 		} else if ((strcmp(c, "id") == 0 && pk_is_instance) ||
 		           strcmp(c, "instance_id") == 0) {
 			snprintf(buf, sizeof buf, "%s + s.k * %d + ?1", c, TEMPLATES);

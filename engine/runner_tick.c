@@ -74,7 +74,7 @@ static int fire_timers(dk_runner *r, const dk_timer_row *t, int64_t now, int *fi
 		goto cleanup;
 	for (size_t i = 0; i < n; i++) {
 		int deleted = 0;
-		if ((error = dk_store_timer_delete(r->store, due[i].id, &deleted)) < 0)
+		if ((error = dk_store_timer_delete(r->store, &due[i], &deleted)) < 0)
 			goto cleanup;
 		if (!deleted)
 			due[i].id = 0; /* another tick has it */
@@ -132,7 +132,7 @@ static int fire_unit(dk_runner *r, const dk_timer_row *t, int64_t now, int *fire
 	*fired = 0;
 	why = dk_strdup(dk_error_last());
 	if ((error = dk_store_savepoint_rollback(r->store)) == 0 &&
-	    (error = dk_store_timer_delete(r->store, t->id, &deleted)) == 0 &&
+	    (error = dk_store_timer_delete(r->store, t, &deleted)) == 0 &&
 	    (error = drop_timer(r, t, now, why)) == 0)
 		fprintf(stderr,
 		        "docket: warning: instance %s: its %s timer of '%s' could not fire and was "

@@ -275,6 +275,31 @@ static const char *const migrations[] = {
     "DROP TABLE tasks;\n"
     "ALTER TABLE tasks_by_instance RENAME TO tasks;\n"
     "CREATE INDEX tasks_user ON tasks (user_id, due_at IS NULL, due_at, created_at);\n",
+
+    /* 9: the timers as the tasks of migration 8. A step that disarms an
+     * instance's timer and arms the next wrote a row on each of two pages
+     * of timers, an entry of timers_instance and, AUTOINCREMENT, the
+     * sqlite_sequence row. A timer's id is now its instance's id times
+     * 2^32 plus its number within the instance: an instance's timers
+     * share a page and an id range finds them. A number can come back
+     * once its instance has no timer above it; a tick deletes a timer it
+     * read earlier only while it is still armed as it read it
+     * (dk_store_timer_delete), so a newer timer under the same id is
+     * never taken for it. */
+    "CREATE TABLE timers_by_instance (\n"
+    "  id INTEGER PRIMARY KEY CHECK (id >> 32 = instance_id),\n"
+    "  instance_id INTEGER NOT NULL REFERENCES instances (id),\n"
+    "  kind TEXT NOT NULL,\n"
+    "  state_id TEXT,\n"
+    "  due_at INTEGER NOT NULL,\n"
+    "  payload TEXT\n"
+    ");\n"
+    "INSERT INTO timers_by_instance\n"
+    "  SELECT (instance_id << 32) + row_number() OVER (PARTITION BY instance_id ORDER BY id),\n"
+    "         instance_id, kind, state_id, due_at, payload FROM timers;\n"
+    "DROP TABLE timers;\n"
+    "ALTER TABLE timers_by_instance RENAME TO timers;\n"
+    "CREATE INDEX timers_due ON timers (due_at, id);\n",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DK_STORE_SCHEMA_VERSION,

@@ -85,7 +85,7 @@ void *dk_sql_grow(void *items, size_t *cap, size_t count, size_t size);
 void dk_sqlite_instance_list_sql(dk_buf *out, const dk_instance_filter *f);
 extern const char dk_sqlite_sql_task_list_for_user[];
 /* What every step reads and writes by key: an instance's open tasks
- * (their id range), its armed timers (timers_instance), one of its
+ * (their id range), its armed timers (theirs), one of its
  * per-state index rows (the primary key). */
 extern const char dk_sqlite_sql_task_open[];
 extern const char dk_sqlite_sql_timer_of[];

@@ -170,9 +170,21 @@ void dk_timer_rows_free(dk_timer_row *rows, size_t n)
 	free(rows);
 }
 
+/* A timer's id is its instance's id times 2^32 plus its number within the
+ * instance, the next after the highest armed (migration 9): an instance's
+ * timers are one range of the table, on one page. */
+#define TIMER_NUM_BITS 32
+#define TIMER_NUM_MAX  ((INT64_C(1) << TIMER_NUM_BITS) - 1)
+#define TIMER_RANGE(p) "id > (" p " << 32) AND id < ((" p " + 1) << 32)"
+
 static const char sql_timer_add[] =
-    "INSERT INTO timers (instance_id, kind, state_id, due_at, payload) "
-    "VALUES (?1, ?2, ?3, ?4, ?5)";
+    "INSERT INTO timers (id, instance_id, kind, state_id, due_at, payload) "
+    "VALUES ((SELECT COALESCE(MAX(id), ?1 << 32) + 1 FROM timers WHERE " TIMER_RANGE(
+        "?1") "), "
+              "?1, ?2, ?3, ?4, ?5)";
+static const char sql_timer_arm[] =
+    "INSERT INTO timers (id, instance_id, kind, state_id, due_at, payload) "
+    "VALUES (?6, ?1, ?2, ?3, ?4, ?5)";
 
 int dk_store_timer_add(dk_store *s, dk_timer_row *row)
 {
@@ -198,7 +210,7 @@ int dk_store_timer_add(dk_store *s, dk_timer_row *row)
 	return error;
 }
 
-static const char sql_timer_clear[] = "DELETE FROM timers WHERE instance_id = ?1";
+static const char sql_timer_clear[] = "DELETE FROM timers WHERE " TIMER_RANGE("?1");
 
 int dk_store_timer_clear_for_instance(dk_store *s, const char *instance_id)
 {
@@ -216,7 +228,7 @@ int dk_store_timer_clear_for_instance(dk_store *s, const char *instance_id)
 }
 
 const char dk_sqlite_sql_timer_of[] =
-    "SELECT id, kind, state_id, due_at, payload FROM timers WHERE instance_id = ?1";
+    "SELECT id, kind, state_id, due_at, payload FROM timers WHERE " TIMER_RANGE("?1");
 static const char sql_timer_delete_one[] = "DELETE FROM timers WHERE id = ?1";
 
 static int same_text(const unsigned char *a, const char *b)
@@ -228,7 +240,7 @@ int dk_store_timer_replace_for_instance(dk_store *s, const char *instance_id, dk
                                         size_t n)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t *gone = NULL;
+	int64_t *gone = NULL, num = dk_sql_instance_num(instance_id), last = 0;
 	size_t i, ngone = 0, capgone = 0;
 	int rc, error;
 
@@ -253,6 +265,8 @@ int dk_store_timer_replace_for_instance(dk_store *s, const char *instance_id, dk
 		                    *state = sqlite3_column_text(st, 2),
 		                    *payload = sqlite3_column_text(st, 4);
 		int64_t due = dk_sql_col_int(st, 3);
+		if ((dk_sql_col_int(st, 0) & TIMER_NUM_MAX) > last)
+			last = dk_sql_col_int(st, 0) & TIMER_NUM_MAX;
 		for (i = 0; i < n; i++)
 			if (!rows[i].id && rows[i].due_at == due && same_text(kind, rows[i].kind) &&
 			    same_text(state, rows[i].state_id) &&
@@ -279,17 +293,23 @@ int dk_store_timer_replace_for_instance(dk_store *s, const char *instance_id, dk
 	for (i = 0; i < n && error == 0; i++) {
 		if (rows[i].id)
 			continue;
-		if ((error = dk_sql_stmt(s, &st, sql_timer_add)) < 0)
+		if (last == TIMER_NUM_MAX) {
+			error = dk_error_set(
+			    DK_EINTERNAL, "instance %s has run out of timer numbers", instance_id);
 			break;
+		}
+		if ((error = dk_sql_stmt(s, &st, sql_timer_arm)) < 0)
+			break;
+		int64_t id = (num << TIMER_NUM_BITS) + ++last;
+		dk_sql_bind_int(st, 6, id);
 		dk_sql_bind_instance(s, st, 1, instance_id);
 		dk_sql_bind_text(st, 2, rows[i].kind);
 		dk_sql_bind_text(st, 3, rows[i].state_id);
 		dk_sql_bind_int(st, 4, rows[i].due_at);
 		dk_sql_bind_text(st, 5, rows[i].payload);
-		error = dk_sql_exec_stmt(s, st, "add a timer");
+		if ((error = dk_sql_exec_stmt(s, st, "add a timer")) == 0)
+			rows[i].id = id;
 		dk_sql_done(st);
-		if (error == 0)
-			rows[i].id = sqlite3_last_insert_rowid(s->db);
 	}
 	return error;
 }
@@ -345,7 +365,7 @@ int dk_store_timer_due(dk_store *s, int64_t now, size_t limit, dk_timer_row **ou
 
 static const char sql_timer_due_for_instance[] =
     "SELECT id, instance_id, kind, state_id, due_at, payload FROM timers "
-    "WHERE instance_id = ?1 AND due_at <= ?2 ORDER BY due_at, id";
+    "WHERE " TIMER_RANGE("?1") " AND due_at <= ?2 ORDER BY due_at, id";
 
 int dk_store_timer_due_for_instance(dk_store *s, const char *instance_id, int64_t now,
                                     dk_timer_row **out, size_t *n)
@@ -365,9 +385,11 @@ int dk_store_timer_due_for_instance(dk_store *s, const char *instance_id, int64_
 	return read_timers(s, st, out, n);
 }
 
-static const char sql_timer_delete[] = "DELETE FROM timers WHERE id = ?1";
+static const char sql_timer_delete[] =
+    "DELETE FROM timers WHERE id = ?1 AND kind = ?2 AND state_id IS ?3 AND due_at = ?4 "
+    "AND payload IS ?5";
 
-int dk_store_timer_delete(dk_store *s, int64_t id, int *deleted)
+int dk_store_timer_delete(dk_store *s, const dk_timer_row *t, int *deleted)
 {
 	sqlite3_stmt *st = NULL;
 	int error;
@@ -377,7 +399,11 @@ int dk_store_timer_delete(dk_store *s, int64_t id, int *deleted)
 		return error;
 	if ((error = dk_sql_stmt(s, &st, sql_timer_delete)) < 0)
 		return error;
-	dk_sql_bind_int(st, 1, id);
+	dk_sql_bind_int(st, 1, t->id);
+	dk_sql_bind_text(st, 2, t->kind);
+	dk_sql_bind_text(st, 3, t->state_id);
+	dk_sql_bind_int(st, 4, t->due_at);
+	dk_sql_bind_text(st, 5, t->payload);
 	error = dk_sql_exec_stmt(s, st, "delete a timer");
 	dk_sql_done(st);
 	if (error == 0)

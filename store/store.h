@@ -41,7 +41,7 @@
 typedef struct dk_store dk_store;
 
 /* The schema version this build creates and understands. */
-#define DK_STORE_SCHEMA_VERSION 8
+#define DK_STORE_SCHEMA_VERSION 9
 
 /* ---- opening and transactions ------------------------------------------ */
 
@@ -350,10 +350,11 @@ int dk_store_timer_due(dk_store *s, int64_t now, size_t limit, dk_timer_row **ou
 /* The timers of one instance due at now, oldest first. */
 int dk_store_timer_due_for_instance(dk_store *s, const char *instance_id, int64_t now,
                                     dk_timer_row **out, size_t *n);
-/* WRITE. Deletes one timer; *deleted is 1 when this call removed it and 0
- * when it was already gone. Delete first, then act, in one transaction:
- * two concurrent ticks then never fire the same timer. */
-int dk_store_timer_delete(dk_store *s, int64_t id, int *deleted);
+/* WRITE. Deletes timer t (its id, while it is still armed with t's kind,
+ * state and due time); *deleted is 1 when this call removed it and 0 when
+ * it was already gone. Delete first, then act, in one transaction: two
+ * concurrent ticks then never fire the same timer. */
+int dk_store_timer_delete(dk_store *s, const dk_timer_row *t, int *deleted);
 /* The earliest due_at of any timer, 0 when there is none. */
 int dk_store_timer_next_due(dk_store *s, int64_t *out);
 

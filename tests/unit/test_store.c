@@ -253,16 +253,18 @@ static void migrates_from_schema_6_with_data(void **state)
 	free(a);
 }
 
-/* A home of schema 7 keeps its tasks in one creation order across
- * instances, with tasks_instance beside them: migration 8 renumbers each
- * instance's tasks into its own id range, in their order, and the steps
- * and lists that follow find them there. */
-static void migrates_tasks_into_instance_ranges(void **state)
+/* A home of schema 7 keeps its tasks and timers in one creation order
+ * across instances, with tasks_instance and timers_instance beside them:
+ * migrations 8 and 9 renumber each instance's tasks and timers into its own
+ * id range, in their order, and the steps and lists that follow find them
+ * there. */
+static void migrates_tasks_and_timers_into_instance_ranges(void **state)
 {
 	fixture *f = *state;
 	dk_instance_filter flt = DK_INSTANCE_FILTER_INIT;
 	dk_instance_row *rows = NULL;
 	dk_task_row t[2] = {{0}}, *tasks = NULL;
+	dk_timer_row *timers = NULL;
 	size_t n = 0;
 	char db[160], *a, *b;
 
@@ -284,6 +286,14 @@ static void migrates_tasks_into_instance_ranges(void **state)
 	         "CREATE INDEX tasks_user ON tasks (user_id, due_at IS NULL, due_at, created_at);"
 	         "INSERT INTO tasks VALUES (1, 1, 'review', 'wei', NULL, 60, 1),"
 	         "  (2, 2, 'review', 'wei', NULL, 50, 1), (3, 1, 'docs', 'li', NULL, 50, 1);"
+	         "DROP TABLE timers;"
+	         "CREATE TABLE timers (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	         "  instance_id INTEGER NOT NULL REFERENCES instances (id), kind TEXT NOT NULL,"
+	         "  state_id TEXT, due_at INTEGER NOT NULL, payload TEXT);"
+	         "CREATE INDEX timers_due ON timers (due_at, id);"
+	         "CREATE INDEX timers_instance ON timers (instance_id);"
+	         "INSERT INTO timers VALUES (1, 1, 'deadline', 'review', 300, NULL),"
+	         "  (2, 2, 'remind', 'review', 100, NULL), (3, 1, 'remind', 'review', 100, NULL);"
 	         "PRAGMA user_version = 7;");
 
 	OK(dk_store_open(&f->s, f->home));
@@ -298,6 +308,18 @@ static void migrates_tasks_into_instance_ranges(void **state)
 	                  " OR (instance_id = 2 AND id = (2 << 32) + 1)"),
 	    3);
 	/* overdue: each instance once, newest first, though a has two */
+	OK(dk_store_timer_due(f->s, 1000, 0, &timers, &n));
+	assert_int_equal(n, 3);
+	assert_int_equal(timers[0].id, (INT64_C(1) << 32) + 2); /* a's remind, at 100 */
+	assert_int_equal(timers[1].id, (INT64_C(2) << 32) + 1); /* b's, at 100 */
+	assert_int_equal(timers[2].id, (INT64_C(1) << 32) + 1); /* a's deadline, at 300 */
+	assert_string_equal(timers[2].kind, "deadline");
+	dk_timer_rows_free(timers, n);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = "
+	                               "'timers_instance'"),
+	                 0);
+	assert_int_equal(
+	    query_int(db, "SELECT count(*) FROM sqlite_sequence WHERE name = 'timers'"), 0);
 	flt.overdue_at = 100;
 	OK(dk_store_instance_list(f->s, &flt, &rows, &n));
 	assert_int_equal(n, 2);
@@ -1088,10 +1110,10 @@ static void delegations_active_window(void **state)
 static void timers_due_and_delete_once(void **state)
 {
 	fixture *f = *state;
-	dk_timer_row t = {0}, *rows;
+	dk_timer_row t = {0}, *rows, two;
 	dk_store *s2;
 	size_t n;
-	int64_t next;
+	int64_t next, id[5];
 	int deleted;
 	char *a, *b;
 
@@ -1107,23 +1129,33 @@ static void timers_due_and_delete_once(void **state)
 	t.due_at = 300;
 	t.payload = "{\"k\":1}";
 	OK(dk_store_timer_add(f->s, &t)); /* 1: 300 */
+	id[1] = t.id;
 	t.due_at = 100;
 	OK(dk_store_timer_add(f->s, &t)); /* 2: 100 */
+	id[2] = t.id;
+	two = t;
 	t.instance_id = b;
 	t.kind = "remind";
 	t.due_at = 200;
 	OK(dk_store_timer_add(f->s, &t)); /* 3: 200 */
+	id[3] = t.id;
 	t.due_at = 100;
 	OK(dk_store_timer_add(f->s, &t)); /* 4: 100 */
+	id[4] = t.id;
 	OK(dk_store_commit(f->s));
+	/* each instance's timers are numbered in its own id range */
+	assert_int_equal(id[1], (INT64_C(1) << 32) + 1);
+	assert_int_equal(id[2], (INT64_C(1) << 32) + 2);
+	assert_int_equal(id[3], (INT64_C(2) << 32) + 1);
+	assert_int_equal(id[4], (INT64_C(2) << 32) + 2);
 
 	OK(dk_store_timer_next_due(f->s, &next));
 	assert_int_equal(next, 100);
 	OK(dk_store_timer_due(f->s, 250, 0, &rows, &n));
 	assert_int_equal(n, 3);
-	assert_int_equal(rows[0].id, 2);
-	assert_int_equal(rows[1].id, 4);
-	assert_int_equal(rows[2].id, 3);
+	assert_int_equal(rows[0].id, id[2]);
+	assert_int_equal(rows[1].id, id[4]);
+	assert_int_equal(rows[2].id, id[3]);
 	assert_string_equal(rows[2].kind, "remind");
 	assert_string_equal(rows[2].payload, "{\"k\":1}");
 	assert_string_equal(rows[2].instance_id, b);
@@ -1132,14 +1164,19 @@ static void timers_due_and_delete_once(void **state)
 	assert_int_equal(n, 1);
 	dk_timer_rows_free(rows, n);
 
-	/* Two tickers: only the first delete counts. */
+	/* Two tickers: only the first delete counts. A timer read before is
+	 * deleted only while it is armed as it was read. */
 	OK(dk_store_open(&s2, f->home));
 	OK(dk_store_begin(f->s));
-	OK(dk_store_timer_delete(f->s, 2, &deleted));
+	two.due_at = 101;
+	OK(dk_store_timer_delete(f->s, &two, &deleted));
+	assert_int_equal(deleted, 0);
+	two.due_at = 100;
+	OK(dk_store_timer_delete(f->s, &two, &deleted));
 	assert_int_equal(deleted, 1);
 	OK(dk_store_commit(f->s));
 	OK(dk_store_begin(s2));
-	OK(dk_store_timer_delete(s2, 2, &deleted));
+	OK(dk_store_timer_delete(s2, &two, &deleted));
 	assert_int_equal(deleted, 0);
 	OK(dk_store_commit(s2));
 	dk_store_close(s2);
@@ -1149,7 +1186,7 @@ static void timers_due_and_delete_once(void **state)
 	OK(dk_store_commit(f->s));
 	OK(dk_store_timer_due(f->s, 1000, 0, &rows, &n));
 	assert_int_equal(n, 1);
-	assert_int_equal(rows[0].id, 1);
+	assert_int_equal(rows[0].id, id[1]);
 	dk_timer_rows_free(rows, n);
 	OK(dk_store_timer_next_due(f->s, &next));
 	assert_int_equal(next, 300);
@@ -1196,11 +1233,11 @@ static void timers_replace_keeps_unchanged(void **state)
 	assert_int_equal(n, 4);
 	assert_int_equal(rows[0].due_at, 200);
 	assert_string_equal(rows[0].kind, "remind");
-	assert_int_equal(rows[1].due_at, 300); /* b's, armed first */
-	assert_string_equal(rows[1].instance_id, b);
+	assert_int_equal(rows[1].due_at, 300); /* the same due time: older instance first */
+	assert_int_equal(rows[1].id, kept);
+	assert_string_equal(rows[1].instance_id, a);
 	assert_int_equal(rows[2].due_at, 300);
-	assert_int_equal(rows[2].id, kept);
-	assert_string_equal(rows[2].instance_id, a);
+	assert_string_equal(rows[2].instance_id, b);
 	assert_int_equal(rows[3].due_at, 400);
 	assert_null(rows[3].payload);
 	dk_timer_rows_free(rows, n);
@@ -2227,7 +2264,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(open_fresh_and_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(migrates_from_older_version, setup, teardown),
 	    cmocka_unit_test_setup_teardown(migrates_from_schema_6_with_data, setup, teardown),
-	    cmocka_unit_test_setup_teardown(migrates_tasks_into_instance_ranges, setup, teardown),
+	    cmocka_unit_test_setup_teardown(migrates_tasks_and_timers_into_instance_ranges, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(refuses_newer_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(writes_need_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(busy_is_conflict, setup, teardown),
