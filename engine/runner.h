@@ -193,8 +193,11 @@ int dk_runner_show(dk_runner *r, json_t **out, const char *instance);
  * delegation in force; dk_engine_available), so a page offers only the
  * moves an act by actor would not refuse for who they are. */
 int dk_runner_show_as(dk_runner *r, json_t **out, const char *instance, const char *actor);
-/* dk_runner_show, keeping the instance as it was read in *pre
- * (dk_preload_free) for the act that follows (dk_act_opts.pre). */
+/* What an act checks before it is queued, keeping the instance as it was
+ * read in *pre (dk_preload_free) for the act that follows
+ * (dk_act_opts.pre). *out holds only "id", "initiator", "version" and
+ * "tasks" (each with its "user"): what dk_api_may_see and If-Match read,
+ * not the whole page dk_runner_show builds. */
 int dk_runner_show_preload(dk_runner *r, json_t **out, const char *instance, dk_preload **pre);
 /* The diagram of the flow version instance runs on ("dot" or "mermaid"),
  * its current states highlighted, appended to out. */

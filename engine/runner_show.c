@@ -97,6 +97,20 @@ static int show(dk_runner *r, json_t **out, const char *instance, const char *ac
 	}
 	if ((error = dk_store_task_list_for_instance(r->store, instance, &tasks, &ntasks)) < 0)
 		goto cleanup;
+	if (pre) {
+		/* Ahead of an act: only what the seeing check and If-Match
+		 * read, not the page a GET shows. */
+		json_t *users = json_array();
+		for (size_t i = 0; i < ntasks; i++)
+			json_array_append_new(users, json_pack("{s:s}", "user", tasks[i].user_id));
+		*out = json_pack("{s:s, s:s, s:I, s:o}", "id", row.id, "initiator", snap->initiator,
+		                 "version", (json_int_t)snap->version, "tasks", users);
+		*pre = dk_calloc(1, sizeof(**pre));
+		(*pre)->version = row.version;
+		(*pre)->snap = snap;
+		snap = NULL;
+		goto cleanup;
+	}
 	if (actor && (error = available_as(&mine, r, flow, snap, actor, now)) < 0)
 		goto cleanup;
 	json_t *states = json_array(), *vars = json_object(), *tl = json_array();
@@ -117,12 +131,6 @@ static int show(dk_runner *r, json_t **out, const char *instance, const char *ac
 	if (mine)
 		json_object_set_new(*out, "available_transitions", mine);
 	mine = NULL;
-	if (pre) {
-		*pre = dk_calloc(1, sizeof(**pre));
-		(*pre)->version = row.version;
-		(*pre)->snap = snap;
-		snap = NULL;
-	}
 cleanup:
 	dk_store_read_end(r->store, began);
 	json_decref(mine);
