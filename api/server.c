@@ -437,8 +437,7 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, dk_req *rq)
 	const char *ctype = rq->ctype;
 
 	if (rq->json) {
-		body = json_dumps(rq->json, JSON_INDENT(1));
-		len = body ? strlen(body) : 0;
+		body = dk_json_indented(rq->json, &len);
 		if (!ctype)
 			ctype = rq->problem ? "application/problem+json" : "application/json";
 		resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);

@@ -393,6 +393,75 @@ void dk__jw_json(dk_jw *w, const char *key, const void *val)
 	jw_value(&w->b, val);
 }
 
+/* A new line and depth spaces: JSON_INDENT(1)'s break before a member. */
+static void jw_break(dk_buf *b, size_t depth)
+{
+	dk_buf_grow(b, depth + 1);
+	b->ptr[b->len++] = '\n';
+	memset(b->ptr + b->len, ' ', depth);
+	b->len += depth;
+	b->ptr[b->len] = '\0';
+}
+
+/* val into b as json_dumps(JSON_INDENT(1)) lays it out at depth: each
+ * member of a non-empty object or array on its own line, indented one
+ * space a level, "key": value, the closing bracket back at depth; empty
+ * ones and scalars as the compact writer writes them. */
+static void jw_value_indented(dk_buf *b, const json_t *val, size_t depth)
+{
+	const char *k;
+	json_t *v;
+	size_t i, n = 0;
+	switch (json_typeof(val)) {
+	case JSON_OBJECT:
+		if (!json_object_size(val)) {
+			dk_buf_puts(b, "{}");
+			break;
+		}
+		dk_buf_putc(b, '{');
+		json_object_foreach((json_t *)val, k, v)
+		{
+			if (n++)
+				dk_buf_putc(b, ',');
+			jw_break(b, depth + 1);
+			dk__json_quote(b, k);
+			dk_buf_put(b, ": ", 2);
+			jw_value_indented(b, v, depth + 1);
+		}
+		jw_break(b, depth);
+		dk_buf_putc(b, '}');
+		break;
+	case JSON_ARRAY:
+		if (!json_array_size(val)) {
+			dk_buf_puts(b, "[]");
+			break;
+		}
+		dk_buf_putc(b, '[');
+		for (i = 0; i < json_array_size(val); i++) {
+			if (i)
+				dk_buf_putc(b, ',');
+			jw_break(b, depth + 1);
+			jw_value_indented(b, json_array_get(val, i), depth + 1);
+		}
+		jw_break(b, depth);
+		dk_buf_putc(b, ']');
+		break;
+	default: jw_value(b, val);
+	}
+}
+
+char *dk_json_indented(const json_t *val, size_t *len)
+{
+	dk_buf b = DK_BUF_INIT;
+	*len = 0;
+	if (!json_is_object(val) && !json_is_array(val))
+		return NULL;
+	dk_buf_grow(&b, 1024);
+	jw_value_indented(&b, val, 0);
+	*len = b.len;
+	return dk_buf_detach(&b);
+}
+
 char *dk__json_compact(const void *val)
 {
 	dk_buf b = DK_BUF_INIT;

@@ -184,6 +184,13 @@ int dk_runner_act(dk_runner *r, json_t **out, const dk_act_opts *opts);
 int dk_runner_recall(dk_runner *r, json_t **out, const char *instance, const char *actor,
                      const char *comment);
 
+/* val's text as json_dumps(val, JSON_INDENT(1)) writes it, byte for byte,
+ * its length in *len: an API answer's body. Without the table jansson's
+ * dump fills on every call to detect loops (a tenth of a GET's time went
+ * to json_dumps). NULL, as json_dumps gives, when val is neither an
+ * object nor an array. */
+char *dk_json_indented(const json_t *val, size_t *len);
+
 /* {"id","flow","version","title","status","state","states":[...],
  *  "initiator","vars":{...},"tasks":[...],"available":[...],
  *  "instance_version","created_at","updated_at"} */

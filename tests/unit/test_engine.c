@@ -4,6 +4,7 @@
 #include "definitions/internal.h"
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "engine/runner.h"
 #include "util/buf.h"
 #include "util/error.h"
 
@@ -1925,6 +1926,47 @@ static void example_cross_department_regions(void **state)
 
 /* ---- the engine's JSON writer ------------------------------------------ */
 
+/* An API answer's body must be jansson's JSON_INDENT(1) text, byte for
+ * byte: clients and tests read it as it was. */
+static void json_indented_matches_jansson(void **state)
+{
+	static const char *const trees[] = {
+	    "{}",
+	    "[]",
+	    "{\"a\": 1}",
+	    "[1]",
+	    "{\"id\": \"50001\", \"states\": [\"draft\"], \"vars\": {\"month\": \"2026-11\", "
+	    "\"phases\": 3, \"ratio\": 0.25, \"big\": 1e300, \"neg\": -7}, \"tasks\": [{\"user\": "
+	    "\"li\", \"role\": null, \"overdue\": false, \"due\": true}], \"none\": [], "
+	    "\"nothing\": {}}",
+	    "[[], {}, [[1, [2, {\"x\": []}]]], {\"k\": {\"l\": {\"m\": [null]}}}]",
+	    "{\"quote \\\" back\\\\slash\": \"ctl \\b\\f\\n\\r\\t \\u0001\\u001f\\u007f end\", "
+	    "\"slash\": \"a/b\", \"\xe6\x9d\x8e\xe6\x98\x8e\": \"\xe6\x9d\x8e \\ud83d\\ude00\"}",
+	    "{\"reals\": [0.1, 2.5, -0.0, 1.0, 123456789.125, 1e-7]}",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(trees) / sizeof(trees[0]); i++) {
+		json_error_t err;
+		json_t *t = json_loads(trees[i], 0, &err);
+		size_t len = 99;
+		assert_non_null(t);
+		char *want = json_dumps(t, JSON_INDENT(1));
+		char *got = dk_json_indented(t, &len);
+		assert_non_null(got);
+		assert_string_equal(got, want);
+		assert_int_equal(len, strlen(want));
+		free(got);
+		free(want);
+		json_decref(t);
+	}
+	/* what json_dumps refuses without JSON_ENCODE_ANY is refused too */
+	json_t *scalar = json_integer(3);
+	size_t len = 99;
+	assert_null(dk_json_indented(scalar, &len));
+	assert_int_equal(len, 0);
+	json_decref(scalar);
+}
+
 /* The writer must give jansson's compact bytes: events written by older
  * builds and by this one are compared and hashed as text. */
 static void json_writer_matches_jansson(void **state)
@@ -2388,6 +2430,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(json_writer_matches_jansson),
+	    cmocka_unit_test(json_indented_matches_jansson),
 	    cmocka_unit_test(var_changes_match_jansson),
 	    cmocka_unit_test(simple_xpath_matches_libxml2),
 	    cmocka_unit_test(number_text_matches_libxml2),
