@@ -602,9 +602,9 @@ int dk_store_open(dk_store **out, const char *home)
 	dk_buf_printf(&path, "%s/docket.db", home);
 	s = dk_calloc(1, sizeof(*s));
 	s->path = dk_buf_detach(&path);
-	rc =
-	    sqlite3_open_v2(s->path, &s->db,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(s->path, &s->db,
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                     dk_sql_vfs());
 	if (rc != SQLITE_OK) {
 		error = dk_error_set(DK_EINTERNAL, "cannot open %s: %s", s->path,
 		                     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

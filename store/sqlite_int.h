@@ -34,6 +34,11 @@ struct dk_store {
 	int64_t seq_instance, seq_next;
 };
 
+/* The name of the "docket" VFS (store/sqlite_vfs.c), registered on first
+ * use: SQLite's default VFS with the writes of a WAL commit gathered into
+ * one. NULL when it cannot be made (then SQLite's default serves). */
+const char *dk_sql_vfs(void);
+
 /* Converts a SQLite result code into a dk_err with a message naming what
  * was being done: BUSY/LOCKED -> DK_ECONFLICT "the database is busy; try
  * again", CONSTRAINT -> DK_ECONFLICT, anything else -> DK_EINTERNAL with

@@ -194,4 +194,18 @@ done
 expect_eq "$closed" 16 "every acknowledged act has its note"
 git --git-dir="$DOCKET_HOME/archive.git" fsck --strict >/dev/null 2>&1 && ok "git fsck is happy" ||
 	not_ok "git fsck finds damage"
+
+# SQLite writes a WAL frame as two writes, its header and its page: a step
+# of eight pages was sixteen system calls before its flush. The docket VFS
+# hands a commit's frames to the kernel at once (store/sqlite_vfs.c): one
+# write, two when the WAL starts over (its header, flushed apart).
+"$DOCKET" start expire >"$T/walw.id"
+ASAN_OPTIONS=$TRACED_ASAN strace -f -qq -y -o "$T/walw" -e trace=pwrite64,write \
+	"$DOCKET" act "$(cat "$T/walw.id")" close >/dev/null 2>&1
+rc=$?
+expect_rc 0 "act under strace, its writes traced"
+walw=$(grep -c 'docket.db-wal>' "$T/walw")
+[ "$walw" -ge 1 ] && [ "$walw" -le 2 ] && ok "the act's commit reached the WAL in $walw write(s)" ||
+	not_ok "the act's commit took $walw writes to the WAL"
+expect_eq "$(get "$(cat "$T/walw.id")" .state)" closed "... and the act is there"
 done_testing
