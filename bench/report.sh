@@ -152,6 +152,9 @@ row "uploads/s (blob, tree, commit, ref) of 4 KiB files" archive "/s" \
 	"git CLI plumbing, default settings (no fsync)" git_uploads "/s" ">=" 20
 row "the same, against git with every write fsynced" archive "/s" \
 	"git CLI plumbing, core.fsync=all" git_uploads_fsync "/s" "-" ""
+row "uploads/s of 4 KiB files by 16 uploaders at once (docket: threads of one process, a handle and an instance each, sharing packs and flushes)" \
+	archive_at_once "/s" "git CLI plumbing, 16 shells at once, a ref each, default settings (no fsync)" \
+	git_uploads_at_once "/s" "-" ""
 row "storing one big file (50 MB at full size)" archive_big "MB/s" \
 	"git hash-object -w" git_big "MB/s" ">=" 1
 # the archive's growth: one run (archive_uploads growth), the mean cost of

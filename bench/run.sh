@@ -30,6 +30,8 @@ N_COMMIT=$(size 2000)   # SQLite floor commits, fsyncs, durable transitions
 N_PROC=$(size 200)      # processes per per-process measure
 N_HOOKS=$(size 20000)   # webhook deliveries per docket dispatch run
 N_UPLOAD=$(size 200)    # evidence uploads
+N_UPLOAD_AT_ONCE=$(size 640) # evidence uploads by UPLOADERS at once
+UPLOADERS=16            # ... each its own instance (docket: threads; git: shells)
 MB_BIG=$(size 50)       # the big evidence file, MB
 N_TIMERS=$(size 100000) # armed timers for tick
 N_ARCH_GROWTH=$(size 100000) # archived files for the upload cost's growth
@@ -362,7 +364,56 @@ git_uploads() {
 		-eq "$N_UPLOAD" ] || return 1
 	rate "$N_UPLOAD" "$t0" "$t1"
 }
+# git_uploads_at_once P: the same plumbing in P shells at once, each on a
+# ref of its own (N_UPLOAD_AT_ONCE uploads in all), as docket's
+# `archive_uploads ... uploads N P` does with P threads
+git_uploads_at_once() {
+	rm -rf "$WORK/gitp.git" "$WORK/upp"
+	git init -q --bare "$WORK/gitp.git"
+	mkdir -p "$WORK/upp"
+	i=0
+	while [ $i -lt "$N_UPLOAD_AT_ONCE" ]; do
+		head -c 4096 /dev/urandom >"$WORK/upp/$i.pdf"
+		i=$((i + 1))
+	done
+	export GIT_AUTHOR_NAME=li GIT_AUTHOR_EMAIL=li@example.com
+	export GIT_COMMITTER_NAME=docket GIT_COMMITTER_EMAIL=docket@localhost
+	t0=$(date +%s%N)
+	p=0
+	while [ $p -lt "$1" ]; do
+		(
+			: >"$WORK/treep.$p"
+			i=$p
+			old=""
+			while [ $i -lt "$N_UPLOAD_AT_ONCE" ]; do
+				blob=$(git --git-dir="$WORK/gitp.git" hash-object -w "$WORK/upp/$i.pdf")
+				printf '100644 blob %s\tplan-%s.pdf\n' "$blob" "$i" >>"$WORK/treep.$p"
+				tree=$(git --git-dir="$WORK/gitp.git" mktree <"$WORK/treep.$p")
+				if [ -z "$old" ]; then
+					commit=$(echo "plan $i" | git --git-dir="$WORK/gitp.git" commit-tree "$tree")
+					git --git-dir="$WORK/gitp.git" update-ref "refs/docket/instances/b$p" \
+						"$commit" "" || exit 1
+				else
+					commit=$(echo "plan $i" |
+						git --git-dir="$WORK/gitp.git" commit-tree "$tree" -p "$old")
+					git --git-dir="$WORK/gitp.git" update-ref "refs/docket/instances/b$p" \
+						"$commit" "$old" || exit 1
+				fi
+				old=$commit
+				i=$((i + $1))
+			done
+		) &
+		p=$((p + 1))
+	done
+	wait
+	t1=$(date +%s%N)
+	# every upload must be on its ref
+	n=$(git --git-dir="$WORK/gitp.git" rev-list --count --glob='refs/docket/instances/*')
+	[ "$n" -eq "$N_UPLOAD_AT_ONCE" ] || return 1
+	rate "$N_UPLOAD_AT_ONCE" "$t0" "$t1"
+}
 run_git_uploads() { git_uploads; }
+run_git_uploads_at_once() { git_uploads_at_once "$UPLOADERS"; }
 # the same with every object and ref fsynced (docket flushes each upload with two syncfs)
 run_git_uploads_fsync() { git_uploads -c core.fsync=all -c core.fsyncMethod=fsync; }
 head -c $((MB_BIG * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
@@ -377,6 +428,10 @@ run_archive() {
 	rm -rf "$WORK/arch" "$WORK/arch.files"
 	"$BIN/archive_uploads" "$WORK/arch" uploads "$N_UPLOAD"
 }
+run_archive_at_once() {
+	rm -rf "$WORK/arch" "$WORK/arch.files"
+	"$BIN/archive_uploads" "$WORK/arch" uploads "$N_UPLOAD_AT_ONCE" "$UPLOADERS"
+}
 run_archive_big() {
 	rm -rf "$WORK/arch" "$WORK/arch.files"
 	"$BIN/archive_uploads" "$WORK/arch" big "$WORK/big.bin"
@@ -384,9 +439,12 @@ run_archive_big() {
 if ! build_docket archive_uploads bench/archive_uploads.c store/archive.h; then
 	cp "$OUT/archive_uploads.why" "$OUT/archive.why"
 	cp "$OUT/archive_uploads.why" "$OUT/archive_big.why"
+	cp "$OUT/archive_uploads.why" "$OUT/archive_at_once.why"
 fi
 log "evidence: $N_UPLOAD uploads each, docket archive and git CLI; ${MB_BIG} MB file"
 interleave $(available archive git_uploads git_uploads_fsync)
+log "evidence: $N_UPLOAD_AT_ONCE uploads by $UPLOADERS uploaders at once, docket and git CLI"
+interleave $(available archive_at_once git_uploads_at_once)
 interleave $(available archive_big git_big)
 
 # -- webhooks: docket dispatch against curl, one process per request ----------

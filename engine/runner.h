@@ -109,6 +109,17 @@ int dk_runner_notes_catch_up(dk_runner *r, dk_notes_sync *out);
  * caller's own, so threads exclude each other too. *fd goes to
  * dk_runner_notes_unlock. */
 int dk_runner_notes_lock(dk_runner *r, int *fd);
+/* Uploads write their files under the lock shared: no catch-up writes a
+ * note while they do, but uploads of other threads and processes go at
+ * the same time (and share their flushes; store/archive.h). An upload
+ * takes it shared at once when no note waits, else exclusive to catch up
+ * first and then turns it into a shared one (dk_runner_notes_share; not
+ * atomic: a catch-up may come in between, writing only notes of state
+ * changes committed before the upload). A state change committed while
+ * an upload writes gets its note after the upload, as it did when
+ * uploads held the lock exclusive. */
+int dk_runner_notes_lock_shared(dk_runner *r, int *fd);
+void dk_runner_notes_share(int fd);
 void dk_runner_notes_unlock(int fd);
 /* dk_runner_notes_catch_up for a caller that holds the lock. */
 int dk_runner_notes_catch_up_locked(dk_runner *r, dk_notes_sync *out);

@@ -150,7 +150,7 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	const char *name = opts->name ? opts->name : base_name(opts->path);
 	struct stat sb;
 	dk_notes_sync sync;
-	int64_t now;
+	int64_t now, waiting = -1;
 	int error, lock = -1;
 
 	*out = NULL;
@@ -207,16 +207,25 @@ int dk_runner_attach(dk_runner *r, json_t **out, const dk_attach_opts *opts)
 	 * before it (under the lock of the catch-up, so that none is written
 	 * after the upload): the instance's history stays in event order. */
 	if ((error = dk_archive_put_check(&po, (int64_t)sb.st_size)) < 0 ||
-	    (error = dk_runner_archive(r, &archive)) < 0 ||
-	    (error = dk_runner_notes_lock(r, &lock)) < 0)
+	    (error = dk_runner_archive(r, &archive)) < 0)
 		goto cleanup;
-	if (dk_runner_notes_catch_up_locked(r, &sync) < 0) {
+	/* Nothing to catch up with: the lock shared at once, so uploads of
+	 * other threads and processes go at the same time. */
+	if (dk_runner_notes_waiting(r, &waiting) == 0 && waiting == 0) {
+		if ((error = dk_runner_notes_lock_shared(r, &lock)) < 0)
+			goto cleanup;
+	} else if ((error = dk_runner_notes_lock(r, &lock)) < 0) {
+		goto cleanup;
+	} else if (dk_runner_notes_catch_up_locked(r, &sync) < 0) {
 		fprintf(stderr,
 		        "docket: warning: the archive notes could not catch up before the upload "
 		        "(%s); 'docket archive sync' writes them\n",
 		        dk_error_last());
 		dk_error_clear();
 	}
+	/* Caught up: the upload itself only keeps catch-ups out, so that
+	 * uploads at once share their flushes. */
+	dk_runner_notes_share(lock);
 	if ((error = dk_archive_put_file(&put, archive, &po, opts->path)) < 0)
 		goto cleanup;
 

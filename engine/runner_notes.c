@@ -157,7 +157,19 @@ static void write_notes(dk_runner *r, const note *notes, size_t count, int *fail
 
 /* ---- the lock ---- */
 
+static int notes_lock(dk_runner *r, int *fd, int how);
+
 int dk_runner_notes_lock(dk_runner *r, int *fd)
+{
+	return notes_lock(r, fd, LOCK_EX);
+}
+
+int dk_runner_notes_lock_shared(dk_runner *r, int *fd)
+{
+	return notes_lock(r, fd, LOCK_SH);
+}
+
+static int notes_lock(dk_runner *r, int *fd, int how)
 {
 	dk_archive *archive;
 	dk_buf path = DK_BUF_INIT;
@@ -173,7 +185,7 @@ int dk_runner_notes_lock(dk_runner *r, int *fd)
 		dk_buf_free(&path);
 		return error;
 	}
-	while (flock(*fd, LOCK_EX) < 0) {
+	while (flock(*fd, how) < 0) {
 		if (errno == EINTR)
 			continue;
 		error = dk_error_set(DK_EINTERNAL, "cannot lock %s: %s", path.ptr, strerror(errno));
@@ -184,6 +196,13 @@ int dk_runner_notes_lock(dk_runner *r, int *fd)
 	}
 	dk_buf_free(&path);
 	return 0;
+}
+
+void dk_runner_notes_share(int fd)
+{
+	/* On failure the lock stays exclusive: slower, never wrong. */
+	while (fd >= 0 && flock(fd, LOCK_SH) < 0 && errno == EINTR)
+		;
 }
 
 void dk_runner_notes_unlock(int fd)

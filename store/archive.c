@@ -25,7 +25,8 @@
  * commit as one pack and the intent of its ref's move appended to the ref
  * journal, one flush, then the move and success; the journal puts the
  * move back after a power loss (archive_refs.c says how and why that is
- * enough). Without the journal (no boot id, or the per-file mode below)
+ * enough). Uploads of several threads waiting at once share that pack and
+ * that flush (archive_pack.c). Without the journal (no boot id, or the per-file mode below)
  * the moved ref is flushed before success, as a note's is. The flush is syncfs(2)
  * on the repository's directory: it writes back every dirty inode of the
  * file system and flushes the disk cache, so every object (and every
@@ -273,6 +274,11 @@ static int group_flush(struct dk_flush_group *g, const char *path)
 	return 0;
 }
 
+int dk_archive__flush(dk_archive *a)
+{
+	return group_flush(a->flush, a->path);
+}
+
 int dk_archive__barrier(dk_archive *a)
 {
 	if (a->per_file || a->no_flush)
@@ -396,13 +402,15 @@ int dk_archive_open(dk_archive **out, const char *home)
 		goto cleanup;
 	}
 	a->path = dk_buf_detach(&path);
-	if ((error = group_join(a)) < 0 || (error = dk_archive__journal_open(a)) < 0)
+	if ((error = group_join(a)) < 0 || (error = dk_archive__commits_join(a)) < 0 ||
+	    (error = dk_archive__journal_open(a)) < 0)
 		goto cleanup;
 	*out = a;
 	a = NULL;
 cleanup:
 	dk_buf_free(&path);
 	if (a) {
+		dk_archive__commits_leave(a);
 		group_leave(a->flush);
 		dk_archive__pack_free(a);
 		git_odb_free(a->raw_odb);
@@ -422,6 +430,7 @@ void dk_archive_free(dk_archive *a)
 	if (!a)
 		return;
 	dk_archive__journal_close(a);
+	dk_archive__commits_leave(a);
 	group_leave(a->flush);
 	dk_archive__pack_free(a);
 	git_odb_free(a->raw_odb);
@@ -900,7 +909,7 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
                          const git_signature *author, const char *message, tree_fn make_tree,
                          void *payload)
 {
-	char refname[DK_ARCHIVE_REFNAME_MAX];
+	char refname[DK_ARCHIVE_REFNAME_MAX], intent[DK_ARCHIVE_INTENT_MAX];
 	git_signature *committer = NULL;
 	git_repository *view = NULL;
 	long waited_ms = 0;
@@ -951,12 +960,13 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 			goto round_done;
 		}
 		/* Every object of this round and the intent of the move on
-		 * disk, in one flush, before the ref may name them. */
-		if ((error = dk_archive__pack_write(a, NULL)) < 0 ||
-		    (error = dk_archive__intent(a, refname, has_tip ? &tip : NULL, &res->commit)) <
-		        0)
+		 * disk, in one flush, before the ref may name them; shared
+		 * with the uploads of other threads waiting at the same time
+		 * (archive_pack.c). */
+		if ((error = dk_archive__intent(a, intent, refname, has_tip ? &tip : NULL,
+		                                &res->commit)) < 0)
 			goto round_done;
-		if ((error = dk_archive__barrier(a)) == 0)
+		if ((error = dk_archive__pack_commit(a, intent[0] ? intent : NULL, a->jfd)) == 0)
 			error = move_ref(a, refname, &res->commit, has_tip ? &tip : NULL,
 			                 &waited_ms, &res->retries);
 		dk_archive__intent_done(a);

@@ -49,7 +49,9 @@
  *
  * Threads: a dk_archive holds one git_repository and is used by one thread
  * at a time. Open one per thread; any number may work on one home at once,
- * in one process or several.
+ * in one process or several. Uploads of one process that wait for their
+ * flush at the same time share it, and one pack (group commit,
+ * archive_pack.c); uploads to one instance take turns.
  *
  * Errors: every function returns 0 or a negative dk_err with a message in
  * dk_error_last(); libgit2's own message is kept inside ours.

@@ -42,6 +42,7 @@
 #include <fcntl.h>
 #include <git2/sys/odb_backend.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,9 +462,9 @@ static int fsync_dir(const char *path)
 	return 0;
 }
 
-int dk_archive__pack_write(dk_archive *a, char name_out[64])
+/* Writes objects[0..n) (n > 0, ids unique) as one pack and its index. */
+static int write_objects(dk_archive *a, const held *objects, size_t n, char name_out[64])
 {
-	struct dk_archive_pack_view *v = a->pack;
 	dk_buf pack = DK_BUF_INIT, idx = DK_BUF_INIT, dir = DK_BUF_INIT;
 	dk_buf tmp_pack = DK_BUF_INIT, tmp_idx = DK_BUF_INIT, path = DK_BUF_INIT;
 	unsigned char sum[20] = {0};
@@ -472,9 +473,7 @@ int dk_archive__pack_write(dk_archive *a, char name_out[64])
 
 	if (name_out)
 		name_out[0] = '\0';
-	if (!v || v->be->n == 0)
-		return 0;
-	if ((error = build(&pack, &idx, sum, v->be->v, v->be->n)) < 0)
+	if ((error = build(&pack, &idx, sum, objects, n)) < 0)
 		goto cleanup;
 	for (size_t i = 0; i < 20; i++)
 		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
@@ -520,6 +519,18 @@ cleanup:
 	dk_buf_free(&tmp_pack);
 	dk_buf_free(&tmp_idx);
 	dk_buf_free(&path);
+	return error;
+}
+
+int dk_archive__pack_write(dk_archive *a, char name_out[64])
+{
+	struct dk_archive_pack_view *v = a->pack;
+	int error = 0;
+
+	if (name_out)
+		name_out[0] = '\0';
+	if (v && v->be->n > 0)
+		error = write_objects(a, v->be->v, v->be->n, name_out);
 	dk_archive__pack_discard(a);
 	return error;
 }
@@ -534,4 +545,198 @@ void dk_archive__pack_free(dk_archive *a)
 	git_odb_free(v->odb);
 	free(v);
 	a->pack = NULL;
+}
+
+/* ---- uploads at once: one pack, one flush (group commit) ---- */
+
+/*
+ * Uploads of one process to one archive that wait for their flush at the
+ * same time share it, and share a pack too. Each upload builds its objects
+ * in its own handle's view, then queues them (with the line of the ref
+ * journal that names its ref's move) in the archive's commit group. One
+ * of the waiting uploads, the leader, takes everything queued, writes it
+ * as one pack, appends the journal lines, and flushes once; then every
+ * upload of that round moves its own ref and returns. Uploads that arrive
+ * while a round is being written queue for the next one, so under load a
+ * round takes all that came during the last flush, and a lone upload pays
+ * what it did alone: its pack and one flush. The pattern is api/writer.c's
+ * for acts, and dk_archive__barrier's for flushes.
+ *
+ * Nothing changes for each upload's guarantees: its objects and its
+ * intent are on disk before its ref moves (the round's flush covers them),
+ * and its ref moves under its own ref lock, by compare-and-swap.
+ */
+typedef struct batch {
+	struct batch *next;
+	const held *v; /* lent by the waiting upload's view */
+	size_t n;
+	const char *intent; /* its journal line, or NULL */
+	int jfd;            /* ... appended through its own journal descriptor */
+	int flush;          /* it needs the flush (not a benchmark's fill) */
+	int done, error;
+	char *why;
+} batch;
+
+struct dk_archive_commits {
+	struct dk_archive_commits *next;
+	dev_t dev;
+	ino_t ino;
+	int per_file;
+	unsigned int users;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	batch *head, **tail;
+	int busy;
+	unsigned long long rounds, batches; /* written so far (tests, benchmarks) */
+};
+
+static pthread_mutex_t commits_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct dk_archive_commits *commit_groups;
+
+int dk_archive__commits_join(dk_archive *a)
+{
+	struct stat st;
+	struct dk_archive_commits *g;
+
+	if (fstat(a->dirfd, &st) < 0)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot stat %s: %s", a->path,
+		                    strerror(errno));
+	pthread_mutex_lock(&commits_mu);
+	for (g = commit_groups;
+	     g && !(g->dev == st.st_dev && g->ino == st.st_ino && g->per_file == a->per_file);
+	     g = g->next)
+		;
+	if (!g) {
+		g = dk_calloc(1, sizeof(*g));
+		g->dev = st.st_dev;
+		g->ino = st.st_ino;
+		g->per_file = a->per_file;
+		pthread_mutex_init(&g->mu, NULL);
+		pthread_cond_init(&g->cv, NULL);
+		g->tail = &g->head;
+		g->next = commit_groups;
+		commit_groups = g;
+	}
+	g->users++;
+	a->commits = g;
+	pthread_mutex_unlock(&commits_mu);
+	return 0;
+}
+
+void dk_archive__commits_leave(dk_archive *a)
+{
+	struct dk_archive_commits *g = a->commits, **p;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&commits_mu);
+	if (--g->users == 0) {
+		for (p = &commit_groups; *p != g; p = &(*p)->next)
+			;
+		*p = g->next;
+		pthread_mutex_destroy(&g->mu);
+		pthread_cond_destroy(&g->cv);
+		free(g);
+	}
+	pthread_mutex_unlock(&commits_mu);
+	a->commits = NULL;
+}
+
+void dk_archive__commits_stats(const dk_archive *a, unsigned long long *rounds,
+                               unsigned long long *batches)
+{
+	struct dk_archive_commits *g = a->commits;
+
+	pthread_mutex_lock(&g->mu);
+	*rounds = g->rounds;
+	*batches = g->batches;
+	pthread_mutex_unlock(&g->mu);
+}
+
+static int by_held_id(const void *x, const void *y)
+{
+	return memcmp(((const held *)x)->id.id, ((const held *)y)->id.id, GIT_OID_RAWSZ);
+}
+
+/* The leader's round: every object of list as one pack (each id once),
+ * every journal line, one flush. */
+static int write_round(dk_archive *a, batch *list)
+{
+	size_t total = 0, k = 0;
+	held *all;
+	int error = 0, flush = 0;
+
+	for (batch *b = list; b; b = b->next) {
+		total += b->n;
+		flush |= b->flush;
+	}
+	all = dk_calloc(total ? total : 1, sizeof(*all));
+	for (batch *b = list; b; b = b->next)
+		for (size_t i = 0; i < b->n; i++)
+			all[k++] = b->v[i]; /* shallow: the data stays the uploader's */
+	qsort(all, k, sizeof(*all), by_held_id);
+	total = k;
+	k = 0;
+	for (size_t i = 0; i < total; i++)
+		if (k == 0 || !git_oid_equal(&all[k - 1].id, &all[i].id))
+			all[k++] = all[i];
+	if (k)
+		error = write_objects(a, all, k, NULL);
+	free(all);
+	for (batch *b = list; b && !error; b = b->next)
+		if (b->intent && (error = dk_archive__journal_write(a, b->jfd, b->intent)) < 0)
+			break;
+	if (!error && flush)
+		error = dk_archive__flush(a);
+	return error;
+}
+
+int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd)
+{
+	struct dk_archive_commits *g = a->commits;
+	batch me;
+	int error;
+
+	memset(&me, 0, sizeof(me));
+	me.v = a->pack ? a->pack->be->v : NULL;
+	me.n = a->pack ? a->pack->be->n : 0;
+	me.intent = intent;
+	me.jfd = jfd;
+	me.flush = !a->per_file && !a->no_flush;
+	pthread_mutex_lock(&g->mu);
+	*g->tail = &me;
+	g->tail = &me.next;
+	while (!me.done) {
+		batch *list;
+		if (g->busy) {
+			pthread_cond_wait(&g->cv, &g->mu);
+			continue;
+		}
+		/* the leader of this round: everything queued so far */
+		g->busy = 1;
+		list = g->head;
+		g->head = NULL;
+		g->tail = &g->head;
+		pthread_mutex_unlock(&g->mu);
+		error = write_round(a, list);
+		pthread_mutex_lock(&g->mu);
+		g->rounds++;
+		for (batch *b = list, *next; b; b = next) {
+			next = b->next;
+			g->batches++;
+			b->error = error;
+			if (error)
+				b->why = dk_strdup(dk_error_last());
+			b->done = 1;
+		}
+		g->busy = 0;
+		pthread_cond_broadcast(&g->cv);
+	}
+	pthread_mutex_unlock(&g->mu);
+	dk_archive__pack_discard(a);
+	if (me.error) {
+		dk_error_set(me.error, "%s", me.why);
+		free(me.why);
+	}
+	return me.error;
 }

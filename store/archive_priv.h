@@ -20,6 +20,7 @@ struct dk_archive {
 	struct dk_flush_group *flush;      /* the barrier shared with the process's other handles */
 	struct dk_archive_pack_view *pack; /* archive_pack.c's view; NULL until used */
 	int jfd; /* archive_refs.c's journal; -1: none (refs flushed as they move) */
+	struct dk_archive_commits *commits; /* archive_pack.c's group commit of uploads */
 };
 
 #define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
@@ -101,12 +102,37 @@ int dk_archive__journaled(const dk_archive *a);
 /* Takes (on = 1) or drops the lock of refname that serialises uploads to
  * it, across threads and processes. Waits. */
 int dk_archive__ref_lock(dk_archive *a, const char *refname, int on);
-/* Appends the intent "refname moves from `from` (NULL: new) to `to`";
- * durable with the next barrier. On success the journal stays share-
- * locked until dk_archive__intent_done, to be called once the move was
- * tried, whatever came of it. */
-int dk_archive__intent(dk_archive *a, const char *refname, const git_oid *from, const git_oid *to);
+/* Makes the journal line of the intent "refname moves from `from` (NULL:
+ * new) to `to`" into line ("" without a journal), to be appended with
+ * dk_archive__journal_write before the flush that precedes the move. On
+ * success the journal stays share-locked until dk_archive__intent_done,
+ * to be called once the move was tried, whatever came of it. */
+#define DK_ARCHIVE_INTENT_MAX (DK_ARCHIVE_REFNAME_MAX + 2 * 40 + 4)
+int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const char *refname,
+                       const git_oid *from, const git_oid *to);
+/* Appends line to the journal open as fd (a handle's jfd). */
+int dk_archive__journal_write(dk_archive *a, int fd, const char *line);
 void dk_archive__intent_done(dk_archive *a);
+
+/* ---- uploads at once (archive_pack.c) ---- */
+
+/* Joins (at open) or leaves (at free) the process's commit group of a's
+ * repository. */
+int dk_archive__commits_join(dk_archive *a);
+void dk_archive__commits_leave(dk_archive *a);
+/* Writes the objects held in a's view and the journal line intent (NULL:
+ * none; appended through jfd) with those of every other upload of the
+ * process to this repository waiting at the same time: one pack, one
+ * flush. Returns once a flush that covers them is done: 0, or the error of
+ * that round (message set). The view is emptied either way. */
+int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd);
+/* Rounds written and uploads they carried, in this process, so far. */
+void dk_archive__commits_stats(const dk_archive *a, unsigned long long *rounds,
+                               unsigned long long *batches);
+
+/* The flush of dk_archive__barrier whatever a's own setting (a round
+ * flushes for its uploads that need it). */
+int dk_archive__flush(dk_archive *a);
 
 /* Parses 40 hex digits; DK_EINVALID with a message naming what. */
 int dk_archive__oid(git_oid *out, const char *hex, const char *what);

@@ -479,13 +479,14 @@ int dk_archive__ref_lock(dk_archive *a, const char *refname, int on)
 	return 0;
 }
 
-int dk_archive__intent(dk_archive *a, const char *refname, const git_oid *from, const git_oid *to)
+int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const char *refname,
+                       const git_oid *from, const git_oid *to)
 {
-	char line[DK_ARCHIVE_REFNAME_MAX + 2 * GIT_OID_HEXSZ + 4];
 	char f[GIT_OID_HEXSZ + 1], t[GIT_OID_HEXSZ + 1];
 	git_oid zero;
 	int n;
 
+	line[0] = '\0';
 	if (a->jfd < 0)
 		return 0;
 	if (!from) {
@@ -494,17 +495,23 @@ int dk_archive__intent(dk_archive *a, const char *refname, const git_oid *from, 
 	}
 	git_oid_tostr(f, sizeof(f), from);
 	git_oid_tostr(t, sizeof(t), to);
-	n = snprintf(line, sizeof(line), "%s %s %s\n", refname, f, t);
-	if (n < 0 || (size_t)n >= sizeof(line))
+	n = snprintf(line, DK_ARCHIVE_INTENT_MAX, "%s %s %s\n", refname, f, t);
+	if (n < 0 || n >= DK_ARCHIVE_INTENT_MAX) {
+		line[0] = '\0';
 		return dk_error_set(DK_EINTERNAL, "archive: ref name too long for the journal");
-	if (lock_file(a->jfd, LOCK_SH) < 0)
-		return journal_error(a, "lock");
-	/* One write with O_APPEND: lines of writers at once do not mix. */
-	if (write_all(a->jfd, line, (size_t)n) < 0) {
-		int error = journal_error(a, "write");
-		lock_file(a->jfd, LOCK_UN);
-		return error;
 	}
+	if (lock_file(a->jfd, LOCK_SH) < 0) {
+		line[0] = '\0';
+		return journal_error(a, "lock");
+	}
+	return 0;
+}
+
+int dk_archive__journal_write(dk_archive *a, int fd, const char *line)
+{
+	/* One write with O_APPEND: lines of writers at once do not mix. */
+	if (write_all(fd, line, strlen(line)) < 0)
+		return journal_error(a, "write");
 	return 0;
 }
 

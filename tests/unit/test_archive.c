@@ -808,6 +808,94 @@ static void concurrent_puts_lose_nothing(void **state)
 	free(s);
 }
 
+/* Uploads of several threads at once, each on its own instance: the ones
+ * waiting for a flush at the same time are written as one pack and share
+ * it (archive_pack.c), and each still lands on its own ref in order. */
+#define AT_ONCE_THREADS 8
+#define AT_ONCE_EACH    12
+typedef struct {
+	const char *home, *dir;
+	pthread_barrier_t *go;
+	int id, failures;
+} at_once_worker;
+
+static void *upload_own_instance(void *arg)
+{
+	at_once_worker *w = arg;
+	dk_archive *a = NULL;
+	char inst[32], prev[DK_ARCHIVE_OID_HEXSZ + 1] = "";
+
+	if (dk_archive_open(&a, w->home) < 0) {
+		w->failures = AT_ONCE_EACH;
+		pthread_barrier_wait(w->go);
+		return NULL;
+	}
+	dk_archive_set_auto_gc(a, 0); /* count the packs the uploads wrote */
+	snprintf(inst, sizeof(inst), "i-at-once-%d", w->id);
+	pthread_barrier_wait(w->go);
+	for (int i = 0; i < AT_ONCE_EACH; i++) {
+		char name[64], path[600], data[64];
+		dk_archive_put_result r;
+		dk_archive_put_opts o = opts_for(inst, "report", name);
+		snprintf(name, sizeof(name), "r%d.pdf", i);
+		snprintf(path, sizeof(path), "%s/at-once-%d-%d", w->dir, w->id, i);
+		snprintf(data, sizeof(data), "thread %d upload %d", w->id, i);
+		FILE *fp = fopen(path, "wb");
+		fputs(data, fp);
+		fclose(fp);
+		if (dk_archive_put_file(&r, a, &o, path) < 0 || strcmp(r.parent, prev) != 0)
+			w->failures++;
+		memcpy(prev, r.commit, sizeof(prev));
+	}
+	dk_archive_free(a);
+	return NULL;
+}
+
+static void uploads_at_once_share_a_pack(void **state)
+{
+	fixture *f = *state;
+	pthread_t t[AT_ONCE_THREADS];
+	at_once_worker w[AT_ONCE_THREADS];
+	pthread_barrier_t go;
+	int st, failures = 0;
+
+	pthread_barrier_init(&go, NULL, AT_ONCE_THREADS);
+	for (int i = 0; i < AT_ONCE_THREADS; i++) {
+		w[i] = (at_once_worker){f->home, f->dir, &go, i, 0};
+		assert_int_equal(pthread_create(&t[i], NULL, upload_own_instance, &w[i]), 0);
+	}
+	for (int i = 0; i < AT_ONCE_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		failures += w[i].failures;
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(failures, 0);
+	for (int i = 0; i < AT_ONCE_THREADS; i++) {
+		char inst[32];
+		int n = 0;
+		snprintf(inst, sizeof(inst), "i-at-once-%d", i);
+		assert_int_equal(
+		    dk_archive_walk(f->a, inst, DK_ARCHIVE_WALK_HASH, count_entries, &n), 0);
+		assert_int_equal(n, AT_ONCE_EACH);
+	}
+	char *s = run(&st, "ls '%s/archive.git/objects/pack' | grep -c '\\.pack$'", f->home);
+	int packs = atoi(s);
+	free(s);
+	print_message("# %d uploads from %d threads at once: %d packs\n",
+	              AT_ONCE_THREADS * AT_ONCE_EACH, AT_ONCE_THREADS, packs);
+	assert_true(packs >= 1);
+	assert_true(packs < AT_ONCE_THREADS * AT_ONCE_EACH);
+	/* every move's intent is in the journal, each once */
+	if (access("/proc/sys/kernel/random/boot_id", R_OK) == 0) {
+		s = run(&st, "tail -n +2 '%s/archive.git/docket-refs.journal' | sort -u | wc -l",
+		        f->home);
+		assert_int_equal(atoi(s), AT_ONCE_THREADS * AT_ONCE_EACH);
+		free(s);
+	}
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+}
+
 /* Four writers making the same new ref at once, round after round: the
  * first commit of an instance must not be overwritten by the second
  * writer's (libgit2 checks "does not exist" before its lock unless the
@@ -1771,6 +1859,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(verify_finds_unrecorded_and_altered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(concurrent_puts_lose_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(concurrent_first_commits_lose_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(uploads_at_once_share_a_pack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(notes_batch_chains_per_instance, setup, teardown),
 	    cmocka_unit_test_setup_teardown(notes_batch_refusal_stops_its_instance_only, setup,
 	                                    teardown),
