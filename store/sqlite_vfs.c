@@ -30,7 +30,7 @@
 /* Gathered bytes past this are written at once (a big transaction). The
  * unix VFS writes at most 128 KiB - 1 in one call (it masks the length
  * with 0x1ffff) and takes a short write for a full disk: stay below. */
-#define DK_WAL_GATHER_MAX (120 * 1024)
+#define DK_WAL_GATHER_MAX ((size_t)120 * 1024)
 
 typedef struct {
 	sqlite3_file base;  /* pMethods: ours */
@@ -93,7 +93,7 @@ static int f_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 at)
 	if ((size_t)n > DK_WAL_GATHER_MAX)
 		return f->real->pMethods->xWrite(f->real, data, n, at);
 	if (f->len + (size_t)n > f->cap) {
-		size_t cap = f->cap ? f->cap : 64 * 1024;
+		size_t cap = f->cap ? f->cap : (size_t)64 * 1024;
 		unsigned char *b;
 		while (cap < f->len + (size_t)n)
 			cap *= 2;
