@@ -1210,7 +1210,7 @@ int dk_archive_put(dk_archive_put_result *out, dk_archive *a, const dk_archive_p
 	git_signature *author = NULL;
 	commit_result cr;
 	dk_buf path = DK_BUF_INIT, msg = DK_BUF_INIT;
-	int error;
+	int error, ran = 0;
 
 	memset(out, 0, sizeof(*out));
 	if ((error = dk_archive_put_check(o, -1)) < 0)
@@ -1238,14 +1238,44 @@ int dk_archive_put(dk_archive_put_result *out, dk_archive *a, const dk_archive_p
 	/* The upload is durable now (see commit_on_ref); packing is housekeeping, and a failure
 	 * there must not turn a stored upload into a reported failure (the
 	 * next put tries again). */
-	dk_archive_maybe_gc(NULL, a);
+	dk_archive_maybe_gc(&ran, a);
 	dk_error_clear();
+	dk_archive__pack_discard(a);
+	dk_archive__wrote(a, ran);
 cleanup:
 	dk_archive__pack_discard(a);
 	git_signature_free(author);
 	dk_buf_free(&path);
 	dk_buf_free(&msg);
 	return error;
+}
+
+/*
+ * libgit2 never forgets a pack it has seen: a miss rescans objects/pack and
+ * adds the new ones, and a deleted one stays in the list (its map still
+ * valid). Every upload writes a pack and gc merges them away, so a handle
+ * that lives through thousands of uploads (the growth benchmark, serve's
+ * request threads) searched thousands of packs, most long deleted, on
+ * every lookup: an upload at 10,000 archived files cost three times one
+ * at the first thousand. So a handle opens its repository afresh after a
+ * gc it ran and every DK_ARCHIVE_REOPEN_WRITES writes (uploads, batches of
+ * notes): about a millisecond, and never more than that many packs seen
+ * and gone. The pack view reads through the old odb and goes with it.
+ */
+void dk_archive__wrote(dk_archive *a, int ran_gc)
+{
+	git_repository *fresh = NULL;
+
+	if (++a->writes < DK_ARCHIVE_REOPEN_WRITES && !ran_gc)
+		return;
+	if (dk_archive__pack_count(a) != 0 || git_repository_open_bare(&fresh, a->path) < 0) {
+		git_error_clear();
+		return; /* next time */
+	}
+	dk_archive__pack_free(a);
+	git_repository_free(a->repo);
+	a->repo = fresh;
+	a->writes = 0;
 }
 
 int dk_archive_put_file(dk_archive_put_result *out, dk_archive *a, const dk_archive_put_opts *o,
@@ -1614,7 +1644,7 @@ int dk_archive_notes(dk_archive *a, const dk_archive_note_opts *notes, size_t n,
                      dk_archive_note_fn done, void *payload)
 {
 	note_slot *slots = dk_calloc(n ? n : 1, sizeof(*slots));
-	int first = 0;
+	int first = 0, ran = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		slots[i].error = NOTE_PENDING;
@@ -1635,7 +1665,8 @@ int dk_archive_notes(dk_archive *a, const dk_archive_note_opts *notes, size_t n,
 	}
 	free(slots);
 	/* Packing is housekeeping: its failure is no failure of the notes. */
-	dk_archive_maybe_gc(NULL, a);
+	dk_archive_maybe_gc(&ran, a);
+	dk_archive__wrote(a, ran);
 	dk_error_clear();
 	return first;
 }

@@ -19,7 +19,8 @@ struct dk_archive {
 	git_odb *raw_odb;     /* archive_raw.c's writer of stored-block blobs; NULL until used */
 	struct dk_flush_group *flush;      /* the barrier shared with the process's other handles */
 	struct dk_archive_pack_view *pack; /* archive_pack.c's view; NULL until used */
-	int jfd; /* archive_refs.c's journal; -1: none (refs flushed as they move) */
+	int jfd;             /* archive_refs.c's journal; -1: none (refs flushed as they move) */
+	unsigned int writes; /* uploads and note batches since the repository was opened */
 	struct dk_archive_commits *commits; /* archive_pack.c's group commit of uploads */
 };
 
@@ -133,6 +134,11 @@ void dk_archive__commits_stats(const dk_archive *a, unsigned long long *rounds,
 /* The flush of dk_archive__barrier whatever a's own setting (a round
  * flushes for its uploads that need it). */
 int dk_archive__flush(dk_archive *a);
+
+/* Counts a write and, every DK_ARCHIVE_REOPEN_WRITES of them or when ran_gc,
+ * opens the handle's repository afresh (see archive.c). */
+#define DK_ARCHIVE_REOPEN_WRITES 64
+void dk_archive__wrote(dk_archive *a, int ran_gc);
 
 /* Parses 40 hex digits; DK_EINVALID with a message naming what. */
 int dk_archive__oid(git_oid *out, const char *hex, const char *what);
