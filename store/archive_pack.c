@@ -359,13 +359,23 @@ static int by_id(const void *x, const void *y)
 static int build(dk_buf *pack, dk_buf *idx, unsigned char sum[20], const held *objects, size_t n)
 {
 	entry *e = dk_calloc(n, sizeof(*e));
-	z_stream z;
+	z_stream z, stored;
 	uint32_t fanout[256] = {0}, large = 0;
 	unsigned char isum[20];
 	int error = 0;
 
+	/* Blobs that do not compress (most PDFs, scans, office files) go in
+	 * stored blocks: the same bytes on disk, none of deflate's time (on
+	 * 4 KiB uploads deflate was half the CPU of an upload and of gc's
+	 * merges). */
 	memset(&z, 0, sizeof(z));
+	memset(&stored, 0, sizeof(stored));
 	if (deflateInit(&z, Z_BEST_SPEED) != Z_OK) {
+		free(e);
+		return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
+	}
+	if (deflateInit(&stored, Z_NO_COMPRESSION) != Z_OK) {
+		deflateEnd(&z);
 		free(e);
 		return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
 	}
@@ -377,7 +387,13 @@ static int build(dk_buf *pack, dk_buf *idx, unsigned char sum[20], const held *o
 		e[i].id = &objects[i].id;
 		e[i].offset = at;
 		put_entry_header(pack, objects[i].type, objects[i].len);
-		if ((error = put_deflated(pack, &z, objects[i].data, objects[i].len)) < 0)
+		if ((error = put_deflated(
+		         pack,
+		         objects[i].type == GIT_OBJECT_BLOB &&
+		                 dk_archive__incompressible_buf(objects[i].data, objects[i].len)
+		             ? &stored
+		             : &z,
+		         objects[i].data, objects[i].len)) < 0)
 			goto cleanup;
 		e[i].crc =
 		    (uint32_t)crc32(0L, (const Bytef *)pack->ptr + at, (uInt)(pack->len - at));
@@ -413,6 +429,7 @@ static int build(dk_buf *pack, dk_buf *idx, unsigned char sum[20], const held *o
 	dk_buf_put(idx, isum, 20);
 cleanup:
 	deflateEnd(&z);
+	deflateEnd(&stored);
 	free(e);
 	return error;
 }

@@ -64,6 +64,13 @@ int dk_archive__flush_path(const char *path);
  * does not move. */
 int dk_archive__incompressible(int fd, int64_t size);
 
+/* 1 when len bytes at data (DK_ARCHIVE_STORED_MIN or more) measure as
+ * incompressible (7.9 bits of entropy per byte or more, as
+ * dk_archive__incompressible's samples): a pack stores such an object in
+ * deflate's stored blocks rather than spend deflate's time on it. */
+#define DK_ARCHIVE_STORED_MIN ((size_t)4096)
+int dk_archive__incompressible_buf(const void *data, size_t len);
+
 /* The odb whose one backend writes blobs as loose objects of deflate's
  * stored blocks (archive_raw.c); owned by a, made on first use. Only
  * git_odb_open_wstream of blobs may be used on it. */

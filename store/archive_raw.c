@@ -296,6 +296,11 @@ static double entropy(const unsigned char *p, size_t n)
 	return h;
 }
 
+int dk_archive__incompressible_buf(const void *data, size_t len)
+{
+	return len >= DK_ARCHIVE_STORED_MIN && entropy(data, len) >= ENTROPY_MIN;
+}
+
 int dk_archive__incompressible(int fd, int64_t size)
 {
 	unsigned char *buf;

@@ -404,6 +404,47 @@ static void put_50mb_streamed(void **state)
 	EVP_MD_CTX_free(h.md);
 }
 
+/* A small upload is one pack: its blob in stored blocks when it does not
+ * compress (no deflate time spent on it), deflated when it does; plain git
+ * reads both back byte for byte. */
+static void put_small_stored_or_deflated(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2;
+	dk_archive_put_opts o = opts_for("i-small", "scan", "noise.pdf");
+	char noise[600], text[600], want[65], *s;
+	int status;
+
+	snprintf(noise, sizeof(noise), "%s/noise", f->dir);
+	write_big(noise, 64 * 1024, want);
+	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, noise), 0);
+	assert_string_equal(r1.sha256, want);
+	static char a[64 * 1024];
+	memset(a, 'a', sizeof(a));
+	o.name = "text.pdf";
+	snprintf(text, sizeof(text), "%s", write_temp(f, "text", a, sizeof(a)));
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, text), 0);
+	/* the packs: one of about 64 KiB (the noise, stored), one small (the
+	 * text, deflated) */
+	s = run(&status,
+	        "ls -S '%s/archive.git/objects/pack/' | grep '\\.pack$' | "
+	        "while read p; do stat -c %%s '%s/archive.git/objects/pack/'$p; done",
+	        f->home, f->home);
+	assert_int_equal(status, 0);
+	long big = strtol(s, NULL, 10), small = strtol(strchr(s, '\n') + 1, NULL, 10);
+	free(s);
+	assert_true(big > 64 * 1024 && big < 64 * 1024 + 2048);
+	assert_true(small < 4096);
+	s = run(&status,
+	        "git --git-dir='%s/archive.git' cat-file blob %s | cmp - '%s' && "
+	        "git --git-dir='%s/archive.git' cat-file blob %s | cmp - '%s' && echo same",
+	        f->home, r1.blob, noise, f->home, r2.blob, text);
+	assert_string_equal(s, "same\n");
+	free(s);
+	free(run(&status, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(status, 0);
+}
+
 /* Big files take one of two ways into a loose object: one that does not
  * compress in stored deflate blocks (archive_raw.c), one that does
  * deflated by libgit2. Both must read back byte-exact through docket and
@@ -1852,6 +1893,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(put_50mb_streamed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_big_stored_or_deflated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_small_stored_or_deflated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_from_pipe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_oversize_leaves_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_types_checked, setup, teardown),
