@@ -94,7 +94,7 @@ header() {
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 size_note="full size"
-[ "$SCALE" -eq 1 ] || size_note="QUICK=1: a tenth of the full size"
+[ "$SCALE" -eq 1 ] || size_note="QUICK=1: a tenth of the full size, but for the durable steps and the timers"
 
 cat <<EOF
 # docket benchmarks
@@ -181,7 +181,7 @@ row "the same p99 from the act's send (its own durable commit included)" hooks_p
 	"none" - "" "-" ""
 
 armed=$(cat "$OUT/tick_armed" 2>/dev/null || echo "none armed")
-header "Timers (100,000 armed at full size; this run: $armed)"
+header "Timers (100,000 armed; this run: $armed)"
 row "\`docket tick\` process, nothing due" tick_idle "ms" \
 	"\`docket help\` process (loading the binary only)" docket_help "ms" max 5
 row "\`docket tick\` process, nothing due, against exec's floor" tick_idle "ms" \
