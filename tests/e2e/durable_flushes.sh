@@ -177,6 +177,8 @@ kill -TERM "$child"
 wait "$serve_pid"
 serve_rc=$?
 serve_pid=""
+# a server that died says why: its log into the TAP output as comments
+[ "$serve_rc" = 0 ] || sed 's/^/# serve: /' "$T/serve.log"
 expect_eq "$serve_rc" 0 "serve stops"
 line=$(grep 'writes in' "$T/serve.log")
 echo "# $line"
