@@ -116,7 +116,7 @@ static int held_write(git_odb_backend *backend, const git_oid *id, const void *d
 
 	if (find(b, id))
 		return 0;
-	if (b->n == b->cap) {
+	if (!b->v || b->n == b->cap) {
 		b->cap = b->cap ? 2 * b->cap : 256;
 		b->v = dk_realloc(b->v, b->cap * sizeof(*b->v));
 	}

@@ -296,8 +296,9 @@ static int put_forward(dk_archive *a, const char *ref, const git_oid *to)
 			move = git_graph_descendant_of(a->repo, to, &cur) == 1;
 	} else {
 		move = 1; /* missing, unreadable, or naming nothing */
-		if (rc == 0 || rc != GIT_ENOTFOUND) {
-			/* a damaged file libgit2 cannot parse: out of the way */
+		if (rc != GIT_ENOTFOUND) {
+			/* a damaged file libgit2 cannot parse, or one naming no
+			 * commit: out of the way */
 			dk_buf p = DK_BUF_INIT;
 			dk_buf_printf(&p, "%s/%s", a->path, ref);
 			unlink(p.ptr);
