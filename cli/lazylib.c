@@ -360,6 +360,8 @@ FN(LIB_GIT, void *, git_odb_backend_data_alloc, (git_odb_backend * backend, size
 FN(LIB_GIT, int, git_odb_backend_one_pack, (git_odb_backend * *out, const char *index_file),
    (out, index_file))
 FN(LIB_GIT, int, git_odb_exists, (git_odb * db, const git_oid *id), (db, id))
+FN(LIB_GIT, int, git_odb_exists_ext, (git_odb * db, const git_oid *id, unsigned int flags),
+   (db, id, flags))
 FNV(LIB_GIT, git_odb_free, (git_odb * db), (db))
 FN(LIB_GIT, int, git_odb_init_backend, (git_odb_backend * backend, unsigned int version),
    (backend, version))

@@ -1574,6 +1574,62 @@ static void reopen(fixture *f)
 	assert_int_equal(dk_archive_open(&f->a, f->home), 0);
 }
 
+/* A file the archive holds already is not written again: uploaded a second
+ * time (under another name, to another instance) its upload's pack holds
+ * the new trees and commit only. When each upload's pack carried a copy,
+ * gc's merges shrank them away, the packs' geometric progression broke and
+ * the whole archive was rewritten every few hundred uploads. */
+static void put_same_content_stored_once(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2, r3;
+	dk_archive_put_opts o = opts_for("i-same", "scan", "first.pdf");
+	char noise[600], want[65], *s;
+	long sizes[8];
+	size_t n = 0;
+	int status;
+
+	snprintf(noise, sizeof(noise), "%s/noise", f->dir);
+	write_big(noise, 64 * 1024, want);
+	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, noise), 0);
+	/* the same instance: its tip is looked up, which sees the first pack */
+	o.name = "again.pdf";
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, noise), 0);
+	/* another instance, through a handle opened afterwards */
+	reopen(f);
+	o = opts_for("i-other", "scan", "copy.pdf");
+	assert_int_equal(dk_archive_put_file(&r3, f->a, &o, noise), 0);
+	assert_string_equal(r2.blob, r1.blob);
+	assert_string_equal(r3.blob, r1.blob);
+	assert_string_equal(r1.sha256, want);
+	/* three packs: one of about 64 KiB (the blob, stored), two small */
+	s = run(&status,
+	        "for p in '%s'/archive.git/objects/pack/*.pack; do stat -c %%s \"$p\"; done | "
+	        "sort -n",
+	        f->home);
+	assert_int_equal(status, 0);
+	for (char *p = s; *p && n < 8; p = strchr(p, '\n') + 1)
+		sizes[n++] = strtol(p, NULL, 10);
+	free(s);
+	assert_int_equal(n, 3);
+	assert_true(sizes[0] < 4096 && sizes[1] < 4096);
+	assert_true(sizes[2] > 64 * 1024);
+	for (int i = 0; i < 3; i++) {
+		const dk_archive_put_result *r = i == 0 ? &r1 : i == 1 ? &r2 : &r3;
+		const char *path = i == 0   ? "draft/scan/first.pdf"
+		                   : i == 1 ? "draft/scan/again.pdf"
+		                            : "draft/scan/copy.pdf";
+		dk_buf got = DK_BUF_INIT;
+		assert_int_equal(dk_archive_get(f->a, i == 2 ? "i-other" : "i-same", r->commit,
+		                                path, to_buf, &got),
+		                 0);
+		assert_int_equal(got.len, 64 * 1024);
+		dk_buf_free(&got);
+	}
+	free(run(&status, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(status, 0);
+}
+
 /* An upload returns once its objects and the intent of its ref's move are
  * flushed; the move itself may be lost with the power. After a restart
  * the refs are put forward from the journal before anything reads them. */
@@ -1894,6 +1950,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(put_50mb_streamed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_big_stored_or_deflated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_small_stored_or_deflated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_same_content_stored_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_from_pipe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_oversize_leaves_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_types_checked, setup, teardown),
