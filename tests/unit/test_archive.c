@@ -1585,7 +1585,7 @@ static void put_same_content_stored_once(void **state)
 	dk_archive_put_result r1, r2, r3;
 	dk_archive_put_opts o = opts_for("i-same", "scan", "first.pdf");
 	char noise[600], want[65], *s;
-	long sizes[8];
+	long sizes[8] = {0};
 	size_t n = 0;
 	int status;
 
