@@ -210,7 +210,8 @@ if [ -s "$OUT/growth.dat" ]; then
 		awk -v c=$col -v step="$step" '{ v[NR] = $c } END {
 			line = "| " step " |"
 			for (i = 1; i <= NR; i++) line = line sprintf(" %.3g |", v[i])
-			r = v[NR] / v[1]
+			r = 0
+			for (i = 2; i <= NR; i++) if (v[i] / v[1] > r) r = v[i] / v[1]
 			printf "%s %.3g× | ≤ 1.25× | %s |\n", line, r, r <= 1.25 ? "yes" : "**no**" }' \
 			"$OUT/growth.dat"
 		col=$((col + 1))
