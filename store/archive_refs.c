@@ -74,6 +74,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,20 +108,6 @@ static int boot_id(char out[64])
 		n--;
 	out[n] = '\0';
 	return n ? 0 : -1;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static int journal_error(dk_archive *a, const char *what)
@@ -431,7 +418,7 @@ int dk_archive__journal_open(dk_archive *a)
 		 * refs right, flush, and start again under this boot. */
 		a->jfd = fd; /* for the barrier's sake nothing else uses it yet */
 		if ((error = recover(a, b.ptr, b.len)) < 0 || ftruncate(fd, 0) < 0 ||
-		    write_all(fd, header.ptr, header.len) < 0) {
+		    dk_write_all(fd, header.ptr, header.len) < 0) {
 			if (!error)
 				error = journal_error(a, "write");
 			a->jfd = -1;
@@ -511,7 +498,7 @@ int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const ch
 int dk_archive__journal_write(dk_archive *a, int fd, const char *line)
 {
 	/* One write with O_APPEND: lines of writers at once do not mix. */
-	if (write_all(fd, line, strlen(line)) < 0)
+	if (dk_write_all(fd, line, strlen(line)) < 0)
 		return journal_error(a, "write");
 	return 0;
 }
