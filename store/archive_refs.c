@@ -265,40 +265,45 @@ static int at_or_past(dk_archive *a, const char *ref, const git_oid *to)
 	return yes;
 }
 
-/* Puts ref forward onto to when what is on disk is older, missing or
- * unreadable (see the top of this file). Returns 1 when it moved it. */
+/* Puts ref onto to, where recover found it is not already (at_or_past):
+ * when it is missing, unreadable or behind to (see the top of this file).
+ * A ref that went another way is left alone. Returns 1 when it moved it,
+ * 0 when it left it, or an error when it could not write it: the journal
+ * must then keep the intent for the next open to try again. */
 static int put_forward(dk_archive *a, const char *ref, const git_oid *to)
 {
 	git_oid cur;
 	git_commit *c = NULL;
 	git_reference *r = NULL;
-	int rc, move;
+	int rc = git_reference_name_to_id(&cur, a->repo, ref);
 
-	rc = git_reference_name_to_id(&cur, a->repo, ref);
 	if (rc == 0 && git_commit_lookup(&c, a->repo, &cur) == 0) {
 		git_commit_free(c);
-		if (git_oid_equal(&cur, to) || git_graph_descendant_of(a->repo, &cur, to) == 1)
-			move = 0; /* as far or further (a note after it) */
-		else
-			move = git_graph_descendant_of(a->repo, to, &cur) == 1;
-	} else {
-		move = 1; /* missing, unreadable, or naming nothing */
-		if (rc != GIT_ENOTFOUND) {
-			/* a damaged file libgit2 cannot parse, or one naming no
-			 * commit: out of the way */
-			dk_buf p = DK_BUF_INIT;
-			dk_buf_printf(&p, "%s/%s", a->path, ref);
-			unlink(p.ptr);
-			dk_buf_free(&p);
+		if (git_graph_descendant_of(a->repo, to, &cur) != 1) {
+			git_error_clear();
+			return 0; /* diverged: not a move this journal lost */
 		}
+	} else if (rc != GIT_ENOTFOUND) {
+		/* a damaged file libgit2 cannot parse, or one naming no
+		 * commit: out of the way */
+		dk_buf p = DK_BUF_INIT;
+		dk_buf_printf(&p, "%s/%s", a->path, ref);
+		unlink(p.ptr);
+		dk_buf_free(&p);
 	}
 	git_error_clear();
-	if (!move)
-		return 0;
 	if (git_reference_create(&r, a->repo, ref, to, 1, "docket: recovered after a restart") <
 	    0) {
+		const git_error *e = git_error_last();
+		char hex[GIT_OID_HEXSZ + 1];
+		git_oid_tostr(hex, sizeof(hex), to);
+		rc = dk_error_set(
+		    DK_EINTERNAL,
+		    "archive: cannot put %s back onto %s after a restart: %s; make "
+		    "%s/%s writable (and the disk not full), then run the command again",
+		    ref, hex, e ? e->message : "unknown error", a->path, ref);
 		git_error_clear();
-		return 0;
+		return rc;
 	}
 	git_reference_free(r);
 	return 1;
@@ -346,7 +351,11 @@ static int recover(dk_archive *a, char *text, size_t len)
 		}
 		for (size_t k = i; k < j; k++)
 			if (commit_sound(a, &v[k].to)) {
-				put_forward(a, v[k].ref, &v[k].to);
+				int error = put_forward(a, v[k].ref, &v[k].to);
+				if (error < 0) {
+					free(v);
+					return error;
+				}
 				break;
 			}
 		i = j;

@@ -1709,6 +1709,43 @@ static void refs_recovered_after_restart(void **state)
 	assert_int_equal(st, 0);
 }
 
+/* A ref recovery cannot write (a directory stands where its file goes)
+ * fails the open with what to do, and the journal keeps the intent: once
+ * the way is clear, the next open puts the ref forward. Before, the
+ * failure was passed over and the journal started again without it. */
+static void refs_recovery_kept_when_it_cannot_write(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "a.pdf");
+	char tip[DK_ARCHIVE_OID_HEXSZ + 1], ref[700], in[720];
+	int st;
+
+	if (access("/proc/sys/kernel/random/boot_id", R_OK) != 0)
+		skip();
+	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, write_temp(f, "a", "A1", 2)), 0);
+	dk_archive_free(f->a);
+	f->a = NULL;
+	snprintf(ref, sizeof(ref), "%s/archive.git/refs/docket/instances/i-1", f->home);
+	snprintf(in, sizeof(in), "%s/x", ref);
+	assert_int_equal(unlink(ref), 0);
+	assert_int_equal(mkdir(ref, 0755), 0);
+	assert_int_equal(close(open(in, O_CREAT | O_WRONLY, 0644)), 0);
+	other_boot(f);
+	assert_true(dk_archive_open(&f->a, f->home) < 0);
+	assert_null(f->a);
+	assert_non_null(strstr(dk_error_last(), "cannot put refs/docket/instances/i-1 back onto"));
+	assert_non_null(strstr(dk_error_last(), "then run the command again"));
+	char *j = run(&st, "wc -l < '%s/archive.git/docket-refs.journal'", f->home);
+	assert_int_equal(atoi(j), 2);
+	free(j);
+	assert_int_equal(unlink(in), 0);
+	assert_int_equal(rmdir(ref), 0);
+	assert_int_equal(dk_archive_open(&f->a, f->home), 0);
+	ref_of(f, "i-1", tip);
+	assert_string_equal(tip, r1.commit);
+}
+
 static void gc_then_get(void **state)
 {
 	fixture *f = *state;
@@ -1969,6 +2006,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(sync_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stale_lock_recovered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(refs_recovered_after_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(refs_recovery_kept_when_it_cannot_write, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_packs_stay_geometric, setup, teardown),
 	    cmocka_unit_test_setup_teardown(auto_gc_past_threshold, setup, teardown),
