@@ -946,7 +946,7 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 			break;
 		}
 		has_tip = rc == 0;
-		if (has_tip && (git_commit_lookup(&parent, a->repo, &tip) < 0 ||
+		if (has_tip && (git_commit_lookup(&parent, view, &tip) < 0 ||
 		                git_tree_lookup(&baseline, view, git_commit_tree_id(parent)) < 0)) {
 			error =
 			    dk_archive__git_error(DK_EINTERNAL, "cannot read the instance's tip");

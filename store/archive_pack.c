@@ -59,17 +59,41 @@ typedef struct {
 	unsigned char *data;
 } held;
 
-/* The view's one odb backend: writes are held in memory, reads fall
- * through to the archive's odb. Held objects are found by an open-addressing
- * table of indexes into v (slot value i + 1; 0 is empty). */
+/* Objects in memory, found by an open-addressing table of indexes into v
+ * (slot value i + 1; 0 is empty). */
 typedef struct {
-	git_odb_backend parent;
-	git_odb *archive; /* a reference on the archive's odb */
 	held *v;
 	size_t n, cap;
 	size_t *slot;
 	size_t nslots; /* a power of two, at least twice n */
+	size_t bytes;  /* of data, all objects together */
+} held_table;
+
+/* The view's one odb backend: writes are held in memory (now) until they
+ * are written as a pack; reads look there, then among the commits and
+ * trees of the last packs this handle wrote (recent), then fall through to
+ * the archive's odb.
+ *
+ * Why recent: an upload starts from its instance's tip, the commit and
+ * trees the previous upload wrote, usually through this same handle (a
+ * serve thread, or a client uploading a batch). Read back from disk they
+ * cost a miss in every pack libgit2 knew, a rescan of objects/pack to find
+ * the new one, opening and mapping it and inflating the trees: about a
+ * tenth of a small upload. Objects are named by their content, so a copy
+ * kept in memory is the object whoever moved the ref since. Only objects
+ * whose pack was written are kept (dk_archive__pack_keep), never blobs
+ * (an upload does not read its parent's files), and only up to
+ * RECENT_MAX bytes: past that the table starts again empty. recent is not
+ * asked by freshen: whether to write an object again is answered by the
+ * disk only (see held_freshen). */
+typedef struct {
+	git_odb_backend parent;
+	git_odb *archive; /* a reference on the archive's odb */
+	held_table now;
+	held_table recent;
 } held_backend;
+
+#define RECENT_MAX ((size_t)4 * 1024 * 1024)
 
 struct dk_archive_pack_view {
 	git_repository *repo; /* over odb: no refs, no working directory */
@@ -77,65 +101,96 @@ struct dk_archive_pack_view {
 	held_backend *be; /* owned by odb */
 };
 
-static size_t slot_of(const held_backend *b, const git_oid *id)
+static size_t slot_of(const held_table *t, const git_oid *id)
 {
 	size_t h;
 	memcpy(&h, id->id, sizeof(h)); /* object ids are uniform already */
-	return h & (b->nslots - 1);
+	return h & (t->nslots - 1);
 }
 
-static const held *find(const held_backend *b, const git_oid *id)
+static const held *find(const held_table *t, const git_oid *id)
 {
-	if (b->nslots == 0)
+	if (t->nslots == 0)
 		return NULL;
-	for (size_t s = slot_of(b, id);; s = (s + 1) & (b->nslots - 1)) {
-		size_t i = b->slot[s];
+	for (size_t s = slot_of(t, id);; s = (s + 1) & (t->nslots - 1)) {
+		size_t i = t->slot[s];
 		if (i == 0)
 			return NULL;
-		if (git_oid_equal(&b->v[i - 1].id, id))
-			return &b->v[i - 1];
+		if (git_oid_equal(&t->v[i - 1].id, id))
+			return &t->v[i - 1];
 	}
 }
 
-static void index_all(held_backend *b)
+static void index_all(held_table *t)
 {
-	memset(b->slot, 0, b->nslots * sizeof(*b->slot));
-	for (size_t i = 0; i < b->n; i++) {
-		size_t s = slot_of(b, &b->v[i].id);
-		while (b->slot[s])
-			s = (s + 1) & (b->nslots - 1);
-		b->slot[s] = i + 1;
+	memset(t->slot, 0, t->nslots * sizeof(*t->slot));
+	for (size_t i = 0; i < t->n; i++) {
+		size_t s = slot_of(t, &t->v[i].id);
+		while (t->slot[s])
+			s = (s + 1) & (t->nslots - 1);
+		t->slot[s] = i + 1;
 	}
 }
 
-static int held_write(git_odb_backend *backend, const git_oid *id, const void *data, size_t len,
+/* Adds a copy of the object to t, unless t has it. */
+static void table_add(held_table *t, const git_oid *id, const void *data, size_t len,
                       git_object_t type)
 {
-	held_backend *b = (held_backend *)backend;
 	held *o;
 
-	if (find(b, id))
-		return 0;
-	if (!b->v || b->n == b->cap) {
-		b->cap = b->cap ? 2 * b->cap : 256;
-		b->v = dk_realloc(b->v, b->cap * sizeof(*b->v));
+	if (find(t, id))
+		return;
+	if (!t->v || t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 256;
+		t->v = dk_realloc(t->v, t->cap * sizeof(*t->v));
 	}
-	o = &b->v[b->n++];
+	o = &t->v[t->n++];
 	git_oid_cpy(&o->id, id);
 	o->type = type;
 	o->len = len;
 	o->data = dk_malloc(len ? len : 1);
 	memcpy(o->data, data, len);
-	if (2 * b->n > b->nslots) {
-		b->nslots = b->nslots ? 2 * b->nslots : 1024;
-		b->slot = dk_realloc(b->slot, b->nslots * sizeof(*b->slot));
-		index_all(b);
+	t->bytes += len;
+	if (2 * t->n > t->nslots) {
+		t->nslots = t->nslots ? 2 * t->nslots : 1024;
+		t->slot = dk_realloc(t->slot, t->nslots * sizeof(*t->slot));
+		index_all(t);
 	} else {
-		size_t s = slot_of(b, id);
-		while (b->slot[s])
-			s = (s + 1) & (b->nslots - 1);
-		b->slot[s] = b->n;
+		size_t s = slot_of(t, id);
+		while (t->slot[s])
+			s = (s + 1) & (t->nslots - 1);
+		t->slot[s] = t->n;
 	}
+}
+
+static void table_reset(held_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->v[i].data);
+	t->n = 0;
+	t->bytes = 0;
+	if (t->nslots)
+		memset(t->slot, 0, t->nslots * sizeof(*t->slot));
+}
+
+static void table_free(held_table *t)
+{
+	table_reset(t);
+	free(t->v);
+	free(t->slot);
+}
+
+/* A held object, or a recent one. */
+static const held *find_any(const held_backend *b, const git_oid *id)
+{
+	const held *o = find(&b->now, id);
+	return o ? o : find(&b->recent, id);
+}
+
+static int held_write(git_odb_backend *backend, const git_oid *id, const void *data, size_t len,
+                      git_object_t type)
+{
+	table_add(&((held_backend *)backend)->now, id, data, len, type);
 	return 0;
 }
 
@@ -143,7 +198,7 @@ static int held_read(void **out, size_t *len, git_object_t *type, git_odb_backen
                      const git_oid *id)
 {
 	held_backend *b = (held_backend *)backend;
-	const held *o = find(b, id);
+	const held *o = find_any(b, id);
 	git_odb_object *obj = NULL;
 	const void *data;
 
@@ -169,7 +224,7 @@ static int held_read_header(size_t *len, git_object_t *type, git_odb_backend *ba
                             const git_oid *id)
 {
 	held_backend *b = (held_backend *)backend;
-	const held *o = find(b, id);
+	const held *o = find_any(b, id);
 
 	if (o) {
 		*len = o->len;
@@ -182,7 +237,7 @@ static int held_read_header(size_t *len, git_object_t *type, git_odb_backend *ba
 static int held_exists(git_odb_backend *backend, const git_oid *id)
 {
 	held_backend *b = (held_backend *)backend;
-	return find(b, id) || git_odb_exists(b->archive, id);
+	return find_any(b, id) || git_odb_exists(b->archive, id);
 }
 
 /* Asked before every write whether the object is there already: held, or
@@ -208,26 +263,16 @@ static int held_freshen(git_odb_backend *backend, const git_oid *id)
 {
 	held_backend *b = (held_backend *)backend;
 
-	if (find(b, id) || git_odb_exists_ext(b->archive, id, GIT_ODB_LOOKUP_NO_REFRESH) == 1)
+	if (find(&b->now, id) || git_odb_exists_ext(b->archive, id, GIT_ODB_LOOKUP_NO_REFRESH) == 1)
 		return 0;
 	return GIT_ENOTFOUND;
-}
-
-static void held_reset(held_backend *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		free(b->v[i].data);
-	b->n = 0;
-	if (b->nslots)
-		memset(b->slot, 0, b->nslots * sizeof(*b->slot));
 }
 
 static void held_free(git_odb_backend *backend)
 {
 	held_backend *b = (held_backend *)backend;
-	held_reset(b);
-	free(b->v);
-	free(b->slot);
+	table_free(&b->now);
+	table_free(&b->recent);
 	git_odb_free(b->archive);
 	free(b);
 }
@@ -283,7 +328,7 @@ int dk_archive__pack_repo(git_repository **out, dk_archive *a)
 
 size_t dk_archive__pack_count(const dk_archive *a)
 {
-	return a->pack ? a->pack->be->n : 0;
+	return a->pack ? a->pack->be->now.n : 0;
 }
 
 int dk_archive__pack_copy(dk_archive *a, const git_oid *id)
@@ -305,7 +350,25 @@ int dk_archive__pack_copy(dk_archive *a, const git_oid *id)
 void dk_archive__pack_discard(dk_archive *a)
 {
 	if (a->pack)
-		held_reset(a->pack->be);
+		table_reset(&a->pack->be->now);
+}
+
+void dk_archive__pack_keep(dk_archive *a)
+{
+	held_backend *b = a->pack ? a->pack->be : NULL;
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->now.n; i++) {
+		const held *o = &b->now.v[i];
+		if (o->type == GIT_OBJECT_BLOB)
+			continue;
+		if (b->recent.bytes + o->len > RECENT_MAX)
+			table_reset(&b->recent);
+		if (o->len <= RECENT_MAX)
+			table_add(&b->recent, &o->id, o->data, o->len, o->type);
+	}
+	table_reset(&b->now);
 }
 
 /* ---- the pack and its index (gitformat-pack(5), version 2) ---- */
@@ -565,8 +628,8 @@ int dk_archive__pack_write(dk_archive *a, char name_out[64])
 
 	if (name_out)
 		name_out[0] = '\0';
-	if (v && v->be->n > 0)
-		error = write_objects(a, v->be->v, v->be->n, name_out);
+	if (v && v->be->now.n > 0)
+		error = write_objects(a, v->be->now.v, v->be->now.n, name_out);
 	dk_archive__pack_discard(a);
 	return error;
 }
@@ -734,8 +797,8 @@ int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd)
 	int error;
 
 	memset(&me, 0, sizeof(me));
-	me.v = a->pack ? a->pack->be->v : NULL;
-	me.n = a->pack ? a->pack->be->n : 0;
+	me.v = a->pack ? a->pack->be->now.v : NULL;
+	me.n = a->pack ? a->pack->be->now.n : 0;
 	me.intent = intent;
 	me.jfd = jfd;
 	me.flush = !a->per_file && !a->no_flush;
@@ -769,7 +832,10 @@ int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd)
 		pthread_cond_broadcast(&g->cv);
 	}
 	pthread_mutex_unlock(&g->mu);
-	dk_archive__pack_discard(a);
+	if (me.error)
+		dk_archive__pack_discard(a);
+	else
+		dk_archive__pack_keep(a);
 	if (me.error) {
 		dk_error_set(me.error, "%s", me.why);
 		free(me.why);

@@ -95,6 +95,10 @@ int dk_archive__pack_write(dk_archive *a, char name_out[64]);
 int dk_archive__pack_copy(dk_archive *a, const git_oid *id);
 /* Forgets the objects held for the next pack without writing them. */
 void dk_archive__pack_discard(dk_archive *a);
+/* Forgets them once their pack is written, keeping the commits and trees
+ * for reads through the view (the next upload's parent; see held_backend
+ * in archive_pack.c). */
+void dk_archive__pack_keep(dk_archive *a);
 /* Frees the view (dk_archive_free). */
 void dk_archive__pack_free(dk_archive *a);
 

@@ -286,6 +286,40 @@ static void put_small_round_trip(void **state)
 	dk_buf_free(&got);
 }
 
+/* Two handles take turns on one instance: each keeps the commits and trees
+ * of its own last upload in memory (archive_pack.c, recent), and must
+ * still build on the tip the other one moved the ref to. */
+static void handles_take_turns(void **state)
+{
+	fixture *f = *state;
+	dk_archive *b = NULL;
+	dk_archive_put_result r[4];
+	dk_archive_put_opts o;
+	dk_buf got = DK_BUF_INIT;
+	char name[32], file[32];
+
+	assert_int_equal(dk_archive_open(&b, f->home), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "week-%d.pdf", i);
+		snprintf(file, sizeof(file), "w%d", i);
+		o = opts_for("i-1", "plan", name);
+		assert_int_equal(
+		    dk_archive_put_file(&r[i], i % 2 ? b : f->a, &o, write_temp(f, file, name, 10)),
+		    0);
+		assert_string_equal(r[i].parent, i ? r[i - 1].commit : "");
+	}
+	for (int i = 0; i < 4; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "draft/plan/week-%d.pdf", i);
+		dk_buf_clear(&got);
+		assert_int_equal(dk_archive_get(b, "i-1", NULL, path, to_buf, &got), 0);
+		assert_int_equal(got.len, 10);
+		assert_memory_equal(got.ptr, path + strlen("draft/plan/"), 10);
+	}
+	dk_buf_free(&got);
+	dk_archive_free(b);
+}
+
 static void put_same_name_replaces_path_keeps_history(void **state)
 {
 	fixture *f = *state;
@@ -1984,6 +2018,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(put_small_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_same_name_replaces_path_keeps_history, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(handles_take_turns, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_50mb_streamed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_big_stored_or_deflated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_small_stored_or_deflated, setup, teardown),
