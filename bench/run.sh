@@ -26,15 +26,18 @@ case "${QUICK:-}" in "" | 0) SCALE=1 ;; *) SCALE=10 ;; esac
 size() { echo $(($1 / SCALE)); }
 N_CORE=$(size 20000)    # engine core and xstate: instances (8 transitions each)
 N_BPMN=$(size 500)      # whole instances: bpmn-engine and docket
-# Two measures keep their full size under QUICK: the durable commits (a
+# Some measures keep their full size under QUICK: the durable commits (a
 # tenth of them left the notes' catch-up timing its own start-up rather
-# than its notes, and the fsync-bound ratios noisier) and the armed timers
-# (issue 6 asks for tick with 100,000 armed); both cost about a minute more.
+# than its notes, and the fsync-bound ratios noisier), the armed timers
+# (issue 6 asks for tick with 100,000 armed), both about a minute more, and
+# the small uploads (20 were a few milliseconds of docket, under the
+# first automatic gc, and the 20x ratio swung with one slow flush; 200
+# cost docket under a second and git about ten).
 N_COMMIT=2000           # SQLite floor commits, fsyncs, durable transitions
 N_PROC=$(size 200)      # processes per per-process measure
 N_HOOKS=$(size 20000)   # webhook deliveries per docket dispatch run
-N_UPLOAD=$(size 200)    # evidence uploads
-N_UPLOAD_AT_ONCE=$(size 640) # evidence uploads by UPLOADERS at once
+N_UPLOAD=200            # evidence uploads
+N_UPLOAD_AT_ONCE=640    # evidence uploads by UPLOADERS at once
 UPLOADERS=16            # ... each its own instance (docket: threads; git: shells)
 MB_BIG=$(size 50)       # the big evidence file, MB
 N_TIMERS=100000         # armed timers for tick
