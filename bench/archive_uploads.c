@@ -8,7 +8,13 @@
  *                                          given), each with its own archive
  *                                          handle, uploading N/T of them one
  *                                          after the other on an instance of
- *                                          its own: prints uploads/s
+ *                                          its own: prints uploads/s. Packing
+ *                                          runs beside them on a thread of
+ *                                          its own, as serve runs it (the
+ *                                          request threads defer it to the
+ *                                          writer, api/writer.c), and the
+ *                                          clock stops when it has finished
+ *                                          what the uploads left it
  *        archive_uploads HOME big FILE    one file: prints MB/s
  *        archive_uploads HOME growth N    N 4 KiB files over N/10 instances
  *                                          (10 each, as evidence is spread
@@ -82,6 +88,42 @@ static int make_files(const char *dir, long n)
 	return 0;
 }
 
+/* The packing thread: automatic gc (dk_archive_gc_past) on a handle of
+ * its own until told to stop, then once more. */
+typedef struct {
+	const char *home;
+	int stop; /* read and written with __atomic */
+	int rc;
+} packer;
+
+static void *pack_thread(void *arg)
+{
+	packer *p = arg;
+	dk_archive *a = NULL;
+	int ran = 0;
+
+	p->rc = 1;
+	if (dk_archive_open(&a, p->home) < 0) {
+		fprintf(stderr, "archive_uploads: %s\n", dk_error_last());
+		return NULL;
+	}
+	for (;;) {
+		int last = __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);
+		if (dk_archive_gc_past(&ran, a, DK_ARCHIVE_AUTO_GC) < 0) {
+			fprintf(stderr, "archive_uploads: gc: %s\n", dk_error_last());
+			dk_archive_free(a);
+			return NULL;
+		}
+		if (last && !ran)
+			break;
+		if (!ran)
+			usleep(1000);
+	}
+	dk_archive_free(a);
+	p->rc = 0;
+	return NULL;
+}
+
 typedef struct {
 	const char *home, *dir;
 	long from, n, step; /* files from, from + step, ... : n of them */
@@ -106,6 +148,7 @@ static void *upload_thread(void *arg)
 		pthread_barrier_wait(u->start);
 		return NULL;
 	}
+	dk_archive_set_auto_gc(a, 0); /* the packing thread's */
 	pthread_barrier_wait(u->start);
 	for (k = 0, i = u->from; k < u->n; k++, i += u->step) {
 		dk_archive_put_opts o = {.version = DK_ARCHIVE_PUT_OPTS_VERSION};
@@ -136,6 +179,8 @@ static int uploads(const char *home, long n, long nthreads)
 	uploader *u = calloc((size_t)nthreads, sizeof(*u));
 	pthread_t *tid = calloc((size_t)nthreads, sizeof(*tid));
 	pthread_barrier_t start;
+	pthread_t ptid;
+	packer pk = {.home = home, .stop = 0, .rc = 1};
 	double t0, secs;
 	int rc = 0;
 
@@ -160,11 +205,15 @@ static int uploads(const char *home, long n, long nthreads)
 	}
 	pthread_barrier_wait(&start);
 	t0 = now_s();
+	pthread_create(&ptid, NULL, pack_thread, &pk);
 	for (long t = 0; t < nthreads; t++) {
 		pthread_join(tid[t], NULL);
 		rc |= u[t].rc;
 	}
+	__atomic_store_n(&pk.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(ptid, NULL);
 	secs = now_s() - t0;
+	rc |= pk.rc;
 	pthread_barrier_destroy(&start);
 	free(u);
 	free(tid);

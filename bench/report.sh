@@ -272,10 +272,14 @@ cat <<EOF
   \`sqlite3 DB 'PRAGMA synchronous=FULL; INSERT …'\` process, both from a shell
   loop.
 - **Evidence**: bench/archive_uploads.c through store/archive.h (a nested
-  STATE/KIND/NAME tree; the objects, then the ref, flushed to disk with
-  one syncfs each, see store/archive.c) against git
-  hash-object, mktree (one flat tree), commit-tree and update-ref per upload.
-  git's default settings do not fsync, hence the second row.
+  STATE/KIND/NAME tree; each upload on disk before it returns, see the
+  Durability paragraph of store/archive.h), 200 uploads to one instance,
+  against git hash-object, mktree (one flat tree), commit-tree and
+  update-ref per upload from a shell loop. Automatic packing runs beside
+  the uploads on a thread of its own, as serve runs it (its request threads
+  leave it to the writer, api/writer.c), and the clock stops only when it
+  has finished. git's default settings do not fsync, hence the second row;
+  200 uploads stay under git's automatic gc (6,700 loose objects).
 - **Webhooks**: one \`docket dispatch\` process (libcurl multi, 64 in
   flight, connections kept alive) delivering $(fmt $((20000 / SCALE))) events queued by
   tests/tools/outbox_enqueue, timed from its start to its exit, against
