@@ -30,7 +30,10 @@
  * together, and the smallest ones that break that are merged. That is a
  * binary counter: a few packs (log2 of the archive over one gc's pack),
  * each object rewritten about that many times in its life, and the rare
- * merges of the biggest packs come at doublings of the archive.
+ * merges of the biggest packs come at doublings of the archive. A merge
+ * copies the entries of the packs as their bytes are, whatever its size
+ * (archive_merge.c: no inflate, no deflate, no delta search; memory
+ * bounded), so it costs about what reading and writing the bytes does.
  *
  * One gc at a time: gc holds flock(2) on ARCHIVE/docket-gc.lock. Without
  * it, every writer that crossed the threshold at once packed the same
@@ -229,11 +232,6 @@ static int by_size(const void *x, const void *y)
 	return p->size < q->size ? -1 : p->size > q->size;
 }
 
-/* Packs to merge that hold this many bytes or fewer together are merged by
- * copying their objects (archive_pack.c, no delta search); bigger merges
- * go through git_packbuilder, which looks for deltas. */
-#define MERGE_COPY_MAX ((long long)32 * 1024 * 1024)
-
 /* Merges the packs that break the geometric progression (see the top of
  * this file) into one, then deletes them. */
 static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
@@ -241,10 +239,10 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 	char **names = NULL, newname[64];
 	size_t n = list_packs(&names, a->path), split = 0;
 	pack_size *ps = dk_calloc(n ? n : 1, sizeof(*ps));
-	git_packbuilder *pb = NULL;
+	char **merging = dk_calloc(n ? n : 1, sizeof(*merging));
 	git_odb_backend *check = NULL;
 	oid_list all = {NULL, 0, 0};
-	long long below = 0, merged = 0;
+	long long below = 0;
 	int error = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -276,31 +274,10 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 		b->free(b);
 	}
 	for (size_t i = 0; i < split; i++)
-		merged += ps[i].size;
-	if (merged <= MERGE_COPY_MAX && dk_archive__pack_count(a) == 0) {
-		/* Small packs (each upload writes one): their objects copied
-		 * as they are into one pack, no delta search. */
-		for (size_t i = 0; i < all.n; i++)
-			if ((error = dk_archive__pack_copy(a, &all.ids[i])) < 0) {
-				dk_archive__pack_discard(a);
-				goto cleanup;
-			}
-		if ((error = dk_archive__pack_write(a, newname)) < 0)
-			goto cleanup;
-	} else {
-		if (git_packbuilder_new(&pb, a->repo) < 0) {
-			error = dk_archive__git_error(DK_EINTERNAL, "cannot start packing");
-			goto cleanup;
-		}
-		for (size_t i = 0; i < all.n; i++)
-			if (git_packbuilder_insert(pb, &all.ids[i], NULL) < 0) {
-				error =
-				    dk_archive__git_error(DK_EINTERNAL, "cannot pack an object");
-				goto cleanup;
-			}
-		if ((error = write_pack(newname, pb)) < 0)
-			goto cleanup;
-	}
+		merging[i] = ps[i].name;
+	/* Their entries copied as they are into one new pack (archive_merge.c). */
+	if ((error = dk_archive__merge_packs(a, merging, split, newname)) < 0)
+		goto cleanup;
 	if ((error = dk_archive__barrier(a)) < 0)
 		goto cleanup;
 	if ((error = open_pack(&check, a->path, newname)) < 0)
@@ -333,8 +310,8 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 cleanup:
 	if (check)
 		check->free(check);
-	git_packbuilder_free(pb);
 	free(all.ids);
+	free(merging);
 	free(ps);
 	free_names(names, n);
 	return error;

@@ -7,8 +7,9 @@
  * that dominated the notes' catch-up, about 1 ms a note, and every loose
  * file stayed until gc packed it. A pack holds any number of objects in
  * two files, written sequentially. Uploads use it too: an upload's blob
- * (under 1 MB), trees and commit are one pack; so is a merge of small
- * packs by gc (dk_archive__pack_copy).
+ * (under 1 MB), trees and commit are one pack. The pack is written by
+ * dk_archive__pack_begin/_put/_finish, which gc's merges (archive_merge.c)
+ * use too, copying the entries of the packs they merge as they are.
  *
  * The objects are first made in memory: the archive's "pack view" is a
  * second git_repository over an odb of libgit2's mempack backend (where
@@ -331,22 +332,6 @@ size_t dk_archive__pack_count(const dk_archive *a)
 	return a->pack ? a->pack->be->now.n : 0;
 }
 
-int dk_archive__pack_copy(dk_archive *a, const git_oid *id)
-{
-	struct dk_archive_pack_view *v = view(a);
-	git_odb_object *obj = NULL;
-	int error = 0;
-
-	if (!v)
-		return DK_EINTERNAL;
-	if (git_odb_read(&obj, v->be->archive, id) < 0)
-		return dk_archive__git_error(DK_EINTERNAL, "cannot read an object to pack");
-	held_write(&v->be->parent, id, git_odb_object_data(obj), git_odb_object_size(obj),
-	           git_odb_object_type(obj));
-	git_odb_object_free(obj);
-	return error;
-}
-
 void dk_archive__pack_discard(dk_archive *a)
 {
 	if (a->pack)
@@ -427,74 +412,35 @@ static int sha1(unsigned char out[20], const void *data, size_t len)
 
 /* Where each object went in the pack, for its index. */
 typedef struct {
-	const git_oid *id;
+	git_oid id;
 	uint64_t offset;
 	uint32_t crc;
 } entry;
 
 static int by_id(const void *x, const void *y)
 {
-	return memcmp(((const entry *)x)->id->id, ((const entry *)y)->id->id, GIT_OID_RAWSZ);
+	return memcmp(((const entry *)x)->id.id, ((const entry *)y)->id.id, GIT_OID_RAWSZ);
 }
 
-/* The pack of objects[0..n) into pack, and its index into idx. */
-static int build(dk_buf *pack, dk_buf *idx, unsigned char sum[20], const held *objects, size_t n)
+/* The index of the pack whose entries are e[0..n) and whose checksum is
+ * sum into idx; sorts e by id. */
+static int put_index(dk_buf *idx, entry *e, size_t n, const unsigned char sum[20])
 {
-	entry *e = dk_calloc(n, sizeof(*e));
-	z_stream z, stored;
 	uint32_t fanout[256] = {0}, large = 0;
 	unsigned char isum[20];
-	int error = 0;
-
-	/* Blobs that do not compress (most PDFs, scans, office files) go in
-	 * stored blocks: the same bytes on disk, none of deflate's time (on
-	 * 4 KiB uploads deflate was half the CPU of an upload and of gc's
-	 * merges). */
-	memset(&z, 0, sizeof(z));
-	memset(&stored, 0, sizeof(stored));
-	if (deflateInit(&z, Z_BEST_SPEED) != Z_OK) {
-		free(e);
-		return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
-	}
-	if (deflateInit(&stored, Z_NO_COMPRESSION) != Z_OK) {
-		deflateEnd(&z);
-		free(e);
-		return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
-	}
-	dk_buf_put(pack, "PACK", 4);
-	put_be32(pack, 2);
-	put_be32(pack, (uint32_t)n);
-	for (size_t i = 0; i < n; i++) {
-		size_t at = pack->len;
-		e[i].id = &objects[i].id;
-		e[i].offset = at;
-		put_entry_header(pack, objects[i].type, objects[i].len);
-		if ((error = put_deflated(
-		         pack,
-		         objects[i].type == GIT_OBJECT_BLOB &&
-		                 dk_archive__incompressible_buf(objects[i].data, objects[i].len)
-		             ? &stored
-		             : &z,
-		         objects[i].data, objects[i].len)) < 0)
-			goto cleanup;
-		e[i].crc =
-		    (uint32_t)crc32(0L, (const Bytef *)pack->ptr + at, (uInt)(pack->len - at));
-	}
-	if ((error = sha1(sum, pack->ptr, pack->len)) < 0)
-		goto cleanup;
-	dk_buf_put(pack, sum, 20);
+	int error;
 
 	qsort(e, n, sizeof(*e), by_id);
 	dk_buf_put(idx, "\377tOc", 4);
 	put_be32(idx, 2);
 	for (size_t i = 0; i < n; i++)
-		fanout[e[i].id->id[0]]++;
+		fanout[e[i].id.id[0]]++;
 	for (uint32_t k = 0, total = 0; k < 256; k++) {
 		total += fanout[k];
 		put_be32(idx, total);
 	}
 	for (size_t i = 0; i < n; i++)
-		dk_buf_put(idx, e[i].id->id, GIT_OID_RAWSZ);
+		dk_buf_put(idx, e[i].id.id, GIT_OID_RAWSZ);
 	for (size_t i = 0; i < n; i++)
 		put_be32(idx, e[i].crc);
 	for (size_t i = 0; i < n; i++)
@@ -507,13 +453,9 @@ static int build(dk_buf *pack, dk_buf *idx, unsigned char sum[20], const held *o
 		}
 	dk_buf_put(idx, sum, 20);
 	if ((error = sha1(isum, idx->ptr, idx->len)) < 0)
-		goto cleanup;
+		return error;
 	dk_buf_put(idx, isum, 20);
-cleanup:
-	deflateEnd(&z);
-	deflateEnd(&stored);
-	free(e);
-	return error;
+	return 0;
 }
 
 /* Writes b to a new temporary file in dir, its path into tmp; flushed
@@ -561,41 +503,255 @@ static int fsync_dir(const char *path)
 	return 0;
 }
 
-/* Writes objects[0..n) (n > 0, ids unique) as one pack and its index. */
-static int write_objects(dk_archive *a, const held *objects, size_t n, char name_out[64])
+/* Bytes of a pack held in memory before they are written: an upload's
+ * pack is one write at the end, a merge of any size streams through this
+ * much memory. */
+#define OUT_BUF ((size_t)1024 * 1024)
+
+/* A pack being written (dk_archive__pack_begin): its entries go to a
+ * temporary file in objects/pack as they come, hashed as they are
+ * written; the index is made at the end from what each entry recorded. */
+struct dk_archive_pack_out {
+	dk_archive *a;
+	dk_buf dir;     /* objects/pack */
+	dk_buf tmp;     /* the temporary pack's path; empty once renamed or gone */
+	int fd;         /* open on tmp, or -1 */
+	dk_buf buf;     /* the pack's bytes not written yet */
+	uint64_t off;   /* the pack's length so far, written or held */
+	EVP_MD_CTX *md; /* SHA-1 of the bytes written so far */
+	z_stream z, stored;
+	int zready; /* z and stored started (on the first object deflated) */
+	entry *e;
+	size_t n, cap;
+	uint32_t count; /* the entries the pack's header announced */
+	int flush;      /* the per-file mode: fsync the files and the directory */
+};
+
+/* Hashes and writes the bytes held. */
+static int out_spill(dk_archive_pack_out *w)
 {
-	dk_buf pack = DK_BUF_INIT, idx = DK_BUF_INIT, dir = DK_BUF_INIT;
-	dk_buf tmp_pack = DK_BUF_INIT, tmp_idx = DK_BUF_INIT, path = DK_BUF_INIT;
-	unsigned char sum[20] = {0};
+	if (!w->buf.len)
+		return 0;
+	if (!EVP_DigestUpdate(w->md, w->buf.ptr, w->buf.len))
+		return dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
+	if (dk_write_all(w->fd, w->buf.ptr, w->buf.len) < 0)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", w->tmp.ptr,
+		                    strerror(errno));
+	dk_buf_clear(&w->buf);
+	return 0;
+}
+
+/* Appends len bytes to the pack: held, or written at once when big. */
+static int out_put(dk_archive_pack_out *w, const void *p, size_t len)
+{
+	int error;
+
+	if (w->buf.len + len > OUT_BUF && (error = out_spill(w)) < 0)
+		return error;
+	w->off += len;
+	if (len < OUT_BUF) {
+		dk_buf_put(&w->buf, p, len);
+		return 0;
+	}
+	if (!EVP_DigestUpdate(w->md, p, len))
+		return dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
+	if (dk_write_all(w->fd, p, len) < 0)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", w->tmp.ptr,
+		                    strerror(errno));
+	return 0;
+}
+
+/* Records the entry of id starting at the pack's current end. */
+static entry *out_entry(dk_archive_pack_out *w, const git_oid *id)
+{
+	entry *e;
+
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 64;
+		w->e = dk_realloc(w->e, w->cap * sizeof(*w->e));
+	}
+	e = &w->e[w->n++];
+	git_oid_cpy(&e->id, id);
+	e->offset = w->off;
+	e->crc = 0;
+	return e;
+}
+
+void dk_archive__pack_abort(dk_archive_pack_out *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->tmp.len)
+		unlink(w->tmp.ptr);
+	if (w->zready) {
+		deflateEnd(&w->z);
+		deflateEnd(&w->stored);
+	}
+	EVP_MD_CTX_free(w->md);
+	dk_buf_free(&w->dir);
+	dk_buf_free(&w->tmp);
+	dk_buf_free(&w->buf);
+	free(w->e);
+	free(w);
+}
+
+int dk_archive__pack_begin(dk_archive_pack_out **out, dk_archive *a, uint32_t count)
+{
+	dk_archive_pack_out *w = dk_calloc(1, sizeof(*w));
+	int error = 0;
+
+	*out = NULL;
+	w->a = a;
+	w->fd = -1;
+	w->count = count;
+	w->flush = a->per_file && !a->no_flush;
+	dk_buf_printf(&w->dir, "%s/objects/pack", a->path);
+	if (mkdir(w->dir.ptr, 0777) < 0 && errno != EEXIST) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", w->dir.ptr,
+		                     strerror(errno));
+		goto fail;
+	}
+	w->md = EVP_MD_CTX_new();
+	if (!w->md || !EVP_DigestInit_ex(w->md, EVP_sha1(), NULL)) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
+		goto fail;
+	}
+	dk_buf_printf(&w->tmp, "%s/tmp_pack_dk_XXXXXX", w->dir.ptr);
+	w->fd = mkostemp(w->tmp.ptr, O_CLOEXEC);
+	if (w->fd < 0) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", w->tmp.ptr,
+		                     strerror(errno));
+		dk_buf_clear(&w->tmp);
+		goto fail;
+	}
+	/* Packs are read-only, as git makes them. */
+	(void)fchmod(w->fd, 0444);
+	dk_buf_put(&w->buf, "PACK", 4);
+	put_be32(&w->buf, 2);
+	put_be32(&w->buf, count);
+	w->off = w->buf.len;
+	*out = w;
+	return 0;
+fail:
+	dk_archive__pack_abort(w);
+	return error;
+}
+
+uint64_t dk_archive__pack_offset(const dk_archive_pack_out *w)
+{
+	return w->off;
+}
+
+int dk_archive__pack_put(dk_archive_pack_out *w, const git_oid *id, git_object_t type,
+                         const void *data, size_t len)
+{
+	size_t at = w->buf.len;
+	entry *e;
+	int error;
+
+	/* Blobs that do not compress (most PDFs, scans, office files) go in
+	 * stored blocks: the same bytes on disk, none of deflate's time (on
+	 * 4 KiB uploads deflate was half the CPU of an upload). */
+	if (!w->zready) {
+		memset(&w->z, 0, sizeof(w->z));
+		memset(&w->stored, 0, sizeof(w->stored));
+		if (deflateInit(&w->z, Z_BEST_SPEED) != Z_OK)
+			return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
+		if (deflateInit(&w->stored, Z_NO_COMPRESSION) != Z_OK) {
+			deflateEnd(&w->z);
+			return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
+		}
+		w->zready = 1;
+	}
+	e = out_entry(w, id);
+	put_entry_header(&w->buf, type, len);
+	if ((error = put_deflated(
+	         &w->buf,
+	         type == GIT_OBJECT_BLOB && dk_archive__incompressible_buf(data, len) ? &w->stored
+	                                                                              : &w->z,
+	         data, len)) < 0)
+		return error;
+	e->crc = (uint32_t)crc32(0L, (const Bytef *)w->buf.ptr + at, (uInt)(w->buf.len - at));
+	w->off += w->buf.len - at;
+	return w->buf.len >= OUT_BUF ? out_spill(w) : 0;
+}
+
+int dk_archive__pack_put_raw(dk_archive_pack_out *w, const git_oid *id, const void *head,
+                             size_t head_len, const void *body, size_t body_len,
+                             const uint32_t *crc)
+{
+	entry *e = out_entry(w, id);
+	int error;
+
+	if (crc) {
+		e->crc = *crc;
+	} else {
+		uLong c = crc32(0L, (const Bytef *)head, (uInt)head_len);
+		/* crc32's length is a uInt: big entries in steps */
+		for (size_t at = 0; at < body_len; at += 1u << 30) {
+			size_t step = body_len - at < (1u << 30) ? body_len - at : (1u << 30);
+			c = crc32(c, (const Bytef *)body + at, (uInt)step);
+		}
+		e->crc = (uint32_t)c;
+	}
+	if ((head_len && (error = out_put(w, head, head_len)) < 0) ||
+	    (error = out_put(w, body, body_len)) < 0)
+		return error;
+	return 0;
+}
+
+int dk_archive__pack_finish(dk_archive_pack_out *w, char name_out[64])
+{
+	dk_buf idx = DK_BUF_INIT, tmp_idx = DK_BUF_INIT, path = DK_BUF_INIT;
+	unsigned char sum[20];
+	unsigned int len = 0;
 	char hex[41];
-	int error = 0, flush = a->per_file && !a->no_flush;
+	int error = 0;
 
 	if (name_out)
 		name_out[0] = '\0';
-	if ((error = build(&pack, &idx, sum, objects, n)) < 0)
+	if (w->n != w->count) {
+		error = dk_error_set(
+		    DK_EINTERNAL, "archive: a pack announced %u objects and got %zu; not written",
+		    (unsigned)w->count, w->n);
 		goto cleanup;
-	for (size_t i = 0; i < 20; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-	dk_buf_printf(&dir, "%s/objects/pack", a->path);
-	if (mkdir(dir.ptr, 0777) < 0 && errno != EEXIST) {
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", dir.ptr,
+	}
+	if ((error = out_spill(w)) < 0)
+		goto cleanup;
+	if (!EVP_DigestFinal_ex(w->md, sum, &len) || len != 20) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
+		goto cleanup;
+	}
+	if (dk_write_all(w->fd, sum, 20) < 0 || (w->flush && fsync(w->fd) < 0)) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", w->tmp.ptr,
 		                     strerror(errno));
 		goto cleanup;
 	}
-	if ((error = write_temp(&tmp_pack, dir.ptr, &pack, flush)) < 0 ||
-	    (error = write_temp(&tmp_idx, dir.ptr, &idx, flush)) < 0)
+	if (close(w->fd) < 0) {
+		w->fd = -1;
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", w->tmp.ptr,
+		                     strerror(errno));
 		goto cleanup;
+	}
+	w->fd = -1;
+	if ((error = put_index(&idx, w->e, w->n, sum)) < 0 ||
+	    (error = write_temp(&tmp_idx, w->dir.ptr, &idx, w->flush)) < 0)
+		goto cleanup;
+	for (size_t i = 0; i < 20; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
 	/* The pack under its name before its index: readers find packs by
 	 * their index, so an index never names a pack that is not there. */
-	dk_buf_printf(&path, "%s/pack-%s.pack", dir.ptr, hex);
-	if (rename(tmp_pack.ptr, path.ptr) < 0) {
+	dk_buf_printf(&path, "%s/pack-%s.pack", w->dir.ptr, hex);
+	if (rename(w->tmp.ptr, path.ptr) < 0) {
 		error = dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack into %s: %s",
 		                     path.ptr, strerror(errno));
 		goto cleanup;
 	}
-	dk_buf_clear(&tmp_pack);
+	dk_buf_clear(&w->tmp);
 	dk_buf_clear(&path);
-	dk_buf_printf(&path, "%s/pack-%s.idx", dir.ptr, hex);
+	dk_buf_printf(&path, "%s/pack-%s.idx", w->dir.ptr, hex);
 	if (rename(tmp_idx.ptr, path.ptr) < 0) {
 		error =
 		    dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack index into %s: %s",
@@ -603,22 +759,37 @@ static int write_objects(dk_archive *a, const held *objects, size_t n, char name
 		goto cleanup;
 	}
 	dk_buf_clear(&tmp_idx);
-	if (flush && (error = fsync_dir(dir.ptr)) < 0)
+	if (w->flush && (error = fsync_dir(w->dir.ptr)) < 0)
 		goto cleanup;
 	if (name_out)
 		snprintf(name_out, 64, "pack-%s", hex);
 cleanup:
-	if (tmp_pack.len)
-		unlink(tmp_pack.ptr);
 	if (tmp_idx.len)
 		unlink(tmp_idx.ptr);
-	dk_buf_free(&pack);
 	dk_buf_free(&idx);
-	dk_buf_free(&dir);
-	dk_buf_free(&tmp_pack);
 	dk_buf_free(&tmp_idx);
 	dk_buf_free(&path);
+	dk_archive__pack_abort(w);
 	return error;
+}
+
+/* Writes objects[0..n) (n > 0, ids unique) as one pack and its index. */
+static int write_objects(dk_archive *a, const held *objects, size_t n, char name_out[64])
+{
+	dk_archive_pack_out *w = NULL;
+	int error;
+
+	if (name_out)
+		name_out[0] = '\0';
+	if ((error = dk_archive__pack_begin(&w, a, (uint32_t)n)) < 0)
+		return error;
+	for (size_t i = 0; i < n; i++)
+		if ((error = dk_archive__pack_put(w, &objects[i].id, objects[i].type,
+		                                  objects[i].data, objects[i].len)) < 0) {
+			dk_archive__pack_abort(w);
+			return error;
+		}
+	return dk_archive__pack_finish(w, name_out);
 }
 
 int dk_archive__pack_write(dk_archive *a, char name_out[64])

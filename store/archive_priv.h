@@ -91,8 +91,6 @@ size_t dk_archive__pack_count(const dk_archive *a);
  * write; then forgets them, written or not. On disk only after the next
  * dk_archive__barrier. */
 int dk_archive__pack_write(dk_archive *a, char name_out[64]);
-/* Holds the archive's object id (read from disk) for the next pack. */
-int dk_archive__pack_copy(dk_archive *a, const git_oid *id);
 /* Forgets the objects held for the next pack without writing them. */
 void dk_archive__pack_discard(dk_archive *a);
 /* Forgets them once their pack is written, keeping the commits and trees
@@ -101,6 +99,45 @@ void dk_archive__pack_discard(dk_archive *a);
 void dk_archive__pack_keep(dk_archive *a);
 /* Frees the view (dk_archive_free). */
 void dk_archive__pack_free(dk_archive *a);
+
+/* A pack written as a stream into objects/pack (gitformat-pack(5),
+ * version 2): begin announces how many entries it will hold, each entry is
+ * put in turn (written to a temporary file through a buffer of 1 MiB,
+ * hashed as it goes, so memory stays bounded whatever the pack's size),
+ * and finish writes the checksum, makes the index (ids sorted, each
+ * entry's CRC32 and offset), and renames the pack and then its index into
+ * place as "pack-HEX" (name_out, may be NULL). On disk only after the
+ * next dk_archive__barrier (in the per-file mode both files and the
+ * directory are fsynced by finish). finish and abort free the writer,
+ * abort removing what was written. */
+typedef struct dk_archive_pack_out dk_archive_pack_out;
+int dk_archive__pack_begin(dk_archive_pack_out **out, dk_archive *a, uint32_t count);
+/* Where the next entry starts (an OFS_DELTA's base is named by it). */
+uint64_t dk_archive__pack_offset(const dk_archive_pack_out *w);
+/* Puts an object whole, deflated (stored blocks for a blob that does not
+ * compress). */
+int dk_archive__pack_put(dk_archive_pack_out *w, const git_oid *id, git_object_t type,
+                         const void *data, size_t len);
+/* Puts an entry's bytes as they are: head (an entry header, head_len may
+ * be 0) then body. crc is the CRC32 of those bytes when the caller knows
+ * it (checked against its source's index), NULL to compute it. */
+int dk_archive__pack_put_raw(dk_archive_pack_out *w, const git_oid *id, const void *head,
+                             size_t head_len, const void *body, size_t body_len,
+                             const uint32_t *crc);
+int dk_archive__pack_finish(dk_archive_pack_out *w, char name_out[64]);
+void dk_archive__pack_abort(dk_archive_pack_out *w);
+
+/* ---- gc's merge of packs (archive_merge.c) ---- */
+
+/* Writes every object of the packs names[0..n) (names "pack-HEX" in
+ * objects/pack) into one new pack, each once, its name into name_out;
+ * the old packs are left alone. Entries are copied as they are, their
+ * CRC32 checked against their index; a delta whose base is not copied
+ * from the same pack is written whole. A damaged source (an index that
+ * does not check, an entry whose CRC32 differs) fails the merge and
+ * nothing is written. The new pack is on disk only after the next
+ * dk_archive__barrier. */
+int dk_archive__merge_packs(dk_archive *a, char *const *names, size_t n, char name_out[64]);
 
 /* ---- the ref journal (archive_refs.c) ---- */
 

@@ -55,9 +55,60 @@ G fsck --strict >/dev/null 2>&1 && ok "git fsck is happy after gc" || not_ok "gi
 G show "refs/docket/instances/i-1:draft/plan/月度计划.pdf" | cmp -s - "$T/plan.pdf" \
 	&& ok "files read back after gc" || not_ok "files read back after gc"
 
+# more packs than DK_ARCHIVE_AUTO_PACKS (each upload writes one): gc merges
+# them by copying their entries as they are; git checks the merged pack
+i=0
+while [ $i -lt 36 ]; do
+	printf 'report %d\n' $i >"$T/r"
+	"$PUT" "$DOCKET_HOME" i-3 draft report "r$i.pdf" "$T/r" >/dev/null 2>&1 || break
+	i=$((i + 1))
+done
+expect_eq "$i" 36 "36 more uploads"
+dk archive gc
+expect_rc 0 "archive gc merges the packs"
+packs=$(ls "$DOCKET_HOME/archive.git/objects/pack" | grep -c '\.pack$')
+[ "$packs" -le 3 ] && ok "few packs after gc ($packs)" || not_ok "few packs after gc ($packs)"
+bad=0
+for idx in "$DOCKET_HOME"/archive.git/objects/pack/*.idx; do
+	git verify-pack -v "$idx" >/dev/null 2>&1 || bad=1
+done
+expect_eq "$bad" 0 "git verify-pack accepts every pack"
+G fsck --full --strict >/dev/null 2>&1 && ok "git fsck --full is happy after the merge" ||
+	not_ok "git fsck --full is happy after the merge"
+[ "$(G show refs/docket/instances/i-3:draft/report/r7.pdf)" = "report 7" ] &&
+	ok "git show reads a merged file" || not_ok "git show reads a merged file"
+[ "$(G log --format=%s refs/docket/instances/i-3 | wc -l)" = 36 ] &&
+	ok "git log reads the merged history" || not_ok "git log reads the merged history"
+
+# a pack with a byte flipped inside an entry is not merged: gc says which
+# pack is damaged and keeps every pack
+for i in 0 1 2; do
+	printf 'late %d\n' $i >"$T/r"
+	"$PUT" "$DOCKET_HOME" i-4 draft report "l$i.pdf" "$T/r" >/dev/null 2>&1
+done
+tip=$(G rev-parse refs/docket/instances/i-4)
+victim=
+for idx in "$DOCKET_HOME"/archive.git/objects/pack/*.idx; do
+	git show-index <"$idx" | grep -q "$tip" && victim="${idx%.idx}.pack"
+done
+before=$(ls "$DOCKET_HOME/archive.git/objects/pack" | sort)
+chmod u+w "$victim"
+byte=$(od -An -tu1 -j 20 -N 1 "$victim" | tr -d ' ')
+printf "\\$(printf %o $((byte ^ 16)))" | dd of="$victim" bs=1 seek=20 conv=notrunc 2>/dev/null
+dk archive gc
+[ "$rc" -ne 0 ] && ok "gc fails on a damaged pack" || not_ok "gc fails on a damaged pack"
+expect_err "is damaged" "the message says a pack is damaged"
+expect_err "the old ones are kept" "and that the old packs are kept"
+expect_eq "$(ls "$DOCKET_HOME/archive.git/objects/pack" | sort)" "$before" "every pack is kept, nothing added"
+printf "\\$(printf %o "$byte")" | dd of="$victim" bs=1 seek=20 conv=notrunc 2>/dev/null
+dk archive gc
+expect_rc 0 "gc merges once the byte is back"
+G fsck --full --strict >/dev/null 2>&1 && ok "git fsck --full is happy then" ||
+	not_ok "git fsck --full is happy then"
+
 dk archive push "$T/backup.git"
 expect_rc 0 "archive push to a new local path"
-expect_out "pushed 2 instance refs" "push names what it copied"
+expect_out "pushed 4 instance refs" "push names what it copied"
 dk archive push "$T/backup.git"
 expect_rc 0 "archive push again is a no-op"
 [ "$(git --git-dir="$T/backup.git" rev-parse refs/docket/instances/i-1)" = "$(G rev-parse refs/docket/instances/i-1)" ] \

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <git2.h>
 
 #define T0 1795858200 /* 2026-11-28T09:30:00Z */
 
@@ -1828,6 +1829,291 @@ static void gc_then_get(void **state)
 	dk_buf_free(&got);
 }
 
+/* ---- gc's merge copies pack entries as they are ---------------------------------- */
+
+/* Every object of the archive, read through libgit2 (git_odb_read): id,
+ * type and content. */
+typedef struct {
+	git_oid id;
+	git_object_t type;
+	size_t len;
+	unsigned char *data;
+} stored_object;
+
+typedef struct {
+	git_odb *odb;
+	stored_object *v;
+	size_t n, cap;
+} object_list;
+
+static int read_one(const git_oid *id, void *payload)
+{
+	object_list *l = payload;
+	git_odb_object *obj = NULL;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (git_oid_equal(&l->v[i].id, id))
+			return 0; /* in two packs */
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 256;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		assert_non_null(l->v);
+	}
+	assert_int_equal(git_odb_read(&obj, l->odb, id), 0);
+	git_oid_cpy(&l->v[l->n].id, id);
+	l->v[l->n].type = git_odb_object_type(obj);
+	l->v[l->n].len = git_odb_object_size(obj);
+	l->v[l->n].data = malloc(l->v[l->n].len + 1);
+	memcpy(l->v[l->n].data, git_odb_object_data(obj), l->v[l->n].len);
+	l->n++;
+	git_odb_object_free(obj);
+	return 0;
+}
+
+/* Reads every object of f's archive through a repository opened afresh. */
+static void read_all(object_list *out, fixture *f)
+{
+	git_repository *repo = NULL;
+	char path[400];
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "%s/archive.git", f->home);
+	assert_int_equal(git_repository_open_bare(&repo, path), 0);
+	assert_int_equal(git_repository_odb(&out->odb, repo), 0);
+	assert_int_equal(git_odb_foreach(out->odb, read_one, out), 0);
+	git_odb_free(out->odb);
+	out->odb = NULL;
+	git_repository_free(repo);
+}
+
+static void free_objects(object_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].data);
+	free(l->v);
+}
+
+/* The same objects, each with the same type and bytes. */
+static void assert_same_objects(const object_list *before, const object_list *after)
+{
+	assert_int_equal(after->n, before->n);
+	for (size_t i = 0; i < before->n; i++) {
+		size_t k = 0;
+		while (k < after->n && !git_oid_equal(&after->v[k].id, &before->v[i].id))
+			k++;
+		assert_true(k < after->n);
+		assert_int_equal(after->v[k].type, before->v[i].type);
+		assert_int_equal(after->v[k].len, before->v[i].len);
+		assert_memory_equal(after->v[k].data, before->v[i].data, before->v[i].len);
+	}
+}
+
+/* Uploads count text files of about 6 KiB that differ in one line (so
+ * that git finds deltas between them) to instance, auto gc off. */
+static void put_similar(fixture *f, const char *instance, int from, int count)
+{
+	for (int i = from; i < from + count; i++) {
+		dk_archive_put_result r;
+		dk_archive_put_opts o = opts_for(instance, "report", "plan.txt");
+		dk_buf text = DK_BUF_INIT;
+		for (int line = 0; line < 150; line++)
+			dk_buf_printf(&text,
+			              "line %d of the monthly plan, the same in every version\n",
+			              line);
+		dk_buf_printf(&text, "version %d\n", i);
+		assert_int_equal(
+		    dk_archive_put_file(&r, f->a, &o, write_temp(f, "similar", text.ptr, text.len)),
+		    0);
+		dk_buf_free(&text);
+	}
+}
+
+/* Lines of `git verify-pack -v` over every pack that name a delta. */
+static int deltas_in_packs(fixture *f)
+{
+	int st;
+	char *s = run(&st,
+	              "for i in '%s'/archive.git/objects/pack/*.idx; do "
+	              "git verify-pack -v \"$i\" || exit 1; done | "
+	              "grep -cE '^[0-9a-f]{40} [a-z]+ +[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9a-f]{40}$'",
+	              f->home);
+	int n = atoi(s);
+	free(s);
+	return n;
+}
+
+/* More than DK_ARCHIVE_AUTO_PACKS uploads, a pack that plain git made with
+ * deltas (git repack -adf) and a copy of an upload's pack beside it (its
+ * objects in two packs: the oldest upload's, or the newest's, which git
+ * makes the base of the others' deltas) are merged into one pack by
+ * copying their entries: every object reads back the same through
+ * libgit2, git's fsck and verify-pack accept the merged pack, and plain
+ * git log and show read it. The repack's deltas are kept when their base
+ * comes from the same pack; those whose base came from the copy are
+ * written whole. ref_deltas: git names the bases by id (REF_DELTA), not
+ * by offset (OFS_DELTA). */
+static void merge_with_repacked(void **state, int newest, int ref_deltas)
+{
+	fixture *f = *state;
+	dk_archive_gc_result g;
+	object_list before, after;
+	char dir[400];
+	int st;
+
+	dk_archive_set_auto_gc(f->a, 0);
+	snprintf(dir, sizeof(dir), "%s/archive.git/objects/pack", f->home);
+	put_similar(f, "i-delta", 0, 12);
+	/* the pack of the oldest (or newest) upload kept aside, then plain git
+	 * packs it all with deltas */
+	free(run(&st,
+	         "cd '%s' && c=$(git --git-dir=../.. rev-list %s refs/docket/instances/i-delta | "
+	         "head -1) && for i in *.idx; do git show-index < \"$i\" | grep -q \"$c\" && "
+	         "p=\"${i%%.idx}\"; done; cp \"$p.pack\" ../kept.pack && cp \"$p.idx\" "
+	         "../kept.idx && echo \"$p\" > ../kept.name && "
+	         "git --git-dir=../.. -c repack.useDeltaBaseOffset=%s repack -adfq --window=50 "
+	         "--depth=50",
+	         dir, newest ? "" : "--reverse", ref_deltas ? "false" : "true"));
+	assert_int_equal(st, 0);
+	assert_true(deltas_in_packs(f) > 0);
+	free(run(&st,
+	         "cd '%s' && n=$(cat ../kept.name) && mv ../kept.pack \"$n.pack\" && "
+	         "mv ../kept.idx \"$n.idx\" && rm ../kept.name && ls *.pack | wc -l",
+	         dir));
+	assert_int_equal(st, 0);
+	reopen(f);
+	dk_archive_set_auto_gc(f->a, 0);
+	put_similar(f, "i-delta", 12, 4);
+	for (int i = 0; i < DK_ARCHIVE_AUTO_PACKS; i++) {
+		dk_archive_put_result r;
+		char name[32], data[64];
+		dk_archive_put_opts o = opts_for("i-many", "report", name);
+		snprintf(name, sizeof(name), "m%d.pdf", i);
+		snprintf(data, sizeof(data), "merged report %d", i);
+		assert_int_equal(
+		    dk_archive_put_file(&r, f->a, &o, write_temp(f, "m", data, strlen(data))), 0);
+	}
+	char *s = run(&st, "ls '%s' | grep -c '\\.pack$'", dir);
+	assert_true(atoi(s) > DK_ARCHIVE_AUTO_PACKS);
+	free(s);
+	read_all(&before, f);
+
+	assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	assert_int_equal(g.packs, 1);
+	s = run(&st, "ls '%s' | grep -c '\\.pack$'", dir);
+	assert_int_equal(atoi(s), 1);
+	free(s);
+	s = run(&st, "ls '%s' | grep -c tmp_pack_dk_", dir);
+	assert_int_equal(atoi(s), 0);
+	free(s);
+	read_all(&after, f);
+	assert_same_objects(&before, &after);
+	print_message("# %zu objects merged into one pack, %d of them deltas\n", after.n,
+	              deltas_in_packs(f));
+	if (!newest)
+		assert_true(deltas_in_packs(f) > 0);
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --full --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+	free(run(&st, "git verify-pack -v '%s'/*.idx >/dev/null 2>&1", dir));
+	assert_int_equal(st, 0);
+	s = run(&st,
+	        "git --git-dir='%s/archive.git' log --format=%%s refs/docket/instances/i-delta | "
+	        "wc -l",
+	        f->home);
+	assert_int_equal(st, 0);
+	assert_int_equal(atoi(s), 16);
+	free(s);
+	s = run(&st,
+	        "git --git-dir='%s/archive.git' show refs/docket/instances/i-delta~9:draft/report/"
+	        "plan.txt | tail -1",
+	        f->home);
+	assert_int_equal(st, 0);
+	assert_string_equal(s, "version 6\n");
+	free(s);
+	for (int i = 0; i < DK_ARCHIVE_AUTO_PACKS; i++) {
+		dk_buf got = DK_BUF_INIT;
+		char path[64], data[64];
+		snprintf(path, sizeof(path), "draft/report/m%d.pdf", i);
+		snprintf(data, sizeof(data), "merged report %d", i);
+		assert_int_equal(dk_archive_get(f->a, "i-many", NULL, path, to_buf, &got), 0);
+		assert_string_equal(dk_buf_cstr(&got), data);
+		dk_buf_free(&got);
+	}
+	free_objects(&before);
+	free_objects(&after);
+}
+
+static void gc_merge_copies_entries(void **state)
+{
+	merge_with_repacked(state, 0, 0);
+}
+
+static void gc_merge_copies_ref_deltas(void **state)
+{
+	merge_with_repacked(state, 0, 1);
+}
+
+static void gc_merge_writes_deltas_whole_without_their_base(void **state)
+{
+	merge_with_repacked(state, 1, 0);
+}
+
+/* A pack with one byte flipped inside an entry is not copied into a pack
+ * that looks good: the merge fails saying which pack is damaged, nothing
+ * new is left in objects/pack and every old pack is kept; once the byte is
+ * back the merge goes through. */
+static void gc_merge_refuses_damaged_pack(void **state)
+{
+	fixture *f = *state;
+	dk_archive_gc_result g;
+	char dir[400], victim[700];
+	int st;
+
+	dk_archive_set_auto_gc(f->a, 0);
+	snprintf(dir, sizeof(dir), "%s/archive.git/objects/pack", f->home);
+	for (int i = 0; i < 40; i++) {
+		dk_archive_put_result r;
+		char name[32], data[64];
+		dk_archive_put_opts o = opts_for("i-crc", "report", name);
+		snprintf(name, sizeof(name), "c%d.pdf", i);
+		snprintf(data, sizeof(data), "checked report %d", i);
+		assert_int_equal(
+		    dk_archive_put_file(&r, f->a, &o, write_temp(f, "c", data, strlen(data))), 0);
+	}
+	char *s = run(&st, "cd '%s' && ls *.pack | head -1", dir);
+	assert_int_equal(st, 0);
+	s[strcspn(s, "\n")] = '\0';
+	snprintf(victim, sizeof(victim), "%s/%s", dir, s);
+	free(s);
+	/* byte 20: inside the first entry (which starts at 12), past its header */
+	assert_int_equal(chmod(victim, 0644), 0);
+	int fd = open(victim, O_RDWR);
+	unsigned char c;
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, 20), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, 20), 1);
+
+	assert_true(dk_archive_gc(&g, f->a) < 0);
+	print_message("# %s\n", dk_error_last());
+	assert_non_null(strstr(dk_error_last(), "is damaged"));
+	assert_non_null(strstr(dk_error_last(), "does not match its CRC32"));
+	assert_non_null(strstr(dk_error_last(), "the old ones are kept"));
+	s = run(&st, "ls '%s' | grep -c '\\.pack$'", dir);
+	assert_int_equal(atoi(s), 40);
+	free(s);
+	s = run(&st, "ls '%s' | grep -c tmp_pack_dk_", dir);
+	assert_int_equal(atoi(s), 0);
+	free(s);
+
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, 20), 1);
+	close(fd);
+	assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	assert_int_equal(g.packs, 1);
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --full --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+}
+
 static void auto_gc_past_threshold(void **state)
 {
 	fixture *f = *state;
@@ -2045,6 +2331,11 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_packs_stay_geometric, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gc_merge_copies_entries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gc_merge_copies_ref_deltas, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gc_merge_writes_deltas_whole_without_their_base, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(gc_merge_refuses_damaged_pack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(auto_gc_past_threshold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(push_twice_idempotent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(plain_git_reads_archive, setup, teardown),
