@@ -117,7 +117,7 @@ static void *pack_thread(void *arg)
 		if (last && !ran)
 			break;
 		if (!ran)
-			usleep(1000);
+			usleep(4000);
 	}
 	dk_archive_free(a);
 	p->rc = 0;

@@ -336,13 +336,13 @@ interleave $(available docket_act sqlite3_cli)
 # file so far (one flat tree: docket's STATE/KIND/NAME needs three), a
 # commit on the previous one and a compare-and-swap of the ref
 git_uploads() {
-	rm -rf "$WORK/git.git" "$WORK/up"
-	git init -q --bare "$WORK/git.git"
-	mkdir -p "$WORK/up"
-	: >"$WORK/tree.txt"
+	g=$WORK/ev/git.$(date +%s%N)
+	git init -q --bare "$g.git"
+	mkdir -p "$g.up"
+	: >"$g.tree"
 	i=0
 	while [ $i -lt "$N_UPLOAD" ]; do
-		head -c 4096 /dev/urandom >"$WORK/up/$i.pdf"
+		head -c 4096 /dev/urandom >"$g.up/$i.pdf"
 		i=$((i + 1))
 	done
 	export GIT_AUTHOR_NAME=li GIT_AUTHOR_EMAIL=li@example.com
@@ -351,23 +351,23 @@ git_uploads() {
 	i=0
 	old=0000000000000000000000000000000000000000
 	while [ $i -lt "$N_UPLOAD" ]; do
-		blob=$(git "$@" --git-dir="$WORK/git.git" hash-object -w "$WORK/up/$i.pdf")
-		printf '100644 blob %s\tplan-%s.pdf\n' "$blob" "$i" >>"$WORK/tree.txt"
-		tree=$(git "$@" --git-dir="$WORK/git.git" mktree <"$WORK/tree.txt")
+		blob=$(git "$@" --git-dir="$g.git" hash-object -w "$g.up/$i.pdf")
+		printf '100644 blob %s\tplan-%s.pdf\n' "$blob" "$i" >>"$g.tree"
+		tree=$(git "$@" --git-dir="$g.git" mktree <"$g.tree")
 		if [ $i -eq 0 ]; then
-			commit=$(echo "plan $i" | git "$@" --git-dir="$WORK/git.git" commit-tree "$tree")
+			commit=$(echo "plan $i" | git "$@" --git-dir="$g.git" commit-tree "$tree")
 		else
 			commit=$(echo "plan $i" |
-				git "$@" --git-dir="$WORK/git.git" commit-tree "$tree" -p "$old")
+				git "$@" --git-dir="$g.git" commit-tree "$tree" -p "$old")
 		fi
-		git "$@" --git-dir="$WORK/git.git" update-ref refs/docket/instances/bench "$commit" \
+		git "$@" --git-dir="$g.git" update-ref refs/docket/instances/bench "$commit" \
 			"$old" || return 1
 		old=$commit
 		i=$((i + 1))
 	done
 	t1=$(date +%s%N)
 	# every upload must be on the ref: a failed step above is no upload
-	[ "$(git --git-dir="$WORK/git.git" rev-list --count refs/docket/instances/bench)" \
+	[ "$(git --git-dir="$g.git" rev-list --count refs/docket/instances/bench)" \
 		-eq "$N_UPLOAD" ] || return 1
 	rate "$N_UPLOAD" "$t0" "$t1"
 }
@@ -375,12 +375,12 @@ git_uploads() {
 # ref of its own (N_UPLOAD_AT_ONCE uploads in all), as docket's
 # `archive_uploads ... uploads N P` does with P threads
 git_uploads_at_once() {
-	rm -rf "$WORK/gitp.git" "$WORK/upp"
-	git init -q --bare "$WORK/gitp.git"
-	mkdir -p "$WORK/upp"
+	g=$WORK/ev/gitp.$(date +%s%N)
+	git init -q --bare "$g.git"
+	mkdir -p "$g.up"
 	i=0
 	while [ $i -lt "$N_UPLOAD_AT_ONCE" ]; do
-		head -c 4096 /dev/urandom >"$WORK/upp/$i.pdf"
+		head -c 4096 /dev/urandom >"$g.up/$i.pdf"
 		i=$((i + 1))
 	done
 	export GIT_AUTHOR_NAME=li GIT_AUTHOR_EMAIL=li@example.com
@@ -389,21 +389,21 @@ git_uploads_at_once() {
 	p=0
 	while [ $p -lt "$1" ]; do
 		(
-			: >"$WORK/treep.$p"
+			: >"$g.tree.$p"
 			i=$p
 			old=""
 			while [ $i -lt "$N_UPLOAD_AT_ONCE" ]; do
-				blob=$(git --git-dir="$WORK/gitp.git" hash-object -w "$WORK/upp/$i.pdf")
-				printf '100644 blob %s\tplan-%s.pdf\n' "$blob" "$i" >>"$WORK/treep.$p"
-				tree=$(git --git-dir="$WORK/gitp.git" mktree <"$WORK/treep.$p")
+				blob=$(git --git-dir="$g.git" hash-object -w "$g.up/$i.pdf")
+				printf '100644 blob %s\tplan-%s.pdf\n' "$blob" "$i" >>"$g.tree.$p"
+				tree=$(git --git-dir="$g.git" mktree <"$g.tree.$p")
 				if [ -z "$old" ]; then
-					commit=$(echo "plan $i" | git --git-dir="$WORK/gitp.git" commit-tree "$tree")
-					git --git-dir="$WORK/gitp.git" update-ref "refs/docket/instances/b$p" \
+					commit=$(echo "plan $i" | git --git-dir="$g.git" commit-tree "$tree")
+					git --git-dir="$g.git" update-ref "refs/docket/instances/b$p" \
 						"$commit" "" || exit 1
 				else
 					commit=$(echo "plan $i" |
-						git --git-dir="$WORK/gitp.git" commit-tree "$tree" -p "$old")
-					git --git-dir="$WORK/gitp.git" update-ref "refs/docket/instances/b$p" \
+						git --git-dir="$g.git" commit-tree "$tree" -p "$old")
+					git --git-dir="$g.git" update-ref "refs/docket/instances/b$p" \
 						"$commit" "$old" || exit 1
 				fi
 				old=$commit
@@ -415,7 +415,7 @@ git_uploads_at_once() {
 	wait
 	t1=$(date +%s%N)
 	# every upload must be on its ref
-	n=$(git --git-dir="$WORK/gitp.git" rev-list --count --glob='refs/docket/instances/*')
+	n=$(git --git-dir="$g.git" rev-list --count --glob='refs/docket/instances/*')
 	[ "$n" -eq "$N_UPLOAD_AT_ONCE" ] || return 1
 	rate "$N_UPLOAD_AT_ONCE" "$t0" "$t1"
 }
@@ -425,34 +425,39 @@ run_git_uploads_at_once() { git_uploads_at_once "$UPLOADERS"; }
 run_git_uploads_fsync() { git_uploads -c core.fsync=all -c core.fsyncMethod=fsync; }
 head -c $((MB_BIG * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
 run_git_big() {
-	rm -rf "$WORK/big.git"
-	git init -q --bare "$WORK/big.git"
+	g=$WORK/ev/big.$(date +%s%N)
+	git init -q --bare "$g.git"
 	t0=$(date +%s%N)
-	git --git-dir="$WORK/big.git" hash-object -w "$WORK/big.bin" >/dev/null || return 1
+	git --git-dir="$g.git" hash-object -w "$WORK/big.bin" >/dev/null || return 1
 	rate "$MB_BIG" "$t0" "$(date +%s%N)"
 }
 run_archive() {
-	rm -rf "$WORK/arch" "$WORK/arch.files"
-	"$BIN/archive_uploads" "$WORK/arch" uploads "$N_UPLOAD"
+	"$BIN/archive_uploads" "$WORK/ev/arch.$(date +%s%N)" uploads "$N_UPLOAD"
 }
 run_archive_at_once() {
-	rm -rf "$WORK/arch" "$WORK/arch.files"
-	"$BIN/archive_uploads" "$WORK/arch" uploads "$N_UPLOAD_AT_ONCE" "$UPLOADERS"
+	"$BIN/archive_uploads" "$WORK/ev/arch.$(date +%s%N)" uploads "$N_UPLOAD_AT_ONCE" "$UPLOADERS"
 }
 run_archive_big() {
-	rm -rf "$WORK/arch" "$WORK/arch.files"
-	"$BIN/archive_uploads" "$WORK/arch" big "$WORK/big.bin"
+	"$BIN/archive_uploads" "$WORK/ev/arch.$(date +%s%N)" big "$WORK/big.bin"
 }
 if ! build_docket archive_uploads bench/archive_uploads.c store/archive.h; then
 	cp "$OUT/archive_uploads.why" "$OUT/archive.why"
 	cp "$OUT/archive_uploads.why" "$OUT/archive_big.why"
 	cp "$OUT/archive_uploads.why" "$OUT/archive_at_once.why"
 fi
+# Every run of either side writes into directories of its own under
+# $WORK/ev, all removed after the section: on ext4 a file created soon
+# after many were deleted pays for scanning past them (recently deleted
+# inodes are not reused for a minute or more), so removing the last run's
+# repository before each run slowed the next one, docket's or git's,
+# by how many files the one before had left.
+mkdir -p "$WORK/ev"
 log "evidence: $N_UPLOAD uploads each, docket archive and git CLI; ${MB_BIG} MB file"
 interleave $(available archive git_uploads git_uploads_fsync)
 log "evidence: $N_UPLOAD_AT_ONCE uploads by $UPLOADERS uploaders at once, docket and git CLI"
 interleave $(available archive_at_once git_uploads_at_once)
 interleave $(available archive_big git_big)
+rm -rf "$WORK/ev"
 
 # -- webhooks: docket dispatch against curl, one process per request ----------
 # the webhooks' test receiver (tests/tools/receiver.c) checks every
