@@ -338,6 +338,8 @@ FN(LIB_GIT, int, git_commit_tree, (git_tree * *tree_out, const git_commit *commi
    (tree_out, commit))
 FN(LIB_GIT, const git_oid *, git_commit_tree_id, (const git_commit *commit), (commit))
 FNV(LIB_GIT, git_config_free, (git_config * cfg), (cfg))
+FN(LIB_GIT, int, git_config_get_bool, (int *out, const git_config *cfg, const char *name),
+   (out, cfg, name))
 FN(LIB_GIT, int, git_config_set_bool, (git_config * cfg, const char *name, int value),
    (cfg, name, value))
 FN(LIB_GIT, int, git_config_set_int32, (git_config * cfg, const char *name, int32_t value),

@@ -430,6 +430,7 @@ void dk_archive_free(dk_archive *a)
 	if (!a)
 		return;
 	dk_archive__journal_close(a);
+	dk_archive__refmove_free(a);
 	dk_archive__commits_leave(a);
 	group_leave(a->flush);
 	dk_archive__pack_free(a);
@@ -853,18 +854,27 @@ typedef struct {
 
 /* Moves refname from tip to id, or creates it when tip is NULL, as one
  * compare-and-swap under the ref's lock: GIT_EMODIFIED when another writer
- * got there first. A new ref is created "matching" the zero id, which
- * libgit2 checks under the lock; git_reference_create with force 0 checks
- * that the ref does not exist before taking the lock, so two writers could
- * both pass and the second overwrite the first one's commit. */
+ * got there first. A value dk_archive__ref_prepare wrote before the flush
+ * moves by exchanging the handle's spare file with the ref, under git's own
+ * lock (archive_refmove.c: no inode freed); anything else through libgit2.
+ * There a new ref is created "matching" the zero id, which libgit2 checks
+ * under the lock; git_reference_create with force 0 checks that the ref
+ * does not exist before taking the lock, so two writers could both pass and
+ * the second overwrite the first one's commit. *out is NULL after an
+ * exchange. */
 int dk_archive__ref_cas(git_reference **out, dk_archive *a, const char *refname, const git_oid *id,
                         const git_oid *tip)
 {
 	git_oid none;
+	int rc;
+
+	*out = NULL;
 	if (!tip) {
 		memset(&none, 0, sizeof(none));
 		tip = &none;
 	}
+	if ((rc = dk_archive__ref_swap(a, refname, id, tip)) != DK_ARCHIVE_REFMOVE_FALLBACK)
+		return rc;
 	return git_reference_create_matching(out, a->repo, refname, id, 1, tip, NULL);
 }
 
@@ -966,6 +976,9 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 		if ((error = dk_archive__intent(a, intent, refname, has_tip ? &tip : NULL,
 		                                &res->commit)) < 0)
 			goto round_done;
+		/* The ref's new content, in the handle's spare, on disk with
+		 * that flush (archive_refmove.c says why before). */
+		dk_archive__ref_prepare(a, &res->commit);
 		if ((error = dk_archive__pack_commit(a, intent[0] ? intent : NULL, a->jfd)) == 0)
 			error = move_ref(a, refname, &res->commit, has_tip ? &tip : NULL,
 			                 &waited_ms, &res->retries);

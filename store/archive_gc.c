@@ -359,6 +359,7 @@ int dk_archive_gc(dk_archive_gc_result *out, dk_archive *a)
 	if ((error = gc_lock(&fd, a, 1)) < 0)
 		return error;
 	error = gc_locked(out, a);
+	dk_archive__spares_sweep(a);
 	close(fd);
 	return error;
 }

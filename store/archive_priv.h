@@ -22,6 +22,7 @@ struct dk_archive {
 	int jfd;             /* archive_refs.c's journal; -1: none (refs flushed as they move) */
 	unsigned int writes; /* uploads and note batches since the repository was opened */
 	struct dk_archive_commits *commits; /* archive_pack.c's group commit of uploads */
+	struct dk_archive_refmove *refmove; /* archive_refmove.c's spare; NULL until used */
 };
 
 #define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
@@ -162,6 +163,29 @@ int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const ch
 /* Appends line to the journal open as fd (a handle's jfd). */
 int dk_archive__journal_write(dk_archive *a, int fd, const char *line);
 void dk_archive__intent_done(dk_archive *a);
+
+/* ---- moving a ref without freeing an inode (archive_refmove.c) ---- */
+
+/* Writes id into the handle's spare ref file, to be called before the flush
+ * that precedes the move of a ref to id: dk_archive__ref_cas then moves it
+ * by exchanging the spare with the ref. Without it (or when the handle
+ * cannot exchange) the ref is moved through libgit2. */
+void dk_archive__ref_prepare(dk_archive *a, const git_oid *id);
+/* The compare-and-swap of refname from tip (zeros: must not exist) to id
+ * through the prepared spare: 0, GIT_ELOCKED, GIT_EMODIFIED, GIT_ENOTFOUND
+ * (as git_reference_create_matching), or DK_ARCHIVE_REFMOVE_FALLBACK when
+ * nothing was done and libgit2 must move it. */
+#define DK_ARCHIVE_REFMOVE_FALLBACK 1
+int dk_archive__ref_swap(dk_archive *a, const char *refname, const git_oid *id, const git_oid *tip);
+/* Returns the handle's spare to the pool (dk_archive_free). */
+void dk_archive__refmove_free(dk_archive *a);
+/* Removes the spares of processes that are gone and those past the pool's
+ * size (dk_archive_gc); returns how many. */
+size_t dk_archive__spares_sweep(dk_archive *a);
+/* Tests: on = 1 makes the handle move refs through libgit2 only. */
+void dk_archive__refmove_force_fallback(dk_archive *a, int on);
+/* 1 once the handle moves refs by exchange. */
+int dk_archive__refmove_exchanges(const dk_archive *a);
 
 /* ---- uploads at once (archive_pack.c) ---- */
 
