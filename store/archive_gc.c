@@ -290,11 +290,13 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 			goto cleanup;
 		}
 	for (size_t i = 0; i < split; i++) {
-		static const char *exts[] = {".idx", ".pack", ".rev"};
+		/* what plain git writes beside a pack too (git repack -ad of a
+		 * bare repository writes a bitmap) */
+		static const char *exts[] = {".idx", ".pack", ".rev", ".bitmap", ".mtimes"};
 		if (!strcmp(ps[i].name, newname))
 			continue;
 		/* .idx first: once it is gone no reader opens the pack. */
-		for (size_t k = 0; k < 3; k++) {
+		for (size_t k = 0; k < sizeof(exts) / sizeof(exts[0]); k++) {
 			dk_buf p = DK_BUF_INIT;
 			dk_buf_printf(&p, "%s/objects/pack/%s%s", a->path, ps[i].name, exts[k]);
 			unlink(p.ptr);
