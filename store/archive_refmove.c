@@ -88,6 +88,7 @@
 
 #define SPARE_DIR "docket-spare"
 /* A ref file: 40 hex digits and a newline. */
+#define HEX_LEN ((size_t)GIT_OID_HEXSZ)
 #define REF_LEN (GIT_OID_HEXSZ + 1)
 /* A lock whose mtime is older than this gets a fresh one before it is
  * taken (archive.c judges locks over 60 s stale). */
@@ -221,7 +222,7 @@ void dk_archive__ref_prepare(dk_archive *a, const git_oid *id)
 	if (decide(a, rm) < 0 || (rm->fd < 0 && spare_open(a, rm) < 0))
 		return;                      /* libgit2 moves it */
 	git_oid_tostr(hex, sizeof(hex), id); /* 40 digits and a NUL */
-	hex[GIT_OID_HEXSZ] = '\n';
+	hex[HEX_LEN] = '\n';
 	if (pwrite(rm->fd, hex, REF_LEN, 0) != REF_LEN)
 		return;
 	if (!rm->size_ok) {
@@ -237,7 +238,7 @@ void dk_archive__ref_prepare(dk_archive *a, const git_oid *id)
 
 static int unsupported(int e)
 {
-	return e == EINVAL || e == ENOSYS || e == EOPNOTSUPP || e == ENOTSUP;
+	return e == EINVAL || e == ENOSYS || e == EOPNOTSUPP; /* ENOTSUP on Linux too */
 }
 
 /* Gives up git's lock taken in step 2: it becomes the spare again. */
@@ -253,11 +254,11 @@ static void unlock(dk_archive *a, struct dk_archive_refmove *rm, const char *loc
  * white space. 0, or -1 for anything else (a symbolic ref, damage). */
 static int parse_loose(git_oid *out, const char *buf, ssize_t n)
 {
-	if (n < GIT_OID_HEXSZ || (n > GIT_OID_HEXSZ && !isspace((unsigned char)buf[GIT_OID_HEXSZ])))
+	if (n < GIT_OID_HEXSZ || (n > GIT_OID_HEXSZ && !isspace((unsigned char)buf[HEX_LEN])))
 		return -1;
 	char hex[GIT_OID_HEXSZ + 1];
-	memcpy(hex, buf, GIT_OID_HEXSZ);
-	hex[GIT_OID_HEXSZ] = '\0';
+	memcpy(hex, buf, HEX_LEN);
+	hex[HEX_LEN] = '\0';
 	return git_oid_fromstr(out, hex) < 0 ? -1 : 0;
 }
 
