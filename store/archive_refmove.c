@@ -105,7 +105,7 @@ struct dk_archive_refmove {
 	int prepared; /* the spare holds prepared_id, written before a flush */
 	git_oid prepared_id;
 	time_t written_at; /* when the spare was written (its mtime) */
-	char name[64];     /* SPARE_DIR "/h-PID-RANDOM", relative to the archive */
+	char name[64];     /* SPARE_DIR "/h-PID-COUNT-RANDOM", relative to the archive */
 };
 
 static struct dk_archive_refmove *state_of(dk_archive *a)
@@ -174,10 +174,16 @@ static int spare_open(dk_archive *a, struct dk_archive_refmove *rm)
 	int fd, made = 0;
 
 	if (!rm->name[0]) {
+		/* unique among the process's handles by the count (a name two
+		 * handles shared would mix their values), among processes by
+		 * the pid; the random part tells this run's from an earlier
+		 * process's of the same pid */
+		static unsigned long handles;
 		unsigned char r[4] = {0};
 		RAND_bytes(r, sizeof(r));
-		snprintf(rm->name, sizeof(rm->name), SPARE_DIR "/h-%ld-%02x%02x%02x%02x",
-		         (long)getpid(), r[0], r[1], r[2], r[3]);
+		snprintf(rm->name, sizeof(rm->name), SPARE_DIR "/h-%ld-%lu-%02x%02x%02x%02x",
+		         (long)getpid(), __atomic_add_fetch(&handles, 1, __ATOMIC_RELAXED), r[0],
+		         r[1], r[2], r[3]);
 	}
 	if (!rm->claimed) {
 		rm->claimed = 1;
@@ -438,7 +444,7 @@ void dk_archive__refmove_free(dk_archive *a)
 	a->refmove = NULL;
 }
 
-/* The process id in "h-PID-RANDOM", or 0. */
+/* The process id in "h-PID-COUNT-RANDOM", or 0. */
 static long spare_pid(const char *name)
 {
 	char *end;
