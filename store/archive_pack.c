@@ -84,22 +84,33 @@ typedef struct {
  * kept in memory is the object whoever moved the ref since. Only objects
  * whose pack was written are kept (dk_archive__pack_keep), never blobs
  * (an upload does not read its parent's files), and only up to
- * RECENT_MAX bytes: past that the table starts again empty. recent is not
- * asked by freshen: whether to write an object again is answered by the
- * disk only (see held_freshen). */
+ * RECENT_MAX bytes: past that the table starts again empty. Whether to
+ * write an object again is answered by written (the ids of every object
+ * this handle's packs hold, up to WRITTEN_MAX) and the disk, see
+ * held_freshen. */
 typedef struct {
 	git_odb_backend parent;
 	git_odb *archive; /* a reference on the archive's odb */
 	held_table now;
 	held_table recent;
+	held_table written; /* ids only (no data): see held_freshen */
 } held_backend;
 
-#define RECENT_MAX ((size_t)4 * 1024 * 1024)
+#define RECENT_MAX  ((size_t)4 * 1024 * 1024)
+#define WRITTEN_MAX ((size_t)64 * 1024) /* ids */
 
 struct dk_archive_pack_view {
 	git_repository *repo; /* over odb: no refs, no working directory */
 	git_odb *odb;
 	held_backend *be; /* owned by odb */
+	/* The deflate streams of the packs this handle writes, started on
+	 * first use and reset per object. Started per pack they cost more
+	 * than an upload's deflating: each deflateInit allocates about
+	 * 300 KiB (window, hash chains), which malloc maps and deflateEnd
+	 * unmaps, so every pack paid for two mmaps, two munmaps and some
+	 * hundred page faults. */
+	z_stream z, stored;
+	int zready;
 };
 
 static size_t slot_of(const held_table *t, const git_oid *id)
@@ -133,7 +144,8 @@ static void index_all(held_table *t)
 	}
 }
 
-/* Adds a copy of the object to t, unless t has it. */
+/* Adds a copy of the object to t, unless t has it; with data NULL, its id
+ * and type only. */
 static void table_add(held_table *t, const git_oid *id, const void *data, size_t len,
                       git_object_t type)
 {
@@ -148,10 +160,13 @@ static void table_add(held_table *t, const git_oid *id, const void *data, size_t
 	o = &t->v[t->n++];
 	git_oid_cpy(&o->id, id);
 	o->type = type;
-	o->len = len;
-	o->data = dk_malloc(len ? len : 1);
-	memcpy(o->data, data, len);
-	t->bytes += len;
+	o->len = data ? len : 0;
+	o->data = NULL;
+	if (data) {
+		o->data = dk_malloc(len ? len : 1);
+		memcpy(o->data, data, len);
+		t->bytes += len;
+	}
 	if (2 * t->n > t->nslots) {
 		t->nslots = t->nslots ? 2 * t->nslots : 1024;
 		t->slot = dk_realloc(t->slot, t->nslots * sizeof(*t->slot));
@@ -241,10 +256,12 @@ static int held_exists(git_odb_backend *backend, const git_oid *id)
 	return find_any(b, id) || git_odb_exists(b->archive, id);
 }
 
-/* Asked before every write whether the object is there already: held, or
- * in the archive as far as the handle has seen it (no rescan of
- * objects/pack on a miss, which is every new object; one the handle has
- * not seen yet is written again, a harmless duplicate). An object the
+/* Asked before every write whether the object is there already: held,
+ * written by this handle into a pack before (written: the packs this
+ * handle writes are not in its odb's list of packs until a miss rescans
+ * objects/pack), or in the archive as far as the handle has seen it (no
+ * rescan on a miss, which is every new object; one the handle has not seen
+ * yet is written again, a harmless duplicate). An object the
  * archive has is not written again: a file uploaded twice (under another
  * name, to another instance) is one blob, as git stores it. It used to be
  * written into each upload's pack, so the small packs were mostly copies
@@ -264,7 +281,8 @@ static int held_freshen(git_odb_backend *backend, const git_oid *id)
 {
 	held_backend *b = (held_backend *)backend;
 
-	if (find(&b->now, id) || git_odb_exists_ext(b->archive, id, GIT_ODB_LOOKUP_NO_REFRESH) == 1)
+	if (find(&b->now, id) || find(&b->written, id) ||
+	    git_odb_exists_ext(b->archive, id, GIT_ODB_LOOKUP_NO_REFRESH) == 1)
 		return 0;
 	return GIT_ENOTFOUND;
 }
@@ -274,6 +292,7 @@ static void held_free(git_odb_backend *backend)
 	held_backend *b = (held_backend *)backend;
 	table_free(&b->now);
 	table_free(&b->recent);
+	table_free(&b->written);
 	git_odb_free(b->archive);
 	free(b);
 }
@@ -346,6 +365,9 @@ void dk_archive__pack_keep(dk_archive *a)
 		return;
 	for (size_t i = 0; i < b->now.n; i++) {
 		const held *o = &b->now.v[i];
+		if (b->written.n >= WRITTEN_MAX)
+			table_reset(&b->written);
+		table_add(&b->written, &o->id, NULL, 0, o->type);
 		if (o->type == GIT_OBJECT_BLOB)
 			continue;
 		if (b->recent.bytes + o->len > RECENT_MAX)
@@ -519,8 +541,6 @@ struct dk_archive_pack_out {
 	dk_buf buf;     /* the pack's bytes not written yet */
 	uint64_t off;   /* the pack's length so far, written or held */
 	EVP_MD_CTX *md; /* SHA-1 of the bytes written so far */
-	z_stream z, stored;
-	int zready; /* z and stored started (on the first object deflated) */
 	entry *e;
 	size_t n, cap;
 	uint32_t count; /* the entries the pack's header announced */
@@ -585,10 +605,6 @@ void dk_archive__pack_abort(dk_archive_pack_out *w)
 		close(w->fd);
 	if (w->tmp.len)
 		unlink(w->tmp.ptr);
-	if (w->zready) {
-		deflateEnd(&w->z);
-		deflateEnd(&w->stored);
-	}
 	EVP_MD_CTX_free(w->md);
 	dk_buf_free(&w->dir);
 	dk_buf_free(&w->tmp);
@@ -647,30 +663,33 @@ uint64_t dk_archive__pack_offset(const dk_archive_pack_out *w)
 int dk_archive__pack_put(dk_archive_pack_out *w, const git_oid *id, git_object_t type,
                          const void *data, size_t len)
 {
+	struct dk_archive_pack_view *v = view(w->a);
 	size_t at = w->buf.len;
 	entry *e;
 	int error;
 
+	if (!v)
+		return DK_EINTERNAL;
 	/* Blobs that do not compress (most PDFs, scans, office files) go in
 	 * stored blocks: the same bytes on disk, none of deflate's time (on
 	 * 4 KiB uploads deflate was half the CPU of an upload). */
-	if (!w->zready) {
-		memset(&w->z, 0, sizeof(w->z));
-		memset(&w->stored, 0, sizeof(w->stored));
-		if (deflateInit(&w->z, Z_BEST_SPEED) != Z_OK)
+	if (!v->zready) {
+		memset(&v->z, 0, sizeof(v->z));
+		memset(&v->stored, 0, sizeof(v->stored));
+		if (deflateInit(&v->z, Z_BEST_SPEED) != Z_OK)
 			return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
-		if (deflateInit(&w->stored, Z_NO_COMPRESSION) != Z_OK) {
-			deflateEnd(&w->z);
+		if (deflateInit(&v->stored, Z_NO_COMPRESSION) != Z_OK) {
+			deflateEnd(&v->z);
 			return dk_error_set(DK_EINTERNAL, "archive: cannot start zlib for a pack");
 		}
-		w->zready = 1;
+		v->zready = 1;
 	}
 	e = out_entry(w, id);
 	put_entry_header(&w->buf, type, len);
 	if ((error = put_deflated(
 	         &w->buf,
-	         type == GIT_OBJECT_BLOB && dk_archive__incompressible_buf(data, len) ? &w->stored
-	                                                                              : &w->z,
+	         type == GIT_OBJECT_BLOB && dk_archive__incompressible_buf(data, len) ? &v->stored
+	                                                                              : &v->z,
 	         data, len)) < 0)
 		return error;
 	e->crc = (uint32_t)crc32(0L, (const Bytef *)w->buf.ptr + at, (uInt)(w->buf.len - at));
@@ -811,6 +830,10 @@ void dk_archive__pack_free(dk_archive *a)
 
 	if (!v)
 		return;
+	if (v->zready) {
+		deflateEnd(&v->z);
+		deflateEnd(&v->stored);
+	}
 	git_repository_free(v->repo);
 	git_odb_free(v->odb);
 	free(v);

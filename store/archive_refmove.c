@@ -292,6 +292,7 @@ int dk_archive__ref_swap(dk_archive *a, const char *refname, const git_oid *id, 
 	struct dk_archive_refmove *rm = a->refmove;
 	char lock[DK_ARCHIVE_REFNAME_MAX + 8], buf[128];
 	git_oid cur, zero;
+	git_repository *view = NULL;
 	git_odb *odb = NULL;
 	struct stat st;
 	int rfd, has = 0, rc;
@@ -301,11 +302,13 @@ int dk_archive__ref_swap(dk_archive *a, const char *refname, const git_oid *id, 
 	    !git_oid_equal(&rm->prepared_id, id))
 		return DK_ARCHIVE_REFMOVE_FALLBACK;
 	/* As libgit2 (strict object creation): a ref never names an object
-	 * the repository does not have. Its lookup also rescans objects/pack
-	 * on a miss, so the handle sees the pack just written, and the next
-	 * upload of the same content is not written again (archive_pack.c). */
-	if (git_repository_odb(&odb, a->repo) < 0) {
+	 * the repository does not have. Asked through the pack view, which
+	 * holds the commit this handle just wrote (archive_pack.c, recent):
+	 * asked of the repository, the miss rescanned objects/pack and mapped
+	 * the new pack on every upload, a sixth of its time. */
+	if (dk_archive__pack_repo(&view, a) < 0 || git_repository_odb(&odb, view) < 0) {
 		git_error_clear();
+		dk_error_clear();
 		return DK_ARCHIVE_REFMOVE_FALLBACK;
 	}
 	rc = git_odb_exists(odb, id);

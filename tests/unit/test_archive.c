@@ -1627,7 +1627,7 @@ static void put_same_content_stored_once(void **state)
 	snprintf(noise, sizeof(noise), "%s/noise", f->dir);
 	write_big(noise, 64 * 1024, want);
 	assert_int_equal(dk_archive_put_file(&r1, f->a, &o, noise), 0);
-	/* the same instance: its tip is looked up, which sees the first pack */
+	/* the same handle: it knows the ids its packs hold (archive_pack.c) */
 	o.name = "again.pdf";
 	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, noise), 0);
 	/* another instance, through a handle opened afterwards */
