@@ -800,8 +800,9 @@ static int write_objects(dk_archive *a, const held *objects, size_t n, char name
 
 	if (name_out)
 		name_out[0] = '\0';
-	if ((error = dk_archive__pack_begin(&w, a, (uint32_t)n)) < 0)
-		return error;
+	error = dk_archive__pack_begin(&w, a, (uint32_t)n);
+	if (!w)
+		return error; /* a writer only when it could start */
 	for (size_t i = 0; i < n; i++)
 		if ((error = dk_archive__pack_put(w, &objects[i].id, objects[i].type,
 		                                  objects[i].data, objects[i].len)) < 0) {

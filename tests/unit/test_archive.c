@@ -2059,6 +2059,57 @@ static void gc_merge_writes_deltas_whole_without_their_base(void **state)
 	merge_with_repacked(state, 1, 0);
 }
 
+/* Packs bigger than the merge reads into memory (1 MiB) are mapped
+ * instead: two uploads of 1.5 MB and 1.6 MB, each packed by a gc, and the
+ * second gc merges the two packs; both files and every object read back
+ * the same. */
+static void gc_merge_big_packs(void **state)
+{
+	fixture *f = *state;
+	dk_archive_gc_result g;
+	object_list before, after;
+	char path[600], want[2][65];
+	int st;
+
+	for (int i = 0; i < 2; i++) {
+		dk_archive_put_result r;
+		dk_archive_put_opts o = opts_for("i-big", "scan", i ? "b.pdf" : "a.pdf");
+		snprintf(path, sizeof(path), "%s/big%d", f->dir, i);
+		write_big(path, (size_t)(1500 + 100 * i) * 1024, want[i]);
+		assert_int_equal(dk_archive_put_file(&r, f->a, &o, path), 0);
+		if (i == 1)
+			read_all(&before, f);
+		assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	}
+	assert_int_equal(g.packs, 1);
+	char *s = run(&st, "find '%s/archive.git/objects/pack' -name '*.pack' -size +2900k | wc -l",
+	              f->home);
+	assert_int_equal(atoi(s), 1);
+	free(s);
+	read_all(&after, f);
+	assert_same_objects(&before, &after);
+	for (int i = 0; i < 2; i++) {
+		hash_sink h = {EVP_MD_CTX_new(), 0, 0, 0};
+		unsigned char d[32];
+		unsigned int dl;
+		char got_hex[65];
+		EVP_DigestInit_ex(h.md, EVP_sha256(), NULL);
+		assert_int_equal(dk_archive_get(f->a, "i-big", NULL,
+		                                i ? "draft/scan/b.pdf" : "draft/scan/a.pdf",
+		                                to_hash, &h),
+		                 0);
+		EVP_DigestFinal_ex(h.md, d, &dl);
+		EVP_MD_CTX_free(h.md);
+		for (int k = 0; k < 32; k++)
+			snprintf(got_hex + 2 * k, 3, "%02x", d[k]);
+		assert_string_equal(got_hex, want[i]);
+	}
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --full --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+	free_objects(&before);
+	free_objects(&after);
+}
+
 /* A pack with one byte flipped inside an entry is not copied into a pack
  * that looks good: the merge fails saying which pack is damaged, nothing
  * new is left in objects/pack and every old pack is kept; once the byte is
@@ -2337,6 +2388,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(gc_merge_copies_ref_deltas, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_merge_writes_deltas_whole_without_their_base, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(gc_merge_big_packs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_merge_refuses_damaged_pack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(auto_gc_past_threshold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(push_twice_idempotent, setup, teardown),
