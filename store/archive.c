@@ -22,12 +22,15 @@
  * written as one pack (archive_pack.c) rather than a loose file each:
  * every object of the unit written, one flush; the refs moved, one flush;
  * then success. An upload is one flush: its blob (under 1 MB), trees and
- * commit as one pack and the intent of its ref's move appended to the ref
- * journal, one flush, then the move and success; the journal puts the
- * move back after a power loss (archive_refs.c says how and why that is
- * enough). Uploads of several threads waiting at once share that pack and
- * that flush (archive_pack.c). Without the journal (no boot id, or the per-file mode below)
- * the moved ref is flushed before success, as a note's is. The flush is syncfs(2)
+ * commit as one pack (unflushed), the same pack with its index and the
+ * intent of its ref's move as one record of the ref journal, one
+ * fdatasync of the journal, then the move and success; the journal puts
+ * the pack and the move back after a power loss (archive_refs.c says how
+ * and why that is enough). Uploads of several threads waiting at once
+ * share that pack, that record and that flush (archive_pack.c). Without
+ * the journal (no boot id, or the per-file mode below), or when the
+ * record does not fit in it, the upload flushes with syncfs and its moved
+ * ref is flushed before success, as a note's is. That flush is syncfs(2)
  * on the repository's directory: it writes back every dirty inode of the
  * file system and flushes the disk cache, so every object (and every
  * rename that put one in place) is on disk when it returns, and since
@@ -923,7 +926,7 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 	git_signature *committer = NULL;
 	git_repository *view = NULL;
 	long waited_ms = 0;
-	int error, locked = 0;
+	int error, locked = 0, kept = 0;
 
 	memset(res, 0, sizeof(*res));
 	if ((error = dk_archive__refname(refname, instance)) < 0 ||
@@ -979,7 +982,7 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 		/* The ref's new content, in the handle's spare, on disk with
 		 * that flush (archive_refmove.c says why before). */
 		dk_archive__ref_prepare(a, &res->commit);
-		if ((error = dk_archive__pack_commit(a, intent[0] ? intent : NULL, a->jfd)) == 0)
+		if ((error = dk_archive__pack_commit(a, intent[0] ? intent : NULL, &kept)) == 0)
 			error = move_ref(a, refname, &res->commit, has_tip ? &tip : NULL,
 			                 &waited_ms, &res->retries);
 		dk_archive__intent_done(a);
@@ -987,9 +990,10 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 			res->has_parent = has_tip;
 			if (has_tip)
 				git_oid_cpy(&res->parent, &tip);
-			/* Without the journal the moved ref is flushed before
-			 * anyone hears of it. */
-			if (!dk_archive__journaled(a))
+			/* Without the journal (or with its record not in it:
+			 * full) the moved ref is flushed before anyone hears of
+			 * it. */
+			if (!kept)
 				error = dk_archive__barrier(a);
 		} else if (error == GIT_EMODIFIED || error == GIT_EEXISTS) {
 			res->retries++;
@@ -1187,6 +1191,8 @@ static int write_blob(git_oid *blob, int64_t *size, char sha256[65], dk_archive 
 		} else {
 			into = odb;
 		}
+		/* A loose object: its upload's round flushes with syncfs. */
+		a->loose = 1;
 		if (git_odb_open_wstream(&os, into, (git_object_size_t)st.st_size,
 		                         GIT_OBJECT_BLOB) < 0) {
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot start the blob");
@@ -1197,6 +1203,7 @@ static int write_blob(git_oid *blob, int64_t *size, char sha256[65], dk_archive 
 		if (git_odb_stream_finalize_write(blob, os) < 0)
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot finish the blob");
 	} else {
+		a->loose = 1;
 		if (git_blob_create_from_stream(&ws, a->repo, NULL) < 0) {
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot start the blob");
 			goto cleanup;

@@ -34,18 +34,21 @@
  * the story in order and bind it to the files, and an empty change keeps
  * `git show` of an upload commit showing exactly the one file.
  *
- * Durability: an upload's objects (one pack when the file is under 1 MB)
- * and the intent of its ref's move (a line of the ref journal) are
- * flushed to disk together before the ref moves by compare-and-swap; the
- * move itself is made durable by the next flush, and after a restart
- * dk_archive_open puts every ref forward from the journal before it
- * returns (archive_refs.c). So an upload that returned 0 survives power
- * loss, and concurrent uploads to one instance never lose a commit. A
- * note's objects are flushed before its ref moves and the ref before it
- * returns. The flush is one syncfs(2) per step (or, with
- * DOCKET_ARCHIVE_SYNC=file, libgit2's fsync of every file, refs
- * included, and no journal); archive.c says why. A stale .lock left by a crash is removed (see
- * archive.c for the rule), not reported as a permanent error.
+ * Durability: an upload's objects (one pack when the file is under 1 MB,
+ * written into objects/pack unflushed) and the intent of its ref's move
+ * are written as one record of the ref journal and flushed with one
+ * fdatasync(2) of it before the ref moves by compare-and-swap; the pack
+ * files and the move are made durable by a later flush, and after a
+ * restart dk_archive_open writes back the packs and puts every ref
+ * forward from the journal before it returns (archive_refs.c). So an
+ * upload that returned 0 survives power loss, and concurrent uploads to
+ * one instance never lose a commit. A big file's loose object, and a
+ * note's objects and ref, are flushed with syncfs(2) instead: a note's
+ * objects before its ref moves and the ref before it returns. With
+ * DOCKET_ARCHIVE_SYNC=file libgit2 fsyncs every file, refs included, and
+ * there is no journal; archive.c says why. A stale .lock left by a crash
+ * is removed (see archive.c for the rule), not reported as a permanent
+ * error.
  *
  * Threads: a dk_archive holds one git_repository and is used by one thread
  * at a time. Open one per thread; any number may work on one home at once,

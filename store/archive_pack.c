@@ -22,11 +22,14 @@
  * temporary name, its index beside it, both renamed into place. Like a
  * loose object, the new pack is durable only after the next barrier
  * (dk_archive__barrier; with DOCKET_ARCHIVE_SYNC=file the indexer fsyncs
- * both files itself), so a writer still moves no ref before it.
+ * both files itself), so a writer still moves no ref before it; or, for
+ * uploads, once the same bytes are flushed in the ref journal, which puts
+ * the files back after a power loss (write_round, archive_refs.c).
  *
  * Crash safety: objects in memory are lost with the process, and are not
  * yet named by any ref; a pack written but not flushed may be lost or
- * truncated, and no ref names its objects before the barrier. What a crash
+ * truncated, and no ref names its objects before the barrier (or before
+ * the journal's record that holds the pack is flushed). What a crash
  * leaves in objects/pack (a temporary pack, an index whose pack never got
  * its name) is cleaned by gc once it is old (archive_gc.c).
  *
@@ -812,6 +815,115 @@ static int write_objects(dk_archive *a, const held *objects, size_t n, char name
 	return dk_archive__pack_finish(w, name_out);
 }
 
+/* Writes pack and idx (sum: the pack's trailer, its name) into
+ * objects/pack: each under a temporary name, then renamed into place, the
+ * pack first; flushed there when flush. Recovery writes a pack back from
+ * the ref journal with it (archive_refs.c). */
+int dk_archive__pack_files(dk_archive *a, const dk_buf *pack, const dk_buf *idx,
+                           const unsigned char sum[20], int flush, char name_out[64])
+{
+	dk_buf dir = DK_BUF_INIT, tmp_pack = DK_BUF_INIT, tmp_idx = DK_BUF_INIT, path = DK_BUF_INIT;
+	char hex[41];
+	int error = 0;
+
+	if (name_out)
+		name_out[0] = '\0';
+	for (size_t i = 0; i < 20; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	dk_buf_printf(&dir, "%s/objects/pack", a->path);
+	if (mkdir(dir.ptr, 0777) < 0 && errno != EEXIST) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", dir.ptr,
+		                     strerror(errno));
+		goto cleanup;
+	}
+	if ((error = write_temp(&tmp_pack, dir.ptr, pack, flush)) < 0 ||
+	    (error = write_temp(&tmp_idx, dir.ptr, idx, flush)) < 0)
+		goto cleanup;
+	/* The pack under its name before its index: readers find packs by
+	 * their index, so an index never names a pack that is not there. */
+	dk_buf_printf(&path, "%s/pack-%s.pack", dir.ptr, hex);
+	if (rename(tmp_pack.ptr, path.ptr) < 0) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack into %s: %s",
+		                     path.ptr, strerror(errno));
+		goto cleanup;
+	}
+	dk_buf_clear(&tmp_pack);
+	dk_buf_clear(&path);
+	dk_buf_printf(&path, "%s/pack-%s.idx", dir.ptr, hex);
+	if (rename(tmp_idx.ptr, path.ptr) < 0) {
+		error =
+		    dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack index into %s: %s",
+		                 path.ptr, strerror(errno));
+		goto cleanup;
+	}
+	dk_buf_clear(&tmp_idx);
+	if (flush && (error = fsync_dir(dir.ptr)) < 0)
+		goto cleanup;
+	if (name_out)
+		snprintf(name_out, 64, "pack-%s", hex);
+cleanup:
+	if (tmp_pack.len)
+		unlink(tmp_pack.ptr);
+	if (tmp_idx.len)
+		unlink(tmp_idx.ptr);
+	dk_buf_free(&dir);
+	dk_buf_free(&tmp_pack);
+	dk_buf_free(&tmp_idx);
+	dk_buf_free(&path);
+	return error;
+}
+
+/* Reads the file at path into b (cleared first). */
+static int read_back(dk_buf *b, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), error = 0;
+	char chunk[65536];
+
+	dk_buf_clear(b);
+	if (fd < 0)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot read %s back: %s", path,
+		                    strerror(errno));
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof(chunk));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			error = dk_error_set(DK_EINTERNAL, "archive: cannot read %s back: %s", path,
+			                     strerror(errno));
+			break;
+		}
+		if (r == 0)
+			break;
+		dk_buf_put(b, chunk, (size_t)r);
+	}
+	close(fd);
+	return error;
+}
+
+/* Writes objects[0..n) (n > 0, ids unique) as one pack and its index, as
+ * write_objects; the pack's and the index's bytes into pack and idx for
+ * the caller (the journal's record of a round), read back from the files
+ * just written (the page cache: what reaches the disk is what the record
+ * holds). */
+static int write_objects_kept(dk_archive *a, const held *objects, size_t n, dk_buf *pack,
+                              dk_buf *idx)
+{
+	char name[64];
+	dk_buf path = DK_BUF_INIT;
+	int error;
+
+	if ((error = write_objects(a, objects, n, name)) < 0)
+		return error;
+	dk_buf_printf(&path, "%s/objects/pack/%s.pack", a->path, name);
+	if ((error = read_back(pack, path.ptr)) == 0) {
+		dk_buf_clear(&path);
+		dk_buf_printf(&path, "%s/objects/pack/%s.idx", a->path, name);
+		error = read_back(idx, path.ptr);
+	}
+	dk_buf_free(&path);
+	return error;
+}
+
 int dk_archive__pack_write(dk_archive *a, char name_out[64])
 {
 	struct dk_archive_pack_view *v = a->pack;
@@ -849,25 +961,30 @@ void dk_archive__pack_free(dk_archive *a)
  * in its own handle's view, then queues them (with the line of the ref
  * journal that names its ref's move) in the archive's commit group. One
  * of the waiting uploads, the leader, takes everything queued, writes it
- * as one pack, appends the journal lines, and flushes once; then every
- * upload of that round moves its own ref and returns. Uploads that arrive
+ * as one pack, writes that pack, its index and the intent lines as one
+ * record of the ref journal, and flushes once (the journal's fdatasync;
+ * syncfs when an upload of the round wrote a loose object or the record
+ * does not fit); then every upload of that round moves its own ref and
+ * returns. Uploads that arrive
  * while a round is being written queue for the next one, so under load a
  * round takes all that came during the last flush, and a lone upload pays
  * what it did alone: its pack and one flush. The pattern is api/writer.c's
  * for acts, and dk_archive__barrier's for flushes.
  *
  * Nothing changes for each upload's guarantees: its objects and its
- * intent are on disk before its ref moves (the round's flush covers them),
- * and its ref moves under its own ref lock, by compare-and-swap.
+ * intent are on disk before its ref moves (the round's flush covers them:
+ * in the journal's record, or by syncfs), and its ref moves under its own
+ * ref lock, by compare-and-swap.
  */
 typedef struct batch {
 	struct batch *next;
 	const held *v; /* lent by the waiting upload's view */
 	size_t n;
 	const char *intent; /* its journal line, or NULL */
-	int jfd;            /* ... appended through its own journal descriptor */
 	int flush;          /* it needs the flush (not a benchmark's fill) */
+	int loose;          /* it wrote a loose object: syncfs, not the journal's flush */
 	int done, error;
+	int kept; /* its round's record is in the journal */
 	char *why;
 } batch;
 
@@ -953,16 +1070,26 @@ static int by_held_id(const void *x, const void *y)
 }
 
 /* The leader's round: every object of list as one pack (each id once),
- * every journal line, one flush. */
-static int write_round(dk_archive *a, batch *list)
+ * its record in the ref journal (the pack's and its index's bytes and
+ * every upload's intent), one flush: the journal's fdatasync, or syncfs
+ * when an upload of the round wrote a loose object (a big blob) or the
+ * record does not fit in the journal. *kept: 1 when the record is in the
+ * journal (the moves need no flush of their own), 0 when the moves must
+ * be flushed after they are made (no journal, or it was full). */
+static int write_round(dk_archive *a, batch *list, int *kept)
 {
+	dk_buf pack = DK_BUF_INIT, idx = DK_BUF_INIT, intents = DK_BUF_INIT;
 	size_t total = 0, k = 0;
 	held *all;
-	int error = 0, flush = 0;
+	int error = 0, flush = 0, loose = 0;
 
+	*kept = 0;
 	for (batch *b = list; b; b = b->next) {
 		total += b->n;
 		flush |= b->flush;
+		loose |= b->loose;
+		if (b->intent)
+			dk_buf_put(&intents, b->intent, strlen(b->intent));
 	}
 	all = dk_calloc(total ? total : 1, sizeof(*all));
 	for (batch *b = list; b; b = b->next)
@@ -975,17 +1102,27 @@ static int write_round(dk_archive *a, batch *list)
 		if (k == 0 || !git_oid_equal(&all[k - 1].id, &all[i].id))
 			all[k++] = all[i];
 	if (k)
-		error = write_objects(a, all, k, NULL);
+		error = write_objects_kept(a, all, k, &pack, &idx);
 	free(all);
-	for (batch *b = list; b && !error; b = b->next)
-		if (b->intent && (error = dk_archive__journal_write(a, b->jfd, b->intent)) < 0)
-			break;
-	if (!error && flush)
+	/* The record is written by whoever leads; every upload of the round
+	 * holds the journal's shared lock (dk_archive__intent), so no
+	 * rotation runs between its reservation and its flush. */
+	if (!error && flush && intents.len) {
+		int rc = dk_archive__journal_put(a, &pack, &idx, &intents, !loose);
+		if (rc < 0)
+			error = rc;
+		else
+			*kept = rc;
+	}
+	if (!error && flush && (!*kept || loose))
 		error = dk_archive__flush(a);
+	dk_buf_free(&pack);
+	dk_buf_free(&idx);
+	dk_buf_free(&intents);
 	return error;
 }
 
-int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd)
+int dk_archive__pack_commit(dk_archive *a, const char *intent, int *kept)
 {
 	struct dk_archive_commits *g = a->commits;
 	batch me;
@@ -995,13 +1132,15 @@ int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd)
 	me.v = a->pack ? a->pack->be->now.v : NULL;
 	me.n = a->pack ? a->pack->be->now.n : 0;
 	me.intent = intent;
-	me.jfd = jfd;
 	me.flush = !a->per_file && !a->no_flush;
+	me.loose = a->loose;
+	a->loose = 0;
 	pthread_mutex_lock(&g->mu);
 	*g->tail = &me;
 	g->tail = &me.next;
 	while (!me.done) {
 		batch *list;
+		int round_kept;
 		if (g->busy) {
 			pthread_cond_wait(&g->cv, &g->mu);
 			continue;
@@ -1012,13 +1151,14 @@ int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd)
 		g->head = NULL;
 		g->tail = &g->head;
 		pthread_mutex_unlock(&g->mu);
-		error = write_round(a, list);
+		error = write_round(a, list, &round_kept);
 		pthread_mutex_lock(&g->mu);
 		g->rounds++;
 		for (batch *b = list, *next; b; b = next) {
 			next = b->next;
 			g->batches++;
 			b->error = error;
+			b->kept = round_kept;
 			if (error)
 				b->why = dk_strdup(dk_error_last());
 			b->done = 1;
@@ -1031,7 +1171,11 @@ int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd)
 		dk_archive__pack_discard(a);
 	else
 		dk_archive__pack_keep(a);
+	if (kept)
+		*kept = me.kept;
 	if (me.error) {
+		if (me.loose)
+			a->loose = 1; /* still to be flushed by the next try */
 		dk_error_set(me.error, "%s", me.why);
 		free(me.why);
 	}

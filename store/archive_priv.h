@@ -6,6 +6,7 @@
 #define DK_STORE_ARCHIVE_PRIV_H
 
 #include "store/archive.h"
+#include "util/buf.h"
 
 #include <git2.h>
 
@@ -19,7 +20,10 @@ struct dk_archive {
 	git_odb *raw_odb;     /* archive_raw.c's writer of stored-block blobs; NULL until used */
 	struct dk_flush_group *flush;      /* the barrier shared with the process's other handles */
 	struct dk_archive_pack_view *pack; /* archive_pack.c's view; NULL until used */
-	int jfd;             /* archive_refs.c's journal; -1: none (refs flushed as they move) */
+	int jfd; /* archive_refs.c's journal; -1: none (refs flushed as they move) */
+	struct dk_journal_state *jstate; /* its shared state (mapped); NULL without */
+	int64_t jsize;                   /* its size in bytes */
+	int loose;           /* an upload wrote a loose object (a big blob): its round syncfs's */
 	unsigned int writes; /* uploads and note batches since the repository was opened */
 	struct dk_archive_commits *commits; /* archive_pack.c's group commit of uploads */
 	struct dk_archive_refmove *refmove; /* archive_refmove.c's spare; NULL until used */
@@ -87,6 +91,11 @@ int dk_archive__raw_odb(git_odb **out, dk_archive *a);
 int dk_archive__pack_repo(git_repository **out, dk_archive *a);
 /* How many objects the view holds for the next pack. */
 size_t dk_archive__pack_count(const dk_archive *a);
+/* Writes pack and idx (sum: the pack's SHA-1 trailer) into objects/pack
+ * under their name, each through a temporary file and a rename, the pack
+ * first; fsynced there when flush. name_out (may be NULL): "pack-HEX". */
+int dk_archive__pack_files(dk_archive *a, const dk_buf *pack, const dk_buf *idx,
+                           const unsigned char sum[20], int flush, char name_out[64]);
 /* Writes the held objects as one pack (and its index) into objects/pack,
  * name_out (may be NULL) getting "pack-HEX", "" when there was nothing to
  * write; then forgets them, written or not. On disk only after the next
@@ -147,21 +156,25 @@ int dk_archive__merge_packs(dk_archive *a, char *const *names, size_t n, char na
  * else reads them. */
 int dk_archive__journal_open(dk_archive *a);
 void dk_archive__journal_close(dk_archive *a);
-/* 1 when uploads may return before their ref's move is flushed. */
-int dk_archive__journaled(const dk_archive *a);
 /* Takes (on = 1) or drops the lock of refname that serialises uploads to
  * it, across threads and processes. Waits. */
 int dk_archive__ref_lock(dk_archive *a, const char *refname, int on);
 /* Makes the journal line of the intent "refname moves from `from` (NULL:
- * new) to `to`" into line ("" without a journal), to be appended with
- * dk_archive__journal_write before the flush that precedes the move. On
+ * new) to `to`" into line ("" without a journal), to go into the journal
+ * with the round's record (dk_archive__journal_put) before the move. On
  * success the journal stays share-locked until dk_archive__intent_done,
- * to be called once the move was tried, whatever came of it. */
+ * to be called once the move was tried, whatever came of it; a journal
+ * past half full is rotated first. */
 #define DK_ARCHIVE_INTENT_MAX (DK_ARCHIVE_REFNAME_MAX + 2 * 40 + 4)
 int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const char *refname,
                        const git_oid *from, const git_oid *to);
-/* Appends line to the journal open as fd (a handle's jfd). */
-int dk_archive__journal_write(dk_archive *a, int fd, const char *line);
+/* Writes a round's record (its pack, the pack's index, its intent lines)
+ * into the journal, fdatasynced when sync: 1 once it is (durable when
+ * sync), 0 when there is no journal or the record does not fit (the
+ * caller then flushes with syncfs and flushes its moves after them), or an
+ * error. The caller holds the journal's shared lock (an intent). */
+int dk_archive__journal_put(dk_archive *a, const dk_buf *pack, const dk_buf *idx,
+                            const dk_buf *intents, int sync);
 void dk_archive__intent_done(dk_archive *a);
 
 /* ---- moving a ref without freeing an inode (archive_refmove.c) ---- */
@@ -194,11 +207,13 @@ int dk_archive__refmove_exchanges(const dk_archive *a);
 int dk_archive__commits_join(dk_archive *a);
 void dk_archive__commits_leave(dk_archive *a);
 /* Writes the objects held in a's view and the journal line intent (NULL:
- * none; appended through jfd) with those of every other upload of the
- * process to this repository waiting at the same time: one pack, one
- * flush. Returns once a flush that covers them is done: 0, or the error of
- * that round (message set). The view is emptied either way. */
-int dk_archive__pack_commit(dk_archive *a, const char *intent, int jfd);
+ * none) with those of every other upload of the process to this
+ * repository waiting at the same time: one pack, one record in the ref
+ * journal, one flush. Returns once a flush that covers them is done: 0, or
+ * the error of that round (message set); *kept (may be NULL): 1 when the
+ * intent is in the journal, 0 when the move must be flushed once made.
+ * The view is emptied either way. */
+int dk_archive__pack_commit(dk_archive *a, const char *intent, int *kept);
 /* Rounds written and uploads they carried, in this process, so far. */
 void dk_archive__commits_stats(const dk_archive *a, unsigned long long *rounds,
                                unsigned long long *batches);

@@ -1,74 +1,135 @@
 /*
- * archive_refs.c - an upload made durable with one flush: the ref journal
- * that lets an upload return before the move of its ref is on disk, and
- * puts that move back after a power loss.
+ * archive_refs.c - an upload made durable with one fdatasync: the ref
+ * journal, which holds each round of uploads whole (its pack, the pack's
+ * index, the intents of its ref moves), so that neither the pack files
+ * nor the refs need a flush of their own, and which puts them back after
+ * a power loss.
  *
- * An upload used to flush twice: its objects, then (after the
- * compare-and-swap of the instance's ref) the ref, so that a ref never
- * names an object that is not on disk and nothing is reported stored
- * before its ref is. Now it flushes once. Before that flush it has
- * written its objects (one pack, archive_pack.c) and appended to
- * ARCHIVE/docket-refs.journal one line, its intent:
+ * An upload used to flush with syncfs(2): its pack (archive_pack.c) and a
+ * line of intent in this journal, then the move of its ref unflushed.
+ * syncfs writes back every dirty inode of the file system and cost 300 to
+ * 450 us here, most of an upload. Now a round of uploads (one, or all that
+ * waited at once: archive_pack.c's group commit) writes its pack and index
+ * into objects/pack as before, unflushed (plain git and every reader see
+ * them at once), and one record into ARCHIVE/docket-refs.journal:
  *
- *   refs/docket/instances/ID FROM TO        (FROM: 40 zeros for a new ref)
+ *   header (64 bytes): "dkjrec2\n", the salt (8 bytes), the lengths of
+ *     the pack, the index and the intents (4 bytes each), CRC-32 (zlib)
+ *     of the header (this field as 0) and all that follows
+ *   the pack's bytes, the index's bytes, the intent lines:
+ *     refs/docket/instances/ID FROM TO        (FROM: 40 zeros for a new ref)
  *
- * The flush makes the objects and the intent durable together; then the
- * ref moves from FROM to TO by compare-and-swap, unflushed, and the
- * upload returns. The next flush of anyone (the next upload, a note, gc,
- * a rotation of the journal) makes the ref itself durable.
+ * with pwrite at an offset reserved for it, then one fdatasync(2) of the
+ * journal (about 135 us here), shared by the round's uploads; then each
+ * moves its ref by compare-and-swap, unflushed, and returns.
  *
- * After a power loss the ref may be older than an upload that returned
- * success (the rename of its lock file was not on disk yet), missing (a
- * new ref), or unreadable (a zero-length file). Its intent is on disk,
- * and so are the objects it names. The journal's first line holds the
- * boot id (/proc/sys/kernel/random/boot_id) under which it was written;
- * dk_archive_open reads it, and when it is another boot's (the machine
- * restarted since) it recovers before the handle is returned, so no
- * reader or writer sees the refs before they are put right:
+ * The file. Its first line, "docket-journal 2 boot ID salt HEX size N",
+ * names the boot (/proc/sys/kernel/random/boot_id) it was written under
+ * and the salt of its records; records follow from byte 4096, each at a
+ * multiple of 64. It is made once at its full size (JOURNAL_BYTES, 8 MiB;
+ * a test may ask DOCKET_TEST_JOURNAL_BYTES when it is made), written with
+ * zeros and fsynced, and never truncated or grown: a record overwrites
+ * blocks that exist, so its fdatasync writes no metadata (appending with
+ * O_APPEND measured much slower: every append changes the size).
  *
- *   for each ref in the journal, its last intent whose commit is sound
- *   (commit, trees and the blobs that changed since its parent read back
- *   and match their ids); when the ref on disk is missing, unreadable or
- *   an ancestor of that commit, the ref is set to it; when the ref is
- *   that commit or a descendant of it (a later note, already flushed),
- *   or has diverged from it (a move by something other than docket), it
- *   is left as it is.
+ * Reserving. Records of several processes (`docket attach`, `docket
+ * serve`) go into one journal, so the offset is reserved by an atomic
+ * fetch-add on a counter in a page shared by all of them: the file
+ * docket-refs.state, mapped MAP_SHARED by every handle (one page of the
+ * page cache, so every mapping in every process sees the same counter).
+ * It needs no system call and serialises nothing (a lock around a
+ * read-modify-write of the counter would cost two flock calls a round
+ * and make the rounds of processes wait for each other), and it is never
+ * flushed: after a restart its value does not matter, because recovery
+ * scans the whole journal. Without a shared mapping there is no journal.
  *
- * Then one flush, and the journal starts again with this boot's id.
- * Recovery holds flock(LOCK_EX) on the journal; uploads hold LOCK_SH from
- * their intent to their compare-and-swap, so recovery (and rotation,
- * below) never runs between an intent and its move.
+ * What a power loss leaves, and why recovery finds every record an
+ * acknowledged upload needs. An upload returns only after its record's
+ * fdatasync returned, so its record is whole on disk. A record may be:
+ *  - torn (a round whose flush never completed): its checksum, or the
+ *    SHA-1 trailer of its pack, does not match, and it is passed over. No
+ *    upload of it was acknowledged and no ref was moved onto it: the moves
+ *    come after the flush;
+ *  - never written (a writer died between reserving and writing): zeros,
+ *    or an older record's bytes under an older salt. Recovery looks for a
+ *    header at every multiple of 64 rather than walking from one record
+ *    to the next, so such a hole hides none of the records after it;
+ *  - an older rotation's, under another salt: passed over (see below why
+ *    its uploads no longer need it). A salt is 64 random bits kept in the
+ *    archive's directory only, so the bytes of an uploaded file cannot
+ *    make a header of the current salt, and a whole record is skipped as
+ *    a whole.
+ *
+ * Recovery. The journal's first line names another boot (the machine
+ * restarted since): dk_archive_open, under flock(LOCK_EX) on the journal
+ * before it returns the handle, takes every whole record of the salt in
+ * the order of their offsets; writes its pack and index again (temporary
+ * file, rename) when either is missing, short or not the record's bytes;
+ * gathers its intents; then puts the refs right:
+ *
+ *   for each ref, its last intent whose commit is sound (commit, trees
+ *   and the blobs that changed since its parent read back and match
+ *   their ids); when the ref on disk is missing, unreadable or an
+ *   ancestor of that commit, the ref is set to it; when the ref is that
+ *   commit or a descendant of it (a later note, already flushed), or has
+ *   diverged from it (a move by something other than docket), it is left
+ *   as it is.
+ *
+ * Then one syncfs, and the journal starts again under this boot with a
+ * new salt. A pack gc had merged away comes back beside the merged one:
+ * the same objects twice, which git allows and the next gc merges.
  *
  * Why "the last sound intent" is the ref's value. Uploads to one ref are
  * serialised, across threads and processes, by a lock of the ref
  * (dk_archive__ref_lock: an open file description lock on one byte of the
  * journal, at an offset hashed from the ref name) held from reading the
- * tip to the compare-and-swap. So the intents of one ref are appended in
- * the order of its moves, each from the tip its writer read under the
- * lock, and an intent is appended only after the previous upload of that
- * ref finished its move (or died). The intents of acknowledged uploads
- * were flushed before their moves, so they are in the journal; the last
- * intent of a ref is either an acknowledged upload's, or one whose writer
- * died before its move or whose flush never happened:
- *  - died before its move: its objects were flushed (or it is not sound
- *    and is passed over), and its FROM was the tip; moving the ref onto it
- *    makes visible an upload nobody was told of, as a crash between the
- *    git commit and the database commit always could (verify --repair
- *    records it);
- *  - not flushed: either its objects did not all reach the disk (not
- *    sound: passed over for the intent before it, which is an
- *    acknowledged upload's), or they did, and it is the case above.
+ * tip to the compare-and-swap. The offset of an upload's record is
+ * reserved while the upload holds that lock (the round's leader reserves
+ * while every upload of the round waits under its own ref lock), and
+ * within one salt offsets only grow; so the intents of one ref are in the
+ * order of its moves, each from the tip its writer read under the lock,
+ * and an intent is written only after the previous upload of that ref
+ * finished its move (or died). The records of acknowledged uploads were
+ * flushed before their moves, so they are in the journal; the last intent
+ * of a ref is either an acknowledged upload's, or one whose writer died
+ * before its move or whose flush never completed:
+ *  - died before its move: its record was written (it is whole), and its
+ *    FROM was the tip; moving the ref onto it makes visible an upload
+ *    nobody was told of, as a crash between the git commit and the
+ *    database commit always could (verify --repair records it);
+ *  - flush never completed: the record is torn (passed over for the
+ *    intent before it, which is an acknowledged upload's), or it reached
+ *    the disk whole, and it is the case above.
  * A compare-and-swap that fails under the lock means a note moved the
  * ref (notes do not take the lock; they flush their moves before they
- * return): the upload writes a new intent from the new tip. If power is
+ * return): the upload writes a new record from the new tip. If power is
  * lost before that, the last intent's commit has diverged from the ref
  * on disk (the note's, flushed), which is kept.
  *
- * The journal is cut back to its first line once it passes
- * JOURNAL_MAX bytes, after a flush that made every ref it speaks of
- * durable. Without a readable boot id (not Linux), or with
- * DOCKET_ARCHIVE_SYNC=file (libgit2 fsyncs each ref as it moves), there is
- * no journal and an upload flushes its ref before it returns, as before.
+ * Rotation. Once the journal is past half full, the next upload (in
+ * dk_archive__intent) takes flock(LOCK_EX) on it; uploads hold LOCK_SH
+ * from before their record is reserved until their move is done, so
+ * under LOCK_EX no record is between its reservation and its move. It
+ * makes one syncfs (every pack and every ref the records speak of is
+ * durable), then a new salt in the first line, fdatasynced, and the
+ * counter back to the start. A power loss before the new first line is
+ * on disk leaves the old salt: recovery then redoes what is done already.
+ * The first line is written only after such a flush (or when the journal
+ * is made), so a first line lost or torn hides nothing: the journal is
+ * then made anew.
+ *
+ * Not through the journal alone: a round with an upload of a big file (a
+ * loose object streamed to disk, DK_ARCHIVE_RAW_MIN and up) still writes
+ * its record but flushes with syncfs; a record that does not fit (the
+ * journal filled faster than it rotates, or one record larger than it)
+ * is not written, the round flushes with syncfs, and each upload flushes
+ * its ref after its move, before it returns. Notes flush with syncfs
+ * (archive.c). Without a readable boot id (not Linux), without a shared
+ * mapping, or with DOCKET_ARCHIVE_SYNC=file (libgit2 fsyncs each file and
+ * ref as it writes it) there is no journal and an upload flushes its ref
+ * before it returns. A journal of the text format of older dockets (a
+ * boot line, then one intent a line) is recovered from when it is
+ * another boot's, and then made anew.
  */
 #include "store/archive_priv.h"
 
@@ -78,17 +139,32 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
-#define JOURNAL_NAME  "docket-refs.journal"
-#define JOURNAL_MAGIC "docket-refs 1 boot "
-/* Cut back past this many bytes (about 10,000 uploads). */
-#define JOURNAL_MAX ((off_t)1024 * 1024)
+#define JOURNAL_NAME "docket-refs.journal"
+#define STATE_NAME   "docket-refs.state"
+/* The first line of the text journal of an older docket. */
+#define OLD_MAGIC  "docket-refs 1 boot "
+#define HEAD_MAGIC "docket-journal 2 boot "
+/* The first line lives in the first HEAD_BYTES; records follow, each at
+ * an offset that is a multiple of REC_ALIGN, with a header of REC_HEAD
+ * bytes. */
+#define HEAD_BYTES 4096
+#define REC_ALIGN  64
+#define REC_HEAD   64
+#define REC_MAGIC  "dkjrec2\n"
+/* The size of a new journal (rotated at half: about 700 small uploads). */
+#define JOURNAL_BYTES ((int64_t)8 * 1024 * 1024)
 /* Offsets of the ref locks: bytes of the journal file past any size it
  * reaches (locks on bytes beyond the end are allowed and write nothing). */
 #define REF_LOCK_BASE  ((off_t)1 << 40)
@@ -309,16 +385,12 @@ static int put_forward(dk_archive *a, const char *ref, const git_oid *to)
 	return 1;
 }
 
-/* Puts every ref of the journal's intents right (under LOCK_EX). */
-static int recover(dk_archive *a, char *text, size_t len)
+/* Adds the intent lines of text[0..len) (each "REF FROM TO\n"; a torn
+ * last line is passed over) to v, numbered on from *seq. */
+static void add_intents(intent **v, size_t *n, size_t *cap, size_t *seq, char *text, size_t len)
 {
-	intent *v = NULL;
-	size_t n = 0, cap = 0, lineno = 0;
 	char *p = text, *end = text + len;
 
-	/* the first line is the header */
-	p = len ? memchr(p, '\n', len) : NULL;
-	p = p ? p + 1 : end;
 	while (p < end) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
 		intent it;
@@ -326,16 +398,21 @@ static int recover(dk_archive *a, char *text, size_t len)
 			break; /* a torn last line: never flushed, never acted on */
 		*nl = '\0';
 		if (parse_intent(&it, p) == 0) {
-			if (n == cap) {
-				cap = cap ? 2 * cap : 256;
-				v = dk_realloc(v, cap * sizeof(*v));
+			if (*n == *cap) {
+				*cap = *cap ? 2 * *cap : 256;
+				*v = dk_realloc(*v, *cap * sizeof(**v));
 			}
-			it.at = lineno;
-			v[n++] = it;
+			it.at = (*seq)++;
+			(*v)[(*n)++] = it;
 		}
-		lineno++;
 		p = nl + 1;
 	}
+}
+
+/* Puts every ref of the intents v[0..n) right (under LOCK_EX); v is
+ * sorted here. */
+static int put_intents(dk_archive *a, intent *v, size_t n)
+{
 	if (n)
 		qsort(v, n, sizeof(*v), by_ref_then_last);
 	for (size_t i = 0; i < n;) {
@@ -352,18 +429,30 @@ static int recover(dk_archive *a, char *text, size_t len)
 		for (size_t k = i; k < j; k++)
 			if (commit_sound(a, &v[k].to)) {
 				int error = put_forward(a, v[k].ref, &v[k].to);
-				if (error < 0) {
-					free(v);
+				if (error < 0)
 					return error;
-				}
 				break;
 			}
 		i = j;
 	}
+	return 0;
+}
+
+/* Recovers from a journal of the text format docket wrote before the
+ * records (its first line "docket-refs 1 boot ID", then one intent a
+ * line), under LOCK_EX: a home last written by an older docket. */
+static int recover_text(dk_archive *a, char *text, size_t len)
+{
+	intent *v = NULL;
+	size_t n = 0, cap = 0, seq = 0;
+	char *p = len ? memchr(text, '\n', len) : NULL;
+	int error;
+
+	p = p ? p + 1 : text + len; /* the first line is the header */
+	add_intents(&v, &n, &cap, &seq, p, (size_t)(text + len - p));
+	error = put_intents(a, v, n);
 	free(v);
-	/* The refs put right on disk before the journal forgets why. With
-	 * no intent there was nothing to put right, and nothing to flush. */
-	return n ? dk_archive__barrier(a) : 0;
+	return error;
 }
 
 /* Reads the whole journal into b. */
@@ -386,74 +475,446 @@ static int read_journal(dk_buf *b, int fd)
 	}
 }
 
-/* Is the journal's first line this boot's? */
-static int header_is(const dk_buf *b, const char *header)
+/* ---- the journal file ------------------------------------------------------ */
+
+/* The journal's shared state, a page of JOURNAL_STATE mapped MAP_SHARED by
+ * every handle of every process: where the next record goes, and the salt
+ * of the records written now. Never flushed: after a restart it is put
+ * right by recovery. */
+struct dk_journal_state {
+	uint64_t next;
+	uint64_t salt;
+};
+
+typedef struct {
+	char boot[64];
+	uint64_t salt;
+	int64_t size;
+} journal_head;
+
+static void put_le32(unsigned char *p, uint32_t v)
 {
-	size_t hl = strlen(header);
-	return b->len >= hl && !memcmp(b->ptr, header, hl);
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t get_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t round_up(uint64_t n)
+{
+	return (n + REC_ALIGN - 1) & ~(uint64_t)(REC_ALIGN - 1);
+}
+
+/* The size of a journal made now: JOURNAL_BYTES, or for tests
+ * DOCKET_TEST_JOURNAL_BYTES (so that a few uploads fill it). */
+static int64_t wanted_size(void)
+{
+	const char *e = getenv("DOCKET_TEST_JOURNAL_BYTES");
+	long long v;
+
+	if (!e || !*e)
+		return JOURNAL_BYTES;
+	v = strtoll(e, NULL, 10);
+	if (v < HEAD_BYTES + 4096 || v > ((long long)1 << 32))
+		return JOURNAL_BYTES;
+	return (int64_t)v & ~(int64_t)(REC_ALIGN - 1);
+}
+
+/* Reads the journal's first line "docket-journal 2 boot ID salt HEX size
+ * N"; -1 when it is not one (new, the older text journal, torn). */
+static int read_head(int fd, journal_head *h)
+{
+	char b[256];
+	ssize_t r = pread(fd, b, sizeof(b) - 1, 0);
+	unsigned long long salt, size;
+	size_t ml = strlen(HEAD_MAGIC);
+	char *nl;
+	int end = 0;
+
+	if (r <= 0)
+		return -1;
+	b[r] = '\0';
+	nl = memchr(b, '\n', (size_t)r);
+	if (!nl || strncmp(b, HEAD_MAGIC, ml) != 0)
+		return -1;
+	*nl = '\0';
+	if (sscanf(b + ml, "%63s salt %16llx size %llu%n", h->boot, &salt, &size, &end) != 3 ||
+	    b[ml + (size_t)end] != '\0' || salt == 0 || size < HEAD_BYTES + REC_ALIGN ||
+	    size % REC_ALIGN != 0)
+		return -1;
+	h->salt = salt;
+	h->size = (int64_t)size;
+	return 0;
+}
+
+/* Writes h as the journal's first line, flushed. Records are written only
+ * after it, and it is written again only after a flush that made
+ * everything its records speak of durable, so a line lost or torn with the
+ * power hides nothing (the open starts a new journal). */
+static int write_head(dk_archive *a, int fd, const journal_head *h)
+{
+	char line[256];
+	int n = snprintf(line, sizeof(line), HEAD_MAGIC "%s salt %016llx size %lld\n", h->boot,
+	                 (unsigned long long)h->salt, (long long)h->size);
+
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return dk_error_set(DK_EINTERNAL, "archive: the journal's boot id is too long");
+	if (pwrite(fd, line, (size_t)n, 0) != n || fdatasync(fd) < 0)
+		return journal_error(a, "write");
+	return 0;
+}
+
+/* A new salt under the same boot: the journal's records so far are
+ * forgotten, and it fills again from its start. Under LOCK_EX, after a
+ * flush that made everything the records speak of durable. */
+static int restart(dk_archive *a, int fd, const char *boot, int64_t size)
+{
+	journal_head h;
+	int error;
+
+	memset(&h, 0, sizeof(h));
+	snprintf(h.boot, sizeof(h.boot), "%s", boot);
+	h.size = size;
+	do {
+		if (getrandom(&h.salt, sizeof(h.salt), 0) != (ssize_t)sizeof(h.salt))
+			return journal_error(a, "salt");
+	} while (h.salt == 0);
+	if ((error = write_head(a, fd, &h)) < 0)
+		return error;
+	__atomic_store_n(&a->jstate->salt, h.salt, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&a->jstate->next, (uint64_t)HEAD_BYTES, __ATOMIC_SEQ_CST);
+	a->jsize = size;
+	return 0;
+}
+
+/* A journal made anew (none, the older text one, or its first line
+ * unreadable): written with zeros to its size and flushed once, so that
+ * a record later overwrites blocks that exist (its fdatasync then writes
+ * no metadata), then restart. */
+static int make_journal(dk_archive *a, int fd, const char *boot)
+{
+	static const char zeros[65536];
+	int64_t size = wanted_size();
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return journal_error(a, "stat");
+	for (int64_t at = st.st_size; at < size;) {
+		size_t n = (size_t)(size - at < (int64_t)sizeof(zeros) ? size - at
+		                                                       : (int64_t)sizeof(zeros));
+		ssize_t w = pwrite(fd, zeros, n, at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return journal_error(a, "make");
+		at += w;
+	}
+	if (st.st_size < size && fsync(fd) < 0)
+		return journal_error(a, "make");
+	return restart(a, fd, boot, size);
+}
+
+/* Flush everything (every pack and ref the records speak of), then
+ * restart: under LOCK_EX, when the journal is past half full. */
+static int rotate(dk_archive *a)
+{
+	char boot[64];
+	int error;
+
+	if ((error = dk_archive__flush(a)) < 0)
+		return error;
+	if (boot_id(boot) < 0)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot read the boot id any more");
+	return restart(a, a->jfd, boot, a->jsize);
+}
+
+/* The shared state page, mapped; NULL when it cannot be (then no
+ * journal: refs are flushed as they move). */
+static struct dk_journal_state *map_state(dk_archive *a)
+{
+	dk_buf path = DK_BUF_INIT;
+	struct stat st;
+	void *p = MAP_FAILED;
+	int fd;
+
+	dk_buf_printf(&path, "%s/" STATE_NAME, a->path);
+	fd = open(path.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	dk_buf_free(&path);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && (st.st_size >= 4096 || ftruncate(fd, 4096) == 0))
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int sha1_of(unsigned char out[20], const void *data, size_t len)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha1(), NULL) && EVP_DigestUpdate(md, data, len) &&
+	         EVP_DigestFinal_ex(md, out, &n) && n == 20;
+
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+/* Is there a whole record of salt at p (avail bytes on)? Its length
+ * (header included) into *total. */
+static int record_at(const unsigned char *p, uint64_t avail, uint64_t salt, uint64_t *total)
+{
+	unsigned char h[REC_HEAD], sum[20];
+	uint64_t plen, ilen, tlen;
+	uint32_t crc;
+
+	if (avail < REC_HEAD || memcmp(p, REC_MAGIC, 8) != 0 || get_le64(p + 8) != salt)
+		return 0;
+	plen = get_le32(p + 16);
+	ilen = get_le32(p + 20);
+	tlen = get_le32(p + 24);
+	*total = REC_HEAD + plen + ilen + tlen;
+	if (*total > avail)
+		return 0;
+	memcpy(h, p, REC_HEAD);
+	put_le32(h + 28, 0);
+	crc = (uint32_t)crc32(0L, h, REC_HEAD);
+	crc = (uint32_t)crc32(crc, p + REC_HEAD, (uInt)(plen + ilen + tlen));
+	if (crc != get_le32(p + 28))
+		return 0;
+	if (plen == 0)
+		return ilen == 0;
+	/* a pack (header, trailer) and its index (header, fan-out, the
+	 * pack's trailer and its own), the pack's trailer its SHA-1 */
+	p += REC_HEAD;
+	return plen >= 32 && ilen >= 8 + 1024 + 40 && !memcmp(p, "PACK", 4) &&
+	       sha1_of(sum, p, plen - 20) == 0 && !memcmp(sum, p + plen - 20, 20) &&
+	       !memcmp(p + plen + ilen - 40, sum, 20);
+}
+
+/* Does the file at path hold exactly data[0..len)? */
+static int holds(const char *path, const unsigned char *data, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), same = 0;
+	struct stat st;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size == len) {
+		unsigned char *got = dk_malloc(len ? len : 1);
+		size_t n = 0;
+		while (n < len) {
+			ssize_t r = pread(fd, got + n, len - n, (off_t)n);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+		}
+		same = n == len && !memcmp(got, data, len);
+		free(got);
+	}
+	close(fd);
+	return same;
+}
+
+/* The record's pack and index on disk as the record has them: written
+ * again (temporary file, rename) when either is missing, short or
+ * different. A pack gc merged into another comes back beside the merged
+ * one: the same objects twice, which git allows and the next gc merges. */
+static int put_back_pack(dk_archive *a, const unsigned char *pack, size_t plen,
+                         const unsigned char *idx, size_t ilen, int *wrote)
+{
+	dk_buf path = DK_BUF_INIT, p = DK_BUF_INIT, i = DK_BUF_INIT;
+	const unsigned char *sum = pack + plen - 20;
+	char hex[41];
+	int error = 0, same;
+
+	for (size_t k = 0; k < 20; k++)
+		snprintf(hex + 2 * k, 3, "%02x", sum[k]);
+	dk_buf_printf(&path, "%s/objects/pack/pack-%s.pack", a->path, hex);
+	same = holds(path.ptr, pack, plen);
+	dk_buf_clear(&path);
+	dk_buf_printf(&path, "%s/objects/pack/pack-%s.idx", a->path, hex);
+	same = same && holds(path.ptr, idx, ilen);
+	if (!same) {
+		dk_buf_put(&p, pack, plen);
+		dk_buf_put(&i, idx, ilen);
+		error = dk_archive__pack_files(a, &p, &i, sum, 0, NULL);
+		(*wrote)++;
+	}
+	dk_buf_free(&path);
+	dk_buf_free(&p);
+	dk_buf_free(&i);
+	return error;
+}
+
+/* Recovery after a restart (under LOCK_EX): every whole record of the
+ * journal's salt, in the order of their offsets: its pack and index put
+ * back, its intents gathered; then the refs put right from the intents
+ * (put_intents). Every aligned offset is looked at, so a record reserved
+ * and never written (its writer died: zeros, or an older record's bytes)
+ * hides none after it. */
+static int recover_records(dk_archive *a, int fd, const journal_head *h)
+{
+	dk_buf b = DK_BUF_INIT;
+	intent *v = NULL;
+	size_t n = 0, cap = 0, seq = 0;
+	uint64_t end, at = HEAD_BYTES;
+	int error = 0, wrote = 0;
+
+	if (read_journal(&b, fd) < 0) {
+		error = journal_error(a, "read");
+		goto cleanup;
+	}
+	end = b.len < (uint64_t)h->size ? b.len : (uint64_t)h->size;
+	while (at + REC_HEAD <= end) {
+		unsigned char *p = (unsigned char *)b.ptr + at;
+		uint64_t total = 0, plen, ilen;
+		if (!record_at(p, end - at, h->salt, &total)) {
+			at += REC_ALIGN;
+			continue;
+		}
+		plen = get_le32(p + 16);
+		ilen = get_le32(p + 20);
+		if (plen && (error = put_back_pack(a, p + REC_HEAD, plen, p + REC_HEAD + plen, ilen,
+		                                   &wrote)) < 0)
+			goto cleanup;
+		add_intents(&v, &n, &cap, &seq, (char *)p + REC_HEAD + plen + ilen,
+		            get_le32(p + 24));
+		at += round_up(total);
+	}
+	if (wrote) {
+		git_odb *odb = NULL;
+		if (git_repository_odb(&odb, a->repo) == 0)
+			git_odb_refresh(odb);
+		git_odb_free(odb);
+		git_error_clear();
+	}
+	error = put_intents(a, v, n);
+cleanup:
+	free(v);
+	dk_buf_free(&b);
+	return error;
+}
+
+/* Opens the journal; when it was written under another boot, or is not
+ * one yet, takes LOCK_EX and puts things right first. */
+static int open_locked(dk_archive *a, int fd, const char *boot)
+{
+	journal_head h;
+	dk_buf b = DK_BUF_INIT;
+	int error = 0;
+
+	if (read_head(fd, &h) == 0) {
+		a->jsize = h.size;
+		if (strcmp(h.boot, boot) != 0) {
+			/* A restart: the packs and refs back from the
+			 * records, all of it flushed, a new salt. */
+			if ((error = recover_records(a, fd, &h)) == 0 &&
+			    (error = dk_archive__flush(a)) == 0)
+				error = restart(a, fd, boot, h.size);
+		} else if (__atomic_load_n(&a->jstate->salt, __ATOMIC_SEQ_CST) != h.salt) {
+			/* this boot's, but its state page is not (lost):
+			 * where records end is not known, so start again */
+			a->jfd = fd;
+			error = rotate(a);
+		}
+		dk_buf_free(&b);
+		return error;
+	}
+	/* New, or the text journal of an older docket, or a first line
+	 * lost: by write_head's rule nothing in it is needed but the older
+	 * journal's intents. */
+	if (read_journal(&b, fd) < 0) {
+		error = journal_error(a, "read");
+	} else if (b.len > 0) {
+		size_t ml = strlen(OLD_MAGIC), bl = strlen(boot);
+		if (b.len >= ml && !memcmp(b.ptr, OLD_MAGIC, ml) &&
+		    !(b.len > ml + bl && !memcmp(b.ptr + ml, boot, bl) && b.ptr[ml + bl] == '\n'))
+			error = recover_text(a, b.ptr, b.len);
+		if (!error)
+			error = dk_archive__flush(a);
+	}
+	if (!error)
+		error = make_journal(a, fd, boot);
+	dk_buf_free(&b);
+	return error;
 }
 
 int dk_archive__journal_open(dk_archive *a)
 {
-	dk_buf path = DK_BUF_INIT, b = DK_BUF_INIT, header = DK_BUF_INIT;
+	dk_buf path = DK_BUF_INIT;
+	journal_head h;
+	struct stat st;
 	char boot[64];
-	char first[128];
-	ssize_t r;
 	int error = 0, fd;
 
 	a->jfd = -1;
+	a->jstate = NULL;
 	if (a->per_file || boot_id(boot) < 0)
 		return 0; /* no journal: refs flushed as they move */
-	dk_buf_printf(&header, JOURNAL_MAGIC "%s\n", boot);
 	dk_buf_printf(&path, "%s/" JOURNAL_NAME, a->path);
-	fd = open(path.ptr, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		error = journal_error(a, "open");
-		goto cleanup;
-	}
-	/* The usual case: written under this boot; nothing to do. */
-	r = pread(fd, first, sizeof(first) - 1, 0);
-	if (r >= (ssize_t)header.len && !memcmp(first, header.ptr, header.len)) {
-		a->jfd = fd;
-		goto cleanup;
-	}
-	if (lock_file(fd, LOCK_EX) < 0 || read_journal(&b, fd) < 0) {
-		error = journal_error(a, "read");
-		close(fd);
-		goto cleanup;
-	}
-	if (!header_is(&b, header.ptr)) {
-		/* Another boot's (or new, or its first line lost): put the
-		 * refs right, flush, and start again under this boot. */
-		a->jfd = fd; /* for the barrier's sake nothing else uses it yet */
-		if ((error = recover(a, b.ptr, b.len)) < 0 || ftruncate(fd, 0) < 0 ||
-		    dk_write_all(fd, header.ptr, header.len) < 0) {
-			if (!error)
-				error = journal_error(a, "write");
-			a->jfd = -1;
-			close(fd);
-			goto cleanup;
-		}
-	}
-	lock_file(fd, LOCK_UN);
-	a->jfd = fd;
-cleanup:
+	fd = open(path.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	dk_buf_free(&path);
-	dk_buf_free(&b);
-	dk_buf_free(&header);
-	return error;
+	if (fd < 0)
+		return journal_error(a, "open");
+	if (!(a->jstate = map_state(a))) {
+		close(fd);
+		return 0; /* no shared page: refs flushed as they move */
+	}
+	/* The usual case: this boot's, the state page its. */
+	if (read_head(fd, &h) == 0 && !strcmp(h.boot, boot) &&
+	    h.salt == __atomic_load_n(&a->jstate->salt, __ATOMIC_SEQ_CST) && fstat(fd, &st) == 0 &&
+	    st.st_size >= h.size) {
+		a->jfd = fd;
+		a->jsize = h.size;
+		return 0;
+	}
+	if (lock_file(fd, LOCK_EX) < 0) {
+		error = journal_error(a, "lock");
+	} else {
+		error = open_locked(a, fd, boot);
+		lock_file(fd, LOCK_UN);
+	}
+	if (error < 0) {
+		a->jfd = -1;
+		munmap(a->jstate, 4096);
+		a->jstate = NULL;
+		close(fd);
+		return error;
+	}
+	a->jfd = fd;
+	return 0;
 }
 
 void dk_archive__journal_close(dk_archive *a)
 {
 	if (a->jfd >= 0)
 		close(a->jfd);
+	if (a->jstate)
+		munmap(a->jstate, 4096);
 	a->jfd = -1;
-}
-
-int dk_archive__journaled(const dk_archive *a)
-{
-	return a->jfd >= 0;
+	a->jstate = NULL;
 }
 
 /* ---- uploads --------------------------------------------------------------- */
@@ -476,12 +937,19 @@ int dk_archive__ref_lock(dk_archive *a, const char *refname, int on)
 	return 0;
 }
 
+/* Is the journal past half full? Then the next upload rotates it. */
+static int past_half(const dk_archive *a)
+{
+	uint64_t next = __atomic_load_n(&a->jstate->next, __ATOMIC_SEQ_CST);
+	return next > (uint64_t)HEAD_BYTES + ((uint64_t)a->jsize - HEAD_BYTES) / 2;
+}
+
 int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const char *refname,
                        const git_oid *from, const git_oid *to)
 {
 	char f[GIT_OID_HEXSZ + 1], t[GIT_OID_HEXSZ + 1];
 	git_oid zero;
-	int n;
+	int n, error;
 
 	line[0] = '\0';
 	if (a->jfd < 0)
@@ -497,6 +965,20 @@ int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const ch
 		line[0] = '\0';
 		return dk_error_set(DK_EINTERNAL, "archive: ref name too long for the journal");
 	}
+	/* Past half full: rotate, once no upload is between its record and
+	 * its move (they hold LOCK_SH; new ones queue behind us for LOCK_EX
+	 * or find it rotated). Whoever holds LOCK_EX first does it. */
+	if (past_half(a)) {
+		if (lock_file(a->jfd, LOCK_EX) < 0) {
+			line[0] = '\0';
+			return journal_error(a, "lock");
+		}
+		if (past_half(a) && !a->no_flush && (error = rotate(a)) < 0) {
+			lock_file(a->jfd, LOCK_UN);
+			line[0] = '\0';
+			return error;
+		}
+	}
 	if (lock_file(a->jfd, LOCK_SH) < 0) {
 		line[0] = '\0';
 		return journal_error(a, "lock");
@@ -504,37 +986,64 @@ int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const ch
 	return 0;
 }
 
-int dk_archive__journal_write(dk_archive *a, int fd, const char *line)
+int dk_archive__journal_put(dk_archive *a, const dk_buf *pack, const dk_buf *idx,
+                            const dk_buf *intents, int sync)
 {
-	/* One write with O_APPEND: lines of writers at once do not mix. */
-	if (dk_write_all(fd, line, strlen(line)) < 0)
-		return journal_error(a, "write");
-	return 0;
+	unsigned char h[REC_HEAD];
+	uint64_t len, padded, at, salt;
+	uint32_t crc;
+	dk_buf rec = DK_BUF_INIT;
+	int error = 1;
+
+	if (a->jfd < 0 || !a->jstate)
+		return 0;
+	len = REC_HEAD + (uint64_t)pack->len + idx->len + intents->len;
+	padded = round_up(len);
+	if (pack->len > UINT32_MAX || idx->len > UINT32_MAX || intents->len > UINT32_MAX ||
+	    padded > (uint64_t)a->jsize - HEAD_BYTES)
+		return 0; /* never fits: syncfs */
+	salt = __atomic_load_n(&a->jstate->salt, __ATOMIC_SEQ_CST);
+	at = __atomic_fetch_add(&a->jstate->next, padded, __ATOMIC_SEQ_CST);
+	if (at < HEAD_BYTES || at % REC_ALIGN != 0 || at + padded > (uint64_t)a->jsize)
+		return 0; /* full until the next rotation: syncfs */
+	memset(h, 0, sizeof(h));
+	memcpy(h, REC_MAGIC, 8);
+	put_le64(h + 8, salt);
+	put_le32(h + 16, (uint32_t)pack->len);
+	put_le32(h + 20, (uint32_t)idx->len);
+	put_le32(h + 24, (uint32_t)intents->len);
+	crc = (uint32_t)crc32(0L, h, REC_HEAD);
+	crc = (uint32_t)crc32(crc, (const Bytef *)pack->ptr, (uInt)pack->len);
+	crc = (uint32_t)crc32(crc, (const Bytef *)idx->ptr, (uInt)idx->len);
+	crc = (uint32_t)crc32(crc, (const Bytef *)intents->ptr, (uInt)intents->len);
+	put_le32(h + 28, crc);
+	dk_buf_grow(&rec, len);
+	dk_buf_put(&rec, h, REC_HEAD);
+	dk_buf_put(&rec, pack->ptr, pack->len);
+	dk_buf_put(&rec, idx->ptr, idx->len);
+	dk_buf_put(&rec, intents->ptr, intents->len);
+	for (size_t done = 0; done < rec.len;) {
+		ssize_t w = pwrite(a->jfd, rec.ptr + done, rec.len - done, (off_t)(at + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			error = journal_error(a, "write");
+			break;
+		}
+		done += (size_t)w;
+	}
+	if (error == 1 && sync && fdatasync(a->jfd) < 0)
+		error = dk_error_set(DK_EINTERNAL,
+		                     "archive: cannot flush %s/" JOURNAL_NAME
+		                     " to disk: %s; nothing written since the last flush is safe; "
+		                     "check the disk and run docket verify",
+		                     a->path, strerror(errno));
+	dk_buf_free(&rec);
+	return error;
 }
 
 void dk_archive__intent_done(dk_archive *a)
 {
-	struct stat st;
-
-	if (a->jfd < 0)
-		return;
-	lock_file(a->jfd, LOCK_UN);
-	if (fstat(a->jfd, &st) < 0 || st.st_size <= JOURNAL_MAX)
-		return;
-	/* Cut back: once no intent is between its write and its move, one
-	 * flush makes every ref the journal speaks of durable. Whoever gets
-	 * the lock first does it; the others go on. */
-	if (flock(a->jfd, LOCK_EX | LOCK_NB) < 0)
-		return;
-	if (fstat(a->jfd, &st) == 0 && st.st_size > JOURNAL_MAX && !a->no_flush &&
-	    dk_archive__barrier(a) == 0) {
-		char first[128];
-		ssize_t r = pread(a->jfd, first, sizeof(first), 0);
-		char *nl = r > 0 ? memchr(first, '\n', (size_t)r) : NULL;
-		if (nl && ftruncate(a->jfd, (off_t)(nl - first + 1)) < 0) {
-			/* left long: cut back next time */
-		}
-	}
-	dk_error_clear();
-	lock_file(a->jfd, LOCK_UN);
+	if (a->jfd >= 0)
+		lock_file(a->jfd, LOCK_UN);
 }
