@@ -13,9 +13,10 @@
  * into objects/pack as before, unflushed (plain git and every reader see
  * them at once), and one record into ARCHIVE/docket-refs.journal:
  *
- *   header (64 bytes): "dkjrec2\n", the salt (8 bytes), the lengths of
- *     the pack, the index and the intents (4 bytes each), CRC-32 (zlib)
- *     of the header (this field as 0) and all that follows
+ *   header (64 bytes): "dkjrec2\n", the salt (8 bytes), its sequence
+ *     number (8), the lengths of the pack, the index and the intents (4
+ *     each), CRC-32 (zlib) of the header (this field as 0) and all that
+ *     follows
  *   the pack's bytes, the index's bytes, the intent lines:
  *     refs/docket/instances/ID FROM TO        (FROM: 40 zeros for a new ref)
  *
@@ -23,18 +24,22 @@
  * journal (about 135 us here), shared by the round's uploads; then each
  * moves its ref by compare-and-swap, unflushed, and returns.
  *
- * The file. Its first line, "docket-journal 2 boot ID salt HEX size N",
- * names the boot (/proc/sys/kernel/random/boot_id) it was written under
- * and the salt of its records; records follow from byte 4096, each at a
- * multiple of 64. It is made once at its full size (JOURNAL_BYTES, 8 MiB;
+ * The file. Its first line, "docket-journal 2 boot ID salt HEX tail T
+ * size N", names the boot (/proc/sys/kernel/random/boot_id) it was
+ * written under, the salt of its records and where the live ones start
+ * (below). From byte 4096 on it is a ring: the record of sequence number
+ * S (its byte count since the salt was chosen, a multiple of 64) lies at
+ * 4096 + S mod (N - 4096); one that would run past the end is not written
+ * there, and the next starts again at 4096. It is made once at its full
+ * size (JOURNAL_BYTES, 8 MiB;
  * a test may ask DOCKET_TEST_JOURNAL_BYTES when it is made), written with
  * zeros and fsynced, and never truncated or grown: a record overwrites
  * blocks that exist, so its fdatasync writes no metadata (appending with
  * O_APPEND measured much slower: every append changes the size).
  *
  * Reserving. Records of several processes (`docket attach`, `docket
- * serve`) go into one journal, so the offset is reserved by an atomic
- * fetch-add on a counter in a page shared by all of them: the file
+ * serve`) go into one journal, so the sequence number is reserved by an
+ * atomic fetch-add on a counter (head) in a page shared by all of them: the file
  * docket-refs.state, mapped MAP_SHARED by every handle (one page of the
  * page cache, so every mapping in every process sees the same counter).
  * It needs no system call and serialises nothing (a lock around a
@@ -42,6 +47,8 @@
  * and make the rounds of processes wait for each other), and it is never
  * flushed: after a restart its value does not matter, because recovery
  * scans the whole journal. Without a shared mapping there is no journal.
+ * A record may overwrite only retired records (head - tail stays within
+ * the ring); one that would not is not written (see the end).
  *
  * What a power loss leaves, and why recovery finds every record an
  * acknowledged upload needs. An upload returns only after its record's
@@ -54,16 +61,19 @@
  *    or an older record's bytes under an older salt. Recovery looks for a
  *    header at every multiple of 64 rather than walking from one record
  *    to the next, so such a hole hides none of the records after it;
- *  - an older rotation's, under another salt: passed over (see below why
- *    its uploads no longer need it). A salt is 64 random bits kept in the
+ *  - retired (its sequence number below the tail of the first line), or
+ *    of an earlier boot's salt: passed over (see below why its uploads no
+ *    longer need it), as is one not at the place its number gives (an old
+ *    record whose start a later one did not overwrite). A salt is 64
+ *    random bits chosen at each restart and kept in the
  *    archive's directory only, so the bytes of an uploaded file cannot
  *    make a header of the current salt, and a whole record is skipped as
  *    a whole.
  *
  * Recovery. The journal's first line names another boot (the machine
  * restarted since): dk_archive_open, under flock(LOCK_EX) on the journal
- * before it returns the handle, takes every whole record of the salt in
- * the order of their offsets; writes its pack and index again (temporary
+ * before it returns the handle, takes every whole live record of the salt
+ * in the order of their sequence numbers; writes its pack and index again (temporary
  * file, rename) when either is missing, short or not the record's bytes;
  * gathers its intents; then puts the refs right:
  *
@@ -83,16 +93,18 @@
  * serialised, across threads and processes, by a lock of the ref
  * (dk_archive__ref_lock: an open file description lock on one byte of the
  * journal, at an offset hashed from the ref name) held from reading the
- * tip to the compare-and-swap. The offset of an upload's record is
- * reserved while the upload holds that lock (the round's leader reserves
- * while every upload of the round waits under its own ref lock), and
- * within one salt offsets only grow; so the intents of one ref are in the
- * order of its moves, each from the tip its writer read under the lock,
+ * tip to the compare-and-swap. The sequence number of an upload's record
+ * is reserved while the upload holds that lock (the round's leader
+ * reserves while every upload of the round waits under its own ref lock),
+ * and within one salt sequence numbers only grow; so the intents of one
+ * ref are in the order of its moves, each from the tip its writer read under the lock,
  * and an intent is written only after the previous upload of that ref
  * finished its move (or died). The records of acknowledged uploads were
- * flushed before their moves, so they are in the journal; the last intent
- * of a ref is either an acknowledged upload's, or one whose writer died
- * before its move or whose flush never completed:
+ * flushed before their moves, so they are in the journal, or retired, and
+ * then their moves are on disk (the retiring syncfs came after them), so
+ * the ref on disk is at or past every retired intent. The last live
+ * intent of a ref is either an acknowledged upload's, or one whose writer
+ * died before its move or whose flush never completed:
  *  - died before its move: its record was written (it is whole), and its
  *    FROM was the tip; moving the ref onto it makes visible an upload
  *    nobody was told of, as a crash between the git commit and the
@@ -106,23 +118,27 @@
  * lost before that, the last intent's commit has diverged from the ref
  * on disk (the note's, flushed), which is kept.
  *
- * Rotation. Once the journal is past half full, the next upload (in
- * dk_archive__intent) takes flock(LOCK_EX) on it; uploads hold LOCK_SH
- * from before their record is reserved until their move is done, so
- * under LOCK_EX no record is between its reservation and its move. It
- * makes one syncfs (every pack and every ref the records speak of is
- * durable), then a new salt in the first line, fdatasynced, and the
- * counter back to the start. A power loss before the new first line is
- * on disk leaves the old salt: recovery then redoes what is done already.
- * The first line is written only after such a flush (or when the journal
- * is made), so a first line lost or torn hides nothing: the journal is
- * then made anew.
+ * Retiring (rotation). Once more than half of the ring is live (head -
+ * tail), the next upload (maybe_rotate, in dk_archive__intent, before its
+ * own record) retires what is there: it takes flock(LOCK_EX) on the
+ * journal, which waits for the uploads in flight (they hold LOCK_SH from
+ * before their record is reserved until their move is done; new ones hold
+ * back meanwhile, for about a round), notes the head H and lets go; then,
+ * while the other uploads go on writing records past H, one syncfs makes
+ * every pack and every ref the records below H speak of durable, and the
+ * tail becomes H, in the first line too (fdatasynced). A power loss before
+ * that line is on disk leaves the old tail: recovery then redoes what is
+ * done already. Only that upload waits for the syncfs (one rotation at a
+ * time: an OFD lock on the journal, not waited for). The first line is
+ * otherwise written only after such a flush, or when the journal is made,
+ * so a first line lost or torn hides nothing: the journal is then made
+ * anew.
  *
  * Not through the journal alone: a round with an upload of a big file (a
  * loose object streamed to disk, DK_ARCHIVE_RAW_MIN and up) still writes
  * its record but flushes with syncfs; a record that does not fit (the
- * journal filled faster than it rotates, or one record larger than it)
- * is not written, the round flushes with syncfs, and each upload flushes
+ * ring filled faster than it is retired, or one record larger than a
+ * quarter of it) is not written, the round flushes with syncfs, and each upload flushes
  * its ref after its move, before it returns. Notes flush with syncfs
  * (archive.c). Without a readable boot id (not Linux), without a shared
  * mapping, or with DOCKET_ARCHIVE_SYNC=file (libgit2 fsyncs each file and
@@ -167,7 +183,9 @@
 #define JOURNAL_BYTES ((int64_t)8 * 1024 * 1024)
 /* Offsets of the ref locks: bytes of the journal file past any size it
  * reaches (locks on bytes beyond the end are allowed and write nothing). */
-#define REF_LOCK_BASE  ((off_t)1 << 40)
+#define REF_LOCK_BASE ((off_t)1 << 40)
+/* The byte whose lock one rotation at a time holds. */
+#define ROTATE_LOCK    (REF_LOCK_BASE - 1)
 #define REF_LOCK_SLOTS ((off_t)1 << 20)
 
 static int boot_id(char out[64])
@@ -208,6 +226,18 @@ static int ofd_lock(int fd, off_t at, short type)
 			return -1;
 	}
 	return 0;
+}
+
+/* Takes the write lock of byte at, or fails (EAGAIN) when it is held. */
+static int ofd_trylock(int fd, off_t at)
+{
+	struct flock l;
+	memset(&l, 0, sizeof(l));
+	l.l_type = F_WRLCK;
+	l.l_whence = SEEK_SET;
+	l.l_start = at;
+	l.l_len = 1;
+	return fcntl(fd, F_OFD_SETLK, &l);
 }
 
 static int lock_file(int fd, int how)
@@ -482,13 +512,16 @@ static int read_journal(dk_buf *b, int fd)
  * of the records written now. Never flushed: after a restart it is put
  * right by recovery. */
 struct dk_journal_state {
-	uint64_t next;
+	uint64_t head; /* the next record's sequence number (fetch-add) */
+	uint64_t tail; /* records below it are retired */
 	uint64_t salt;
+	uint64_t draining; /* a rotation waits for the uploads in flight */
 };
 
 typedef struct {
 	char boot[64];
 	uint64_t salt;
+	uint64_t tail;
 	int64_t size;
 } journal_head;
 
@@ -546,7 +579,7 @@ static int read_head(int fd, journal_head *h)
 {
 	char b[256];
 	ssize_t r = pread(fd, b, sizeof(b) - 1, 0);
-	unsigned long long salt, size;
+	unsigned long long salt, tail, size;
 	size_t ml = strlen(HEAD_MAGIC);
 	char *nl;
 	int end = 0;
@@ -558,11 +591,13 @@ static int read_head(int fd, journal_head *h)
 	if (!nl || strncmp(b, HEAD_MAGIC, ml) != 0)
 		return -1;
 	*nl = '\0';
-	if (sscanf(b + ml, "%63s salt %16llx size %llu%n", h->boot, &salt, &size, &end) != 3 ||
+	if (sscanf(b + ml, "%63s salt %16llx tail %llu size %llu%n", h->boot, &salt, &tail, &size,
+	           &end) != 4 ||
 	    b[ml + (size_t)end] != '\0' || salt == 0 || size < HEAD_BYTES + REC_ALIGN ||
 	    size % REC_ALIGN != 0)
 		return -1;
 	h->salt = salt;
+	h->tail = tail;
 	h->size = (int64_t)size;
 	return 0;
 }
@@ -574,8 +609,9 @@ static int read_head(int fd, journal_head *h)
 static int write_head(dk_archive *a, int fd, const journal_head *h)
 {
 	char line[256];
-	int n = snprintf(line, sizeof(line), HEAD_MAGIC "%s salt %016llx size %lld\n", h->boot,
-	                 (unsigned long long)h->salt, (long long)h->size);
+	int n = snprintf(line, sizeof(line), HEAD_MAGIC "%s salt %016llx tail %llu size %lld\n",
+	                 h->boot, (unsigned long long)h->salt, (unsigned long long)h->tail,
+	                 (long long)h->size);
 
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return dk_error_set(DK_EINTERNAL, "archive: the journal's boot id is too long");
@@ -602,7 +638,8 @@ static int restart(dk_archive *a, int fd, const char *boot, int64_t size)
 	if ((error = write_head(a, fd, &h)) < 0)
 		return error;
 	__atomic_store_n(&a->jstate->salt, h.salt, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&a->jstate->next, (uint64_t)HEAD_BYTES, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&a->jstate->tail, (uint64_t)0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&a->jstate->head, (uint64_t)0, __ATOMIC_SEQ_CST);
 	a->jsize = size;
 	return 0;
 }
@@ -635,8 +672,9 @@ static int make_journal(dk_archive *a, int fd, const char *boot)
 }
 
 /* Flush everything (every pack and ref the records speak of), then
- * restart: under LOCK_EX, when the journal is past half full. */
-static int rotate(dk_archive *a)
+ * restart: under LOCK_EX and the rotation lock, when the state page was
+ * lost. */
+static int start_again(dk_archive *a)
 {
 	char boot[64];
 	int error;
@@ -689,17 +727,17 @@ static int record_at(const unsigned char *p, uint64_t avail, uint64_t salt, uint
 
 	if (avail < REC_HEAD || memcmp(p, REC_MAGIC, 8) != 0 || get_le64(p + 8) != salt)
 		return 0;
-	plen = get_le32(p + 16);
-	ilen = get_le32(p + 20);
-	tlen = get_le32(p + 24);
+	plen = get_le32(p + 24);
+	ilen = get_le32(p + 28);
+	tlen = get_le32(p + 32);
 	*total = REC_HEAD + plen + ilen + tlen;
 	if (*total > avail)
 		return 0;
 	memcpy(h, p, REC_HEAD);
-	put_le32(h + 28, 0);
+	put_le32(h + 36, 0);
 	crc = (uint32_t)crc32(0L, h, REC_HEAD);
 	crc = (uint32_t)crc32(crc, p + REC_HEAD, (uInt)(plen + ilen + tlen));
-	if (crc != get_le32(p + 28))
+	if (crc != get_le32(p + 36))
 		return 0;
 	if (plen == 0)
 		return ilen == 0;
@@ -768,9 +806,20 @@ static int put_back_pack(dk_archive *a, const unsigned char *pack, size_t plen,
 	return error;
 }
 
+typedef struct {
+	uint64_t seq, at;
+} found;
+
+static int by_seq(const void *x, const void *y)
+{
+	const found *p = x, *q = y;
+	return p->seq < q->seq ? -1 : p->seq > q->seq;
+}
+
 /* Recovery after a restart (under LOCK_EX): every whole record of the
- * journal's salt, in the order of their offsets: its pack and index put
- * back, its intents gathered; then the refs put right from the intents
+ * journal's salt not retired (its sequence number at or past the first
+ * line's tail), in the order of their sequence numbers: its pack and index
+ * put back, its intents gathered; then the refs put right from the intents
  * (put_intents). Every aligned offset is looked at, so a record reserved
  * and never written (its writer died: zeros, or an older record's bytes)
  * hides none after it. */
@@ -778,8 +827,9 @@ static int recover_records(dk_archive *a, int fd, const journal_head *h)
 {
 	dk_buf b = DK_BUF_INIT;
 	intent *v = NULL;
-	size_t n = 0, cap = 0, seq = 0;
-	uint64_t end, at = HEAD_BYTES;
+	found *f = NULL;
+	size_t n = 0, cap = 0, seq = 0, nf = 0, fcap = 0;
+	uint64_t end, at = HEAD_BYTES, ring = (uint64_t)h->size - HEAD_BYTES;
 	int error = 0, wrote = 0;
 
 	if (read_journal(&b, fd) < 0) {
@@ -789,19 +839,32 @@ static int recover_records(dk_archive *a, int fd, const journal_head *h)
 	end = b.len < (uint64_t)h->size ? b.len : (uint64_t)h->size;
 	while (at + REC_HEAD <= end) {
 		unsigned char *p = (unsigned char *)b.ptr + at;
-		uint64_t total = 0, plen, ilen;
+		uint64_t total = 0, s;
 		if (!record_at(p, end - at, h->salt, &total)) {
 			at += REC_ALIGN;
 			continue;
 		}
-		plen = get_le32(p + 16);
-		ilen = get_le32(p + 20);
+		s = get_le64(p + 16);
+		if (s >= h->tail && HEAD_BYTES + s % ring == at) {
+			if (nf == fcap) {
+				fcap = fcap ? 2 * fcap : 256;
+				f = dk_realloc(f, fcap * sizeof(*f));
+			}
+			f[nf].seq = s;
+			f[nf++].at = at;
+		}
+		at += round_up(total);
+	}
+	if (nf)
+		qsort(f, nf, sizeof(*f), by_seq);
+	for (size_t i = 0; i < nf; i++) {
+		unsigned char *p = (unsigned char *)b.ptr + f[i].at;
+		uint64_t plen = get_le32(p + 24), ilen = get_le32(p + 28);
 		if (plen && (error = put_back_pack(a, p + REC_HEAD, plen, p + REC_HEAD + plen, ilen,
 		                                   &wrote)) < 0)
 			goto cleanup;
 		add_intents(&v, &n, &cap, &seq, (char *)p + REC_HEAD + plen + ilen,
-		            get_le32(p + 24));
-		at += round_up(total);
+		            get_le32(p + 32));
 	}
 	if (wrote) {
 		git_odb *odb = NULL;
@@ -812,6 +875,7 @@ static int recover_records(dk_archive *a, int fd, const journal_head *h)
 	}
 	error = put_intents(a, v, n);
 cleanup:
+	free(f);
 	free(v);
 	dk_buf_free(&b);
 	return error;
@@ -837,7 +901,10 @@ static int open_locked(dk_archive *a, int fd, const char *boot)
 			/* this boot's, but its state page is not (lost):
 			 * where records end is not known, so start again */
 			a->jfd = fd;
-			error = rotate(a);
+			if (ofd_lock(fd, ROTATE_LOCK, F_WRLCK) < 0)
+				return journal_error(a, "lock");
+			error = start_again(a);
+			ofd_lock(fd, ROTATE_LOCK, F_UNLCK);
 		}
 		dk_buf_free(&b);
 		return error;
@@ -937,11 +1004,56 @@ int dk_archive__ref_lock(dk_archive *a, const char *refname, int on)
 	return 0;
 }
 
-/* Is the journal past half full? Then the next upload rotates it. */
-static int past_half(const dk_archive *a)
+/* Retires the records below the journal's head once more than half of
+ * it is live: waits (LOCK_EX) until no upload is between its record and
+ * its move, notes the head, lets the uploads go on (they write past it),
+ * flushes with syncfs (every pack and ref the records below the noted head
+ * speak of is on disk then), and moves the tail there, in the first line
+ * too. One process at a time (the rotation lock, not waited for: another
+ * rotating is enough). Called before the caller's own LOCK_SH. */
+static int maybe_rotate(dk_archive *a)
 {
-	uint64_t next = __atomic_load_n(&a->jstate->next, __ATOMIC_SEQ_CST);
-	return next > (uint64_t)HEAD_BYTES + ((uint64_t)a->jsize - HEAD_BYTES) / 2;
+	uint64_t ring = (uint64_t)a->jsize - HEAD_BYTES, head;
+	journal_head h;
+	int error = 0;
+
+	if (a->no_flush || __atomic_load_n(&a->jstate->head, __ATOMIC_SEQ_CST) -
+	                           __atomic_load_n(&a->jstate->tail, __ATOMIC_SEQ_CST) <=
+	                       ring / 2)
+		return 0;
+	if (ofd_trylock(a->jfd, ROTATE_LOCK) < 0)
+		return 0; /* another is at it */
+	if (__atomic_load_n(&a->jstate->head, __ATOMIC_SEQ_CST) -
+	        __atomic_load_n(&a->jstate->tail, __ATOMIC_SEQ_CST) <=
+	    ring / 2)
+		goto done; /* it just was */
+	/* New uploads hold back (in dk_archive__intent) while it waits, so
+	 * that the wait ends with the uploads in flight now. */
+	__atomic_store_n(&a->jstate->draining, (uint64_t)1, __ATOMIC_SEQ_CST);
+	if (lock_file(a->jfd, LOCK_EX) < 0) {
+		__atomic_store_n(&a->jstate->draining, (uint64_t)0, __ATOMIC_SEQ_CST);
+		error = journal_error(a, "lock");
+		goto done;
+	}
+	head = __atomic_load_n(&a->jstate->head, __ATOMIC_SEQ_CST);
+	lock_file(a->jfd, LOCK_UN);
+	__atomic_store_n(&a->jstate->draining, (uint64_t)0, __ATOMIC_SEQ_CST);
+	if ((error = dk_archive__flush(a)) < 0)
+		goto done;
+	if (read_head(a->jfd, &h) < 0) {
+		error = dk_error_set(DK_EINTERNAL,
+		                     "archive: the first line of %s/" JOURNAL_NAME
+		                     " is damaged; run the command again",
+		                     a->path);
+		goto done;
+	}
+	h.tail = head;
+	if ((error = write_head(a, a->jfd, &h)) < 0)
+		goto done;
+	__atomic_store_n(&a->jstate->tail, head, __ATOMIC_SEQ_CST);
+done:
+	ofd_lock(a->jfd, ROTATE_LOCK, F_UNLCK);
+	return error;
 }
 
 int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const char *refname,
@@ -965,20 +1077,14 @@ int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const ch
 		line[0] = '\0';
 		return dk_error_set(DK_EINTERNAL, "archive: ref name too long for the journal");
 	}
-	/* Past half full: rotate, once no upload is between its record and
-	 * its move (they hold LOCK_SH; new ones queue behind us for LOCK_EX
-	 * or find it rotated). Whoever holds LOCK_EX first does it. */
-	if (past_half(a)) {
-		if (lock_file(a->jfd, LOCK_EX) < 0) {
-			line[0] = '\0';
-			return journal_error(a, "lock");
-		}
-		if (past_half(a) && !a->no_flush && (error = rotate(a)) < 0) {
-			lock_file(a->jfd, LOCK_UN);
-			line[0] = '\0';
-			return error;
-		}
+	if ((error = maybe_rotate(a)) < 0) {
+		line[0] = '\0';
+		return error;
 	}
+	/* Hold back while a rotation waits for the uploads in flight (about
+	 * one round); at most a second, should its process have died. */
+	for (int i = 0; i < 10000 && __atomic_load_n(&a->jstate->draining, __ATOMIC_SEQ_CST); i++)
+		usleep(100);
 	if (lock_file(a->jfd, LOCK_SH) < 0) {
 		line[0] = '\0';
 		return journal_error(a, "lock");
@@ -990,7 +1096,7 @@ int dk_archive__journal_put(dk_archive *a, const dk_buf *pack, const dk_buf *idx
                             const dk_buf *intents, int sync)
 {
 	unsigned char h[REC_HEAD];
-	uint64_t len, padded, at, salt;
+	uint64_t len, padded, at, salt, ring = (uint64_t)a->jsize - HEAD_BYTES;
 	uint32_t crc;
 	dk_buf rec = DK_BUF_INIT;
 	int error = 1;
@@ -1000,30 +1106,37 @@ int dk_archive__journal_put(dk_archive *a, const dk_buf *pack, const dk_buf *idx
 	len = REC_HEAD + (uint64_t)pack->len + idx->len + intents->len;
 	padded = round_up(len);
 	if (pack->len > UINT32_MAX || idx->len > UINT32_MAX || intents->len > UINT32_MAX ||
-	    padded > (uint64_t)a->jsize - HEAD_BYTES)
-		return 0; /* never fits: syncfs */
+	    padded > ring / 4)
+		return 0; /* too big for it: syncfs */
 	salt = __atomic_load_n(&a->jstate->salt, __ATOMIC_SEQ_CST);
-	at = __atomic_fetch_add(&a->jstate->next, padded, __ATOMIC_SEQ_CST);
-	if (at < HEAD_BYTES || at % REC_ALIGN != 0 || at + padded > (uint64_t)a->jsize)
+	/* A reservation that would run past the end of the ring is left
+	 * unwritten, and the next one starts at the beginning. */
+	do
+		at = __atomic_fetch_add(&a->jstate->head, padded, __ATOMIC_SEQ_CST);
+	while (at % ring + padded > ring);
+	/* It overwrites the records ring bytes before it: only retired ones. */
+	if (at + padded - __atomic_load_n(&a->jstate->tail, __ATOMIC_SEQ_CST) > ring)
 		return 0; /* full until the next rotation: syncfs */
 	memset(h, 0, sizeof(h));
 	memcpy(h, REC_MAGIC, 8);
 	put_le64(h + 8, salt);
-	put_le32(h + 16, (uint32_t)pack->len);
-	put_le32(h + 20, (uint32_t)idx->len);
-	put_le32(h + 24, (uint32_t)intents->len);
+	put_le64(h + 16, at);
+	put_le32(h + 24, (uint32_t)pack->len);
+	put_le32(h + 28, (uint32_t)idx->len);
+	put_le32(h + 32, (uint32_t)intents->len);
 	crc = (uint32_t)crc32(0L, h, REC_HEAD);
 	crc = (uint32_t)crc32(crc, (const Bytef *)pack->ptr, (uInt)pack->len);
 	crc = (uint32_t)crc32(crc, (const Bytef *)idx->ptr, (uInt)idx->len);
 	crc = (uint32_t)crc32(crc, (const Bytef *)intents->ptr, (uInt)intents->len);
-	put_le32(h + 28, crc);
+	put_le32(h + 36, crc);
 	dk_buf_grow(&rec, len);
 	dk_buf_put(&rec, h, REC_HEAD);
 	dk_buf_put(&rec, pack->ptr, pack->len);
 	dk_buf_put(&rec, idx->ptr, idx->len);
 	dk_buf_put(&rec, intents->ptr, intents->len);
 	for (size_t done = 0; done < rec.len;) {
-		ssize_t w = pwrite(a->jfd, rec.ptr + done, rec.len - done, (off_t)(at + done));
+		ssize_t w = pwrite(a->jfd, rec.ptr + done, rec.len - done,
+		                   (off_t)(HEAD_BYTES + at % ring + done));
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
