@@ -980,7 +980,10 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 		                                &res->commit)) < 0)
 			goto round_done;
 		/* The ref's new content, in the handle's spare, on disk with
-		 * that flush (archive_refmove.c says why before). */
+		 * that flush (archive_refmove.c says why before); when the
+		 * flush is the ref journal's alone, recovery puts right a ref
+		 * that came back with the spare's old content
+		 * (archive_refs.c). */
 		dk_archive__ref_prepare(a, &res->commit);
 		if ((error = dk_archive__pack_commit(a, intent[0] ? intent : NULL, &kept)) == 0)
 			error = move_ref(a, refname, &res->commit, has_tip ? &tip : NULL,

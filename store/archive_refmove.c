@@ -40,7 +40,10 @@
  * after a power loss ID is the old value or the new one, both whole. For
  * that reason only a value prepared this way is moved here; anything else
  * (notes, whose batches move many refs after one flush; recovery) goes
- * through libgit2.
+ * through libgit2. When the round's flush is the ref journal's fdatasync
+ * alone (archive_refs.c), it does not cover the spare: after a power loss
+ * recovery puts right, from the journal's intent, a ref whose file came
+ * back with another instance's commit.
  *
  * Crashes. A crash between steps 2 and 4 leaves ID.lock holding the new
  * value, one after the exchange leaves ID.lock holding the old one; either

@@ -79,11 +79,20 @@
  *
  *   for each ref, its last intent whose commit is sound (commit, trees
  *   and the blobs that changed since its parent read back and match
- *   their ids); when the ref on disk is missing, unreadable or an
- *   ancestor of that commit, the ref is set to it; when the ref is that
- *   commit or a descendant of it (a later note, already flushed), or has
- *   diverged from it (a move by something other than docket), it is left
- *   as it is.
+ *   their ids); when the ref on disk is missing, unreadable, an ancestor
+ *   of that commit, or docket's commit of another instance, the ref is
+ *   set to it; when the ref is that commit or a descendant of it (a later
+ *   note, already flushed), or has diverged from it otherwise (a move by
+ *   something other than docket), it is left as it is.
+ *
+ * Another instance's commit: an upload moves its ref by exchanging the
+ * ref's file with a spare it wrote the new value into before the round's
+ * flush (archive_refmove.c). The journal's fdatasync does not make that
+ * spare's content durable (syncfs did), so after a power loss the ref's
+ * file may hold what the spare held before: a commit of whichever
+ * instance the spare last moved. Such a ref has a live intent (the move
+ * came after the last retiring syncfs), which puts it right; a ref of
+ * this instance's own older value is an ancestor, put forward as any.
  *
  * Then one syncfs, and the journal starts again under this boot with a
  * new salt. A pack gc had merged away comes back beside the merged one:
@@ -371,11 +380,26 @@ static int at_or_past(dk_archive *a, const char *ref, const git_oid *to)
 	return yes;
 }
 
+/* Is c docket's commit of another instance than ref's (its
+ * Docket-Instance trailer names another)? */
+static int other_instance(const git_commit *c, const char *ref)
+{
+	static const char key[] = "\nDocket-Instance: ";
+	const char *msg = git_commit_message(c), *at, *id = ref + strlen(DK_ARCHIVE_REF_PREFIX);
+	size_t n = strlen(id);
+
+	if (!msg || !(at = strstr(msg, key)))
+		return 0;
+	at += strlen(key);
+	return !(strncmp(at, id, n) == 0 && (at[n] == '\n' || at[n] == '\0'));
+}
+
 /* Puts ref onto to, where recover found it is not already (at_or_past):
- * when it is missing, unreadable or behind to (see the top of this file).
- * A ref that went another way is left alone. Returns 1 when it moved it,
- * 0 when it left it, or an error when it could not write it: the journal
- * must then keep the intent for the next open to try again. */
+ * when it is missing, unreadable, behind to, or naming another instance's
+ * commit (see the top of this file). A ref that went another way is left
+ * alone. Returns 1 when it moved it, 0 when it left it, or an error when
+ * it could not write it: the journal must then keep the intent for the
+ * next open to try again. */
 static int put_forward(dk_archive *a, const char *ref, const git_oid *to)
 {
 	git_oid cur;
@@ -384,8 +408,9 @@ static int put_forward(dk_archive *a, const char *ref, const git_oid *to)
 	int rc = git_reference_name_to_id(&cur, a->repo, ref);
 
 	if (rc == 0 && git_commit_lookup(&c, a->repo, &cur) == 0) {
+		int stale = other_instance(c, ref);
 		git_commit_free(c);
-		if (git_graph_descendant_of(a->repo, to, &cur) != 1) {
+		if (!stale && git_graph_descendant_of(a->repo, to, &cur) != 1) {
 			git_error_clear();
 			return 0; /* diverged: not a move this journal lost */
 		}

@@ -2068,6 +2068,36 @@ static void journal_hole_and_torn_record(void **state)
 	fsck_full(f->home);
 }
 
+/* An upload moves its ref by exchanging the ref's file with a spare
+ * (archive_refmove.c), whose new content the journal's flush does not
+ * cover: after a power loss the ref's file may name the commit the spare
+ * held before, another instance's. Recovery puts it back from the
+ * journal's intent, where it left a ref diverged otherwise. */
+static void journal_ref_with_spare_content_put_right(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2, r3;
+	char tip[DK_ARCHIVE_OID_HEXSZ + 1], line[64];
+
+	if (access("/proc/sys/kernel/random/boot_id", R_OK) != 0)
+		skip();
+	put_text(f, f->a, "i-1", "a.pdf", "i-1 first", &r1);
+	put_text(f, f->a, "i-1", "b.pdf", "i-1 second", &r2);
+	put_text(f, f->a, "i-2", "c.pdf", "i-2 only", &r3);
+	dk_archive_free(f->a);
+	f->a = NULL;
+	snprintf(line, sizeof(line), "%s\n", r3.commit);
+	set_ref_file(f, "i-1", line);
+	other_boot(f);
+	assert_int_equal(dk_archive_open(&f->a, f->home), 0);
+	ref_of(f, "i-1", tip);
+	assert_string_equal(tip, r2.commit);
+	ref_of(f, "i-2", tip);
+	assert_string_equal(tip, r3.commit);
+	expect_file(f->a, "i-1", "draft/plan/b.pdf", "i-1 second");
+	fsck_full(f->home);
+}
+
 /* The journal's tail (first line): the records below it are retired,
  * and it moves at each rotation. */
 static unsigned long long journal_tail(const char *home)
@@ -2761,6 +2791,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(journal_puts_back_packs_and_refs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(journal_hole_and_torn_record, setup, teardown),
 	    cmocka_unit_test_setup_teardown(journal_rotates_under_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(journal_ref_with_spare_content_put_right, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_packs_stay_geometric, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_merge_copies_entries, setup, teardown),
