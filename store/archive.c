@@ -1283,7 +1283,10 @@ cleanup:
  * at the first thousand. So a handle opens its repository afresh after a
  * gc it ran and every DK_ARCHIVE_REOPEN_WRITES writes (uploads, batches of
  * notes): about a millisecond, and never more than that many packs seen
- * and gone. The pack view reads through the old odb and goes with it.
+ * and gone. The pack view is kept and reads through the new odb: it used
+ * to go with the old one, and with it the last upload's commit and trees,
+ * the ids its packs hold and its deflate streams, so the next upload read
+ * its parent from disk again (a reopen cost 30 us an upload in all).
  */
 void dk_archive__wrote(dk_archive *a, int ran_gc)
 {
@@ -1295,7 +1298,7 @@ void dk_archive__wrote(dk_archive *a, int ran_gc)
 		git_error_clear();
 		return; /* next time */
 	}
-	dk_archive__pack_free(a);
+	dk_archive__pack_rebase(a, fresh);
 	git_repository_free(a->repo);
 	a->repo = fresh;
 	a->writes = 0;

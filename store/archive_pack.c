@@ -675,7 +675,13 @@ int dk_archive__pack_put(dk_archive_pack_out *w, const git_oid *id, git_object_t
 		return DK_EINTERNAL;
 	/* Blobs that do not compress (most PDFs, scans, office files) go in
 	 * stored blocks: the same bytes on disk, none of deflate's time (on
-	 * 4 KiB uploads deflate was half the CPU of an upload). */
+	 * 4 KiB uploads deflate was half the CPU of an upload). So do trees:
+	 * each entry's 20-byte id does not compress, and the names little (a
+	 * tree of 200 uploads, 7.9 KB, deflates to 4.9 KB in 61 us at level 1,
+	 * stored in 4 us): an upload writes a new tree for each level of its
+	 * path, so an instance's kind tree is deflated again at every upload
+	 * while it grows, for a saving of a few KB, the size of one scan.
+	 * git gc, should anyone run it, compresses them again. */
 	if (!v->zready) {
 		memset(&v->z, 0, sizeof(v->z));
 		memset(&v->stored, 0, sizeof(v->stored));
@@ -689,11 +695,13 @@ int dk_archive__pack_put(dk_archive_pack_out *w, const git_oid *id, git_object_t
 	}
 	e = out_entry(w, id);
 	put_entry_header(&w->buf, type, len);
-	if ((error = put_deflated(
-	         &w->buf,
-	         type == GIT_OBJECT_BLOB && dk_archive__incompressible_buf(data, len) ? &v->stored
-	                                                                              : &v->z,
-	         data, len)) < 0)
+	if ((error =
+	         put_deflated(&w->buf,
+	                      type == GIT_OBJECT_TREE || (type == GIT_OBJECT_BLOB &&
+	                                                  dk_archive__incompressible_buf(data, len))
+	                          ? &v->stored
+	                          : &v->z,
+	                      data, len)) < 0)
 		return error;
 	e->crc = (uint32_t)crc32(0L, (const Bytef *)w->buf.ptr + at, (uInt)(w->buf.len - at));
 	w->off += w->buf.len - at;
@@ -935,6 +943,21 @@ int dk_archive__pack_write(dk_archive *a, char name_out[64])
 		error = write_objects(a, v->be->now.v, v->be->now.n, name_out);
 	dk_archive__pack_discard(a);
 	return error;
+}
+
+void dk_archive__pack_rebase(dk_archive *a, git_repository *repo)
+{
+	git_odb *odb = NULL;
+
+	if (!a->pack)
+		return;
+	if (git_repository_odb(&odb, repo) < 0) {
+		git_error_clear();
+		dk_archive__pack_free(a); /* made again from the new one on use */
+		return;
+	}
+	git_odb_free(a->pack->be->archive);
+	a->pack->be->archive = odb;
 }
 
 void dk_archive__pack_free(dk_archive *a)

@@ -107,6 +107,10 @@ void dk_archive__pack_discard(dk_archive *a);
  * for reads through the view (the next upload's parent; see held_backend
  * in archive_pack.c). */
 void dk_archive__pack_keep(dk_archive *a);
+/* Points the view's reads at repo's objects (a handle's repository opened
+ * afresh, dk_archive__wrote), keeping what the view remembers: what it
+ * holds and wrote are objects, the same in any repository of the archive. */
+void dk_archive__pack_rebase(dk_archive *a, git_repository *repo);
 /* Frees the view (dk_archive_free). */
 void dk_archive__pack_free(dk_archive *a);
 

@@ -459,7 +459,13 @@ static void put_small_stored_or_deflated(void **state)
 	assert_string_equal(r1.sha256, want);
 	static char a[64 * 1024];
 	memset(a, 'a', sizeof(a));
-	o.name = "text.pdf";
+	/* a long name that deflate would shrink, so that its tree would be
+	 * smaller in the pack were it deflated */
+	char name[256] = "";
+	for (int k = 0; k < 60; k++)
+		strcat(name, "text");
+	strcat(name, ".pdf");
+	o.name = name;
 	snprintf(text, sizeof(text), "%s", write_temp(f, "text", a, sizeof(a)));
 	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, text), 0);
 	/* the packs: one of about 64 KiB (the noise, stored), one small (the
@@ -478,6 +484,19 @@ static void put_small_stored_or_deflated(void **state)
 	        "git --git-dir='%s/archive.git' cat-file blob %s | cmp - '%s' && echo same",
 	        f->home, r1.blob, noise, f->home, r2.blob, text);
 	assert_string_equal(s, "same\n");
+	free(s);
+	/* trees in stored blocks: in git verify-pack -v's lines (id type size
+	 * size-in-pack offset), no tree takes fewer bytes in the pack than
+	 * its size, and every commit fewer (its message deflated) */
+	s = run(&status,
+	        "for i in '%s'/archive.git/objects/pack/*.idx; do "
+	        "git --git-dir='%s/archive.git' verify-pack -v \"$i\"; done | "
+	        "awk '$2 == \"tree\" { t++; if ($4 < $3) bad++ } "
+	        "$2 == \"commit\" { c++; if ($4 >= $3) bad++ } "
+	        "END { print t + 0, c + 0, bad + 0 }'",
+	        f->home, f->home);
+	assert_int_equal(status, 0);
+	assert_string_equal(s, "7 2 0\n"); /* 3 trees an upload, and the empty one */
 	free(s);
 	free(run(&status, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
 	assert_int_equal(status, 0);
@@ -2596,6 +2615,17 @@ static void auto_gc_past_threshold(void **state)
 	char *s = run(&st, "ls '%s/archive.git/objects/pack' | grep -c '\\.pack$'", f->home);
 	assert_true(atoi(s) >= 1);
 	assert_true(atoi(s) <= DK_ARCHIVE_AUTO_PACKS + 1);
+	free(s);
+	/* the handle reopened its repository after its gcs and every
+	 * DK_ARCHIVE_REOPEN_WRITES puts, keeping its pack view: every put
+	 * built on the one before, and the archive is whole */
+	s = run(&st,
+	        "git --git-dir='%s/archive.git' rev-list --count refs/docket/instances/i-1 && "
+	        "git --git-dir='%s/archive.git' fsck --strict >/dev/null 2>&1 && "
+	        "git --git-dir='%s/archive.git' ls-tree -r refs/docket/instances/i-1 | wc -l",
+	        f->home, f->home, f->home);
+	assert_int_equal(st, 0);
+	assert_string_equal(s, "200\n200\n");
 	free(s);
 	dk_archive_set_auto_gc(f->a, 0);
 	assert_int_equal(dk_archive_maybe_gc(&ran, f->a), 0);
