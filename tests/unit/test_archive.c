@@ -1699,7 +1699,8 @@ static size_t journal_records(const char *home, unsigned char **data, jrec *out,
 		}
 		at += (64 + (long)(r.plen + r.ilen + r.tlen) + 63) / 64 * 64;
 	}
-	qsort(out, n < max ? n : max, sizeof(*out), by_seq);
+	if (n > 1 && max > 1)
+		qsort(out, n < max ? n : max, sizeof(*out), by_seq);
 	return n;
 }
 
@@ -2123,7 +2124,7 @@ static unsigned long long journal_tail(const char *home)
 {
 	unsigned long long salt = 0, tail = 0;
 	unsigned char *data = NULL;
-	jrec r[1];
+	jrec r[1] = {{0, 0, 0, 0, 0}};
 	journal_records(home, &data, r, 0);
 	assert_int_equal(
 	    sscanf((char *)data, "docket-journal 2 boot %*s salt %llx tail %llu", &salt, &tail), 2);
