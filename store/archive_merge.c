@@ -203,6 +203,18 @@ static int open_source(source *s, const char *pack_dir)
 	}
 	s->pack_len = (size_t)st.st_size;
 
+	if (s->idx_len >= 1024 + 40 && memcmp(s->idx, "\377tOc", 4) != 0 &&
+	    (s->idx_len - 1024 - 20 - 20) % 24 == 0) {
+		/* version 1 (no magic; git writes it only when told to with
+		 * pack.indexVersion=1): readable, but without CRC32s to check
+		 * the copies against */
+		error = dk_error_set(DK_EINTERNAL,
+		                     "archive: %s has a version 1 index, which gc does not merge; "
+		                     "write it again with 'git index-pack %s/%s.pack' (no pack was "
+		                     "merged and the old ones are kept)",
+		                     s->name, pack_dir, s->name);
+		goto cleanup;
+	}
 	if (s->idx_len < 8 + 1024 + 40 || memcmp(s->idx, "\377tOc", 4) != 0 ||
 	    be32(s->idx + 4) != 2) {
 		error = damaged(s, "its index is not a version 2 pack index");

@@ -2536,6 +2536,51 @@ static void gc_merge_big_packs(void **state)
 	free_objects(&after);
 }
 
+/* A pack whose index is version 1 (git writes one when told to with
+ * pack.indexVersion=1) has no CRC32s to check copies against: the merge
+ * refuses it, says how to write the index again, keeps every pack, and
+ * goes through once git index-pack has. */
+static void gc_merge_refuses_index_v1(void **state)
+{
+	fixture *f = *state;
+	dk_archive_gc_result g;
+	char dir[400];
+	int st;
+
+	dk_archive_set_auto_gc(f->a, 0);
+	snprintf(dir, sizeof(dir), "%s/archive.git/objects/pack", f->home);
+	for (int i = 0; i < 34; i++) {
+		dk_archive_put_result r;
+		char name[32], data[64];
+		dk_archive_put_opts o = opts_for("i-v1", "report", name);
+		snprintf(name, sizeof(name), "v%d.pdf", i);
+		snprintf(data, sizeof(data), "old index report %d", i);
+		assert_int_equal(
+		    dk_archive_put_file(&r, f->a, &o, write_temp(f, "v", data, strlen(data))), 0);
+	}
+	free(run(&st,
+	         "cd '%s' && p=$(ls *.pack | head -1) && chmod u+w \"${p%%.pack}.idx\" && "
+	         "git -c pack.indexVersion=1 index-pack \"$p\" >/dev/null && "
+	         "head -c 4 \"${p%%.pack}.idx\" | od -An -tx1 | grep -q '00 00 00'",
+	         dir));
+	assert_int_equal(st, 0);
+	assert_true(dk_archive_gc(&g, f->a) < 0);
+	print_message("# %s\n", dk_error_last());
+	assert_non_null(strstr(dk_error_last(), "has a version 1 index"));
+	assert_non_null(strstr(dk_error_last(), "git index-pack"));
+	char *s = run(&st, "ls '%s' | grep -c '\\.pack$'", dir);
+	assert_int_equal(atoi(s), 34);
+	free(s);
+	free(run(&st,
+	         "cd '%s' && for p in *.pack; do git index-pack \"$p\" >/dev/null || exit 1; done",
+	         dir));
+	assert_int_equal(st, 0);
+	assert_int_equal(dk_archive_gc(&g, f->a), 0);
+	assert_int_equal(g.packs, 1);
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --full --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+}
+
 /* A pack with one byte flipped inside an entry is not copied into a pack
  * that looks good: the merge fails saying which pack is damaged, nothing
  * new is left in objects/pack and every old pack is kept; once the byte is
@@ -2831,6 +2876,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(gc_merge_writes_deltas_whole_without_their_base, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(gc_merge_big_packs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gc_merge_refuses_index_v1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_merge_refuses_damaged_pack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(auto_gc_past_threshold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(push_twice_idempotent, setup, teardown),
