@@ -2118,6 +2118,49 @@ static void journal_ref_with_spare_content_put_right(void **state)
 	fsck_full(f->home);
 }
 
+/* A home last written by an older docket has the text journal (a boot
+ * line, then one intent a line): when it is another boot's, its intents
+ * put the refs forward, and the journal is made anew in the record
+ * format. */
+static void journal_text_of_older_docket_recovered(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2;
+	char tip[DK_ARCHIVE_OID_HEXSZ + 1], path[600], line[64];
+	unsigned char *data = NULL;
+	jrec r[1];
+	FILE *fp;
+
+	if (access("/proc/sys/kernel/random/boot_id", R_OK) != 0)
+		skip();
+	put_text(f, f->a, "i-1", "a.pdf", "first", &r1);
+	put_text(f, f->a, "i-1", "b.pdf", "second", &r2);
+	dk_archive_free(f->a);
+	f->a = NULL;
+	snprintf(path, sizeof(path), "%s/archive.git/docket-refs.journal", f->home);
+	assert_int_equal(unlink(path), 0);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp,
+	        "docket-refs 1 boot 00000000-0000-0000-0000-000000000000\n"
+	        "refs/docket/instances/i-1 0000000000000000000000000000000000000000 %s\n"
+	        "refs/docket/instances/i-1 %s %s\n"
+	        "refs/docket/instances/i-1 %s 11111",
+	        r1.commit, r1.commit, r2.commit, r2.commit);
+	fclose(fp);
+	snprintf(line, sizeof(line), "%s\n", r1.commit);
+	set_ref_file(f, "i-1", line);
+	assert_int_equal(dk_archive_open(&f->a, f->home), 0);
+	ref_of(f, "i-1", tip);
+	assert_string_equal(tip, r2.commit);
+	/* made anew: the record format, no live record */
+	assert_int_equal(journal_records(f->home, &data, r, 1), 0);
+	free(data);
+	/* and uploads go on through it */
+	put_text(f, f->a, "i-1", "c.pdf", "third", &r1);
+	assert_int_equal(journal_intents(f->home), 1);
+}
+
 /* The journal's tail (first line): the records below it are retired,
  * and it moves at each rotation. */
 static unsigned long long journal_tail(const char *home)
@@ -2868,6 +2911,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(journal_hole_and_torn_record, setup, teardown),
 	    cmocka_unit_test_setup_teardown(journal_rotates_under_load, setup, teardown),
 	    cmocka_unit_test_setup_teardown(journal_ref_with_spare_content_put_right, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(journal_text_of_older_docket_recovered, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(gc_then_get, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gc_packs_stay_geometric, setup, teardown),
