@@ -391,6 +391,9 @@ FN(LIB_GIT, int, git_odb_stream_read, (git_odb_stream * stream, char *buffer, si
    (stream, buffer, len))
 FN(LIB_GIT, int, git_odb_stream_write, (git_odb_stream * stream, const char *buffer, size_t len),
    (stream, buffer, len))
+FN(LIB_GIT, int, git_odb_write,
+   (git_oid * out, git_odb *odb, const void *data, size_t len, git_object_t type),
+   (out, odb, data, len, type))
 FN(LIB_GIT, int, git_oid_cpy, (git_oid * out, const git_oid *src), (out, src))
 FN(LIB_GIT, int, git_oid_equal, (const git_oid *a, const git_oid *b), (a, b))
 FN(LIB_GIT, int, git_oid_fromstr, (git_oid * out, const char *str), (out, str))
@@ -447,10 +450,6 @@ FNV(LIB_GIT, git_signature_free, (git_signature * sig), (sig))
 FN(LIB_GIT, int, git_signature_new,
    (git_signature * *out, const char *name, const char *email, git_time_t time, int offset),
    (out, name, email, time, offset))
-FN(LIB_GIT, int, git_tree_create_updated,
-   (git_oid * out, git_repository *repo, git_tree *baseline, size_t nupdates,
-    const git_tree_update *updates),
-   (out, repo, baseline, nupdates, updates))
 FN(LIB_GIT, const git_tree_entry *, git_tree_entry_byname,
    (const git_tree *tree, const char *filename), (tree, filename))
 FN(LIB_GIT, const git_tree_entry *, git_tree_entry_byindex, (const git_tree *tree, size_t idx),
@@ -466,6 +465,10 @@ FNV(LIB_GIT, git_tree_free, (git_tree * tree), (tree))
 FN(LIB_GIT, int, git_tree_lookup, (git_tree * *out, git_repository *repo, const git_oid *id),
    (out, repo, id))
 FNV(LIB_GIT, git_treebuilder_free, (git_treebuilder * bld), (bld))
+FN(LIB_GIT, int, git_treebuilder_insert,
+   (const git_tree_entry **out, git_treebuilder *bld, const char *filename, const git_oid *id,
+    git_filemode_t filemode),
+   (out, bld, filename, id, filemode))
 FN(LIB_GIT, int, git_treebuilder_new,
    (git_treebuilder * *out, git_repository *repo, const git_tree *source), (out, repo, source))
 FN(LIB_GIT, int, git_treebuilder_write, (git_oid * id, git_treebuilder *bld), (id, bld))

@@ -844,9 +844,9 @@ int dk_archive__tip(git_oid *out, dk_archive *a, const char *instance)
 	return 0;
 }
 
-/* Builds the new tree in repo (the pack view) from the tip's tree (NULL
- * when the ref is new). */
-typedef int (*tree_fn)(git_oid *out, git_repository *repo, git_tree *baseline, void *payload);
+/* Builds the new tree in repo (the pack view) from the tip's tree's id
+ * (NULL when the ref is new). */
+typedef int (*tree_fn)(git_oid *out, git_repository *repo, const git_oid *baseline, void *payload);
 
 typedef struct {
 	git_oid commit;
@@ -941,7 +941,6 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 
 	for (int round = 0;; round++) {
 		git_commit *parent = NULL;
-		git_tree *baseline = NULL;
 		git_oid tip, tree_id;
 		const git_oid *parents[1] = {&tip};
 		int has_tip, rc;
@@ -959,13 +958,13 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 			break;
 		}
 		has_tip = rc == 0;
-		if (has_tip && (git_commit_lookup(&parent, view, &tip) < 0 ||
-		                git_tree_lookup(&baseline, view, git_commit_tree_id(parent)) < 0)) {
+		if (has_tip && git_commit_lookup(&parent, view, &tip) < 0) {
 			error =
 			    dk_archive__git_error(DK_EINTERNAL, "cannot read the instance's tip");
 			goto round_done;
 		}
-		if ((error = make_tree(&tree_id, view, baseline, payload)) < 0)
+		if ((error = make_tree(&tree_id, view, has_tip ? git_commit_tree_id(parent) : NULL,
+		                       payload)) < 0)
 			goto round_done;
 		if (git_commit_create_from_ids(&res->commit, view, NULL, author, committer, NULL,
 		                               message, &tree_id, has_tip ? 1 : 0, parents) < 0) {
@@ -1003,7 +1002,6 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 			error = 1; /* a note moved the ref: again from its tip */
 		}
 	round_done:
-		git_tree_free(baseline);
 		git_commit_free(parent);
 		if (error != 1)
 			break;
@@ -1019,40 +1017,17 @@ cleanup:
 /* ---- uploads --------------------------------------------------------------- */
 
 typedef struct {
-	const char *path;
+	dk_archive *a;
+	const char *names[3]; /* state, kind, file name */
 	git_oid blob;
 } put_tree_payload;
 
-static int put_tree(git_oid *out, git_repository *repo, git_tree *baseline, void *payload)
+/* The tip's tree with STATE/KIND/NAME set to the blob, spliced from the
+ * old trees' bytes (archive_tree.c). */
+static int put_tree(git_oid *out, git_repository *repo, const git_oid *baseline, void *payload)
 {
 	put_tree_payload *p = payload;
-	git_tree_update upd;
-	git_treebuilder *tb = NULL;
-	git_tree *empty = NULL;
-	git_oid empty_id;
-	int error = 0;
-
-	memset(&upd, 0, sizeof(upd));
-	upd.action = GIT_TREE_UPDATE_UPSERT;
-	upd.id = p->blob;
-	upd.filemode = GIT_FILEMODE_BLOB;
-	upd.path = p->path;
-	if (!baseline) {
-		/* git_tree_create_updated wants a tree to start from. */
-		if (git_treebuilder_new(&tb, repo, NULL) < 0 ||
-		    git_treebuilder_write(&empty_id, tb) < 0 ||
-		    git_tree_lookup(&empty, repo, &empty_id) < 0) {
-			error = dk_archive__git_error(DK_EINTERNAL, "cannot write the empty tree");
-			goto cleanup;
-		}
-		baseline = empty;
-	}
-	if (git_tree_create_updated(out, repo, baseline, 1, &upd) < 0)
-		error = dk_archive__git_error(DK_EINTERNAL, "cannot write the tree");
-cleanup:
-	git_tree_free(empty);
-	git_treebuilder_free(tb);
-	return error;
+	return dk_archive__tree_put(out, p->a, baseline, p->names, 3, &p->blob);
 }
 
 static void hex_of(char *out, const unsigned char *md, size_t n)
@@ -1232,7 +1207,7 @@ int dk_archive_put(dk_archive_put_result *out, dk_archive *a, const dk_archive_p
 	put_tree_payload tp;
 	git_signature *author = NULL;
 	commit_result cr;
-	dk_buf path = DK_BUF_INIT, msg = DK_BUF_INIT;
+	dk_buf msg = DK_BUF_INIT;
 	int error, ran = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -1240,8 +1215,10 @@ int dk_archive_put(dk_archive_put_result *out, dk_archive *a, const dk_archive_p
 		return error;
 	if ((error = write_blob(&tp.blob, &out->size, out->sha256, a, o, fd)) < 0)
 		goto cleanup;
-	dk_buf_printf(&path, "%s/%s/%s", o->state, o->kind, o->name);
-	tp.path = path.ptr;
+	tp.a = a;
+	tp.names[0] = o->state;
+	tp.names[1] = o->kind;
+	tp.names[2] = o->name;
 	dk_buf_printf(&msg,
 	              "attach %s/%s\n\n"
 	              "Docket-Instance: %s\nDocket-Flow: %s\nDocket-State: %s\n"
@@ -1268,7 +1245,6 @@ int dk_archive_put(dk_archive_put_result *out, dk_archive *a, const dk_archive_p
 cleanup:
 	dk_archive__pack_discard(a);
 	git_signature_free(author);
-	dk_buf_free(&path);
 	dk_buf_free(&msg);
 	return error;
 }

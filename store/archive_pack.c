@@ -206,6 +206,19 @@ static const held *find_any(const held_backend *b, const git_oid *id)
 	return o ? o : find(&b->recent, id);
 }
 
+int dk_archive__pack_peek(const dk_archive *a, const git_oid *id, const void **data, size_t *len,
+                          git_object_t *type)
+{
+	const held *o = a->pack ? find_any(a->pack->be, id) : NULL;
+
+	if (!o)
+		return 0;
+	*data = o->data;
+	*len = o->len;
+	*type = o->type;
+	return 1;
+}
+
 static int held_write(git_odb_backend *backend, const git_oid *id, const void *data, size_t len,
                       git_object_t type)
 {

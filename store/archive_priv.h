@@ -111,6 +111,14 @@ void dk_archive__pack_keep(dk_archive *a);
  * afresh, dk_archive__wrote), keeping what the view remembers: what it
  * holds and wrote are objects, the same in any repository of the archive. */
 void dk_archive__pack_rebase(dk_archive *a, git_repository *repo);
+/* The bytes of an object the view holds in memory (held for the next pack,
+ * or a commit or tree kept from the last ones), lent until the view next
+ * forgets objects (dk_archive__pack_keep, _discard, _write): 1, or 0 when
+ * it does not hold it (read it through the view's odb then). They were
+ * hashed when they were written, so unlike git_odb_read this does not
+ * hash them again. */
+int dk_archive__pack_peek(const dk_archive *a, const git_oid *id, const void **data, size_t *len,
+                          git_object_t *type);
 /* Frees the view (dk_archive_free). */
 void dk_archive__pack_free(dk_archive *a);
 
@@ -140,6 +148,21 @@ int dk_archive__pack_put_raw(dk_archive_pack_out *w, const git_oid *id, const vo
                              const uint32_t *crc);
 int dk_archive__pack_finish(dk_archive_pack_out *w, char name_out[64]);
 void dk_archive__pack_abort(dk_archive_pack_out *w);
+
+/* ---- an upload's trees (archive_tree.c) ---- */
+
+/* Writes into a's pack view the trees of root (NULL: none)
+ * with the path names[0]/.../names[n-1] set to blob as a file (mode
+ * 100644), each new tree the old one's bytes with one entry spliced in or
+ * replaced: the same trees git_tree_create_updated writes for that
+ * update. The new root's id into out. DK_ECONFLICT when a name on the
+ * path is there as another type (a file where a directory goes, or the
+ * reverse), DK_EINVALID for a name git refuses in a tree (".git"),
+ * DK_EINTERNAL for a damaged or unsorted tree or a failed read or write.
+ * At most DK_ARCHIVE_TREE_DEPTH names. */
+#define DK_ARCHIVE_TREE_DEPTH 8
+int dk_archive__tree_put(git_oid *out, dk_archive *a, const git_oid *root, const char *const *names,
+                         size_t n, const git_oid *blob);
 
 /* ---- gc's merge of packs (archive_merge.c) ---- */
 

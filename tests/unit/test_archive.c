@@ -24,6 +24,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 #include <git2.h>
+#include <git2/sys/mempack.h>
 
 #define T0 1795858200 /* 2026-11-28T09:30:00Z */
 
@@ -496,7 +497,9 @@ static void put_small_stored_or_deflated(void **state)
 	        "END { print t + 0, c + 0, bad + 0 }'",
 	        f->home, f->home);
 	assert_int_equal(status, 0);
-	assert_string_equal(s, "7 2 0\n"); /* 3 trees an upload, and the empty one */
+	/* 3 trees an upload (a first upload writes no empty tree to start
+	 * from: its trees are new one-entry trees, archive_tree.c) */
+	assert_string_equal(s, "6 2 0\n");
 	free(s);
 	free(run(&status, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
 	assert_int_equal(status, 0);
@@ -2873,6 +2876,352 @@ static void open_twice_first_time(void **state)
 	assert_null(a);
 }
 
+/* ---- an upload's trees against libgit2's ------------------------------- */
+
+/* The reference for the trees an upload writes: libgit2's
+ * git_tree_create_updated on the same baseline, in a repository over the
+ * archive whose writes stay in memory (a mempack backend in front), so
+ * the archive gets nothing from it. */
+typedef struct {
+	git_repository *repo;
+} reference;
+
+static void reference_open(reference *r, const char *home)
+{
+	char path[600];
+	git_odb *odb = NULL;
+	git_odb_backend *mem = NULL;
+	snprintf(path, sizeof(path), "%s/archive.git", home);
+	assert_int_equal(git_repository_open_bare(&r->repo, path), 0);
+	assert_int_equal(git_repository_odb(&odb, r->repo), 0);
+	assert_int_equal(git_mempack_new(&mem), 0);
+	assert_int_equal(git_odb_add_backend(odb, mem, 1000), 0);
+	git_odb_free(odb);
+}
+
+/* The tree libgit2 makes of the instance's tip with state/kind/name set to
+ * a blob of content (0, *want), or its refusal (< 0). *blob: the blob's id. */
+static int reference_put(git_oid *want, git_oid *blob, reference *r, const char *instance,
+                         const char *state, const char *kind, const char *name, const char *content)
+{
+	char refname[300], path[1200];
+	git_oid tip, empty_id;
+	git_commit *c = NULL;
+	git_tree *base = NULL;
+	git_treebuilder *tb = NULL;
+	git_tree_update upd;
+	int rc;
+
+	assert_int_equal(git_blob_create_from_buffer(blob, r->repo, content, strlen(content)), 0);
+	snprintf(refname, sizeof(refname), "refs/docket/instances/%s", instance);
+	if (git_reference_name_to_id(&tip, r->repo, refname) == 0) {
+		assert_int_equal(git_commit_lookup(&c, r->repo, &tip), 0);
+		assert_int_equal(git_commit_tree(&base, c), 0);
+	} else {
+		assert_int_equal(git_treebuilder_new(&tb, r->repo, NULL), 0);
+		assert_int_equal(git_treebuilder_write(&empty_id, tb), 0);
+		assert_int_equal(git_tree_lookup(&base, r->repo, &empty_id), 0);
+	}
+	snprintf(path, sizeof(path), "%s/%s/%s", state, kind, name);
+	memset(&upd, 0, sizeof(upd));
+	upd.action = GIT_TREE_UPDATE_UPSERT;
+	upd.id = *blob;
+	upd.filemode = GIT_FILEMODE_BLOB;
+	upd.path = path;
+	rc = git_tree_create_updated(want, r->repo, base, 1, &upd);
+	git_error_clear();
+	git_treebuilder_free(tb);
+	git_tree_free(base);
+	git_commit_free(c);
+	return rc;
+}
+
+/* The tree of commit hex, read through r. */
+static void tree_of(git_oid *out, reference *r, const char *hex)
+{
+	git_oid id;
+	git_commit *c = NULL;
+	assert_int_equal(git_oid_fromstr(&id, hex), 0);
+	assert_int_equal(git_commit_lookup(&c, r->repo, &id), 0);
+	git_oid_cpy(out, git_commit_tree_id(c));
+	git_commit_free(c);
+}
+
+/* Writes (to disk, through plain libgit2) a commit on the instance's ref
+ * whose tree holds the given paths ("state/kind/name" files, "x" files at
+ * the top, "s/x" files in a state): what a hand-written archive may hold
+ * beside docket's own layout. */
+static void hand_commit(const char *home, const char *instance, const char *const *paths, size_t n)
+{
+	char path[600], refname[300];
+	git_repository *repo = NULL;
+	git_index *idx = NULL;
+	git_oid blob, tree, commit;
+	git_tree *t = NULL;
+	git_signature *sig = NULL;
+	git_reference *ref = NULL;
+
+	snprintf(path, sizeof(path), "%s/archive.git", home);
+	assert_int_equal(git_repository_open_bare(&repo, path), 0);
+	assert_int_equal(git_index_new(&idx), 0);
+	for (size_t i = 0; i < n; i++) {
+		git_index_entry e;
+		assert_int_equal(
+		    git_blob_create_from_buffer(&blob, repo, paths[i], strlen(paths[i])), 0);
+		memset(&e, 0, sizeof(e));
+		e.mode = GIT_FILEMODE_BLOB;
+		e.id = blob;
+		e.path = paths[i];
+		assert_int_equal(git_index_add(idx, &e), 0);
+	}
+	assert_int_equal(git_index_write_tree_to(&tree, idx, repo), 0);
+	assert_int_equal(git_tree_lookup(&t, repo, &tree), 0);
+	assert_int_equal(git_signature_new(&sig, "hand", "hand@example.com", T0, 0), 0);
+	assert_int_equal(
+	    git_commit_create(&commit, repo, NULL, sig, sig, NULL, "by hand", t, 0, NULL), 0);
+	snprintf(refname, sizeof(refname), "refs/docket/instances/%s", instance);
+	assert_int_equal(git_reference_create(&ref, repo, refname, &commit, 1, NULL), 0);
+	git_reference_free(ref);
+	git_signature_free(sig);
+	git_tree_free(t);
+	git_index_free(idx);
+	git_repository_free(repo);
+}
+
+static unsigned int rnd(unsigned int *seed, unsigned int n)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return (*seed >> 8) % n;
+}
+
+/* A name from pieces that sort around '/' ('-' '.' '0' are 0x2d-0x30) and
+ * past ASCII, so neighbours differ in their last byte, in one byte
+ * mid-name, or are prefixes of each other. */
+static void random_name(char *out, size_t size, unsigned int *seed)
+{
+	static const char *const pieces[] = {"a", "b",  ".",  "-",    "0",
+	                                     "~", "中", "文", ".pdf", "a b"};
+	size_t len = 0, k = 1 + rnd(seed, 4);
+	out[0] = '\0';
+	for (size_t i = 0; i < k; i++) {
+		const char *p = pieces[rnd(seed, sizeof(pieces) / sizeof(pieces[0]))];
+		if (len + strlen(p) + 1 > size)
+			break;
+		memcpy(out + len, p, strlen(p) + 1);
+		len += strlen(p);
+	}
+}
+
+/*
+ * For hundreds of random sequences of uploads (one instance each, from no
+ * tree or from a hand-written one with files where docket keeps
+ * directories), the tree of every upload is the one libgit2's
+ * git_tree_create_updated makes of the same update on the same baseline,
+ * and an upload is refused exactly when libgit2 refuses the update (a name
+ * there as another type, a name git does not allow). git fsck --strict
+ * accepts the archive at the end.
+ */
+static void put_trees_match_libgit2(void **state)
+{
+	static const char *const states[] = {"draft", "a", "a.b", "a-b", "a0", "审核", "draft.txt"};
+	static const char *const kinds[] = {"plan", "plan.pdf", "plan-x", "plan0", "p", "附件"};
+	static const char *const fixed[] = {"a",
+	                                    "a.pdf",
+	                                    "a-b",
+	                                    "a0",
+	                                    "a.",
+	                                    "报告.pdf",
+	                                    "报告",
+	                                    "x1",
+	                                    "x2",
+	                                    ".git",
+	                                    ".GIT",
+	                                    ".git.",
+	                                    "git~1",
+	                                    ".gitx",
+	                                    ".git:x",
+	                                    "Git~1:y",
+	                                    ".gIt::$INDEX_ALLOCATION",
+	                                    "gitx",
+	                                    "g",
+	                                    "plan",
+	                                    "draft"};
+	static const char *const hand[] = {
+	    "README",   "a",      "a.pdf",          "draft",       "draft.txt/x", "a/plan",
+	    "a/readme", "a0/p/x", "draft/plan.pdf", "a.b/p/a.pdf", "审核/附件",   "a-b/plan/a/x"};
+	fixture *f = *state;
+	const char *env = getenv("DOCKET_TEST_SEED");
+	const unsigned int seed0 =
+	    env ? (unsigned int)strtoul(env, NULL, 10) : (unsigned int)time(NULL);
+	unsigned int seed = seed0;
+	int sequences = 300, uploads = 0, refused = 0, st;
+	char content[64], inst[32], name[64];
+
+	print_message("# random uploads, seed %u (DOCKET_TEST_SEED)\n", seed0);
+	dk_archive_set_flush(f->a, 0);
+	for (int s = 0; s < sequences; s++) {
+		reference r;
+		/* a long one now and then: a kind of 200 files */
+		int steps = s % 100 == 7 ? 200 : 1 + (int)rnd(&seed, 12);
+		snprintf(inst, sizeof(inst), "t-%d", s);
+		if (rnd(&seed, 4) == 0) {
+			const char *paths[6];
+			size_t n = 1 + rnd(&seed, 5);
+			for (size_t i = 0; i < n; i++)
+				paths[i] = hand[rnd(&seed, sizeof(hand) / sizeof(hand[0]))];
+			/* one path may not be both a file and a directory */
+			for (size_t i = 0; i < n; i++)
+				for (size_t j = 0; j < n; j++) {
+					size_t li = strlen(paths[i]);
+					if (i != j && !strncmp(paths[i], paths[j], li) &&
+					    (paths[j][li] == '/' || paths[j][li] == '\0'))
+						paths[j] = paths[i];
+				}
+			for (size_t i = 0; i < n; i++)
+				for (size_t j = i + 1; j < n; j++)
+					if (paths[j] == paths[i])
+						paths[j--] = paths[--n];
+			hand_commit(f->home, inst, paths, n);
+		}
+		reference_open(&r, f->home);
+		for (int i = 0; i < steps; i++) {
+			dk_archive_put_opts o;
+			dk_archive_put_result res;
+			git_oid want, got, blob;
+			int rc_ref, rc;
+			const char *kind = kinds[rnd(&seed, sizeof(kinds) / sizeof(kinds[0]))];
+			if (steps == 200) {
+				snprintf(name, sizeof(name), "f%03u.pdf", rnd(&seed, 400));
+				kind = "plan";
+			} else if (rnd(&seed, 3) == 0) {
+				snprintf(name, sizeof(name), "%s",
+				         fixed[rnd(&seed, sizeof(fixed) / sizeof(fixed[0]))]);
+			} else {
+				random_name(name, sizeof(name), &seed);
+			}
+			o = opts_for(inst, kind, name);
+			o.state =
+			    states[steps == 200 ? 0
+			                        : rnd(&seed, sizeof(states) / sizeof(states[0]))];
+			if (dk_archive_put_check(&o, -1) < 0)
+				continue; /* docket refuses the name itself */
+			snprintf(content, sizeof(content), "v %d %d %u", s, i, rnd(&seed, 3));
+			rc_ref =
+			    reference_put(&want, &blob, &r, inst, o.state, o.kind, o.name, content);
+			rc = dk_archive_put_file(&res, f->a, &o,
+			                         write_temp(f, "in", content, strlen(content)));
+			if (rc_ref < 0) {
+				if (rc == 0)
+					fail_msg(
+					    "seed %u: libgit2 refuses %s/%s/%s, docket wrote it",
+					    seed0, o.state, o.kind, o.name);
+				refused++;
+				continue;
+			}
+			if (rc != 0)
+				fail_msg("seed %u: %s/%s/%s refused: %s", seed0, o.state, o.kind,
+				         o.name, dk_error_last());
+			tree_of(&got, &r, res.commit);
+			if (!git_oid_equal(&got, &want)) {
+				char g[41], w[41];
+				git_oid_tostr(g, sizeof(g), &got);
+				git_oid_tostr(w, sizeof(w), &want);
+				fail_msg("seed %u: %s step %d %s/%s/%s: tree %s, libgit2 %s", seed0,
+				         inst, i, o.state, o.kind, o.name, g, w);
+			}
+			{
+				char b[41];
+				git_oid_tostr(b, sizeof(b), &blob);
+				assert_string_equal(res.blob, b);
+			}
+			uploads++;
+		}
+		git_repository_free(r.repo);
+	}
+	print_message("# %d uploads matched libgit2's trees, %d refused by both\n", uploads,
+	              refused);
+	assert_true(uploads > 1000);
+	assert_true(refused > 0);
+	free(run(&st, "git --git-dir='%s/archive.git' fsck --strict 2>&1", f->home));
+	assert_int_equal(st, 0);
+}
+
+/* The instance's tip, read from the archive by plain libgit2. */
+static int tip_of(fixture *f, const char *instance, git_oid *out)
+{
+	char path[600], refname[300];
+	git_repository *repo = NULL;
+	int rc;
+	snprintf(path, sizeof(path), "%s/archive.git", f->home);
+	snprintf(refname, sizeof(refname), "refs/docket/instances/%s", instance);
+	assert_int_equal(git_repository_open_bare(&repo, path), 0);
+	rc = git_reference_name_to_id(out, repo, refname);
+	git_repository_free(repo);
+	return rc;
+}
+
+/* Uploading a name again keeps one entry, naming the new blob, among its
+ * neighbours in git's order; a file where docket keeps a directory, or a
+ * directory where the file goes (an archive written by hand), is refused
+ * with a message saying so, and the ref stays. */
+static void put_replaces_entry_refuses_other_type(void **state)
+{
+	fixture *f = *state;
+	dk_archive_put_result r1, r2, r3;
+	dk_archive_put_opts o = opts_for("i-1", "plan", "a.pdf");
+	reference r;
+	git_oid id, tip;
+	git_commit *c = NULL;
+	git_tree *root = NULL;
+	git_object *kind = NULL;
+	const char *names[] = {"a", "a.pdf", "a0"};
+	const char *hand[] = {"draft/plan/x.pdf/inner", "review"};
+	int rc;
+
+	for (size_t i = 0; i < 3; i++) {
+		o.name = names[i];
+		assert_int_equal(
+		    dk_archive_put_file(&r1, f->a, &o, write_temp(f, "in", names[i], 1)), 0);
+	}
+	o.name = "a.pdf";
+	assert_int_equal(dk_archive_put_file(&r2, f->a, &o, write_temp(f, "in", "second", 6)), 0);
+	reference_open(&r, f->home);
+	assert_int_equal(git_oid_fromstr(&id, r2.commit), 0);
+	assert_int_equal(git_commit_lookup(&c, r.repo, &id), 0);
+	assert_int_equal(git_commit_tree(&root, c), 0);
+	assert_int_equal(
+	    git_object_lookup_bypath(&kind, (git_object *)root, "draft/plan", GIT_OBJECT_TREE), 0);
+	assert_int_equal(git_tree_entrycount((git_tree *)kind), 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_string_equal(
+		    git_tree_entry_name(git_tree_entry_byindex((git_tree *)kind, i)), names[i]);
+	assert_int_equal(git_oid_fromstr(&id, r2.blob), 0);
+	assert_true(
+	    git_oid_equal(git_tree_entry_id(git_tree_entry_byindex((git_tree *)kind, 1)), &id));
+	git_object_free(kind);
+	git_tree_free(root);
+	git_commit_free(c);
+	git_repository_free(r.repo);
+
+	/* by hand: a directory named x.pdf, a file named review */
+	hand_commit(f->home, "i-2", hand, 2);
+	assert_int_equal(tip_of(f, "i-2", &tip), 0);
+	o = opts_for("i-2", "plan", "x.pdf");
+	rc = dk_archive_put_file(&r3, f->a, &o, write_temp(f, "in", "x", 1));
+	assert_int_equal(rc, DK_ECONFLICT);
+	assert_non_null(strstr(dk_error_last(), "'x.pdf' is a directory"));
+	o = opts_for("i-2", "plan", "y.pdf");
+	o.state = "review";
+	rc = dk_archive_put_file(&r3, f->a, &o, write_temp(f, "in", "y", 1));
+	assert_int_equal(rc, DK_ECONFLICT);
+	assert_non_null(strstr(dk_error_last(), "'review' is a file"));
+	assert_int_equal(tip_of(f, "i-2", &id), 0);
+	assert_true(git_oid_equal(&id, &tip));
+	/* beside them, uploads go on */
+	o.state = "draft";
+	assert_int_equal(dk_archive_put_file(&r3, f->a, &o, write_temp(f, "in", "y", 1)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2882,6 +3231,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(put_small_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_same_name_replaces_path_keeps_history, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(put_trees_match_libgit2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_replaces_entry_refuses_other_type, setup, teardown),
 	    cmocka_unit_test_setup_teardown(handles_take_turns, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_50mb_streamed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_big_stored_or_deflated, setup, teardown),
@@ -2928,5 +3279,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(plain_git_reads_archive, setup, teardown),
 	    cmocka_unit_test_setup_teardown(open_twice_first_time, setup, teardown),
 	};
+	/* DOCKET_TEST_ONLY=NAME runs the tests whose names match (a glob). */
+	if (getenv("DOCKET_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("DOCKET_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
