@@ -16,15 +16,16 @@
  *
  * libgit2 has no public call that hands out an entry's raw bytes, so the
  * index and the entry headers are read here and checked before anything
- * is copied: the index's magic, version, sizes
- * and its own SHA-1; the pack's header, its object count and its checksum
- * against the one the index names; every offset inside the pack; and each
- * entry's CRC32 against the index as it is copied. A damaged pack fails
- * the merge: the new pack is removed, the old ones are kept, and the
- * message names the pack and the object. Nothing guarantees the bytes
- * inflate to the object named (git's own pack reuse trusts the same
- * CRC32); gc then opens the new index with libgit2 and checks it holds
- * every object before any old pack goes (archive_gc.c).
+ * is copied: the index's magic, version, sizes and its own SHA-1; the
+ * pack's header, its object count and its checksum against the one the
+ * index names; every offset inside the pack; and each entry's CRC32
+ * against the index as it is copied. A damaged pack fails the merge: the
+ * new pack is removed, the old ones are kept, and the message names the
+ * pack and the object. So does a pack whose index is version 1 (no
+ * CRC32s), the message saying how to write it again. Nothing guarantees
+ * the bytes inflate to the object named (git's own pack reuse trusts the
+ * same CRC32); gc then opens the new index with libgit2 and checks it
+ * holds every object before any old pack goes (archive_gc.c).
  *
  * An object in several of the packs is written once, from the first pack
  * that has it. Deltas (from a git_packbuilder pack or a plain git repack
@@ -180,7 +181,9 @@ static int by_offset(const void *x, const void *y)
 	return p < q ? -1 : p > q;
 }
 
-/* Maps the index and the pack of s->name and checks they go together. */
+/* Reads (or maps) the index of s->name, checks it (format, order, its
+ * checksum, every offset inside the pack, whose size is taken here), and
+ * sorts its entries by offset. The pack itself is read by open_pack_of. */
 static int open_source(source *s, const char *pack_dir)
 {
 	dk_buf p = DK_BUF_INIT;
