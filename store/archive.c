@@ -434,6 +434,7 @@ void dk_archive_free(dk_archive *a)
 		return;
 	dk_archive__journal_close(a);
 	dk_archive__refmove_free(a);
+	dk_archive__spare_free(a);
 	dk_archive__commits_leave(a);
 	group_leave(a->flush);
 	dk_archive__pack_free(a);

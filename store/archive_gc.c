@@ -21,7 +21,8 @@
  * Each gc adds one pack, and so does each upload; lookups cost grows with
  * the number of packs, so
  * packs are merged, and the old ones deleted only once the merged one is
- * in place. Merging used to wait for more than 16 packs and then rewrite
+ * in place (their small files pooled, not freed, for the next packs to be
+ * written into: archive_spare.c). Merging used to wait for more than 16 packs and then rewrite
  * all of them: every 16th gc rewrote the whole archive inside the put that
  * triggered it (at 100,000 uploads, half a million objects: about a
  * minute, so the upload cost grew with the archive). Now the packs are
@@ -243,6 +244,7 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 	git_odb_backend *check = NULL;
 	oid_list all = {NULL, 0, 0};
 	long long below = 0;
+	size_t pool, before;
 	int error = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -289,20 +291,32 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 			                  "are kept");
 			goto cleanup;
 		}
+	pool = before = dk_archive__spare_pool(a);
 	for (size_t i = 0; i < split; i++) {
 		/* what plain git writes beside a pack too (git repack -ad of a
 		 * bare repository writes a bitmap) */
 		static const char *exts[] = {".idx", ".pack", ".rev", ".bitmap", ".mtimes"};
 		if (!strcmp(ps[i].name, newname))
 			continue;
-		/* .idx first: once it is gone no reader opens the pack. */
+		/* .idx first: once it is gone no reader opens the pack. The
+		 * .idx and the .pack go to the spare pool, for the next packs
+		 * to be written into (archive_spare.c), or are unlinked. */
 		for (size_t k = 0; k < sizeof(exts) / sizeof(exts[0]); k++) {
 			dk_buf p = DK_BUF_INIT;
-			dk_buf_printf(&p, "%s/objects/pack/%s%s", a->path, ps[i].name, exts[k]);
-			unlink(p.ptr);
+			dk_buf_printf(&p, "objects/pack/%s%s", ps[i].name, exts[k]);
+			if (k < 2) {
+				dk_archive__spare_retire(a, p.ptr, &pool);
+			} else {
+				dk_buf_clear(&p);
+				dk_buf_printf(&p, "%s/objects/pack/%s%s", a->path, ps[i].name,
+				              exts[k]);
+				unlink(p.ptr);
+			}
 			dk_buf_free(&p);
 		}
 	}
+	if (pool > before)
+		dk_archive__spare_publish(a);
 	res->packs = n - split + 1;
 	git_odb *odb = NULL;
 	if (git_repository_odb(&odb, a->repo) == 0) {

@@ -31,7 +31,10 @@
  * truncated, and no ref names its objects before the barrier (or before
  * the journal's record that holds the pack is flushed). What a crash
  * leaves in objects/pack (a temporary pack, an index whose pack never got
- * its name) is cleaned by gc once it is old (archive_gc.c).
+ * its name) is cleaned by gc once it is old (archive_gc.c). A small pack
+ * and its index are written into files of packs gc merged away when some
+ * are free (archive_spare.c, which says why that is as safe); what a crash
+ * leaves of those is in docket-spare/, swept by gc.
  *
  * gc merges the packs this makes (the geometric rule of archive_gc.c), and
  * dk_archive_gc_past runs it once there are more than DK_ARCHIVE_AUTO_PACKS.
@@ -496,36 +499,6 @@ static int put_index(dk_buf *idx, entry *e, size_t n, const unsigned char sum[20
 	return 0;
 }
 
-/* Writes b to a new temporary file in dir, its path into tmp; flushed
- * there in the per-file mode. */
-static int write_temp(dk_buf *tmp, const char *dir, const dk_buf *b, int flush)
-{
-	int fd, error = 0;
-
-	dk_buf_clear(tmp);
-	dk_buf_printf(tmp, "%s/tmp_pack_dk_XXXXXX", dir);
-	fd = mkostemp(tmp->ptr, O_CLOEXEC);
-	if (fd < 0) {
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", tmp->ptr,
-		                     strerror(errno));
-		dk_buf_clear(tmp);
-		return error;
-	}
-	/* Packs are read-only, as git makes them. */
-	(void)fchmod(fd, 0444);
-	if (dk_write_all(fd, b->ptr, b->len) < 0 || (flush && fsync(fd) < 0))
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", tmp->ptr,
-		                     strerror(errno));
-	if (close(fd) < 0 && !error)
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", tmp->ptr,
-		                     strerror(errno));
-	if (error) {
-		unlink(tmp->ptr);
-		dk_buf_clear(tmp);
-	}
-	return error;
-}
-
 /* fsync(2) of a directory, for the per-file mode: the new names in it. */
 static int fsync_dir(const char *path)
 {
@@ -546,14 +519,17 @@ static int fsync_dir(const char *path)
  * much memory. */
 #define OUT_BUF ((size_t)1024 * 1024)
 
-/* A pack being written (dk_archive__pack_begin): its entries go to a
- * temporary file in objects/pack as they come, hashed as they are
- * written; the index is made at the end from what each entry recorded. */
+/* A pack being written (dk_archive__pack_begin): its entries are held in
+ * memory, and go to a temporary file in objects/pack as they come once
+ * they pass OUT_BUF, hashed as they are written; the index is made at the
+ * end from what each entry recorded. A pack that never passed OUT_BUF (an
+ * upload's, most merges') is written at the end, size known, into a file
+ * of a merged pack when one is free (archive_spare.c), as its index is. */
 struct dk_archive_pack_out {
 	dk_archive *a;
 	dk_buf dir;     /* objects/pack */
-	dk_buf tmp;     /* the temporary pack's path; empty once renamed or gone */
-	int fd;         /* open on tmp, or -1 */
+	dk_buf tmp;     /* the pack's file's path; empty before it is made, once renamed or gone */
+	int fd;         /* open on tmp, or -1 (not made yet, or written and closed) */
 	dk_buf buf;     /* the pack's bytes not written yet */
 	uint64_t off;   /* the pack's length so far, written or held */
 	EVP_MD_CTX *md; /* SHA-1 of the bytes written so far */
@@ -563,11 +539,34 @@ struct dk_archive_pack_out {
 	int flush;      /* the per-file mode: fsync the files and the directory */
 };
 
+/* Makes the temporary file of a pack too big to hold in memory. */
+static int out_open(dk_archive_pack_out *w)
+{
+	if (w->fd >= 0)
+		return 0;
+	dk_buf_clear(&w->tmp);
+	dk_buf_printf(&w->tmp, "%s/tmp_pack_dk_XXXXXX", w->dir.ptr);
+	w->fd = mkostemp(w->tmp.ptr, O_CLOEXEC);
+	if (w->fd < 0) {
+		int error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", w->tmp.ptr,
+		                         strerror(errno));
+		dk_buf_clear(&w->tmp);
+		return error;
+	}
+	/* Packs are read-only, as git makes them. */
+	(void)fchmod(w->fd, 0444);
+	return 0;
+}
+
 /* Hashes and writes the bytes held. */
 static int out_spill(dk_archive_pack_out *w)
 {
+	int error;
+
 	if (!w->buf.len)
 		return 0;
+	if ((error = out_open(w)) < 0)
+		return error;
 	if (!EVP_DigestUpdate(w->md, w->buf.ptr, w->buf.len))
 		return dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
 	if (dk_write_all(w->fd, w->buf.ptr, w->buf.len) < 0)
@@ -589,6 +588,8 @@ static int out_put(dk_archive_pack_out *w, const void *p, size_t len)
 		dk_buf_put(&w->buf, p, len);
 		return 0;
 	}
+	if ((error = out_open(w)) < 0)
+		return error;
 	if (!EVP_DigestUpdate(w->md, p, len))
 		return dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
 	if (dk_write_all(w->fd, p, len) < 0)
@@ -650,16 +651,8 @@ int dk_archive__pack_begin(dk_archive_pack_out **out, dk_archive *a, uint32_t co
 		error = dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
 		goto fail;
 	}
-	dk_buf_printf(&w->tmp, "%s/tmp_pack_dk_XXXXXX", w->dir.ptr);
-	w->fd = mkostemp(w->tmp.ptr, O_CLOEXEC);
-	if (w->fd < 0) {
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", w->tmp.ptr,
-		                     strerror(errno));
-		dk_buf_clear(&w->tmp);
-		goto fail;
-	}
-	/* Packs are read-only, as git makes them. */
-	(void)fchmod(w->fd, 0444);
+	/* no file yet: out_open makes one for a big pack, finish one for
+	 * a pack held whole */
 	dk_buf_put(&w->buf, "PACK", 4);
 	put_be32(&w->buf, 2);
 	put_be32(&w->buf, count);
@@ -761,26 +754,40 @@ int dk_archive__pack_finish(dk_archive_pack_out *w, char name_out[64])
 		    (unsigned)w->count, w->n);
 		goto cleanup;
 	}
-	if ((error = out_spill(w)) < 0)
-		goto cleanup;
-	if (!EVP_DigestFinal_ex(w->md, sum, &len) || len != 20) {
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
-		goto cleanup;
-	}
-	if (dk_write_all(w->fd, sum, 20) < 0 || (w->flush && fsync(w->fd) < 0)) {
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", w->tmp.ptr,
-		                     strerror(errno));
-		goto cleanup;
-	}
-	if (close(w->fd) < 0) {
+	if (w->fd < 0) {
+		/* held whole: its size is known, a spare may take it */
+		if (!EVP_DigestUpdate(w->md, w->buf.ptr, w->buf.len) ||
+		    !EVP_DigestFinal_ex(w->md, sum, &len) || len != 20) {
+			error = dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
+			goto cleanup;
+		}
+		dk_buf_put(&w->buf, sum, 20);
+		if ((error = dk_archive__spare_write(w->a, &w->tmp, w->dir.ptr, w->buf.ptr,
+		                                     w->buf.len, w->flush)) < 0)
+			goto cleanup;
+	} else {
+		if ((error = out_spill(w)) < 0)
+			goto cleanup;
+		if (!EVP_DigestFinal_ex(w->md, sum, &len) || len != 20) {
+			error = dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
+			goto cleanup;
+		}
+		if (dk_write_all(w->fd, sum, 20) < 0 || (w->flush && fsync(w->fd) < 0)) {
+			error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s",
+			                     w->tmp.ptr, strerror(errno));
+			goto cleanup;
+		}
+		if (close(w->fd) < 0) {
+			w->fd = -1;
+			error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s",
+			                     w->tmp.ptr, strerror(errno));
+			goto cleanup;
+		}
 		w->fd = -1;
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", w->tmp.ptr,
-		                     strerror(errno));
-		goto cleanup;
 	}
-	w->fd = -1;
 	if ((error = put_index(&idx, w->e, w->n, sum)) < 0 ||
-	    (error = write_temp(&tmp_idx, w->dir.ptr, &idx, w->flush)) < 0)
+	    (error = dk_archive__spare_write(w->a, &tmp_idx, w->dir.ptr, idx.ptr, idx.len,
+	                                     w->flush)) < 0)
 		goto cleanup;
 	for (size_t i = 0; i < 20; i++)
 		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
@@ -857,8 +864,10 @@ int dk_archive__pack_files(dk_archive *a, const dk_buf *pack, const dk_buf *idx,
 		                     strerror(errno));
 		goto cleanup;
 	}
-	if ((error = write_temp(&tmp_pack, dir.ptr, pack, flush)) < 0 ||
-	    (error = write_temp(&tmp_idx, dir.ptr, idx, flush)) < 0)
+	/* into spares of the pool when some are free, as any pack */
+	error = dk_archive__spare_write(a, &tmp_pack, dir.ptr, pack->ptr, pack->len, flush);
+	if (error < 0 ||
+	    (error = dk_archive__spare_write(a, &tmp_idx, dir.ptr, idx->ptr, idx->len, flush)) < 0)
 		goto cleanup;
 	/* The pack under its name before its index: readers find packs by
 	 * their index, so an index never names a pack that is not there. */

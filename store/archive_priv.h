@@ -27,6 +27,7 @@ struct dk_archive {
 	unsigned int writes; /* uploads and note batches since the repository was opened */
 	struct dk_archive_commits *commits; /* archive_pack.c's group commit of uploads */
 	struct dk_archive_refmove *refmove; /* archive_refmove.c's spare; NULL until used */
+	struct dk_archive_spares *spares;   /* archive_spare.c's pool names; NULL until used */
 };
 
 #define DK_ARCHIVE_REF_PREFIX "refs/docket/instances/"
@@ -226,6 +227,33 @@ size_t dk_archive__spares_sweep(dk_archive *a);
 void dk_archive__refmove_force_fallback(dk_archive *a, int on);
 /* 1 once the handle moves refs by exchange. */
 int dk_archive__refmove_exchanges(const dk_archive *a);
+
+/* ---- packs written into the files of merged packs (archive_spare.c) ---- */
+
+/* Files of merged packs up to this size are pooled, up to this many. */
+#define DK_ARCHIVE_SPARE_SIZE_MAX ((size_t)64 * 1024)
+#define DK_ARCHIVE_SPARE_POOL_MAX 256
+/* Writes len bytes (data) as a file to be renamed into objects/pack (dir):
+ * a spare of the pool nobody else has open or mapped, else a new temporary
+ * file in dir. Its path (to rename, or to unlink) into path; mode 0444;
+ * fsynced when flush. 0, or an error (nothing left behind). */
+int dk_archive__spare_write(dk_archive *a, dk_buf *path, const char *dir, const void *data,
+                            size_t len, int flush);
+/* gc: the spares there are now, pooled or staged. */
+size_t dk_archive__spare_pool(dk_archive *a);
+/* gc: renames the file of a merged pack at rel (relative to the archive)
+ * into the pool, staged, counting it in *pool, or unlinks it (too big,
+ * linked elsewhere, not ours, the pool full). */
+void dk_archive__spare_retire(dk_archive *a, const char *rel, size_t *pool);
+/* gc, after retiring: flushes, then lets writers take the staged spares. */
+void dk_archive__spare_publish(dk_archive *a);
+/* Tests and benchmarks: spares written into, refused (someone had them
+ * open), new files made, by this handle. */
+void dk_archive__spare_stats(const dk_archive *a, unsigned long long *reused,
+                             unsigned long long *refused, unsigned long long *made);
+/* Tests: on = 1 makes leases look unsupported (EINVAL). */
+void dk_archive__spare_force_unsupported(dk_archive *a, int on);
+void dk_archive__spare_free(dk_archive *a);
 
 /* ---- uploads at once (archive_pack.c) ---- */
 

@@ -450,13 +450,14 @@ void dk_archive__refmove_free(dk_archive *a)
 	a->refmove = NULL;
 }
 
-/* The process id in "h-PID-COUNT-RANDOM", or 0. */
+/* The process id in "h-PID-COUNT-RANDOM" (a handle's ref spare) or
+ * "p-PID-COUNT-RANDOM" (a pack spare being written, archive_spare.c), or 0. */
 static long spare_pid(const char *name)
 {
 	char *end;
 	long pid;
 
-	if (strncmp(name, "h-", 2) != 0)
+	if (strncmp(name, "h-", 2) != 0 && strncmp(name, "p-", 2) != 0)
 		return 0;
 	pid = strtol(name + 2, &end, 10);
 	return end != name + 2 && *end == '-' && pid > 0 ? pid : 0;
@@ -465,7 +466,7 @@ static long spare_pid(const char *name)
 size_t dk_archive__spares_sweep(dk_archive *a)
 {
 	int dfd = openat(a->dirfd, SPARE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	size_t pool = 0, removed = 0;
+	size_t pool = 0, packs = 0, removed = 0;
 	DIR *d;
 
 	if (dfd < 0)
@@ -483,6 +484,8 @@ size_t dk_archive__spares_sweep(dk_archive *a)
 			drop = pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 		else if (!strncmp(e->d_name, "free-", 5))
 			drop = ++pool > POOL_MAX;
+		else if (!strncmp(e->d_name, "pack-", 5) || !strncmp(e->d_name, "new-", 4))
+			drop = ++packs > DK_ARCHIVE_SPARE_POOL_MAX;
 		if (drop && unlinkat(dfd, e->d_name, 0) == 0)
 			removed++;
 	}
