@@ -162,6 +162,7 @@
 #include "util/error.h"
 #include "util/file.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -187,7 +188,8 @@
 #define HEAD_BYTES 4096
 #define REC_ALIGN  64
 #define REC_HEAD   64
-#define REC_MAGIC  "dkjrec2\n"
+/* A record's first 8 bytes: "dkjrec2\n" */
+static const unsigned char REC_MAGIC[8] = {'d', 'k', 'j', 'r', 'e', 'c', '2', '\n'};
 /* The size of a new journal (rotated at half: about 700 small uploads). */
 #define JOURNAL_BYTES ((int64_t)8 * 1024 * 1024)
 /* Offsets of the ref locks: bytes of the journal file past any size it
@@ -598,6 +600,42 @@ static int64_t wanted_size(void)
 	return (int64_t)v & ~(int64_t)(REC_ALIGN - 1);
 }
 
+/* One number of the first line, in base, after the word `word`: "WORD N"
+ * at *p, moving *p past it. */
+static int head_number(const char **p, const char *word, int base, unsigned long long *out)
+{
+	size_t wl = strlen(word);
+	char *end;
+
+	if (strncmp(*p, word, wl) != 0 || !isxdigit((unsigned char)(*p)[wl]))
+		return -1;
+	errno = 0;
+	*out = strtoull(*p + wl, &end, base);
+	if (errno || end == *p + wl)
+		return -1;
+	*p = end;
+	return 0;
+}
+
+/* The first line's fields after its magic: "BOOT salt HEX tail N size N"
+ * and nothing more (strtoull rather than sscanf, which reports no
+ * overflow). */
+static int head_fields(const char *s, char *boot, size_t bootsz, unsigned long long *salt,
+                       unsigned long long *tail, unsigned long long *size)
+{
+	size_t n = strcspn(s, " ");
+	const char *p = s + n;
+
+	if (n == 0 || n >= bootsz)
+		return -1;
+	memcpy(boot, s, n);
+	boot[n] = '\0';
+	if (head_number(&p, " salt ", 16, salt) < 0 || head_number(&p, " tail ", 10, tail) < 0 ||
+	    head_number(&p, " size ", 10, size) < 0 || *p != '\0')
+		return -1;
+	return 0;
+}
+
 /* Reads the journal's first line "docket-journal 2 boot ID salt HEX size
  * N"; -1 when it is not one (new, the older text journal, torn). */
 static int read_head(int fd, journal_head *h)
@@ -607,7 +645,6 @@ static int read_head(int fd, journal_head *h)
 	unsigned long long salt, tail, size;
 	size_t ml = strlen(HEAD_MAGIC);
 	char *nl;
-	int end = 0;
 
 	if (r <= 0)
 		return -1;
@@ -616,10 +653,8 @@ static int read_head(int fd, journal_head *h)
 	if (!nl || strncmp(b, HEAD_MAGIC, ml) != 0)
 		return -1;
 	*nl = '\0';
-	if (sscanf(b + ml, "%63s salt %16llx tail %llu size %llu%n", h->boot, &salt, &tail, &size,
-	           &end) != 4 ||
-	    b[ml + (size_t)end] != '\0' || salt == 0 || size < HEAD_BYTES + REC_ALIGN ||
-	    size % REC_ALIGN != 0)
+	if (head_fields(b + ml, h->boot, sizeof(h->boot), &salt, &tail, &size) < 0 || salt == 0 ||
+	    size < HEAD_BYTES + REC_ALIGN || size % REC_ALIGN != 0)
 		return -1;
 	h->salt = salt;
 	h->tail = tail;
@@ -750,7 +785,8 @@ static int record_at(const unsigned char *p, uint64_t avail, uint64_t salt, uint
 	uint64_t plen, ilen, tlen;
 	uint32_t crc;
 
-	if (avail < REC_HEAD || memcmp(p, REC_MAGIC, 8) != 0 || get_le64(p + 8) != salt)
+	if (avail < REC_HEAD || memcmp(p, REC_MAGIC, sizeof(REC_MAGIC)) != 0 ||
+	    get_le64(p + 8) != salt)
 		return 0;
 	plen = get_le32(p + 24);
 	ilen = get_le32(p + 28);
@@ -1143,7 +1179,7 @@ int dk_archive__journal_put(dk_archive *a, const dk_buf *pack, const dk_buf *idx
 	if (at + padded - __atomic_load_n(&a->jstate->tail, __ATOMIC_SEQ_CST) > ring)
 		return 0; /* full until the next rotation: syncfs */
 	memset(h, 0, sizeof(h));
-	memcpy(h, REC_MAGIC, 8);
+	memcpy(h, REC_MAGIC, sizeof(REC_MAGIC));
 	put_le64(h + 8, salt);
 	put_le64(h + 16, at);
 	put_le32(h + 24, (uint32_t)pack->len);
