@@ -964,14 +964,17 @@ static int commit_on_ref(commit_result *res, dk_archive *a, const char *instance
 			    dk_archive__git_error(DK_EINTERNAL, "cannot read the instance's tip");
 			goto round_done;
 		}
-		if ((error = make_tree(&tree_id, view, has_tip ? git_commit_tree_id(parent) : NULL,
-		                       payload)) < 0)
-			goto round_done;
-		if (git_commit_create_from_ids(&res->commit, view, NULL, author, committer, NULL,
-		                               message, &tree_id, has_tip ? 1 : 0, parents) < 0) {
+		/* the trees and the commit: new, not looked for on disk */
+		dk_archive__pack_own(a, 1);
+		error =
+		    make_tree(&tree_id, view, has_tip ? git_commit_tree_id(parent) : NULL, payload);
+		if (error == 0 &&
+		    git_commit_create_from_ids(&res->commit, view, NULL, author, committer, NULL,
+		                               message, &tree_id, has_tip ? 1 : 0, parents) < 0)
 			error = dk_archive__git_error(DK_EINTERNAL, "cannot write the commit");
+		dk_archive__pack_own(a, 0);
+		if (error < 0)
 			goto round_done;
-		}
 		/* Every object of this round and the intent of the move on
 		 * disk, in one flush, before the ref may name them; shared
 		 * with the uploads of other threads waiting at the same time

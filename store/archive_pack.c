@@ -100,6 +100,7 @@ typedef struct {
 	held_table now;
 	held_table recent;
 	held_table written; /* ids only (no data): see held_freshen */
+	int own;            /* writing docket's own trees and commits: see held_freshen */
 } held_backend;
 
 #define RECENT_MAX  ((size_t)4 * 1024 * 1024)
@@ -295,15 +296,29 @@ static int held_exists(git_odb_backend *backend, const git_oid *id)
  * pack durable (a syncfs of the whole file system after it, or in the
  * per-file mode the fsync its writer made before its rename, and the
  * fsync of objects/pack after ours) covers it too; gc removes a loose
- * object or a merged pack only once another durable copy is in place. */
+ * object or a merged pack only once another durable copy is in place.
+ *
+ * Only files are worth that question. The trees and the commit an upload
+ * makes (dk_archive__pack_own on) are new but for the rare tree that is
+ * the same as one on disk (the same files under the same names), and the
+ * disk's answer cost a stat of a loose path and a search of every pack's
+ * index for each: some 10 us an object, four of them an upload. So for
+ * them only memory is asked; a copy already on disk is written again into
+ * the upload's pack, and gc's next merge keeps one of the two. */
 static int held_freshen(git_odb_backend *backend, const git_oid *id)
 {
 	held_backend *b = (held_backend *)backend;
 
 	if (find(&b->now, id) || find(&b->written, id) ||
-	    git_odb_exists_ext(b->archive, id, GIT_ODB_LOOKUP_NO_REFRESH) == 1)
+	    (!b->own && git_odb_exists_ext(b->archive, id, GIT_ODB_LOOKUP_NO_REFRESH) == 1))
 		return 0;
 	return GIT_ENOTFOUND;
+}
+
+void dk_archive__pack_own(dk_archive *a, int on)
+{
+	if (a->pack)
+		a->pack->be->own = on;
 }
 
 static void held_free(git_odb_backend *backend)

@@ -120,6 +120,10 @@ void dk_archive__pack_rebase(dk_archive *a, git_repository *repo);
  * hash them again. */
 int dk_archive__pack_peek(const dk_archive *a, const git_oid *id, const void **data, size_t *len,
                           git_object_t *type);
+/* on = 1: the objects written through the view until on = 0 are docket's
+ * own trees and commits, written again rather than looked up on disk
+ * (held_freshen in archive_pack.c says why). */
+void dk_archive__pack_own(dk_archive *a, int on);
 /* Frees the view (dk_archive_free). */
 void dk_archive__pack_free(dk_archive *a);
 
