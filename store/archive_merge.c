@@ -48,7 +48,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,17 +150,6 @@ static void unload(const unsigned char **p, size_t len, int mapped)
 	*p = NULL;
 }
 
-static int sha1_of(unsigned char out[20], const void *data, size_t len)
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned int n = 0;
-	int ok = md && EVP_DigestInit_ex(md, EVP_sha1(), NULL) && EVP_DigestUpdate(md, data, len) &&
-	         EVP_DigestFinal_ex(md, out, &n) && n == 20;
-
-	EVP_MD_CTX_free(md);
-	return ok ? 0 : dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack index (SHA-1)");
-}
-
 static int damaged(const source *s, const char *what)
 {
 	return dk_error_set(DK_EINTERNAL,
@@ -234,8 +222,10 @@ static int open_source(source *s, const char *pack_dir)
 		error = damaged(s, "its index has the wrong size");
 		goto cleanup;
 	}
-	if ((error = sha1_of(sum, s->idx, s->idx_len - 20)) < 0)
+	if (dk_archive__sha1(sum, s->idx, s->idx_len - 20) < 0) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack index (SHA-1)");
 		goto cleanup;
+	}
 	if (memcmp(sum, s->idx + s->idx_len - 20, 20) != 0) {
 		error = damaged(s, "its index does not match its checksum");
 		goto cleanup;

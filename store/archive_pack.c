@@ -455,7 +455,7 @@ static int put_deflated(dk_buf *b, z_stream *z, const unsigned char *data, size_
 	return 0;
 }
 
-static int sha1(unsigned char out[20], const void *data, size_t len)
+int dk_archive__sha1(unsigned char out[20], const void *data, size_t len)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned int n = 0;
@@ -463,7 +463,7 @@ static int sha1(unsigned char out[20], const void *data, size_t len)
 	         EVP_DigestFinal_ex(md, out, &n) && n == 20;
 
 	EVP_MD_CTX_free(md);
-	return ok ? 0 : dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
+	return ok ? 0 : -1;
 }
 
 /* Where each object went in the pack, for its index. */
@@ -484,7 +484,6 @@ static int put_index(dk_buf *idx, entry *e, size_t n, const unsigned char sum[20
 {
 	uint32_t fanout[256] = {0}, large = 0;
 	unsigned char isum[20];
-	int error;
 
 	qsort(e, n, sizeof(*e), by_id);
 	dk_buf_put(idx, "\377tOc", 4);
@@ -508,8 +507,8 @@ static int put_index(dk_buf *idx, entry *e, size_t n, const unsigned char sum[20
 			put_be32(idx, (uint32_t)e[i].offset);
 		}
 	dk_buf_put(idx, sum, 20);
-	if ((error = sha1(isum, idx->ptr, idx->len)) < 0)
-		return error;
+	if (dk_archive__sha1(isum, idx->ptr, idx->len) < 0)
+		return dk_error_set(DK_EINTERNAL, "archive: cannot hash a pack (SHA-1)");
 	dk_buf_put(idx, isum, 20);
 	return 0;
 }
@@ -753,6 +752,38 @@ int dk_archive__pack_put_raw(dk_archive_pack_out *w, const git_oid *id, const vo
 	return 0;
 }
 
+/* Renames the temporary pack and index (tmp_pack and tmp_idx, each
+ * cleared once renamed) into dir as pack-HEX.pack and .idx, the pack
+ * first: readers find packs by their index, so an index never names a
+ * pack that is not there. Then flushes dir's entries when flush. */
+static int rename_in(const char *dir, const char *hex, dk_buf *tmp_pack, dk_buf *tmp_idx, int flush)
+{
+	dk_buf path = DK_BUF_INIT;
+	int error = 0;
+
+	dk_buf_printf(&path, "%s/pack-%s.pack", dir, hex);
+	if (rename(tmp_pack->ptr, path.ptr) < 0) {
+		error = dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack into %s: %s",
+		                     path.ptr, strerror(errno));
+		goto done;
+	}
+	dk_buf_clear(tmp_pack);
+	dk_buf_clear(&path);
+	dk_buf_printf(&path, "%s/pack-%s.idx", dir, hex);
+	if (rename(tmp_idx->ptr, path.ptr) < 0) {
+		error =
+		    dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack index into %s: %s",
+		                 path.ptr, strerror(errno));
+		goto done;
+	}
+	dk_buf_clear(tmp_idx);
+	if (flush)
+		error = fsync_dir(dir);
+done:
+	dk_buf_free(&path);
+	return error;
+}
+
 int dk_archive__pack_finish(dk_archive_pack_out *w, char name_out[64])
 {
 	dk_buf idx = DK_BUF_INIT, tmp_idx = DK_BUF_INIT, path = DK_BUF_INIT;
@@ -806,25 +837,7 @@ int dk_archive__pack_finish(dk_archive_pack_out *w, char name_out[64])
 		goto cleanup;
 	for (size_t i = 0; i < 20; i++)
 		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-	/* The pack under its name before its index: readers find packs by
-	 * their index, so an index never names a pack that is not there. */
-	dk_buf_printf(&path, "%s/pack-%s.pack", w->dir.ptr, hex);
-	if (rename(w->tmp.ptr, path.ptr) < 0) {
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack into %s: %s",
-		                     path.ptr, strerror(errno));
-		goto cleanup;
-	}
-	dk_buf_clear(&w->tmp);
-	dk_buf_clear(&path);
-	dk_buf_printf(&path, "%s/pack-%s.idx", w->dir.ptr, hex);
-	if (rename(tmp_idx.ptr, path.ptr) < 0) {
-		error =
-		    dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack index into %s: %s",
-		                 path.ptr, strerror(errno));
-		goto cleanup;
-	}
-	dk_buf_clear(&tmp_idx);
-	if (w->flush && (error = fsync_dir(w->dir.ptr)) < 0)
+	if ((error = rename_in(w->dir.ptr, hex, &w->tmp, &tmp_idx, w->flush)) < 0)
 		goto cleanup;
 	if (name_out)
 		snprintf(name_out, 64, "pack-%s", hex);
@@ -884,25 +897,7 @@ int dk_archive__pack_files(dk_archive *a, const dk_buf *pack, const dk_buf *idx,
 	if (error < 0 ||
 	    (error = dk_archive__spare_write(a, &tmp_idx, dir.ptr, idx->ptr, idx->len, flush)) < 0)
 		goto cleanup;
-	/* The pack under its name before its index: readers find packs by
-	 * their index, so an index never names a pack that is not there. */
-	dk_buf_printf(&path, "%s/pack-%s.pack", dir.ptr, hex);
-	if (rename(tmp_pack.ptr, path.ptr) < 0) {
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack into %s: %s",
-		                     path.ptr, strerror(errno));
-		goto cleanup;
-	}
-	dk_buf_clear(&tmp_pack);
-	dk_buf_clear(&path);
-	dk_buf_printf(&path, "%s/pack-%s.idx", dir.ptr, hex);
-	if (rename(tmp_idx.ptr, path.ptr) < 0) {
-		error =
-		    dk_error_set(DK_EINTERNAL, "archive: cannot rename a pack index into %s: %s",
-		                 path.ptr, strerror(errno));
-		goto cleanup;
-	}
-	dk_buf_clear(&tmp_idx);
-	if (flush && (error = fsync_dir(dir.ptr)) < 0)
+	if ((error = rename_in(dir.ptr, hex, &tmp_pack, &tmp_idx, flush)) < 0)
 		goto cleanup;
 	if (name_out)
 		snprintf(name_out, 64, "pack-%s", hex);

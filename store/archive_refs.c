@@ -165,7 +165,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -766,17 +765,6 @@ static struct dk_journal_state *map_state(dk_archive *a)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static int sha1_of(unsigned char out[20], const void *data, size_t len)
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned int n = 0;
-	int ok = md && EVP_DigestInit_ex(md, EVP_sha1(), NULL) && EVP_DigestUpdate(md, data, len) &&
-	         EVP_DigestFinal_ex(md, out, &n) && n == 20;
-
-	EVP_MD_CTX_free(md);
-	return ok ? 0 : -1;
-}
-
 /* Is there a whole record of salt at p (avail bytes on)? Its length
  * (header included) into *total. */
 static int record_at(const unsigned char *p, uint64_t avail, uint64_t salt, uint64_t *total)
@@ -806,7 +794,7 @@ static int record_at(const unsigned char *p, uint64_t avail, uint64_t salt, uint
 	 * pack's trailer and its own), the pack's trailer its SHA-1 */
 	p += REC_HEAD;
 	return plen >= 32 && ilen >= 8 + 1024 + 40 && !memcmp(p, "PACK", 4) &&
-	       sha1_of(sum, p, plen - 20) == 0 && !memcmp(sum, p + plen - 20, 20) &&
+	       dk_archive__sha1(sum, p, plen - 20) == 0 && !memcmp(sum, p + plen - 20, 20) &&
 	       !memcmp(p + plen + ilen - 40, sum, 20);
 }
 
