@@ -79,7 +79,7 @@ $(BUILD)/gen/resources.c: $(RES) tools/embed.sh
 $(BUILD)/gen/resources.o: $(BUILD)/gen/resources.c
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdocket.a
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libdocket.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libdocket.a $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 

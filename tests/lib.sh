@@ -9,6 +9,9 @@
 #   at INSTANT            set the clock (DOCKET_NOW) for the next commands
 #   get ID FILTER         `docket show ID --json` through jq -r FILTER
 #   file NAME TEXT        write TEXT and a newline to $T/NAME (a fixture)
+#   report_flow           load examples/org.xml and deploy flow "plan": one
+#                         state with a `report` evidence kind (many files),
+#                         for tests of the archive rather than of flows
 #   $EX                   the examples/ folder
 set -u
 : "${DOCKET:?run through tests/run.sh or set DOCKET}"
@@ -68,6 +71,24 @@ at() { export DOCKET_NOW="$1"; }
 get() { "$DOCKET" show "$1" --json | jq -r "$2"; }
 file() { printf '%s\n' "$2" >"$T/$1"; }
 EX="$DOCKET_SRC/examples"
+
+report_flow() {
+	cat >"$T/report-flow.xml" <<'XML'
+<flow xmlns="urn:docket:flow:1" id="plan" version="1">
+  <title>Plan</title>
+  <role id="employee"/>
+  <evidence id="report" multiple="true"/>
+  <state id="draft" initial="true" assign="$initiator">
+    <transition id="submit" to="done"/>
+  </state>
+  <state id="done" final="true"/>
+</flow>
+XML
+	dk org load "$EX/org.xml"
+	expect_rc 0 "org load"
+	dk deploy "$T/report-flow.xml"
+	expect_rc 0 "deploy"
+}
 
 done_testing() {
 	echo "1..$n"

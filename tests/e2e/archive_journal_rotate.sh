@@ -19,20 +19,7 @@ if [ ! -r /proc/sys/kernel/random/boot_id ]; then
 	done_testing
 	exit 0
 fi
-cat >"$T/flow.xml" <<'XML'
-<flow xmlns="urn:docket:flow:1" id="plan" version="1">
-  <title>Plan</title>
-  <role id="employee"/>
-  <evidence id="report" multiple="true"/>
-  <state id="draft" initial="true" assign="$initiator">
-    <transition id="submit" to="done"/>
-  </state>
-  <state id="done" final="true"/>
-</flow>
-XML
-dk org load "$EX/org.xml"
-dk deploy "$T/flow.xml"
-expect_rc 0 "deploy"
+report_flow
 for v in a b shared; do
 	dk start plan
 	eval "$v=\$out"

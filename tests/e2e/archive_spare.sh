@@ -9,28 +9,7 @@ G() { git -c core.quotepath=off --git-dir="$A" "$@"; }
 pool_inos() { ls -i "$A/docket-spare" 2>/dev/null | awk '$2 ~ /^pack-/ {print $1}' | sort; }
 pack_inos() { ls -i "$A/objects/pack" | awk '$2 ~ /^pack-.*\.(pack|idx)$/ {print $1}' | sort; }
 
-cat >"$T/org.xml" <<'XML'
-<org xmlns="urn:docket:org:1" timezone="Asia/Shanghai">
-  <dept id="sales" name="销售公司" head="wei"/>
-  <user id="li" name="李明" email="li@example.com" dept="sales" roles="employee"/>
-  <user id="wei" name="魏总" dept="sales" roles="dept-head"/>
-</org>
-XML
-cat >"$T/plan.xml" <<'XML'
-<flow xmlns="urn:docket:flow:1" id="plan" version="1">
-  <title>Plan</title>
-  <role id="employee"/>
-  <evidence id="report" multiple="true"/>
-  <state id="draft" initial="true" assign="$initiator">
-    <transition id="submit" to="done"/>
-  </state>
-  <state id="done" final="true"/>
-</flow>
-XML
-dk org load "$T/org.xml"
-expect_rc 0 "org load"
-dk deploy "$T/plan.xml"
-expect_rc 0 "deploy"
+report_flow
 dk start plan --as li
 id=$out
 expect_rc 0 "start"

@@ -26,45 +26,13 @@
 #include <git2.h>
 #include <git2/sys/mempack.h>
 
-#define T0 1795858200 /* 2026-11-28T09:30:00Z */
-
-typedef struct {
-	char dir[256];  /* temp dir */
-	char home[300]; /* dir/home */
-	dk_archive *a;
-} fixture;
+#include "tests/unit/archive_fixture.h"
 
 static int journal_intents(const char *home);
 
-static int rm_rf(const char *path)
-{
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	return system(cmd);
-}
-
 static int setup(void **state)
 {
-	fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "%s/docket-archive.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(f->dir))
-		snprintf(f->home, sizeof(f->home), "%s/home", f->dir);
-	if (!f->home[0] || dk_archive_open(&f->a, f->home) < 0) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	dk_archive_free(f->a);
-	rm_rf(f->dir);
-	free(f);
-	return 0;
+	return fixture_setup(state, "archive");
 }
 
 static char *write_temp(fixture *f, const char *name, const void *data, size_t len)

@@ -23,42 +23,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#define T0 1795858200 /* 2026-11-28T09:30:00Z */
-
-typedef struct {
-	char dir[256];  /* temp dir */
-	char home[300]; /* dir/home */
-	char git[400];  /* home/archive.git */
-	dk_archive *a;
-} fixture;
+#include "tests/unit/archive_fixture.h"
 
 static int setup(void **state)
 {
-	fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "%s/docket-refmove.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(f->dir)) {
-		snprintf(f->home, sizeof(f->home), "%s/home", f->dir);
-		snprintf(f->git, sizeof(f->git), "%s/archive.git", f->home);
-	}
-	if (!f->home[0] || dk_archive_open(&f->a, f->home) < 0) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	char cmd[600];
-	dk_archive_free(f->a);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
-	return 0;
+	return fixture_setup(state, "refmove");
 }
 
 /* Runs a shell command; its stdout, trimmed of the last newline. */

@@ -22,43 +22,15 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#define T0   1795858200 /* 2026-11-28T09:30:00Z */
-#define MAXI 4096
+#include "tests/unit/archive_fixture.h"
 
-typedef struct {
-	char dir[256];  /* temp dir */
-	char home[300]; /* dir/home */
-	char git[400];  /* home/archive.git */
-	dk_archive *a;
-} fixture;
+#define MAXI 4096
 
 static int setup(void **state)
 {
-	fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "%s/docket-spare.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(f->dir)) {
-		snprintf(f->home, sizeof(f->home), "%s/home", f->dir);
-		snprintf(f->git, sizeof(f->git), "%s/archive.git", f->home);
-	}
-	if (!f->home[0] || dk_archive_open(&f->a, f->home) < 0) {
-		free(f);
+	if (fixture_setup(state, "spare") < 0)
 		return -1;
-	}
-	dk_archive_set_auto_gc(f->a, 0); /* the tests run gc themselves */
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	char cmd[600];
-	dk_archive_free(f->a);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
+	dk_archive_set_auto_gc(((fixture *)*state)->a, 0); /* the tests run gc themselves */
 	return 0;
 }
 
