@@ -914,7 +914,10 @@ static int move_ref(dk_archive *a, const char *refname, const git_oid *commit, c
  * the ref by compare-and-swap. With the journal the upload is durable
  * then: the objects and the intent are on disk, and the move is put back
  * after a power loss from the intent. Without it (no boot id, or
- * DOCKET_ARCHIVE_SYNC=file) the moved ref is flushed before success.
+ * DOCKET_ARCHIVE_SYNC=file), or when the round's record did not fit in it
+ * (kept 0: the round flushed with syncfs), the moved ref is flushed
+ * before success. The ref moves by exchange with the handle's spare file
+ * (archive_refmove.c), its new value written before the flush.
  * Uploads to one ref are serialised by its lock (dk_archive__ref_lock), so
  * a compare-and-swap fails only when a note moved the ref meanwhile: then
  * again from the new tip.
@@ -1034,7 +1037,7 @@ static int put_tree(git_oid *out, git_repository *repo, const git_oid *baseline,
 	return dk_archive__tree_put(out, p->a, baseline, p->names, 3, &p->blob);
 }
 
-static void hex_of(char *out, const unsigned char *md, size_t n)
+void dk_archive__hex(char *out, const unsigned char *md, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
@@ -1092,7 +1095,7 @@ static int stream_fd(int64_t *total, char sha256[65], int fd, const dk_archive_p
 		goto cleanup;
 	}
 	EVP_DigestFinal_ex(md, digest, &dlen);
-	hex_of(sha256, digest, 32);
+	dk_archive__hex(sha256, digest, 32);
 	sha256[64] = '\0';
 cleanup:
 	EVP_MD_CTX_free(md);

@@ -234,7 +234,8 @@ static int by_size(const void *x, const void *y)
 }
 
 /* Merges the packs that break the geometric progression (see the top of
- * this file) into one, then deletes them. */
+ * this file) into one, then retires them: their .idx and .pack to the
+ * spare pool (archive_spare.c) or unlinked, the rest unlinked. */
 static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 {
 	char **names = NULL, newname[64];
@@ -307,10 +308,7 @@ static int merge_packs(dk_archive *a, dk_archive_gc_result *res)
 			if (k < 2) {
 				dk_archive__spare_retire(a, p.ptr, &pool);
 			} else {
-				dk_buf_clear(&p);
-				dk_buf_printf(&p, "%s/objects/pack/%s%s", a->path, ps[i].name,
-				              exts[k]);
-				unlink(p.ptr);
+				unlinkat(a->dirfd, p.ptr, 0);
 			}
 			dk_buf_free(&p);
 		}

@@ -104,7 +104,10 @@ static int load(const unsigned char **out, size_t *len, int *mapped, const char 
 	}
 	if (st.st_size == 0) {
 		close(fd);
-		dk_error_set(DK_EINTERNAL, "archive: %s is empty; no pack was merged", path);
+		dk_error_set(DK_EINTERNAL,
+		             "archive: %s is empty; no pack was merged and every pack is kept; "
+		             "'docket verify' tells which uploads it held",
+		             path);
 		return DK_EINTERNAL;
 	}
 	if ((size_t)st.st_size > READ_MAX) {
@@ -137,7 +140,10 @@ static int load(const unsigned char **out, size_t *len, int *mapped, const char 
 fail:
 	if (fd >= 0)
 		close(fd);
-	dk_error_set(DK_EINTERNAL, "archive: cannot read %s: %s", path, strerror(e));
+	dk_error_set(DK_EINTERNAL,
+	             "archive: cannot read %s: %s; no pack was merged and every pack is kept; "
+	             "check the file's permissions and the disk",
+	             path, strerror(e));
 	return DK_EINTERNAL; /* negative: *out stays NULL only on failure */
 }
 

@@ -12,17 +12,19 @@
  * use too, copying the entries of the packs they merge as they are.
  *
  * The objects are first made in memory: the archive's "pack view" is a
- * second git_repository over an odb of libgit2's mempack backend (where
- * every write goes) and the archive's own objects directory as an
- * alternate (read only, so the view's commits can name trees and parents
- * that are on disk). A writer builds commits and trees through the view
- * with libgit2's usual calls, names each object it wants kept with
- * dk_archive__pack_add, and dk_archive__pack_write writes them into
- * objects/pack with git_packbuilder and git's indexer: the pack under a
- * temporary name, its index beside it, both renamed into place. Like a
- * loose object, the new pack is durable only after the next barrier
- * (dk_archive__barrier; with DOCKET_ARCHIVE_SYNC=file the indexer fsyncs
- * both files itself), so a writer still moves no ref before it; or, for
+ * second git_repository over an odb with one backend of ours (held_backend
+ * below: every write is held in memory, reads fall through to the
+ * archive's odb, so the view's commits can name trees and parents that
+ * are on disk). A writer builds commits and trees through the view with
+ * libgit2's usual calls, and dk_archive__pack_write (or, for uploads, the
+ * group's round, write_round) writes what it holds with this file's pack
+ * writer (dk_archive__pack_begin, _put, _finish: gitformat-pack(5)
+ * version 2, the index made from what each entry recorded): the pack and
+ * its index under temporary names, renamed into place, the pack first.
+ * Like a loose object, the new pack is durable only after the next barrier
+ * (dk_archive__barrier; with DOCKET_ARCHIVE_SYNC=file the writer fsyncs
+ * both files and the directory itself), so a writer still moves no ref
+ * before it; or, for
  * uploads, once the same bytes are flushed in the ref journal, which puts
  * the files back after a power loss (write_round, archive_refs.c).
  *
@@ -151,15 +153,16 @@ static void index_all(held_table *t)
 	}
 }
 
-/* Adds a copy of the object to t, unless t has it; with data NULL, its id
- * and type only. */
-static void table_add(held_table *t, const git_oid *id, const void *data, size_t len,
-                      git_object_t type)
+/* Adds the object to t, unless t has it, with data as its bytes: taken
+ * (t frees them) when take, else copied; with data NULL, its id and type
+ * only. 1 when added, 0 when t had it. */
+static int table_put(held_table *t, const git_oid *id, void *data, size_t len, git_object_t type,
+                     int take)
 {
 	held *o;
 
 	if (find(t, id))
-		return;
+		return 0;
 	if (!t->v || t->n == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 256;
 		t->v = dk_realloc(t->v, t->cap * sizeof(*t->v));
@@ -169,7 +172,10 @@ static void table_add(held_table *t, const git_oid *id, const void *data, size_t
 	o->type = type;
 	o->len = data ? len : 0;
 	o->data = NULL;
-	if (data) {
+	if (data && take) {
+		o->data = data;
+		t->bytes += len;
+	} else if (data) {
 		o->data = dk_malloc(len ? len : 1);
 		memcpy(o->data, data, len);
 		t->bytes += len;
@@ -184,6 +190,15 @@ static void table_add(held_table *t, const git_oid *id, const void *data, size_t
 			s = (s + 1) & (t->nslots - 1);
 		t->slot[s] = t->n;
 	}
+	return 1;
+}
+
+/* Adds a copy of the object to t, unless t has it; with data NULL, its id
+ * and type only. */
+static void table_add(held_table *t, const git_oid *id, const void *data, size_t len,
+                      git_object_t type)
+{
+	table_put(t, id, (void *)(uintptr_t)data, len, type, 0);
 }
 
 static void table_reset(held_table *t)
@@ -406,8 +421,10 @@ void dk_archive__pack_keep(dk_archive *a)
 			continue;
 		if (b->recent.bytes + o->len > RECENT_MAX)
 			table_reset(&b->recent);
-		if (o->len <= RECENT_MAX)
-			table_add(&b->recent, &o->id, o->data, o->len, o->type);
+		/* its bytes move from now to recent rather than being copied */
+		if (o->len <= RECENT_MAX &&
+		    table_put(&b->recent, &o->id, o->data, o->len, o->type, 1))
+			b->now.v[i].data = NULL;
 	}
 	table_reset(&b->now);
 }
@@ -786,7 +803,7 @@ done:
 
 int dk_archive__pack_finish(dk_archive_pack_out *w, char name_out[64])
 {
-	dk_buf idx = DK_BUF_INIT, tmp_idx = DK_BUF_INIT, path = DK_BUF_INIT;
+	dk_buf idx = DK_BUF_INIT, tmp_idx = DK_BUF_INIT;
 	unsigned char sum[20];
 	unsigned int len = 0;
 	char hex[41];
@@ -835,8 +852,7 @@ int dk_archive__pack_finish(dk_archive_pack_out *w, char name_out[64])
 	    (error = dk_archive__spare_write(w->a, &tmp_idx, w->dir.ptr, idx.ptr, idx.len,
 	                                     w->flush)) < 0)
 		goto cleanup;
-	for (size_t i = 0; i < 20; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	dk_archive__hex(hex, sum, 20);
 	if ((error = rename_in(w->dir.ptr, hex, &w->tmp, &tmp_idx, w->flush)) < 0)
 		goto cleanup;
 	if (name_out)
@@ -846,7 +862,6 @@ cleanup:
 		unlink(tmp_idx.ptr);
 	dk_buf_free(&idx);
 	dk_buf_free(&tmp_idx);
-	dk_buf_free(&path);
 	dk_archive__pack_abort(w);
 	return error;
 }
@@ -878,14 +893,13 @@ static int write_objects(dk_archive *a, const held *objects, size_t n, char name
 int dk_archive__pack_files(dk_archive *a, const dk_buf *pack, const dk_buf *idx,
                            const unsigned char sum[20], int flush, char name_out[64])
 {
-	dk_buf dir = DK_BUF_INIT, tmp_pack = DK_BUF_INIT, tmp_idx = DK_BUF_INIT, path = DK_BUF_INIT;
+	dk_buf dir = DK_BUF_INIT, tmp_pack = DK_BUF_INIT, tmp_idx = DK_BUF_INIT;
 	char hex[41];
 	int error = 0;
 
 	if (name_out)
 		name_out[0] = '\0';
-	for (size_t i = 0; i < 20; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	dk_archive__hex(hex, sum, 20);
 	dk_buf_printf(&dir, "%s/objects/pack", a->path);
 	if (mkdir(dir.ptr, 0777) < 0 && errno != EEXIST) {
 		error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s", dir.ptr,
@@ -909,7 +923,6 @@ cleanup:
 	dk_buf_free(&dir);
 	dk_buf_free(&tmp_pack);
 	dk_buf_free(&tmp_idx);
-	dk_buf_free(&path);
 	return error;
 }
 

@@ -124,6 +124,8 @@ int dk_archive__pack_peek(const dk_archive *a, const git_oid *id, const void **d
  * own trees and commits, written again rather than looked up on disk
  * (held_freshen in archive_pack.c says why). */
 void dk_archive__pack_own(dk_archive *a, int on);
+/* n bytes of md as 2n lower-case hex digits and a NUL into out. */
+void dk_archive__hex(char *out, const unsigned char *md, size_t n);
 /* SHA-1 of data (OpenSSL) into out: 0, or -1 when it cannot be made. */
 int dk_archive__sha1(unsigned char out[20], const void *data, size_t len);
 /* Frees the view (dk_archive_free). */

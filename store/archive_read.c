@@ -76,9 +76,7 @@ static int hashes_finish(hashes *h, const git_oid *id, char sha256_out[65])
 	EVP_DigestFinal_ex(h->sha1, md1, &l1);
 	EVP_DigestFinal_ex(h->sha256, md2, &l2);
 	if (sha256_out) {
-		for (size_t i = 0; i < 32; i++)
-			snprintf(sha256_out + 2 * i, 3, "%02x", md2[i]);
-		sha256_out[64] = '\0';
+		dk_archive__hex(sha256_out, md2, 32);
 	}
 	if (l1 != GIT_OID_RAWSZ || memcmp(md1, id->id, GIT_OID_RAWSZ) != 0) {
 		git_oid_tostr(hex, sizeof(hex), id);

@@ -272,7 +272,7 @@ static int parse_loose(git_oid *out, const char *buf, ssize_t n)
 }
 
 /* Makes the directories above refname that are missing: 0, or -1 when
- * the spare is what is missing. */
+ * one cannot be made. */
 static int make_parents(int dirfd, const char *refname)
 {
 	char dir[DK_ARCHIVE_REFNAME_MAX];

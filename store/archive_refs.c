@@ -216,8 +216,11 @@ static int boot_id(char out[64])
 
 static int journal_error(dk_archive *a, const char *what)
 {
-	return dk_error_set(DK_EINTERNAL, "archive: cannot %s %s/" JOURNAL_NAME ": %s", what,
-	                    a->path, strerror(errno));
+	return dk_error_set(DK_EINTERNAL,
+	                    "archive: cannot %s %s/" JOURNAL_NAME
+	                    ": %s; check that the archive's folder is writable by this user and "
+	                    "the disk is not full, then run the command again",
+	                    what, a->path, strerror(errno));
 }
 
 /* Locks or unlocks (type F_WRLCK / F_UNLCK) byte at of the journal, as an
@@ -674,7 +677,7 @@ static int write_head(dk_archive *a, int fd, const journal_head *h)
 
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return dk_error_set(DK_EINTERNAL, "archive: the journal's boot id is too long");
-	if (pwrite(fd, line, (size_t)n, 0) != n || fdatasync(fd) < 0)
+	if (dk_pwrite_all(fd, line, (size_t)n, 0) < 0 || fdatasync(fd) < 0)
 		return journal_error(a, "write");
 	return 0;
 }
@@ -718,12 +721,9 @@ static int make_journal(dk_archive *a, int fd, const char *boot)
 	for (int64_t at = st.st_size; at < size;) {
 		size_t n = (size_t)(size - at < (int64_t)sizeof(zeros) ? size - at
 		                                                       : (int64_t)sizeof(zeros));
-		ssize_t w = pwrite(fd, zeros, n, at);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
+		if (dk_pwrite_all(fd, zeros, n, at) < 0)
 			return journal_error(a, "make");
-		at += w;
+		at += (int64_t)n;
 	}
 	if (st.st_size < size && fsync(fd) < 0)
 		return journal_error(a, "make");
@@ -836,8 +836,7 @@ static int put_back_pack(dk_archive *a, const unsigned char *pack, size_t plen,
 	char hex[41];
 	int error = 0, same;
 
-	for (size_t k = 0; k < 20; k++)
-		snprintf(hex + 2 * k, 3, "%02x", sum[k]);
+	dk_archive__hex(hex, sum, 20);
 	dk_buf_printf(&path, "%s/objects/pack/pack-%s.pack", a->path, hex);
 	same = holds(path.ptr, pack, plen);
 	dk_buf_clear(&path);
@@ -1089,12 +1088,19 @@ static int maybe_rotate(dk_archive *a)
 	__atomic_store_n(&a->jstate->draining, (uint64_t)0, __ATOMIC_SEQ_CST);
 	if ((error = dk_archive__flush(a)) < 0)
 		goto done;
+	/* A first line that does not read back (torn, overwritten) is made
+	 * again from what this process knows: it runs under this boot (a
+	 * journal of another boot was recovered when it opened), and the
+	 * salt and size are the mapped state's and the handle's. */
 	if (read_head(a->jfd, &h) < 0) {
-		error = dk_error_set(DK_EINTERNAL,
-		                     "archive: the first line of %s/" JOURNAL_NAME
-		                     " is damaged; run the command again",
-		                     a->path);
-		goto done;
+		memset(&h, 0, sizeof(h));
+		if (boot_id(h.boot) < 0) {
+			error = dk_error_set(DK_EINTERNAL,
+			                     "archive: cannot read this system's boot id");
+			goto done;
+		}
+		h.salt = __atomic_load_n(&a->jstate->salt, __ATOMIC_SEQ_CST);
+		h.size = a->jsize;
 	}
 	h.tail = head;
 	if ((error = write_head(a, a->jfd, &h)) < 0)
@@ -1110,7 +1116,7 @@ int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const ch
 {
 	char f[GIT_OID_HEXSZ + 1], t[GIT_OID_HEXSZ + 1];
 	git_oid zero;
-	int n, error;
+	int n;
 
 	line[0] = '\0';
 	if (a->jfd < 0)
@@ -1126,10 +1132,12 @@ int dk_archive__intent(dk_archive *a, char line[DK_ARCHIVE_INTENT_MAX], const ch
 		line[0] = '\0';
 		return dk_error_set(DK_EINTERNAL, "archive: ref name too long for the journal");
 	}
-	if ((error = maybe_rotate(a)) < 0) {
-		line[0] = '\0';
-		return error;
-	}
+	/* A rotation only makes room: one that fails (its syncfs, its first
+	 * line) leaves the ring as full as it was, and a record that does not
+	 * fit makes its round flush with syncfs instead (journal_put), which
+	 * reports a failing disk to this upload itself. */
+	if (maybe_rotate(a) < 0)
+		dk_error_clear();
 	/* Hold back while a rotation waits for the uploads in flight (about
 	 * one round); at most a second, should its process have died. */
 	for (int i = 0; i < 10000 && __atomic_load_n(&a->jstate->draining, __ATOMIC_SEQ_CST); i++)
@@ -1183,17 +1191,8 @@ int dk_archive__journal_put(dk_archive *a, const dk_buf *pack, const dk_buf *idx
 	dk_buf_put(&rec, pack->ptr, pack->len);
 	dk_buf_put(&rec, idx->ptr, idx->len);
 	dk_buf_put(&rec, intents->ptr, intents->len);
-	for (size_t done = 0; done < rec.len;) {
-		ssize_t w = pwrite(a->jfd, rec.ptr + done, rec.len - done,
-		                   (off_t)(HEAD_BYTES + at % ring + done));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			error = journal_error(a, "write");
-			break;
-		}
-		done += (size_t)w;
-	}
+	if (dk_pwrite_all(a->jfd, rec.ptr, rec.len, (off_t)(HEAD_BYTES + at % ring)) < 0)
+		error = journal_error(a, "write");
 	if (error == 1 && sync && fdatasync(a->jfd) < 0)
 		error = dk_error_set(DK_EINTERNAL,
 		                     "archive: cannot flush %s/" JOURNAL_NAME

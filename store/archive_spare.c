@@ -106,6 +106,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -303,8 +304,11 @@ int dk_archive__spare_write(dk_archive *a, dk_buf *path, const char *dir, const 
 		dk_buf_printf(path, "%s/tmp_pack_dk_XXXXXX", dir);
 		fd = mkostemp(path->ptr, O_CLOEXEC);
 		if (fd < 0) {
-			error = dk_error_set(DK_EINTERNAL, "archive: cannot create %s: %s",
-			                     path->ptr, strerror(errno));
+			error =
+			    dk_error_set(DK_EINTERNAL,
+			                 "archive: cannot create %s: %s; check that the archive's "
+			                 "folder is writable and the disk is not full",
+			                 path->ptr, strerror(errno));
 			dk_buf_clear(path);
 			return error;
 		}
@@ -312,26 +316,21 @@ int dk_archive__spare_write(dk_archive *a, dk_buf *path, const char *dir, const 
 	}
 	/* Packs are read-only, as git makes them. */
 	(void)fchmod(fd, 0444);
-	for (size_t at = 0; at < len && !error;) {
-		ssize_t k = pwrite(fd, (const char *)data + at, len - at, (off_t)at);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			error = -1;
-		else
-			at += (size_t)k;
-	}
+	if (dk_pwrite_all(fd, data, len, 0) < 0)
+		error = -1;
 	/* longer before: cut (growing needs no call, the write did it) */
 	if (!error && old > (off_t)len && ftruncate(fd, (off_t)len) < 0)
 		error = -1;
 	if (!error && flush && fsync(fd) < 0)
 		error = -1;
-	if (error)
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", path->ptr,
-		                     strerror(errno));
 	if (close(fd) < 0 && !error)
-		error = dk_error_set(DK_EINTERNAL, "archive: cannot write %s: %s", path->ptr,
-		                     strerror(errno));
+		error = -1;
+	if (error)
+		error =
+		    dk_error_set(DK_EINTERNAL,
+		                 "archive: cannot write %s: %s; check that the disk is not full "
+		                 "and run the command again",
+		                 path->ptr, strerror(errno));
 	if (error) {
 		unlink(path->ptr);
 		dk_buf_clear(path);

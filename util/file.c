@@ -34,6 +34,26 @@ int dk_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+int dk_pwrite_all(int fd, const void *p, size_t n, off_t at)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = pwrite(fd, c, n, at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+		at += w;
+	}
+	return 0;
+}
+
 int dk_read_file(char **out, size_t *len, const char *path, size_t max)
 {
 	FILE *f = fopen(path, "rb");

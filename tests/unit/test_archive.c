@@ -2146,6 +2146,42 @@ static unsigned long long journal_tail(const char *home)
 	return tail;
 }
 
+/* A journal whose first line no longer reads back (torn, overwritten):
+ * the rotations that come due write it again from what the process
+ * knows, and no upload fails for it; a rotation used to fail every upload
+ * of a long-running process from then on. */
+static void journal_head_damaged_uploads_go_on(void **state)
+{
+	fixture *f = *state;
+	char home2[400], path[700], name[32];
+	dk_archive *a = NULL;
+	dk_archive_put_result r;
+	int fd;
+
+	if (access("/proc/sys/kernel/random/boot_id", R_OK) != 0)
+		skip();
+	snprintf(home2, sizeof(home2), "%s/torn", f->dir);
+	setenv("DOCKET_TEST_JOURNAL_BYTES", "65536", 1);
+	assert_int_equal(dk_archive_open(&a, home2), 0);
+	unsetenv("DOCKET_TEST_JOURNAL_BYTES");
+	snprintf(path, sizeof(path), "%s/archive.git/docket-refs.journal", home2);
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "torn-line", 9, 0), 9);
+	close(fd);
+	for (int i = 0; i < 60; i++) {
+		dk_archive_put_opts o = opts_for("i-torn", "plan", name);
+		snprintf(name, sizeof(name), "p%d.pdf", i);
+		assert_int_equal(
+		    dk_archive_put_file(&r, a, &o, write_temp(f, "t", name, strlen(name))), 0);
+	}
+	/* rotated past the damage: the line reads back, the tail moved */
+	assert_true(journal_tail(home2) > 0);
+	dk_archive_free(a);
+	assert_int_equal(dk_archive_open(&a, home2), 0);
+	dk_archive_free(a);
+}
+
 /* Uploads far past the journal's size from several threads (a journal
  * of 64 KiB rotates about every 15 small uploads): none lost, every
  * rotation flushed what the records held before it forgot them, and a
@@ -3229,6 +3265,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(journal_puts_back_packs_and_refs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(journal_hole_and_torn_record, setup, teardown),
 	    cmocka_unit_test_setup_teardown(journal_rotates_under_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(journal_head_damaged_uploads_go_on, setup, teardown),
 	    cmocka_unit_test_setup_teardown(journal_ref_with_spare_content_put_right, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(journal_text_of_older_docket_recovered, setup,
